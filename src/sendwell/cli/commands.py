@@ -1,5 +1,8 @@
-"""The list of command groups the entry point registers."""
+"""The command groups the entry point registers."""
 
 from __future__ import annotations
 
-ALL: list = []
+from sendwell.cli.core import campaigns, contacts, init, serve, worker
+from sendwell.cli.demo import demo
+
+ALL = [init, contacts, campaigns, serve, worker, demo]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -39,7 +39,7 @@ def emit(data: Any, as_json: bool, human: str | None = None) -> None:
         click.echo(human)
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     """Exit non-zero with a one-line reason."""
     raise click.ClickException(_one_line(message))
 

@@ -1,0 +1,169 @@
+"""Mail transports behind one port: SMTP (the real thing) and capture (.eml files)."""
+
+from __future__ import annotations
+
+import os
+import smtplib
+import socket
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
+
+
+class TransportUnavailable(RuntimeError):
+    """The server cannot be reached or refused the session; nothing was sent."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the server said about one recipient."""
+
+    status: str  # "sent" | "temporary" | "permanent"
+    code: int
+    message: str
+
+
+class Transport(Protocol):
+    def open(self) -> None: ...
+    def send(self, mail_from: str, rcpt_to: str, data: bytes) -> Outcome: ...
+    def close(self) -> None: ...
+
+
+class SmtpTransport:
+    """One persistent SMTP session (smtplib is enough here: RSA signing, not I/O, is the ceiling)."""
+
+    def __init__(self, url: str, *, timeout: float = 30.0, local_hostname: str | None = None) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise ValueError(f"invalid SMTP URL {url!r}: expected smtp://host:port or smtps://user:pass@host:port")
+        self.implicit_tls = parts.scheme == "smtps"
+        self.host = parts.hostname
+        self.port = parts.port or (465 if self.implicit_tls else 25)
+        self.username = unquote(parts.username) if parts.username else None
+        self.password = unquote(parts.password) if parts.password else None
+        query = parse_qs(parts.query)
+        self.starttls = query.get("starttls", ["0"])[0] in ("1", "true", "yes")
+        self.verify = query.get("verify", ["1"])[0] not in ("0", "false", "no")
+        self.timeout = timeout
+        self.local_hostname = local_hostname
+        self._smtp: smtplib.SMTP | None = None
+
+    @property
+    def where(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def _tls_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context()
+        if not self.verify:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+
+    def open(self) -> None:
+        if self._smtp is not None:
+            return
+        try:
+            if self.implicit_tls:
+                smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                    self.host, self.port, timeout=self.timeout,
+                    local_hostname=self.local_hostname, context=self._tls_context(),
+                )
+            else:
+                smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout, local_hostname=self.local_hostname)
+            smtp.ehlo()
+            if self.starttls:
+                smtp.starttls(context=self._tls_context())
+                smtp.ehlo()
+            if self.username:
+                smtp.login(self.username, self.password or "")
+        except (OSError, smtplib.SMTPException) as exc:
+            raise TransportUnavailable(f"cannot reach SMTP server {self.where}: {_reason(exc)}") from exc
+        self._smtp = smtp
+
+    def send(self, mail_from: str, rcpt_to: str, data: bytes) -> Outcome:
+        self.open()
+        assert self._smtp is not None
+        try:
+            refused = self._smtp.sendmail(mail_from, [rcpt_to], data)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, msg = next(iter(exc.recipients.values()))
+            return _outcome(code, msg)
+        except smtplib.SMTPResponseException as exc:
+            if isinstance(exc, smtplib.SMTPServerDisconnected) or exc.smtp_code in (421,):
+                self._drop()
+            else:
+                self._reset()
+            return _outcome(exc.smtp_code, exc.smtp_error)
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self._drop()
+            raise TransportUnavailable(f"SMTP server {self.where} dropped the connection: {_reason(exc)}") from exc
+        if refused:
+            code, msg = refused[rcpt_to]
+            return _outcome(code, msg)
+        return Outcome("sent", 250, "OK")
+
+    def _reset(self) -> None:
+        try:
+            if self._smtp is not None:
+                self._smtp.rset()
+        except (OSError, smtplib.SMTPException):
+            self._drop()
+
+    def _drop(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None:
+            try:
+                smtp.close()
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None:
+            try:
+                smtp.quit()
+            except (OSError, smtplib.SMTPException):
+                smtp.close()
+
+
+class CaptureTransport:
+    """Keeps every message as an .eml file; the embedded default and a real test double."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def open(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def send(self, mail_from: str, rcpt_to: str, data: bytes) -> Outcome:
+        self.open()
+        name = f"{os.getpid()}-{os.urandom(6).hex()}.eml"
+        tmp = self.directory / (name + ".tmp")
+        envelope = f"X-Envelope-From: <{mail_from}>\r\nX-Envelope-To: <{rcpt_to}>\r\n".encode()
+        tmp.write_bytes(envelope + data)
+        tmp.replace(self.directory / name)
+        return Outcome("sent", 250, "captured")
+
+    def close(self) -> None:
+        return None
+
+
+def _outcome(code: int, message: bytes | str) -> Outcome:
+    text = message.decode("utf-8", "replace") if isinstance(message, bytes) else str(message)
+    status = "temporary" if 400 <= code < 500 else "permanent" if code >= 500 else "sent"
+    return Outcome(status, code, " ".join(text.split()))
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, socket.timeout):
+        return "timed out"
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def make_transport(smtp_url: str, capture_dir: Path, timeout: float = 30.0) -> Transport:
+    """The transport named by SENDWELL_SMTP_URL."""
+    if smtp_url == "capture":
+        return CaptureTransport(capture_dir)
+    return SmtpTransport(smtp_url, timeout=timeout)

@@ -1,0 +1,30 @@
+"""VERP return paths, `bounce+<send id>.<hmac>@domain`, that map a bounce to one send."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+_SALT = b"sendwell.verp"
+
+
+def _sig(key: str, send_id: int) -> str:
+    mac = hmac.new(key.encode(), _SALT + str(send_id).encode(), hashlib.sha256).digest()
+    return base64.b32encode(mac).decode().lower()[:10]
+
+
+def make_return_path(keys: list[str], send_id: int, domain: str) -> str:
+    """The envelope sender for one send; the HMAC stops forged bounces from suppressing anyone."""
+    return f"bounce+{send_id}.{_sig(keys[-1], send_id)}@{domain}"
+
+
+def read_verp(keys: list[str], detail: str) -> int | None:
+    """The send id in `<send id>.<hmac>` (the part after `bounce+`), or None if forged."""
+    send_part, _, sig = detail.lower().partition(".")
+    if not send_part.isdigit():
+        return None
+    send_id = int(send_part)
+    if any(hmac.compare_digest(_sig(k, send_id), sig) for k in keys):
+        return send_id
+    return None

@@ -1,0 +1,1 @@
+"""The `sendwell demo` mission and its helpers."""

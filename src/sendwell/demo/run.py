@@ -1,0 +1,206 @@
+"""`sendwell demo`: the whole mission on the embedded default, against real loopback servers."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+import shutil
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from sqlalchemy import func, select
+
+from sendwell.config import Settings, load_settings
+from sendwell.db.models import Contact, Event
+from sendwell.db.session import transaction
+from sendwell.demo.seed import write_contacts_csv
+from sendwell.demo.smtp_server import CaptureSMTPServer, free_port
+from sendwell.runtime import Runtime
+
+MARKER = ".sendwell-demo"
+DEMO_IDENTITY = {
+    "from_": "Ningbo Bright Lighting <sales@bright-lighting.example>",
+    "company_name": "Ningbo Bright Lighting Co., Ltd.",
+    "postal_address": "88 Jiangnan Road, Hi-Tech Zone, Ningbo, Zhejiang 315040, China",
+    "contact_email": "sales@bright-lighting.example",
+    "contact_phone": "+86 574 8888 6666",
+    "website": "https://bright-lighting.example",
+    "privacy_url": "https://bright-lighting.example/privacy",
+    "list_id_name": "buyers-newsletter",
+}
+CAMPAIGN_HTML = """\
+<h1 style="font-size:20px">New {{ contact.industry | title }} range for {{ contact.company or 'your business' }}</h1>
+<p>Dear {{ first_name or 'buyer' }},</p>
+<p>Our 2026 LED panel range cuts energy use by 30% and ships with
+{% if contact.region in ('eu', 'uk') %}CE and UKCA marking and an EU declaration of conformity{% else %}UL and FCC documentation{% endif %}.</p>
+<p>MOQ 200 pieces, samples in 7 days. Reply to this mail for the price list.</p>
+"""
+
+
+@dataclass
+class DemoResult:
+    data_dir: Path
+    summary: dict[str, Any]
+
+
+class _WebServer:
+    """uvicorn in a background thread, stopped cleanly at the end."""
+
+    def __init__(self, app: Any, port: int) -> None:
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> _WebServer:
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the demo web server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def prepare_dir(data_dir: Path) -> None:
+    """A fresh demo folder; refuses to wipe a folder the demo did not create."""
+    if data_dir.exists() and any(data_dir.iterdir()):
+        if not (data_dir / MARKER).exists():
+            raise RuntimeError(f"{data_dir} exists and is not a demo folder; choose another --data-dir")
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / MARKER).write_text("created by `sendwell demo`; deleted and recreated on each run\n")
+
+
+def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say: Any = print) -> DemoResult:
+    """Run the mission end to end and return the summary."""
+    from sendwell.contacts.service import import_contacts
+    from sendwell.delivery.service import create_campaign, plan_campaign, queue_campaign, run_campaign
+    from sendwell.delivery.service import campaign_status
+    from sendwell.setup import initialise
+    from sendwell.web.app import create_app
+
+    data_dir = data_dir.resolve()
+    prepare_dir(data_dir)
+    web_port = free_port()
+    with CaptureSMTPServer(data_dir / "received") as smtp:
+        overrides = dict(DEMO_IDENTITY, smtp_url=smtp.url, base_url=f"http://127.0.0.1:{web_port}",
+                         database_url="", queue_url="")
+        settings, _ = initialise(load_settings(data_dir=data_dir, **overrides), **overrides)
+        runtime = Runtime(settings)
+        say(f"1. Initialised {data_dir} (SQLite, DKIM key {settings.dkim_selector}._domainkey.{settings.dkim_domain})")
+
+        csv_path = data_dir / "buyers.csv"
+        write_contacts_csv(csv_path, count=contacts)
+        with transaction(runtime.factory) as session:
+            imported = import_contacts(session, path=csv_path, pepper=settings.pepper,
+                                       source="Canton Fair 2026 and website inquiries",
+                                       consent="express", topic="led-lighting")
+        say(f"2. Imported {imported.created} buyers from {csv_path.name} with express consent")
+
+        with _WebServer(create_app(runtime), web_port):
+            say(f"3. Web app on {settings.base_url}, capture SMTP server on {smtp.url}")
+            first = _send(runtime, "Spring LED range — EU, UK and North America",
+                          "region in (eu, uk, us, ca)", create_campaign, plan_campaign, queue_campaign, run_campaign)
+            say(f"4. Campaign {first['id']} sent {first['states']['sent']} mails over SMTP")
+
+            optouts = _unsubscribe_some(smtp.messages, settings, unsubscribes)
+            say(f"5. {optouts['posted']} recipients clicked one-click unsubscribe (real HTTP POSTs); "
+                f"a GET changed nothing; a repeated POST was harmless")
+
+            second = _send(runtime, "Summer LED follow-up — same audience",
+                           "region in (eu, uk, us, ca)", create_campaign, plan_campaign, queue_campaign, run_campaign)
+            say(f"6. Campaign {second['id']} sent {second['states']['sent']} mails, "
+                f"skipped {sum(second['skipped'].values())}: {second['skipped']}")
+
+        with transaction(runtime.factory) as session:
+            by_method = dict(session.execute(
+                select(Event.method, func.count()).where(Event.kind == "unsubscribed").group_by(Event.method)
+            ).all())
+            total_contacts = session.scalar(select(func.count()).select_from(Contact))
+            statuses = [campaign_status(session, campaign_id=c["id"]) for c in (first, second)]
+        runtime.dispose()
+        summary = {
+            "data_dir": str(data_dir),
+            "database": settings.effective_database_url,
+            "mails_dir": str(data_dir / "received"),
+            "mails_received": len(smtp.messages),
+            "contacts": total_contacts,
+            "campaigns": statuses,
+            "unsubscribed": by_method,
+            "unsubscribed_addresses": optouts["addresses"],
+            "checks": optouts["checks"],
+        }
+    return DemoResult(data_dir=data_dir, summary=summary)
+
+
+def _send(runtime: Runtime, name: str, segment: str, create_campaign: Any, plan_campaign: Any,
+          queue_campaign: Any, run_campaign: Any) -> dict[str, Any]:
+    with transaction(runtime.factory) as session:
+        campaign = create_campaign(
+            session, settings=runtime.settings, name=name,
+            subject="{{ first_name or 'Hello' }}, our 2026 LED panels for {{ contact.company or 'you' }}",
+            html=CAMPAIGN_HTML, segment=segment, topic="led-lighting",
+        )
+        plan_campaign(session, campaign=campaign)
+        queue_campaign(session, campaign=campaign)
+        campaign_id = campaign.id
+    deliverer = runtime.make_deliverer()
+    try:
+        return run_campaign(runtime.factory, deliverer, campaign_id=campaign_id)
+    finally:
+        deliverer.transport.close()
+
+
+_URL = re.compile(r"<(https?://[^>]+)>")
+
+
+def _unsubscribe_some(messages: list[Any], settings: Settings, count: int) -> dict[str, Any]:
+    """POST to the List-Unsubscribe URLs of a spread of received mails, as a mail client would."""
+    step = max(1, len(messages) // count)
+    picked = messages[::step][:count]
+    checks: dict[str, Any] = {}
+    addresses: list[str] = []
+    with httpx.Client(timeout=10, follow_redirects=False) as client:
+        for i, received in enumerate(picked):
+            msg = email.message_from_bytes(received.data, policy=email.policy.default)
+            url = _URL.search(str(msg["List-Unsubscribe"])).group(1)  # type: ignore[union-attr]
+            if i == 0:
+                page = client.get(url)  # what a link scanner or a curious person does
+                checks["get_status"] = page.status_code
+            # RFC 8058 §3.1: exactly what Gmail / Yahoo send.
+            response = client.post(url, data={"List-Unsubscribe": "One-Click"})
+            if response.status_code != 200:
+                raise RuntimeError(f"one-click POST to {url} answered {response.status_code}")
+            if i == 0:
+                again = client.post(url, data={"List-Unsubscribe": "One-Click"})
+                checks["repeat_post_status"] = again.status_code
+            addresses.append(received.rcpt_tos[0])
+    return {"posted": len(picked), "addresses": addresses, "checks": checks}
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The closing report a person reads."""
+    lines = ["", "Sendwell demo — summary", "=" * 23]
+    for status in summary["campaigns"]:
+        states = Counter({k: v for k, v in status["states"].items() if v})
+        lines.append(f"Campaign {status['id']} “{status['name']}” ({status['status']}): "
+                     + ", ".join(f"{k} {v}" for k, v in states.items()))
+        if status["skipped"]:
+            lines.append("    skipped by reason: " + ", ".join(f"{k} {v}" for k, v in status["skipped"].items()))
+    lines.append(f"Unsubscribed: {sum(summary['unsubscribed'].values())} "
+                 f"({', '.join(f'{k} {v}' for k, v in summary['unsubscribed'].items())})")
+    lines.append(f"Contacts: {summary['contacts']}; mails received by the SMTP server: {summary['mails_received']}")
+    lines.append(f"Mails (.eml):  {summary['mails_dir']}")
+    lines.append(f"Database:      {summary['database']}")
+    lines.append(f"Open the web app on this data:  SENDWELL_DATA_DIR={summary['data_dir']} sendwell serve")
+    return "\n".join(lines)

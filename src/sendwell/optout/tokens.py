@@ -1,0 +1,92 @@
+"""Signed, never-expiring tokens that identify a contact, a campaign and a topic."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from itsdangerous import BadSignature, URLSafeSerializer
+
+# One salt per purpose: a preference-center token cannot be replayed as an unsubscribe.
+SALT_UNSUBSCRIBE = "sendwell.unsubscribe"
+SALT_PREFERENCES = "sendwell.preferences"
+_MAILTO_SALT = b"sendwell.mailto"
+_MAILTO_SIG_LEN = 16
+
+
+class InvalidToken(ValueError):
+    """The token is forged, truncated, signed with an unknown key, or malformed."""
+
+
+@dataclass(frozen=True)
+class TokenData:
+    contact_id: int
+    campaign_id: int | None
+    topic_id: int | None
+
+
+def make_token(keys: list[str], purpose: str, data: TokenData) -> str:
+    """A URL-safe token; no timestamp, so it never expires (COMPLIANCE rule 11)."""
+    # itsdangerous takes a list of keys, newest last: it signs with the newest and
+    # verifies against all, which is exactly SENDWELL_SECRET_KEY's rotation contract.
+    serializer = URLSafeSerializer(keys, salt=purpose)
+    return serializer.dumps([data.contact_id, data.campaign_id or 0, data.topic_id or 0])
+
+
+def read_token(keys: list[str], purpose: str, token: str) -> TokenData:
+    """Verify and decode a token; InvalidToken on any problem."""
+    serializer = URLSafeSerializer(keys, salt=purpose)
+    try:
+        value = serializer.loads(token)
+    except BadSignature as exc:
+        raise InvalidToken("invalid or tampered token") from exc
+    if (
+        not isinstance(value, list)
+        or len(value) != 3
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+        or value[0] == 0
+    ):
+        raise InvalidToken("malformed token")
+    return TokenData(value[0], value[1] or None, value[2] or None)
+
+
+def _b36(number: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        number, rem = divmod(number, 36)
+        out = digits[rem] + out
+        if not number:
+            return out
+
+
+def _mailto_sig(key: str, body: str) -> str:
+    mac = hmac.new(key.encode(), _MAILTO_SALT + body.encode(), hashlib.sha256).digest()
+    return base64.b32encode(mac).decode().lower()[:_MAILTO_SIG_LEN]
+
+
+def make_mailto_token(keys: list[str], contact_id: int, campaign_id: int | None) -> str:
+    """A short lower-case token for `unsubscribe+<token>@domain`.
+
+    Local parts are at most 64 octets (RFC 5321 §4.5.3.1.1) and some MTAs fold case, so the
+    itsdangerous token would not survive: base36 ids and an 80-bit base32 HMAC do.
+    """
+    body = f"{_b36(contact_id)}-{_b36(campaign_id or 0)}"
+    return f"{body}-{_mailto_sig(keys[-1], body)}"
+
+
+def read_mailto_token(keys: list[str], token: str) -> TokenData:
+    """Verify a mailto token against every key; InvalidToken otherwise."""
+    parts = token.lower().split("-")
+    if len(parts) != 3:
+        raise InvalidToken("malformed mailto token")
+    body = f"{parts[0]}-{parts[1]}"
+    if not any(hmac.compare_digest(_mailto_sig(k, body), parts[2]) for k in keys):
+        raise InvalidToken("invalid mailto token")
+    try:
+        contact_id, campaign_id = int(parts[0], 36), int(parts[1], 36)
+    except ValueError as exc:
+        raise InvalidToken("malformed mailto token") from exc
+    return TokenData(contact_id, campaign_id or None, None)
