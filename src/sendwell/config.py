@@ -15,7 +15,9 @@ CONFIG_FILE_NAME = "sendwell.env"
 class Settings(BaseSettings):
     """Settings for every adapter; defaults boot the embedded shape with zero setup."""
 
-    model_config = SettingsConfigDict(env_prefix="SENDWELL_", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="SENDWELL_", extra="ignore", populate_by_name=True, env_ignore_empty=True
+    )
 
     data_dir: Path = Field(default=Path(".sendwell"))
     database_url: str = ""

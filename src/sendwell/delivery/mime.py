@@ -51,7 +51,8 @@ def _idna_address(address: str) -> str:
 
 def _format_address(name: str, address: str) -> str:
     address = _idna_address(_clean(address, "address"))
-    name = _clean(name, "display name")
+    # Display names come from imported data: fold line breaks rather than refuse the mail.
+    name = " ".join(_UNSAFE.sub(" ", name).split())
     return formataddr((name, address), charset="utf-8") if name else address
 
 

@@ -25,7 +25,7 @@ from sendwell.db.models import (
     Topic,
 )
 from sendwell.db.session import transaction
-from sendwell.delivery.mime import build_message, make_message_id
+from sendwell.delivery.mime import HeaderInjection, build_message, make_message_id
 from sendwell.delivery.transport import Transport, TransportUnavailable
 from sendwell.delivery.verp import make_return_path
 from sendwell.optout.tokens import (
@@ -225,7 +225,14 @@ class Deliverer:
         pending = {send.id for send, _ in rows}
         try:
             for send, contact in rows:
-                envelope_from, data, message_id = self.build(campaign, compiled, send, contact)
+                try:
+                    envelope_from, data, message_id = self.build(campaign, compiled, send, contact)
+                except (TemplateError, HeaderInjection, ValueError) as exc:
+                    # One contact's bad data fails that send only, never the campaign.
+                    counts[record_outcome(self.factory, send_id=send.id, status="permanent", code=0,
+                                          message=f"cannot build message: {exc}", message_id="")] += 1
+                    pending.discard(send.id)
+                    continue
                 outcome = self.transport.send(envelope_from, contact.email, data)
                 result = record_outcome(
                     self.factory, send_id=send.id, status=outcome.status, code=outcome.code,
@@ -281,7 +288,7 @@ def record_outcome(
         assert send is not None
         send.attempts += 1
         send.lease_until = None
-        send.message_id = message_id
+        send.message_id = message_id or None
         send.updated_at = now
         if status == "sent":
             send.state, send.sent_at, send.last_error = SendState.SENT.value, now, None

@@ -6,15 +6,12 @@ import email
 import email.policy
 import re
 import shutil
-import threading
-import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from sqlalchemy import func, select
 
 from sendwell.config import Settings, load_settings
@@ -23,6 +20,7 @@ from sendwell.db.session import transaction
 from sendwell.demo.seed import write_contacts_csv
 from sendwell.demo.smtp_server import CaptureSMTPServer, free_port
 from sendwell.runtime import Runtime
+from sendwell.web.server import BackgroundServer
 
 MARKER = ".sendwell-demo"
 DEMO_IDENTITY = {
@@ -36,7 +34,7 @@ DEMO_IDENTITY = {
     "list_id_name": "buyers-newsletter",
 }
 CAMPAIGN_HTML = """\
-<h1 style="font-size:20px">New {{ contact.industry | title }} range for {{ contact.company or 'your business' }}</h1>
+<h1 style="font-size:20px">Energy-saving LED panels for {{ contact.company or 'your business' }}</h1>
 <p>Dear {{ first_name or 'buyer' }},</p>
 <p>Our 2026 LED panel range cuts energy use by 30% and ships with
 {% if contact.region in ('eu', 'uk') %}CE and UKCA marking and an EU declaration of conformity{% else %}UL and FCC documentation{% endif %}.</p>
@@ -48,27 +46,6 @@ CAMPAIGN_HTML = """\
 class DemoResult:
     data_dir: Path
     summary: dict[str, Any]
-
-
-class _WebServer:
-    """uvicorn in a background thread, stopped cleanly at the end."""
-
-    def __init__(self, app: Any, port: int) -> None:
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> _WebServer:
-        self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the demo web server did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 def prepare_dir(data_dir: Path) -> None:
@@ -107,7 +84,7 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
                                        consent="express", topic="led-lighting")
         say(f"2. Imported {imported.created} buyers from {csv_path.name} with express consent")
 
-        with _WebServer(create_app(runtime), web_port):
+        with BackgroundServer(create_app(runtime), web_port):
             say(f"3. Web app on {settings.base_url}, capture SMTP server on {smtp.url}")
             first = _send(runtime, "Spring LED range — EU, UK and North America",
                           "region in (eu, uk, us, ca)", create_campaign, plan_campaign, queue_campaign, run_campaign)

@@ -169,6 +169,8 @@ class _Parser:
         return items
 
     def expect(self, text: str) -> None:
+        if self.peek() is None:
+            raise SegmentError(f"expected {text!r} at the end of {self.source!r}")
         tok = self.take()
         if tok.kind != "op" or tok.text != text:
             raise SegmentError(f"expected {text!r} at position {tok.pos + 1}, got {tok.text!r}")

@@ -39,10 +39,14 @@ def suppress(
     )
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(Suppression).values(**values).on_conflict_do_nothing(
-        index_elements=["email_hash", "scope"]
+    stmt = (
+        insert(Suppression)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["email_hash", "scope"])
+        .returning(Suppression.id)
     )
-    return session.execute(stmt).rowcount == 1
+    # RETURNING, not rowcount: the ORM execution path does not report rowcount reliably.
+    return session.execute(stmt).scalar() is not None
 
 
 def get_suppressions(session: Session, *, email_hash: str) -> list[Suppression]:

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The whole suite, on SQLite and PostgreSQL (each database test runs on both), in parallel.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/services.sh
+set +e
+.venv/bin/pytest -n "${PYTEST_WORKERS:-2}" "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+  echo "pytest collected no tests: that is a failure here" >&2
+  exit 1
+fi
+exit "$status"
