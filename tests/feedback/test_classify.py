@@ -39,6 +39,9 @@ def _rows() -> list[dict[str, str]]:
 
 
 ROWS = _rows()
+if not ROWS and os.environ.get("CI"):
+    # In CI the corpus is always beside the clone: its absence is a broken setup, not a skip.
+    raise RuntimeError(f"bounce corpus not found at {CORPUS}")
 needs_corpus = pytest.mark.skipif(not ROWS, reason=f"bounce corpus not found at {CORPUS}")
 
 
