@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/services.sh
+.venv/bin/ruff check --quiet --select F,E9 src tests bench
 set +e
 .venv/bin/pytest -n "${PYTEST_WORKERS:-2}" "$@"
 status=$?

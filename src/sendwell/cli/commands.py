@@ -1,10 +1,12 @@
-"""The command groups the entry point registers."""
+"""The command groups the entry point registers; each context's commands live in their own module."""
 
 from __future__ import annotations
 
-from sendwell.cli.core import campaigns, contacts, init, serve, worker
+from sendwell.cli.campaigns import campaigns
+from sendwell.cli.contacts import contacts
 from sendwell.cli.demo import demo
 from sendwell.cli.dkim import dkim
 from sendwell.cli.feedback import feedback
+from sendwell.cli.system import init, serve, worker
 
 ALL = [init, contacts, campaigns, serve, worker, demo, dkim, feedback]

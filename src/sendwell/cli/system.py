@@ -1,0 +1,64 @@
+"""System commands: init, serve, worker."""
+
+from __future__ import annotations
+
+
+import click
+
+from sendwell.cli.common import emit, fail, get_settings, json_option
+from sendwell.cli.context import get_runtime, safe_url
+
+# ---------------------------------------------------------------- init
+@click.command()
+@json_option
+def init(as_json: bool) -> None:
+    """Create the data folder, keys and the database schema."""
+    from sendwell.setup import initialise
+
+    settings = get_settings()
+    try:
+        settings, created = initialise(settings)
+    except Exception as exc:
+        fail(f"cannot initialise {safe_url(settings.effective_database_url)}: {exc}")
+    result = {
+        "data_dir": str(settings.data_dir.resolve()),
+        "database": safe_url(settings.effective_database_url),
+        "created": created,
+    }
+    human = f"Sendwell is ready in {result['data_dir']} (database {result['database']})."
+    if "dkim" in created:
+        human += f"\nPublish this DKIM record in DNS:\n  {created['dkim']['record']}"
+    emit(result, as_json, human)
+
+
+# ---------------------------------------------------------------- serve / worker
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8025, show_default=True, type=int)
+@click.option("--workers", "queue_workers", default=2, show_default=True, help="Embedded queue worker threads.")
+def serve(host: str, port: int, queue_workers: int) -> None:
+    """Run the web app with the embedded queue worker and scheduler."""
+    import uvicorn
+
+    from sendwell.web.app import create_app
+    from sendwell.worker.queue import Queue
+
+    runtime = get_runtime()
+    consumer = Queue(runtime).consumer(workers=queue_workers) if queue_workers > 0 else None
+    if consumer is not None:
+        consumer.start()
+    try:
+        uvicorn.run(create_app(runtime), host=host, port=port, log_level="info")
+    finally:
+        if consumer is not None:
+            consumer.stop(graceful=True)
+
+
+@click.command()
+@click.option("--threads", default=4, show_default=True, help="Consumer threads (one SMTP session each).")
+def worker(threads: int) -> None:
+    """Run a queue worker (scale-out shape: SENDWELL_QUEUE_URL=redis://…)."""
+    from sendwell.worker.queue import Queue
+
+    runtime = get_runtime()
+    Queue(runtime).consumer(workers=threads).run()
