@@ -75,7 +75,8 @@ class Queue:
         return self.huey.pending_count()
 
     def consumer(self, workers: int = 2) -> Any:
-        return self.huey.create_consumer(workers=workers, worker_type="thread", periodic=True)
+        # Idle polling backs off to at most 1 s, so a queued campaign starts promptly.
+        return self.huey.create_consumer(workers=workers, worker_type="thread", periodic=True, max_delay=1.0)
 
 
 def _every_minute() -> Any:

@@ -1,0 +1,5 @@
+"""`python -m sendwell.cli` runs the `sendwell` command."""
+
+from sendwell.cli.main import main
+
+main()
