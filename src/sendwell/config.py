@@ -44,6 +44,16 @@ class Settings(BaseSettings):
     privacy_url: str = ""
     list_id_name: str = "newsletter"
 
+    # Insight: spike alerts and the circuit breaker (COMPLIANCE rows 25 and 29).
+    alert_unsubscribe_warn: float = 0.005
+    alert_unsubscribe_critical: float = 0.010
+    alert_complaint_warn: float = 0.001
+    alert_complaint_critical: float = 0.003
+    alert_hard_bounce_warn: float = 0.05
+    alert_hard_bounce_critical: float = 0.10
+    alert_min_sample: int = 100
+    alert_check_interval: float = 5.0  # seconds between rate checks of one campaign, per worker
+
     @field_validator("smtp_url")
     @classmethod
     def _check_smtp_url(cls, value: str) -> str:

@@ -156,3 +156,20 @@ def test_header_injection_in_a_contact_name_cannot_add_headers(smtp_runtime, smt
     msg = parse_strict(smtp_server.messages[0].data)
     assert msg["Bcc"] is None
     assert "\n" not in str(msg["Subject"])
+
+
+def test_a_claim_takes_no_more_than_its_limit(runtime) -> None:
+    """Regression: PostgreSQL once claimed every queued send through a rescanned locking subquery."""
+    from sendwell.delivery.service import claim_sends
+
+    with transaction(runtime.factory) as s:
+        for _ in range(7):
+            make_contact(s, country="DE")
+    campaign_id = _campaign(runtime)
+    with transaction(runtime.factory) as s:
+        first = claim_sends(s, campaign_id=campaign_id, limit=3)
+    with transaction(runtime.factory) as s:
+        second = claim_sends(s, campaign_id=campaign_id, limit=3)
+        status = campaign_status(s, campaign_id=campaign_id)
+    assert len(first) == 3 and len(second) == 3 and not set(first) & set(second)
+    assert status["states"]["sending"] == 6 and status["states"]["queued"] == 1

@@ -168,10 +168,16 @@ def claim_sends(
     if session.get_bind().dialect.name == "postgresql":
         # Several workers claim at once: skip rows another worker holds instead of waiting.
         candidates = candidates.with_for_update(skip_locked=True)
+    # Two statements on purpose: inside `UPDATE … WHERE id IN (SELECT … LIMIT n FOR UPDATE
+    # SKIP LOCKED)` PostgreSQL may rescan the subquery and lock (and claim) more than n rows.
+    # SQLite needs no row locks: BEGIN IMMEDIATE already serialises writers.
+    ids = list(session.scalars(candidates))
+    if not ids:
+        return []
     claimed = list(
         session.scalars(
             update(Send)
-            .where(Send.id.in_(candidates.scalar_subquery()), due)
+            .where(Send.id.in_(ids), due)
             .values(state=SendState.SENDING.value, lease_until=now + LEASE, updated_at=now)
             .returning(Send.id)
         )
@@ -204,6 +210,25 @@ class Deliverer:
     transport: Transport
     signer: Any = None  # sendwell.delivery.dkim.DkimSigner, when DKIM is configured
     _compiled: dict[int, CompiledCampaign] = field(default_factory=dict)
+    _last_rate_check: dict[int, float] = field(default_factory=dict)
+
+    def check_rates(self, campaign_id: int) -> None:
+        """Judge the campaign's rates after a batch; a critical spike pauses it (circuit breaker).
+
+        Throttled per worker (alert_check_interval): each check reads the campaign's sends, and
+        a million-mail campaign has thousands of batches.
+        """
+        import time
+
+        from sendwell.insight.alerts import Thresholds, check_campaign
+
+        now = time.monotonic()
+        last = self._last_rate_check.get(campaign_id)
+        if last is not None and now - last < self.settings.alert_check_interval:
+            return
+        self._last_rate_check[campaign_id] = now
+        with transaction(self.factory) as session:
+            check_campaign(session, campaign_id=campaign_id, thresholds=Thresholds.from_settings(self.settings))
 
     def compiled(self, campaign: Campaign) -> CompiledCampaign:
         if campaign.id not in self._compiled:
@@ -354,6 +379,7 @@ def run_campaign(
         if not claimed:
             break
         deliverer.deliver(campaign_id, claimed)
+        deliverer.check_rates(campaign_id)
         if on_progress is not None:
             with transaction(factory) as session:
                 on_progress(state_counts(session, campaign_id=campaign_id))

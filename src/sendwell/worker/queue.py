@@ -50,7 +50,9 @@ class Queue:
         with transaction(self.runtime.factory) as session:
             claimed = claim_sends(session, campaign_id=campaign_id, send_ids=send_ids, limit=len(send_ids))
         if claimed:
-            self._deliverer().deliver(campaign_id, claimed)
+            deliverer = self._deliverer()
+            deliverer.deliver(campaign_id, claimed)
+            deliverer.check_rates(campaign_id)
         with transaction(self.runtime.factory) as session:
             finish_if_done(session, campaign_id=campaign_id)
 

@@ -1,0 +1,167 @@
+"""Spike alerts on unsubscribes, complaints and hard bounces, and the campaign circuit breaker."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sendwell.db.models import Alert, Campaign, CampaignStatus
+from sendwell.insight.metrics import DIMENSIONS, Rates, breakdown, campaign_rates
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """COMPLIANCE rows 25 and 29, configurable through settings."""
+
+    unsubscribe_warn: float = 0.005
+    unsubscribe_critical: float = 0.010
+    complaint_warn: float = 0.001
+    complaint_critical: float = 0.003
+    hard_bounce_warn: float = 0.05
+    hard_bounce_critical: float = 0.10
+    baseline_factor: float = 2.0  # warn above 2 × the median of the last comparable sends
+    baseline_sends: int = 10
+    baseline_min_unsubscribes: int = 5
+    baseline_min_delivered: int = 500
+    min_sample: int = 100  # delivered mails before any rate is judged mid-send
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Thresholds:
+        values = {name: getattr(settings, f"alert_{name}") for name in cls.__dataclass_fields__
+                  if hasattr(settings, f"alert_{name}")}
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Finding:
+    metric: str  # unsubscribe | complaint | hard_bounce
+    severity: str  # warning | critical
+    rate: float
+    count: int
+    delivered: int
+    threshold: float
+    rule: str
+    driver: dict[str, Any] | None
+
+    def message(self, campaign: Campaign) -> str:
+        text = (f"{self.metric.replace('_', ' ')} rate {self.rate:.2%} ({self.count} of {self.delivered}) "
+                f"on campaign {campaign.id} “{campaign.name}” is above {self.rule}")
+        if self.driver:
+            d = self.driver
+            text += (f"; driven by {d['dimension']} = {d['value']} ({d['rate']:.2%}, "
+                     f"{d['count']} of {d['delivered']})")
+        return text
+
+
+_COUNT = {"unsubscribe": "unsubscribed", "complaint": "complained", "hard_bounce": "hard_bounced"}
+
+
+def baseline_unsubscribe_rate(session: Session, *, campaign: Campaign, thresholds: Thresholds) -> float | None:
+    """Median unsubscribe rate of the last comparable finished sends (same kind), or None if too few."""
+    previous = session.scalars(
+        select(Campaign.id)
+        .where(Campaign.id != campaign.id, Campaign.kind == campaign.kind,
+               Campaign.status == CampaignStatus.FINISHED.value)
+        .order_by(Campaign.finished_at.desc(), Campaign.id.desc())
+        .limit(thresholds.baseline_sends * 3)
+    ).all()
+    rates: list[float] = []
+    for campaign_id in previous:
+        r = campaign_rates(session, campaign_id=campaign_id)
+        if r.delivered >= thresholds.baseline_min_delivered:
+            rates.append(r.unsubscribe_rate)
+        if len(rates) == thresholds.baseline_sends:
+            break
+    return statistics.median(rates) if rates else None
+
+
+def find_driver(session: Session, *, campaign_id: int, metric: str, overall: Rates) -> dict[str, Any] | None:
+    """The audience group whose rate lifts the campaign's most: the first place to look."""
+    field_name = _COUNT[metric]
+    best: tuple[float, dict[str, Any]] | None = None
+    for dimension in DIMENSIONS:
+        for group in breakdown(session, dimension=dimension, campaign_id=campaign_id):
+            count = getattr(group, field_name)
+            if count < 2 or group.delivered < 10 or group.delivered == overall.delivered:
+                continue
+            rate = group.rate(count)
+            # Excess events over what the overall rate predicts: large groups with a real lift win.
+            excess = count - overall.rate(getattr(overall, field_name)) * group.delivered
+            if excess <= 0:
+                continue
+            if best is None or excess > best[0]:
+                best = (excess, {"dimension": dimension, "value": group.key, "rate": rate,
+                                 "count": count, "delivered": group.delivered})
+    return best[1] if best else None
+
+
+def evaluate(session: Session, *, campaign: Campaign, thresholds: Thresholds, final: bool = False) -> list[Finding]:
+    """Judge a campaign's rates against the thresholds and its baseline."""
+    rates = campaign_rates(session, campaign_id=campaign.id)
+    if rates.delivered < thresholds.min_sample and not (final and rates.delivered):
+        return []
+    findings: list[Finding] = []
+    checks = [
+        ("unsubscribe", rates.unsubscribe_rate, rates.unsubscribed, thresholds.unsubscribe_warn, thresholds.unsubscribe_critical),
+        ("complaint", rates.complaint_rate, rates.complained, thresholds.complaint_warn, thresholds.complaint_critical),
+        ("hard_bounce", rates.hard_bounce_rate, rates.hard_bounced, thresholds.hard_bounce_warn, thresholds.hard_bounce_critical),
+    ]
+    for metric, rate, count, warn, critical in checks:
+        if count == 0:
+            continue
+        severity, limit, rule = None, 0.0, ""
+        if rate > critical:
+            severity, limit, rule = "critical", critical, f"the critical threshold {critical:.2%}"
+        elif rate > warn:
+            severity, limit, rule = "warning", warn, f"the warning threshold {warn:.2%}"
+        elif metric == "unsubscribe" and count >= thresholds.baseline_min_unsubscribes \
+                and rates.delivered >= thresholds.baseline_min_delivered:
+            median = baseline_unsubscribe_rate(session, campaign=campaign, thresholds=thresholds)
+            if median is not None and median > 0 and rate > thresholds.baseline_factor * median:
+                severity, limit = "warning", thresholds.baseline_factor * median
+                rule = f"{thresholds.baseline_factor:g} × the median of recent sends ({median:.2%})"
+        if severity:
+            driver = find_driver(session, campaign_id=campaign.id, metric=metric, overall=rates)
+            findings.append(Finding(metric, severity, rate, count, rates.delivered, limit, rule, driver))
+    return findings
+
+
+def check_campaign(session: Session, *, campaign_id: int, thresholds: Thresholds, final: bool = False) -> list[Alert]:
+    """Record new alerts for a campaign; a critical one pauses it (the circuit breaker)."""
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None:
+        return []
+    existing = {(a.kind, a.severity) for a in session.scalars(select(Alert).where(Alert.campaign_id == campaign_id))}
+    created: list[Alert] = []
+    for finding in evaluate(session, campaign=campaign, thresholds=thresholds, final=final):
+        kind = f"{finding.metric}_spike"
+        if (kind, finding.severity) in existing:
+            continue
+        paused = False
+        if finding.severity == "critical" and campaign.status == CampaignStatus.SENDING.value:
+            campaign.status = CampaignStatus.PAUSED.value
+            paused = True
+        alert = Alert(
+            kind=kind, severity=finding.severity, campaign_id=campaign.id,
+            message=finding.message(campaign) + ("; the campaign was paused" if paused else ""),
+            data={"metric": finding.metric, "rate": finding.rate, "count": finding.count,
+                  "delivered": finding.delivered, "threshold": finding.threshold, "rule": finding.rule,
+                  "driver": finding.driver, "paused": paused},
+            created_at=datetime.now(timezone.utc),
+        )
+        session.add(alert)
+        created.append(alert)
+    session.flush()
+    return created
+
+
+def open_alerts(session: Session, *, campaign_id: int | None = None) -> list[Alert]:
+    query = select(Alert).where(Alert.resolved_at.is_(None)).order_by(Alert.id)
+    if campaign_id is not None:
+        query = query.where(Alert.campaign_id == campaign_id)
+    return list(session.scalars(query))
