@@ -7,6 +7,7 @@ from sendwell.cli.contacts import contacts
 from sendwell.cli.demo import demo
 from sendwell.cli.dkim import dkim
 from sendwell.cli.feedback import feedback
+from sendwell.cli.report import report
 from sendwell.cli.system import init, serve, worker
 
-ALL = [init, contacts, campaigns, serve, worker, demo, dkim, feedback]
+ALL = [init, contacts, campaigns, serve, worker, demo, dkim, feedback, report]

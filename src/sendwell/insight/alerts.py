@@ -165,3 +165,20 @@ def open_alerts(session: Session, *, campaign_id: int | None = None) -> list[Ale
     if campaign_id is not None:
         query = query.where(Alert.campaign_id == campaign_id)
     return list(session.scalars(query))
+
+
+def check_recent(session: Session, *, thresholds: Thresholds, days: int = 14) -> list[Alert]:
+    """Re-judge campaigns sending now or finished in the last `days`: opt-outs keep arriving after a send."""
+    from datetime import timedelta
+
+    since = datetime.now(timezone.utc) - timedelta(days=days)
+    ids = session.scalars(
+        select(Campaign.id).where(
+            (Campaign.status.in_((CampaignStatus.SENDING.value, CampaignStatus.PAUSED.value)))
+            | ((Campaign.status == CampaignStatus.FINISHED.value) & (Campaign.finished_at >= since))
+        )
+    ).all()
+    created: list[Alert] = []
+    for campaign_id in ids:
+        created.extend(check_campaign(session, campaign_id=campaign_id, thresholds=thresholds, final=True))
+    return created

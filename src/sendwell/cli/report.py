@@ -1,0 +1,70 @@
+"""`sendwell report`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from sendwell.cli.common import emit, fail, json_option
+from sendwell.cli.context import get_runtime
+from sendwell.db.session import transaction
+
+
+@click.command()
+@click.option("--campaign", "campaign_id", type=int, default=None, help="One campaign; default all.")
+@click.option("--csv", "csv_file", type=click.Path(dir_okay=False, path_type=Path), help="Also write the rates as CSV.")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write a self-contained HTML report with charts.")
+@json_option
+def report(campaign_id: int | None, csv_file: Path | None, html_file: Path | None, as_json: bool) -> None:
+    """Unsubscribe, complaint and bounce rates by campaign and audience, reasons, alerts, advice."""
+    from sendwell.insight.alerts import Thresholds, check_recent
+    from sendwell.insight.report import build_report, render_html, write_csv
+
+    runtime = get_runtime()
+    try:
+        with transaction(runtime.factory) as session:
+            # Opt-outs that arrived since the last scheduler run count in this report's alerts.
+            check_recent(session, thresholds=Thresholds.from_settings(runtime.settings))
+            data = build_report(session, campaign_id=campaign_id)
+    except ValueError as exc:
+        fail(str(exc))
+    if csv_file:
+        write_csv(data, csv_file)
+    if html_file:
+        html_file.write_text(render_html(data, company=runtime.settings.company_name), encoding="utf-8")
+    if as_json:
+        emit(data, True)
+        return
+    _print_rich(data)
+
+
+def _print_rich(data: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=max(Console().width, 110))
+
+    def rates_table(title: str, first: str, rows: list[dict]) -> Table:
+        table = Table(title=title, title_justify="left", padding=(0, 1))
+        table.add_column(first, max_width=34, no_wrap=True, overflow="ellipsis")
+        for col in ("sent", "unsubs", "rate", "complaints", "bounces", "clicks"):
+            table.add_column(col, justify="right", no_wrap=True)
+        table.add_column("unsubscribed by method", no_wrap=True, overflow="ellipsis")
+        for r in rows:
+            methods = ", ".join(f"{k} {v}" for k, v in r["unsubscribed_by_method"].items())
+            table.add_row(str(r["key"]), str(r["delivered"]), str(r["unsubscribed"]), f"{r['unsubscribe_rate']:.2%}",
+                          str(r["complained"]), str(r["hard_bounced"]), str(r["clicked"]), methods)
+        return table
+
+    console.print(rates_table("Campaigns", "campaign", data["campaigns"]))
+    for dim in ("region", "stage", "industry"):
+        console.print(rates_table(f"By {dim}", dim, data["by"][dim]))
+    counts = data["reasons"]["counts"].get("all", {})
+    if counts:
+        console.print("Why people left: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in counts.items()))
+    for alert in data["alerts"]:
+        console.print(f"[bold]{alert['severity']}[/bold]: {alert['message']}", highlight=False)
+    for rec in data["recommendations"]:
+        console.print(f"→ [bold]{rec['title']}[/bold]: {rec['why']}", highlight=False)
