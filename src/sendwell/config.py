@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     privacy_url: str = ""
     list_id_name: str = "newsletter"
 
+    click_tracking: bool = True  # signed redirect links; opens are never tracked (privacy)
+
     # Insight: spike alerts and the circuit breaker (COMPLIANCE rows 25 and 29).
     alert_unsubscribe_warn: float = 0.005
     alert_unsubscribe_critical: float = 0.010

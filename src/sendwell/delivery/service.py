@@ -282,6 +282,14 @@ class Deliverer:
             preferences=f"{s.base_url}/p/{make_token(keys, SALT_PREFERENCES, token_data)}",
         )
         rendered = compiled.render(contact, links)
+        html = rendered.html
+        if s.click_tracking:
+            from sendwell.insight.tracking import make_click_token, rewrite_links
+
+            html = rewrite_links(
+                html, lambda url: f"{s.base_url}/c/{make_click_token(keys, send.id, url)}",
+                keep={links.unsubscribe, links.preferences},
+            )
         domain = s.sender_domain
         mailto = f"mailto:unsubscribe+{make_mailto_token(keys, contact.id, campaign.id)}@{domain}?subject=unsubscribe"
         message_id = make_message_id(send.id, domain)
@@ -291,7 +299,7 @@ class Deliverer:
             to_address=contact.email,
             subject=rendered.subject,
             text=rendered.text,
-            html=rendered.html,
+            html=html,
             message_id=message_id,
             list_unsubscribe=[unsubscribe_url, mailto],
             list_id=f"{s.list_id_name} <{s.list_id_name}.{domain}>",

@@ -104,6 +104,9 @@ def create_app(runtime: Runtime) -> FastAPI:
                 action=f"/u/{make_token(settings.secret_keys, SALT_UNSUBSCRIBE, data)}",
             )
 
+    from sendwell.web.tracking_routes import tracking_router
+
+    app.include_router(tracking_router(runtime))
     return app
 
 

@@ -1,0 +1,48 @@
+"""Click tracking: signed redirects only, recorded as engagement; unsubscribe links stay direct."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+from sqlalchemy import select
+
+from sendwell.db.models import Contact, Event
+from sendwell.db.session import transaction
+from sendwell.delivery.service import create_campaign, plan_campaign, queue_campaign, run_campaign
+from sendwell.insight.tracking import make_click_token
+from sendwell.web.app import create_app
+from sendwell.web.server import BackgroundServer
+from tests.helpers import make_contact, one_click_url, parse_strict
+
+
+def test_tracked_link_redirects_records_and_cannot_be_forged(runtime, smtp_server, unused_port) -> None:
+    s = runtime.settings
+    s.smtp_url, s.base_url = smtp_server.url, f"http://127.0.0.1:{unused_port}"
+    with transaction(runtime.factory) as session:
+        make_contact(session, country="DE")
+        c = create_campaign(session, settings=s, name="n", subject="s",
+                            html='<p><a href="https://bright-lighting.example/catalogue?x=1&amp;y=2">Catalogue</a></p>')
+        plan_campaign(session, campaign=c)
+        queue_campaign(session, campaign=c)
+        campaign_id = c.id
+    deliverer = runtime.make_deliverer()
+    run_campaign(runtime.factory, deliverer, campaign_id=campaign_id)
+    deliverer.transport.close()
+    msg = parse_strict(smtp_server.messages[0].data)
+    html = msg.get_body(("html",)).get_content()
+    assert "https://bright-lighting.example/catalogue" not in html  # rewritten…
+    assert one_click_url(msg) in html  # …but the unsubscribe link is direct (rule 9)
+    tracked = re.search(rf'href="({re.escape(s.base_url)}/c/[^"]+)"', html).group(1)
+    with BackgroundServer(create_app(runtime), unused_port):
+        response = httpx.get(tracked, follow_redirects=False)
+        assert response.status_code == 302
+        assert response.headers["location"] == "https://bright-lighting.example/catalogue?x=1&y=2"
+        forged = make_click_token(["attacker-key"], 1, "https://evil.example/")
+        assert httpx.get(f"{s.base_url}/c/{forged}", follow_redirects=False).status_code == 404
+        tampered = tracked[:-4] + ("AAAA" if not tracked.endswith("AAAA") else "BBBB")
+        assert httpx.get(tampered, follow_redirects=False).status_code == 404
+    with transaction(runtime.factory) as session:
+        clicks = session.scalars(select(Event).where(Event.kind == "clicked")).all()
+        assert len(clicks) == 1 and clicks[0].campaign_id == campaign_id
+        assert session.scalar(select(Contact.last_engaged_at)) is not None
