@@ -206,6 +206,8 @@ class Campaign(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    # When the insight roll-up counted this campaign's delivered mails (after it finished).
+    delivered_rolled_up_at: Mapped[datetime | None] = mapped_column(default=None)
 
     topic: Mapped[Topic | None] = relationship()
 
@@ -291,3 +293,26 @@ class Alert(Base):
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class InsightCounter(Base):
+    """Incremental aggregates for dashboards: one count per campaign × dimension value × metric."""
+
+    __tablename__ = "insight_counters"
+    __table_args__ = (UniqueConstraint("campaign_id", "dimension", "value", "metric"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    dimension: Mapped[str] = mapped_column(String(20))  # all | stage | industry | region | country | language
+    value: Mapped[str] = mapped_column(String(100))
+    metric: Mapped[str] = mapped_column(String(40))  # delivered | unsubscribed:<method> | complained | …
+    count: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), default=0)
+
+
+class InsightCursor(Base):
+    """How far the roll-up has read the events table."""
+
+    __tablename__ = "insight_cursors"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    last_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), default=0)

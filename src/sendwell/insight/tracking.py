@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from sendwell.db.models import Contact, Event, Send
@@ -52,8 +53,13 @@ def record_click(session: Session, *, send_id: int, url: str, ip: str = "", user
     if send is None:
         return False
     now = datetime.now(timezone.utc)
+    # `first` marks the first click of a send, so aggregates can count people without DISTINCT.
+    first = session.scalar(
+        select(func.count()).select_from(Event).where(Event.kind == "clicked", Event.send_id == send.id)
+    ) == 0
     session.add(Event(kind="clicked", contact_id=send.contact_id, campaign_id=send.campaign_id, send_id=send.id,
-                      ip=ip[:64], user_agent=user_agent[:500], data={"url": url[:2000]}, occurred_at=now))
+                      ip=ip[:64], user_agent=user_agent[:500], data={"url": url[:2000], "first": first},
+                      occurred_at=now))
     contact = session.get(Contact, send.contact_id)
     if contact is not None:
         contact.last_engaged_at = now

@@ -57,17 +57,21 @@ class Queue:
             finish_if_done(session, campaign_id=campaign_id)
 
     def _recover_leases(self) -> None:
-        """Every minute: return dead workers' sends to the queue, re-enqueue due retries, re-judge rates."""
+        """Every minute: return dead workers' sends to the queue, re-enqueue due retries, re-judge
+        rates, and fold new events into the dashboard counters."""
         from sendwell.db.session import transaction
         from sendwell.delivery.service import due_batches, recover_expired_leases
 
         from sendwell.insight.alerts import Thresholds, check_recent
+        from sendwell.insight.rollup import roll_up
 
         with transaction(self.runtime.factory) as session:
             recover_expired_leases(session)
             batches = due_batches(session)
         with transaction(self.runtime.factory) as session:
             check_recent(session, thresholds=Thresholds.from_settings(self.runtime.settings))
+        with transaction(self.runtime.factory) as session:
+            roll_up(session)
         for campaign_id, send_ids in batches:
             self._deliver(campaign_id, send_ids)
 
