@@ -107,7 +107,9 @@ def _tail_query(dimension: str, *, after: int, upto: int | None = None, campaign
         select(Event.campaign_id, value, Event.kind, Event.method, bounce_kind, first, func.count())
         .select_from(Event)
         .outerjoin(Contact, Contact.id == Event.contact_id)
-        .where(Event.id > after, Event.campaign_id.is_not(None), Event.kind.in_(ROLLED_KINDS))
+        # `kind || ''`: SQLite would otherwise pick the (kind, campaign_id) index and scan every
+        # event of those kinds; the primary-key range `id > after` is the narrow one here.
+        .where(Event.id > after, Event.campaign_id.is_not(None), (Event.kind + "").in_(ROLLED_KINDS))
         .group_by(Event.campaign_id, value, Event.kind, Event.method, bounce_kind, first)
     )
     if upto is not None:
@@ -175,11 +177,13 @@ def dashboard_breakdown(session: Session, *, dimension: str = ALL, campaign_id: 
     for cid, value, metric, n in session.execute(counters):
         _apply(rates(cid, value), metric, n)
     # The tail: events after the cursor (a minute's worth) read live.
-    for cid, value, kind, method, bounce_kind, first, n in session.execute(
-            _tail_query(dimension, after=cursor(session), campaign_id=campaign_id)):
-        metric = metric_name(kind, method, bounce_kind, first)
-        if metric:
-            _apply(rates(cid, str(value)), metric, n)
+    after = cursor(session)
+    if (session.scalar(select(func.max(Event.id))) or 0) > after:
+        for cid, value, kind, method, bounce_kind, first, n in session.execute(
+                _tail_query(dimension, after=after, campaign_id=campaign_id)):
+            metric = metric_name(kind, method, bounce_kind, first)
+            if metric:
+                _apply(rates(cid, str(value)), metric, n)
     # Deliveries of campaigns not rolled up yet (still sending, or finished a moment ago).
     pending = select(Campaign.id).where(Campaign.delivered_rolled_up_at.is_(None))
     if campaign_id is not None:
