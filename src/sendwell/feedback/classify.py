@@ -8,6 +8,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import HeaderParser
 from email.utils import getaddresses, parseaddr
@@ -92,13 +93,19 @@ _BOUNCE_SUBJECT_RE = re.compile(
 )
 _AUTOREPLY_SUBJECT_RE = re.compile(
     r"out of (?:the )?office|auto(?:matic)?[ -]?(?:reply|response|responder|antwort)|vacation"
-    r"|\baway\b|abwesen|absence|thank you for your (?:e-?mail|message)",
+    r"|\baway\b|abwesen|absence|thank you for your (?:e-?mail|message)"
+    # German, French, Spanish, Italian, Chinese subjects of vacation notices
+    r"|automatische antwort|r[ée]ponse automatique|\babsente?\b|respuesta autom[áa]tica"
+    r"|fuera de (?:la )?oficina|risposta automatica|fuori sede|自动回复|自動回覆|自动答复|休假|不在办公室",
     re.I,
 )
 _AUTOREPLY_BODY_RE = re.compile(
     r"out of (?:the )?office|on vacation|on holiday|currently away|i am (?:currently )?away"
     r"|limited access to (?:my )?e-?mail|(?:reply|respond|get back to you) (?:as soon as|upon my return)"
-    r"|thank you for (?:you|your) e-?mail",
+    r"|thank you for (?:you|your) e-?mail"
+    r"|nicht im b[üu]ro|au(?:ß|ss)er haus|\babwesend\b|im urlaub|absente? du bureau|je suis absente?"
+    r"|en cong[ée]s?\b|de retour le|fuera de la oficina|estar[ée] fuera|de vacaciones|\bausente\b"
+    r"|休假|不在办公室|不在辦公室|外出|返回办公室|回到办公室",
     re.I,
 )
 _CHALLENGE_RE = re.compile(
@@ -194,6 +201,17 @@ def _text_of(part: Message) -> str:
         return payload.decode(charset, errors="replace")
     except LookupError:
         return payload.decode("utf-8", errors="replace")
+
+
+def _subject(msg: Message) -> str:
+    # RFC 2047 encoded words: vacation notices in other languages almost always use them.
+    value = str(msg.get("Subject", "") or "")
+    if "=?" not in value:
+        return value
+    try:
+        return str(make_header(decode_header(value)))
+    except (ValueError, LookupError, UnicodeError, AssertionError):
+        return value
 
 
 def _is_daemon(msg: Message) -> bool:
@@ -518,7 +536,7 @@ def _from_plain_bounce(msg: Message, parts: _Parts, common: dict[str, Any]) -> C
     if original_id is None:
         match = _MSGID_LINE_RE.search(quoted or diagnosis)
         original_id = match.group(1) if match else None
-    subject = str(msg.get("Subject", ""))
+    subject = _subject(msg)
     if _W_DELAY_NOTICE.search(lowered) and re.search(r"warning|delayed", subject, re.I):
         # Exim/Postfix delay warnings: the MTA is still retrying (RFC 3464 "delayed" in prose).
         return Classification(
@@ -548,7 +566,7 @@ def _from_plain_bounce(msg: Message, parts: _Parts, common: dict[str, Any]) -> C
 def _looks_like_bounce(msg: Message, parts: _Parts) -> bool:
     if msg.get("X-Failed-Recipients"):
         return True
-    subject = str(msg.get("Subject", ""))
+    subject = _subject(msg)
     if _BOUNCE_SUBJECT_RE.search(subject):
         return True
     if _is_daemon(msg):
@@ -563,7 +581,7 @@ def _is_auto_reply(msg: Message, body: str) -> bool:
         return True
     if any(msg.get(h) for h in ("X-Autoreply", "X-Autorespond", "X-Autoresponder")):
         return True
-    subject = str(msg.get("Subject", ""))
+    subject = _subject(msg)
     precedence = str(msg.get("Precedence", "")).strip().lower()
     # Older autoresponders only set Precedence: bulk/junk/auto_reply (RFC 3834 §3.1.8 notes it).
     if precedence in ("bulk", "junk", "auto_reply", "list"):
