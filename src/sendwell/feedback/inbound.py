@@ -41,7 +41,8 @@ class InboundResult:
 
 def raw_ref_of(raw: bytes) -> str:
     """A stable reference to a raw message, so the same mail processed twice counts once."""
-    return "sha256:" + hashlib.sha256(raw).hexdigest()[:32]
+    # Line endings differ between SMTP (CRLF) and mailbox files (LF): the same mail, one reference.
+    return "sha256:" + hashlib.sha256(raw.replace(b"\r\n", b"\n").rstrip()).hexdigest()[:32]
 
 
 def split_address(address: str) -> tuple[str, str, str]:
