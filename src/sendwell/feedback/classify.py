@@ -63,7 +63,7 @@ _ADDR_RE = re.compile(r"[A-Za-z0-9._%+'=-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 # RFC 3463 enhanced status: class.subject.detail
 _STATUS_RE = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.]\d)")
 # RFC 5321 reply code: three digits, not part of a longer number, IP address or date
-_REPLY_RE = re.compile(r"(?<![\d.:/=#A-Za-z])([45][0-5]\d)(?=[ \-;,'\"\]]|$)", re.M)
+_REPLY_RE = re.compile(r"(?<![\d.:/=#A-Za-z])([45][0-5]\d)(?=[ \-;,'\"\]]|:[ \t]|$)", re.M)
 _SUCCESS_REPLY_RE = re.compile(r"2\d\d\b")
 _VERP_RE = re.compile(r"(?:^|[\s<:,\"])bounce\+([^@\s<>\"]+)@", re.I)
 _TAG_RE = re.compile(r"<[^<>]{0,2000}>")
@@ -88,7 +88,9 @@ _DAEMON_NAME_RE = re.compile(r"mail delivery|mailer-daemon|postmaster|ndr admini
 _BOUNCE_SUBJECT_RE = re.compile(
     r"undeliver|delivery (?:status|fail|notification|report|problem)|returned mail|failure notice"
     r"|mail delivery failed|delivery has failed|could not be delivered|non-?delivery|loop alert"
-    r"|error sending your mail|returned to sender",
+    r"|error sending your mail|returned to sender"
+    r"|unzustellbar|nicht zustellbar|[ée]chec de (?:la )?remise|non remis|non distribu|no se puede entregar"
+    r"|no entregado|entrega fallida|系统退信|退信|无法投递|投递失败|未送达|未能送达",
     re.I,
 )
 _AUTOREPLY_SUBJECT_RE = re.compile(
@@ -131,6 +133,8 @@ _W_SPAM = re.compile(
 _W_FULL = re.compile(
     r"mailbox (?:is )?full|mailbox full|over ?quota|quota exceeded|exceeds? (?:the )?(?:allowed|storage)"
     r"|user mailbox exceeds|insufficient (?:system )?storage|disk quota|mailbox size limit"
+    r"|postfach (?:ist )?voll|speicherplatz|bo[iî]te (?:aux lettres |de r[ée]ception )?(?:est )?pleine"
+    r"|buz[óo]n (?:est[áa] )?lleno|cuota excedida|邮箱已满|邮箱空间已满|空间不足|容量已满|信箱已滿"
 )
 _W_SIZE = re.compile(r"message too (?:large|big)|message size exceeds|too large")
 _W_LOOP = re.compile(r"mail loop|loop (?:alert|detected)|duplicated message-id|too many hops")
@@ -141,7 +145,7 @@ _W_EXPIRED = re.compile(
 _W_HOST = re.compile(
     r"host or domain name not found|host not found|domain not found|no such domain"
     r"|illegal host/domain|invalid domain|unrouteable (?:address|domain)|name service error"
-    r"|domain (?:name )?(?:does not|doesn't) exist|no mx"
+    r"|domain (?:name )?(?:does not|doesn't) exist|no mx|domaine inconnu|域名不存在"
 )
 _W_DISABLED = re.compile(
     r"mailbox disabled|account (?:has been )?disabled|account (?:is )?inactive|has moved"
@@ -152,6 +156,11 @@ _W_USER_STRONG = re.compile(
     r"|recipient name is not recognized|invalid final delivery userid|no valid recipients"
     r"|invalid (?:user|recipient|mailbox) address|user (?:does not|doesn't) exist"
     r"|mailbox (?:does not|doesn't) exist|address does not exist|unknown recipient"
+    r"|(?:does not|doesn't) have an? [\w.-]+ account"
+    r"|benutzer unbekannt|unbekannte[rn]? (?:benutzer|empf[äa]nger)|empf[äa]nger unbekannt|existiert nicht"
+    r"|utilisateur inconnu|destinataire inconnu|adresse inconnue|n'existe pas|usuario desconocido"
+    r"|destinatario desconocido|no existe|用户不存在|收件人不存在|邮箱不存在|帐户不存在|账户不存在|账号不存在"
+    r"|地址不存在|用戶不存在"
 )
 # Bare "user unknown": spam appliances also answer this to reject content (sisimai's "filtered"),
 # so it needs corroboration before it may suppress a contact.
