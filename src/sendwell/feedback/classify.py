@@ -219,7 +219,7 @@ def _subject(msg: Message) -> str:
         return value
     try:
         return str(make_header(decode_header(value)))
-    except (ValueError, LookupError, UnicodeError, AssertionError):
+    except Exception:  # hostile encoded words (bad charset names, broken base64): keep the raw text
         return value
 
 

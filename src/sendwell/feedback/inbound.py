@@ -193,7 +193,7 @@ def _subject(msg: Message) -> str:
     value = msg.get("Subject", "")
     try:
         return str(make_header(decode_header(str(value))))
-    except (ValueError, LookupError, UnicodeError):
+    except Exception:  # hostile encoded words (bad charset names, broken base64): keep the raw text
         return str(value)
 
 
