@@ -22,6 +22,7 @@ from sendwell.optout.tokens import (
     read_token,
 )
 from sendwell.runtime import Runtime
+from sendwell.web.feedback_routes import feedback_router
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 
@@ -104,6 +105,7 @@ def create_app(runtime: Runtime) -> FastAPI:
                 action=f"/u/{make_token(settings.secret_keys, SALT_UNSUBSCRIBE, data)}",
             )
 
+    app.include_router(feedback_router(runtime))  # provider webhooks (issue 8)
     return app
 
 
