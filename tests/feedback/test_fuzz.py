@@ -101,3 +101,17 @@ def test_stored_mail_envelope_and_body_never_crash(raw: bytes) -> None:
 def test_address_splitting_never_crashes(address: str) -> None:
     base, detail, domain = split_address(address)
     assert base == base.lower() and domain == domain.lower()
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(raw=st.one_of(st.binary(max_size=1500), st.sampled_from(SAMPLES)),
+       local=st.sampled_from(["bounce", "bounce+1.abcdefghij", "unsubscribe+1-0-abc", "unsubscribe", "sales", "x+y"]))
+def test_process_inbound_never_crashes(session, settings, raw: bytes, local: str) -> None:
+    """Whatever arrives at whichever of our addresses, routing ends in a result, not an exception."""
+    from sendwell.feedback.inbound import process_inbound
+
+    ours = settings.model_copy(update={"from_": "x <sales@bright-lighting.example>"})
+    with session.begin_nested():
+        [result] = process_inbound(session, raw=raw, rcpt_to=[f"{local}@bright-lighting.example"], settings=ours)
+    assert result.route in ("bounce", "mailto", "reply") and result.action
