@@ -269,3 +269,15 @@ def test_auto_reply_is_an_event_only(session, settings) -> None:
     assert outcome.action == "auto_reply"
     assert [e.kind for e in _events(session, contact)] == ["auto_reply"]
     assert _suppression(session, contact) is None
+
+
+def test_ses_notification_names_our_send_by_its_message_id(session, settings) -> None:
+    contact = make_contact(session)
+    send = make_sent(session, contact)
+    payload = {"notificationType": "Bounce",
+               "mail": {"messageId": "0100-ses-id", "commonHeaders": {"messageId": send.message_id}},
+               "bounce": {"bounceType": "Permanent", "bouncedRecipients": [{"emailAddress": "alias@forward.example"}]}}
+    [item] = classify_provider_json(payload)
+    [outcome] = record_feedback(session, classification=item, settings=settings, source="ses")
+    assert (outcome.matched_by, outcome.send_id) == ("message_id", send.id)
+    assert _suppression(session, contact) == "hard_bounce"

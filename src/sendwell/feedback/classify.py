@@ -677,7 +677,8 @@ def _dict(value: Any) -> dict[str, Any]:
 def _ses(payload: dict[str, Any]) -> list[Classification]:
     kind_field = payload.get("notificationType") or payload.get("eventType") or ""
     mail = _dict(payload.get("mail"))
-    message_id = mail.get("messageId")
+    # commonHeaders carries the Message-ID we set (it names our send); mail.messageId is SES's own.
+    message_id = _dict(mail.get("commonHeaders")).get("messageId") or mail.get("messageId")
     out: list[Classification] = []
     if kind_field == "Bounce":
         bounce = _dict(payload.get("bounce"))
