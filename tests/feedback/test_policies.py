@@ -281,3 +281,32 @@ def test_ses_notification_names_our_send_by_its_message_id(session, settings) ->
     [outcome] = record_feedback(session, classification=item, settings=settings, source="ses")
     assert (outcome.matched_by, outcome.send_id) == ("message_id", send.id)
     assert _suppression(session, contact) == "hard_bounce"
+
+
+def test_the_same_report_processed_concurrently_counts_once(runtime) -> None:
+    import threading
+
+    from sendwell.db.session import transaction
+    from sendwell.feedback.inbound import process_inbound
+
+    with transaction(runtime.factory) as session:
+        contact = make_contact(session)
+        address = verp(runtime.settings, make_sent(session, contact))
+        contact_id = contact.id
+    raw = dsn(rcpt="x@example.org", status="4.2.2", to=address)
+    barrier, actions = threading.Barrier(2), []
+
+    def worker() -> None:
+        barrier.wait()
+        with transaction(runtime.factory) as session:
+            actions.extend(r.action for r in process_inbound(session, raw=raw, rcpt_to=[address],
+                                                             settings=runtime.settings))
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(actions) == ["duplicate", "soft_bounce"]
+    with transaction(runtime.factory) as session:
+        assert len(session.scalars(select(Event.id).where(Event.contact_id == contact_id)).all()) == 1

@@ -156,6 +156,10 @@ def record_feedback(
     outcomes = []
     for target in targets:
         assert isinstance(target, _Target)
+        # One report per contact at a time (PostgreSQL row lock; SQLite's BEGIN IMMEDIATE already
+        # serialises writers): a webhook retry racing the original, or two soft bounces racing
+        # each other, must see each other's events for the duplicate check and the streak count.
+        session.execute(select(Contact.id).where(Contact.id == target.contact.id).with_for_update())
         if _is_duplicate(session, target.contact.id, raw_ref):
             outcomes.append(_outcome("duplicate", target))
             continue
