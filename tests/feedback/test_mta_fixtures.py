@@ -59,3 +59,21 @@ def test_verp_token_from_delivered_to() -> None:
     [result] = classify_file(MTA / "postfix_user_unknown.eml")
     assert result.verp_token == "101.abcdefghij"
     assert result.original_message_id == "<101.a1b2c3d4e5f6@bright-lighting.example>"
+
+
+@pytest.mark.parametrize(("code", "message", "expected"), [
+    (550, "5.1.1 <x@example.org>: Recipient address rejected: User unknown", ("hard", False, False)),
+    (552, "5.2.2 Mailbox full", ("soft", False, False)),
+    (550, "5.7.515 Access denied, sending domain does not meet the required authentication level",
+     ("soft", True, False)),
+    (421, "4.7.0 Try again later, closing connection", ("soft", True, True)),
+    (451, "4.3.0 Temporary lookup failure", ("soft", False, True)),
+    (554, "Transaction failed", ("hard", False, False)),
+    (250, "2.0.0 OK", ("other", False, False)),
+])
+def test_synchronous_smtp_replies(code: int, message: str, expected: tuple) -> None:
+    from sendwell.feedback.classify import classify_smtp_reply
+
+    result = classify_smtp_reply("X@Example.org", code, message)
+    assert (result.kind, result.is_sender_fault, result.is_delay) == expected
+    assert result.recipients == ("x@example.org",) and result.reply_code == str(code)

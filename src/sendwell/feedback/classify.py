@@ -798,6 +798,21 @@ def classify_provider_json(payload: dict[str, Any] | list[Any]) -> list[Classifi
     return _ses(payload)
 
 
+def classify_smtp_reply(recipient: str, code: int, message: str) -> Classification:
+    """Judge a synchronous SMTP reply to our own delivery attempt (RCPT or DATA) like a bounce.
+
+    A 4xx means our sender will retry, so it is a delay and never counts towards a streak.
+    """
+    recipients = _dedupe([recipient.strip().lower()])
+    if not 400 <= code < 600:
+        return Classification(kind=OTHER, recipients=recipients, reason="accepted", reply_code=str(code))
+    status = _best_status(message)
+    text = f"{code} {message}".lower()
+    kind, reason, fault = _judge(_Evidence(status, str(code), text, structured=True))
+    return Classification(kind=kind, recipients=recipients, status=status, reason=reason, reply_code=str(code),
+                          is_sender_fault=fault, is_delay=code < 500)
+
+
 def classify_file(path: str | Path) -> list[Classification]:
     """Classify a file by content: a JSON object/array is a provider payload, anything else a message."""
     raw = Path(path).read_bytes()
