@@ -287,6 +287,24 @@ def new_text(body: str) -> list[str]:
     return lines
 
 
+# A negation shortly before the phrase ("I don't want to unsubscribe", "bitte nicht abmelden",
+# "je ne veux pas me désinscrire", "no quiero darme de baja") turns the request around.
+# Punctuation in between ends the negation: "No, please unsubscribe me", "Not interested, remove me".
+_NEGATION = re.compile(r"(?:\b(?:don'?t|do not|doesn'?t|not|never|no need to|nicht|pas|no quiero|no deseo)\b"
+                       r"|不要|别|不想)[^.!?。！？,，;；:]{0,30}$", re.I)
+
+
+def _asks(text: str) -> bool:
+    for match in _STOP_PHRASES.finditer(text):
+        before = text[: match.start()]
+        # Phrases that carry their own negation ("不要再发", "do not email me", "no me envíen más").
+        if match.group(0).lower().startswith(("不要", "别再", "请勿", "do not", "don", "no ", "keine")):
+            return True
+        if not _NEGATION.search(before):
+            return True
+    return False
+
+
 def _is_command(text: str) -> bool:
     return text.strip().strip(".!。！,，:;\"'*").lower() in _STOP_WORDS
 
@@ -295,9 +313,9 @@ def asks_to_stop(subject: str, body: str, *, original_subject: str | None = None
     """Whether a reply asks to stop receiving mail, judged from its subject and first lines."""
     stripped_subject = _REPLY_PREFIX.sub("", subject).strip()
     is_reply = stripped_subject != subject.strip()
-    subject_hit = _is_command(stripped_subject) or bool(_STOP_PHRASES.search(stripped_subject))
+    subject_hit = _is_command(stripped_subject) or _asks(stripped_subject)
     if subject_hit and is_reply and original_subject and _STOP_PHRASES.search(original_subject):
         subject_hit = False  # "Re: <our own subject>" that happens to contain the words
     if subject_hit:
         return True
-    return any(_is_command(line) or _STOP_PHRASES.search(line) for line in new_text(body))
+    return any(_is_command(line) or _asks(line) for line in new_text(body))
