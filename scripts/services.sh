@@ -18,5 +18,13 @@ if ! redis_up; then
     --dir /var/lib/redis --logfile /var/log/redis/ci.log || true
   for _ in $(seq 1 30); do redis_up && break; sleep 1; done
 fi
+# The IMAP ingestion tests start their own Dovecot on a free loopback port (tests/feedback/test_imap.py).
+if ! command -v dovecot >/dev/null 2>&1 && [ ! -x /usr/sbin/dovecot ]; then
+  echo "services: installing dovecot-imapd"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q dovecot-imapd >/dev/null 2>&1 \
+    || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q dovecot-imapd >/dev/null 2>&1; } \
+    || echo "services: could not install dovecot-imapd" >&2
+fi
 pg_up || { echo "services: PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1; }
 redis_up || { echo "services: Redis is not reachable on 127.0.0.1:6379" >&2; exit 1; }

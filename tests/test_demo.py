@@ -19,11 +19,18 @@ def test_demo_runs_the_mission(tmp_path) -> None:
     summary = json.loads(result.output)
     first, second = summary["campaigns"]
     assert first["states"]["sent"] > 100
-    assert sum(summary["unsubscribed"].values()) == 6
-    assert second["skipped"] == {"unsubscribed": 6}
-    assert second["states"]["sent"] == first["states"]["sent"] - 6
+    assert summary["unsubscribed"] == {"one_click": 6, "complaint": 1}
+    # Issue 8: a hard bounce and a complaint suppress; the soft bounce, the delay and the
+    # 5.7.515 sender-fault rejection do not (the hard-bounced send is marked failed).
+    feedback = summary["feedback"]
+    assert feedback["actions"] == {"hard_bounce": 1, "soft_bounce": 1, "delay": 1, "sender_fault": 1, "complaint": 1}
+    assert feedback["suppressed"] == {"hard_bounce": 1, "complaint": 1} and feedback["alerts"] == 1
+    assert second["skipped"] == {"unsubscribed": 6, "hard_bounced": 1, "complained": 1}
+    delivered_first = first["states"]["sent"] + first["states"]["failed"]
+    assert first["states"]["failed"] == 1
+    assert second["states"]["sent"] == delivered_first - 8
     assert summary["checks"] == {"get_status": 200, "repeat_post_status": 200}
-    assert summary["mails_received"] == first["states"]["sent"] + second["states"]["sent"]
+    assert summary["mails_received"] == delivered_first + second["states"]["sent"]
     assert len(list((tmp_path / "demo" / "received").glob("*.eml"))) == summary["mails_received"]
 
 

@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     alert_hard_bounce_critical: float = 0.10
     alert_min_sample: int = 100
     alert_check_interval: float = 5.0  # seconds between rate checks of one campaign, per worker
+    # Inbound feedback (bounces, mailto / reply opt-outs, provider webhooks).
+    inbound_domains: str = ""  # comma-separated; "" = the From address's domain
+    inbound_host: str = "127.0.0.1"
+    inbound_port: int = 2525
+    sendgrid_public_key: str = ""  # the Event Webhook verification key (base64 DER or PEM)
+    ses_topic_arns: str = ""  # comma-separated SNS topics accepted; "" = any verified topic
 
     @field_validator("smtp_url")
     @classmethod
@@ -107,6 +113,12 @@ class Settings(BaseSettings):
         if not self.hash_pepper:
             raise RuntimeError("no SENDWELL_HASH_PEPPER configured: run `sendwell init` first")
         return self.hash_pepper.encode()
+
+    @property
+    def inbound_domain_list(self) -> list[str]:
+        """Domains whose bounce+, unsubscribe+ and reply addresses Sendwell receives mail for."""
+        domains = [d.strip().lower() for d in self.inbound_domains.split(",") if d.strip()]
+        return domains or [self.sender_domain.lower()]
 
     @property
     def capture_dir(self) -> Path:

@@ -51,3 +51,71 @@ def _table(results: list[tuple[str, Classification]]) -> str:
 def _flags(item: Classification) -> str:
     extras = [name for name, on in (("sender fault", item.is_sender_fault), ("delay", item.is_delay)) if on]
     return f"{item.reason} [{', '.join(extras)}]" if extras else item.reason
+
+
+@feedback.command("ingest")
+@json_option
+@click.argument("path", required=False)
+@click.option("--imap", "imap_url", help="Read unseen mail from imaps://user:password@host/INBOX instead.")
+def ingest(path: str | None, imap_url: str | None, as_json: bool) -> None:
+    """Process stored inbound mail: a maildir folder, an mbox file, one .eml file, or an IMAP mailbox."""
+    from collections import Counter
+
+    from sendwell.cli.context import get_runtime
+    from sendwell.db.session import transaction
+    from sendwell.feedback.inbound import process_inbound
+    from sendwell.feedback.sources import SourceError, open_source
+
+    if bool(path) == bool(imap_url):
+        fail("give either a PATH (maildir or mbox) or --imap URL")
+    runtime = get_runtime()
+    location = imap_url or str(path)
+    actions: Counter[str] = Counter()
+    messages = 0
+    try:
+        kind, items = open_source(location, runtime.settings)
+        for item in items:
+            # One transaction per message: a failure later on keeps what was already decided.
+            with transaction(runtime.factory) as session:
+                results = process_inbound(session, raw=item.raw, rcpt_to=item.rcpt_to,
+                                          settings=runtime.settings, source=kind)
+            item.done()
+            messages += 1
+            actions.update(r.action for r in results)
+    except SourceError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"{location}: {exc.strerror or exc}")
+    result = {"source": kind, "messages": messages, "actions": dict(sorted(actions.items()))}
+    human = f"{messages} messages from the {kind}: " + (
+        ", ".join(f"{k} {v}" for k, v in sorted(actions.items())) or "nothing to do")
+    emit(result, as_json, human)
+
+
+@feedback.command("listen")
+@click.option("--host", default=None, help="Address to listen on (default SENDWELL_INBOUND_HOST).")
+@click.option("--port", default=None, type=int, help="Port (default SENDWELL_INBOUND_PORT, 2525).")
+def listen(host: str | None, port: int | None) -> None:
+    """Receive bounces, mailto unsubscribes and replies over SMTP until interrupted."""
+    import signal
+    import threading
+
+    from sendwell.cli.context import get_runtime
+    from sendwell.feedback.listener import FeedbackListener
+
+    runtime = get_runtime()
+    listener = FeedbackListener(runtime.factory, runtime.settings, host=host, port=port)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        listener.start()
+    except Exception as exc:
+        fail(f"cannot listen on {listener.host}:{listener.port}: {exc}")
+    click.echo(f"Listening on {listener.url} for {', '.join(runtime.settings.inbound_domain_list)}; "
+               "Ctrl-C stops.", err=True)
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        listener.stop()

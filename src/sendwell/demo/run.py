@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sendwell.config import Settings, load_settings
 from sendwell.db.models import Contact, Event
 from sendwell.db.session import transaction
+from sendwell.demo.feedback import feed_feedback, format_feedback
 from sendwell.demo.seed import write_contacts_csv
 from sendwell.demo.smtp_server import CaptureSMTPServer, free_port
 from sendwell.runtime import Runtime
@@ -93,6 +94,7 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
             optouts = _unsubscribe_some(smtp.messages, settings, unsubscribes)
             say(f"5. {optouts['posted']} recipients clicked one-click unsubscribe (real HTTP POSTs); "
                 f"a GET changed nothing; a repeated POST was harmless")
+            feedback = feed_feedback(runtime, smtp.messages, optouts["addresses"], say)  # issue 8: bounces
 
             second = _send(runtime, "Summer LED follow-up — same audience",
                            "region in (eu, uk, us, ca)", create_campaign, plan_campaign, queue_campaign, run_campaign)
@@ -116,6 +118,7 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
             "unsubscribed": by_method,
             "unsubscribed_addresses": optouts["addresses"],
             "checks": optouts["checks"],
+            "feedback": feedback,
         }
     return DemoResult(data_dir=data_dir, summary=summary)
 
@@ -176,6 +179,7 @@ def format_summary(summary: dict[str, Any]) -> str:
             lines.append("    skipped by reason: " + ", ".join(f"{k} {v}" for k, v in status["skipped"].items()))
     lines.append(f"Unsubscribed: {sum(summary['unsubscribed'].values())} "
                  f"({', '.join(f'{k} {v}' for k, v in summary['unsubscribed'].items())})")
+    lines.extend(format_feedback(summary))
     lines.append(f"Contacts: {summary['contacts']}; mails received by the SMTP server: {summary['mails_received']}")
     lines.append(f"Mails (.eml):  {summary['mails_dir']}")
     lines.append(f"Database:      {summary['database']}")

@@ -8,6 +8,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import HeaderParser
 from email.utils import getaddresses, parseaddr
@@ -62,7 +63,7 @@ _ADDR_RE = re.compile(r"[A-Za-z0-9._%+'=-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 # RFC 3463 enhanced status: class.subject.detail
 _STATUS_RE = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.]\d)")
 # RFC 5321 reply code: three digits, not part of a longer number, IP address or date
-_REPLY_RE = re.compile(r"(?<![\d.:/=#A-Za-z])([45][0-5]\d)(?=[ \-;,'\"\]]|$)", re.M)
+_REPLY_RE = re.compile(r"(?<![\d.:/=#A-Za-z])([45][0-5]\d)(?=[ \-;,'\"\]]|:[ \t]|$)", re.M)
 _SUCCESS_REPLY_RE = re.compile(r"2\d\d\b")
 _VERP_RE = re.compile(r"(?:^|[\s<:,\"])bounce\+([^@\s<>\"]+)@", re.I)
 _TAG_RE = re.compile(r"<[^<>]{0,2000}>")
@@ -87,18 +88,26 @@ _DAEMON_NAME_RE = re.compile(r"mail delivery|mailer-daemon|postmaster|ndr admini
 _BOUNCE_SUBJECT_RE = re.compile(
     r"undeliver|delivery (?:status|fail|notification|report|problem)|returned mail|failure notice"
     r"|mail delivery failed|delivery has failed|could not be delivered|non-?delivery|loop alert"
-    r"|error sending your mail|returned to sender",
+    r"|error sending your mail|returned to sender"
+    r"|unzustellbar|nicht zustellbar|[ée]chec de (?:la )?remise|non remis|non distribu|no se puede entregar"
+    r"|no entregado|entrega fallida|系统退信|退信|无法投递|投递失败|未送达|未能送达",
     re.I,
 )
 _AUTOREPLY_SUBJECT_RE = re.compile(
     r"out of (?:the )?office|auto(?:matic)?[ -]?(?:reply|response|responder|antwort)|vacation"
-    r"|\baway\b|abwesen|absence|thank you for your (?:e-?mail|message)",
+    r"|\baway\b|abwesen|absence|thank you for your (?:e-?mail|message)"
+    # German, French, Spanish, Italian, Chinese subjects of vacation notices
+    r"|automatische antwort|r[ée]ponse automatique|\babsente?\b|respuesta autom[áa]tica"
+    r"|fuera de (?:la )?oficina|risposta automatica|fuori sede|自动回复|自動回覆|自动答复|休假|不在办公室",
     re.I,
 )
 _AUTOREPLY_BODY_RE = re.compile(
     r"out of (?:the )?office|on vacation|on holiday|currently away|i am (?:currently )?away"
     r"|limited access to (?:my )?e-?mail|(?:reply|respond|get back to you) (?:as soon as|upon my return)"
-    r"|thank you for (?:you|your) e-?mail",
+    r"|thank you for (?:you|your) e-?mail"
+    r"|nicht im b[üu]ro|au(?:ß|ss)er haus|\babwesend\b|im urlaub|absente? du bureau|je suis absente?"
+    r"|en cong[ée]s?\b|de retour le|fuera de la oficina|estar[ée] fuera|de vacaciones|\bausente\b"
+    r"|休假|不在办公室|不在辦公室|外出|返回办公室|回到办公室",
     re.I,
 )
 _CHALLENGE_RE = re.compile(
@@ -124,6 +133,8 @@ _W_SPAM = re.compile(
 _W_FULL = re.compile(
     r"mailbox (?:is )?full|mailbox full|over ?quota|quota exceeded|exceeds? (?:the )?(?:allowed|storage)"
     r"|user mailbox exceeds|insufficient (?:system )?storage|disk quota|mailbox size limit"
+    r"|postfach (?:ist )?voll|speicherplatz|bo[iî]te (?:aux lettres |de r[ée]ception )?(?:est )?pleine"
+    r"|buz[óo]n (?:est[áa] )?lleno|cuota excedida|邮箱已满|邮箱空间已满|空间不足|容量已满|信箱已滿"
 )
 _W_SIZE = re.compile(r"message too (?:large|big)|message size exceeds|too large")
 _W_LOOP = re.compile(r"mail loop|loop (?:alert|detected)|duplicated message-id|too many hops")
@@ -134,7 +145,7 @@ _W_EXPIRED = re.compile(
 _W_HOST = re.compile(
     r"host or domain name not found|host not found|domain not found|no such domain"
     r"|illegal host/domain|invalid domain|unrouteable (?:address|domain)|name service error"
-    r"|domain (?:name )?(?:does not|doesn't) exist|no mx"
+    r"|domain (?:name )?(?:does not|doesn't) exist|no mx|domaine inconnu|域名不存在"
 )
 _W_DISABLED = re.compile(
     r"mailbox disabled|account (?:has been )?disabled|account (?:is )?inactive|has moved"
@@ -145,6 +156,11 @@ _W_USER_STRONG = re.compile(
     r"|recipient name is not recognized|invalid final delivery userid|no valid recipients"
     r"|invalid (?:user|recipient|mailbox) address|user (?:does not|doesn't) exist"
     r"|mailbox (?:does not|doesn't) exist|address does not exist|unknown recipient"
+    r"|(?:does not|doesn't) have an? [\w.-]+ account"
+    r"|benutzer unbekannt|unbekannte[rn]? (?:benutzer|empf[äa]nger)|empf[äa]nger unbekannt|existiert nicht"
+    r"|utilisateur inconnu|destinataire inconnu|adresse inconnue|n'existe pas|usuario desconocido"
+    r"|destinatario desconocido|no existe|用户不存在|收件人不存在|邮箱不存在|帐户不存在|账户不存在|账号不存在"
+    r"|地址不存在|用戶不存在"
 )
 # Bare "user unknown": spam appliances also answer this to reject content (sisimai's "filtered"),
 # so it needs corroboration before it may suppress a contact.
@@ -194,6 +210,17 @@ def _text_of(part: Message) -> str:
         return payload.decode(charset, errors="replace")
     except LookupError:
         return payload.decode("utf-8", errors="replace")
+
+
+def _subject(msg: Message) -> str:
+    # RFC 2047 encoded words: vacation notices in other languages almost always use them.
+    value = str(msg.get("Subject", "") or "")
+    if "=?" not in value:
+        return value
+    try:
+        return str(make_header(decode_header(value)))
+    except Exception:  # hostile encoded words (bad charset names, broken base64): keep the raw text
+        return value
 
 
 def _is_daemon(msg: Message) -> bool:
@@ -518,7 +545,7 @@ def _from_plain_bounce(msg: Message, parts: _Parts, common: dict[str, Any]) -> C
     if original_id is None:
         match = _MSGID_LINE_RE.search(quoted or diagnosis)
         original_id = match.group(1) if match else None
-    subject = str(msg.get("Subject", ""))
+    subject = _subject(msg)
     if _W_DELAY_NOTICE.search(lowered) and re.search(r"warning|delayed", subject, re.I):
         # Exim/Postfix delay warnings: the MTA is still retrying (RFC 3464 "delayed" in prose).
         return Classification(
@@ -548,7 +575,7 @@ def _from_plain_bounce(msg: Message, parts: _Parts, common: dict[str, Any]) -> C
 def _looks_like_bounce(msg: Message, parts: _Parts) -> bool:
     if msg.get("X-Failed-Recipients"):
         return True
-    subject = str(msg.get("Subject", ""))
+    subject = _subject(msg)
     if _BOUNCE_SUBJECT_RE.search(subject):
         return True
     if _is_daemon(msg):
@@ -563,7 +590,7 @@ def _is_auto_reply(msg: Message, body: str) -> bool:
         return True
     if any(msg.get(h) for h in ("X-Autoreply", "X-Autorespond", "X-Autoresponder")):
         return True
-    subject = str(msg.get("Subject", ""))
+    subject = _subject(msg)
     precedence = str(msg.get("Precedence", "")).strip().lower()
     # Older autoresponders only set Precedence: bulk/junk/auto_reply (RFC 3834 §3.1.8 notes it).
     if precedence in ("bulk", "junk", "auto_reply", "list"):
@@ -650,7 +677,8 @@ def _dict(value: Any) -> dict[str, Any]:
 def _ses(payload: dict[str, Any]) -> list[Classification]:
     kind_field = payload.get("notificationType") or payload.get("eventType") or ""
     mail = _dict(payload.get("mail"))
-    message_id = mail.get("messageId")
+    # commonHeaders carries the Message-ID we set (it names our send); mail.messageId is SES's own.
+    message_id = _dict(mail.get("commonHeaders")).get("messageId") or mail.get("messageId")
     out: list[Classification] = []
     if kind_field == "Bounce":
         bounce = _dict(payload.get("bounce"))
@@ -768,6 +796,21 @@ def classify_provider_json(payload: dict[str, Any] | list[Any]) -> list[Classifi
     if "event" in payload and "email" in payload:
         return [_sendgrid(payload)]
     return _ses(payload)
+
+
+def classify_smtp_reply(recipient: str, code: int, message: str) -> Classification:
+    """Judge a synchronous SMTP reply to our own delivery attempt (RCPT or DATA) like a bounce.
+
+    A 4xx means our sender will retry, so it is a delay and never counts towards a streak.
+    """
+    recipients = _dedupe([recipient.strip().lower()])
+    if not 400 <= code < 600:
+        return Classification(kind=OTHER, recipients=recipients, reason="accepted", reply_code=str(code))
+    status = _best_status(message)
+    text = f"{code} {message}".lower()
+    kind, reason, fault = _judge(_Evidence(status, str(code), text, structured=True))
+    return Classification(kind=kind, recipients=recipients, status=status, reason=reason, reply_code=str(code),
+                          is_sender_fault=fault, is_delay=code < 500)
 
 
 def classify_file(path: str | Path) -> list[Classification]:

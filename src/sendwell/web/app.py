@@ -22,6 +22,7 @@ from sendwell.optout.tokens import (
     read_token,
 )
 from sendwell.runtime import Runtime
+from sendwell.web.feedback_routes import feedback_router
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 
@@ -107,6 +108,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     from sendwell.web.tracking_routes import tracking_router
 
     app.include_router(tracking_router(runtime))
+    app.include_router(feedback_router(runtime))  # provider webhooks (issue 8)
     return app
 
 
