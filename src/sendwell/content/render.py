@@ -20,6 +20,7 @@ from sendwell.i18n import choose_language
 
 _CRLF = re.compile(r"[\r\n]+")
 MAX_REPEAT = 100_000  # longest string / list a template may build with `*` (memory guard)
+MAX_POWER_BITS = 4096  # largest integer a template may build with `**` (CPU guard)
 # Names a template may use; anything else is an unknown variable (lint) and an error at render.
 KNOWN_VARIABLES = frozenset({
     "contact", "first_name", "last_name", "company", "sender", "region", "industry", "stage",
@@ -37,9 +38,14 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         for name in ("lipsum", "cycler", "joiner"):  # nothing a mail needs; less to reach into
             self.globals.pop(name, None)
 
+    def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
+        # Jinja returns an Undefined that some filters (list, string) print as "Undefined";
+        # refuse outright so every attribute walk fails loudly at render and in the lint.
+        raise SecurityError(f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe.")
+
     def call_binop(self, context: Any, operator_: str, left: Any, right: Any) -> Any:
         if operator_ == "**":
-            if isinstance(right, (int, float)) and abs(right) > 64:
+            if isinstance(left, int) and isinstance(right, int) and left.bit_length() * abs(right) > MAX_POWER_BITS:
                 raise SecurityError("exponent too large in template")
             return operator.pow(left, right)
         for seq, n in ((left, right), (right, left)):
@@ -82,6 +88,9 @@ def compile_template(source: str, *, html: bool, what: str) -> Any:
         for node in ast.find_all(_FORBIDDEN_NODES):
             # No loader exists anyway; say so at compile time rather than per contact.
             raise TemplateError(f"{what}: line {node.lineno}: include, import and extends are not allowed")
+        for name in ast.find_all(nodes.Name):
+            if name.name == "self":  # the template's own reference: a mail has no use for it
+                raise TemplateError(f"{what}: line {name.lineno}: 'self' is not available in mail templates")
         return env.from_string(ast)
     except TemplateSyntaxError as exc:
         raise TemplateError(f"{what}: template syntax error on line {exc.lineno}: {exc.message}") from exc
