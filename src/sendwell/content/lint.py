@@ -62,7 +62,8 @@ SPAM_PHRASES = {
 def _phrase_pattern(phrase: str) -> re.Pattern[str]:
     if any(unicodedata.east_asian_width(c) in "WF" for c in phrase) or not phrase[0].isalnum():
         return re.compile(re.escape(phrase), re.IGNORECASE)
-    return re.compile(r"(?<!\w)" + re.escape(phrase) + r"(?!\w)", re.IGNORECASE)
+    # Whole words, allowing plural / inflected endings ("gratuits", "winners", "urgentes").
+    return re.compile(r"(?<!\w)" + re.escape(phrase) + r"(?:s|es|e|n|en)?(?!\w)", re.IGNORECASE)
 
 
 _SPAM = [(phrase, _phrase_pattern(phrase)) for phrases in SPAM_PHRASES.values() for phrase in phrases]
