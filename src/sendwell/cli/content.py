@@ -105,5 +105,5 @@ def campaigns_preview(campaign_id: int, contact_email: str | None, out_dir: Path
 
 
 def _file_stem(campaign_id: int, preview: dict[str, Any]) -> str:
-    who = preview["contact"]["email"] if preview["contact"]["id"] else preview["label"]
-    return f"campaign-{campaign_id}-" + re.sub(r"[^A-Za-z0-9@._-]+", "-", who)
+    who = "sample" if preview["contact"]["synthetic"] else preview["contact"]["email"]
+    return re.sub(r"[^A-Za-z0-9@._-]+", "-", f"campaign-{campaign_id}-{preview['label']}-{who}")

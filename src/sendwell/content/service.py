@@ -95,7 +95,7 @@ def sample_recipients(session: Session, *, campaign: Campaign) -> list[Sample]:
         sample = Sample(contact, facts[contact.id])
         samples.setdefault(sample.label, sample)  # `de` and `de-AT` get the same mail
     if not samples:
-        return [_synthetic(i, *row) for i, row in enumerate(SYNTHETIC_SAMPLES)]
+        samples = {s.label: s for s in (_synthetic(i, *row) for i, row in enumerate(SYNTHETIC_SAMPLES))}
     return sorted(samples.values(), key=lambda s: s.label)
 
 
