@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 from typing import Any
 
 import css_inline
-from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
+from jinja2 import ChainableUndefined, StrictUndefined, TemplateSyntaxError, Undefined, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -33,8 +33,8 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
     intercepted_binops = frozenset({"*", "**"})
 
-    def __init__(self, *, autoescape: bool) -> None:
-        super().__init__(autoescape=autoescape, undefined=StrictUndefined, extensions=[AudienceBlocks])
+    def __init__(self, *, autoescape: bool, undefined: type[Undefined] = StrictUndefined) -> None:
+        super().__init__(autoescape=autoescape, undefined=undefined, extensions=[AudienceBlocks])
         for name in ("lipsum", "cycler", "joiner"):  # nothing a mail needs; less to reach into
             self.globals.pop(name, None)
 
@@ -56,6 +56,10 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
 _html_env = _Sandbox(autoescape=True)
 _text_env = _Sandbox(autoescape=False)
+# Lenient twins, for the lint only: after reporting an unknown variable it still renders the
+# rest (empty for what is unknown) so the footer and layout checks can run in the same pass.
+_lenient_envs = {True: _Sandbox(autoescape=True, undefined=ChainableUndefined),
+                 False: _Sandbox(autoescape=False, undefined=ChainableUndefined)}
 
 
 class TemplateError(ValueError):
@@ -80,9 +84,9 @@ class Rendered:
 _FORBIDDEN_NODES = (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)
 
 
-def compile_template(source: str, *, html: bool, what: str) -> Any:
+def compile_template(source: str, *, html: bool, what: str, lenient: bool = False) -> Any:
     """Parse and compile one template in the sandbox; TemplateError names the line."""
-    env = _html_env if html else _text_env
+    env = _lenient_envs[html] if lenient else (_html_env if html else _text_env)
     try:
         ast = env.parse(source)
         for node in ast.find_all(_FORBIDDEN_NODES):
@@ -99,10 +103,11 @@ def compile_template(source: str, *, html: bool, what: str) -> Any:
 class CompiledCampaign:
     """A campaign's subject, HTML and text compiled once; `render` is cheap per contact."""
 
-    def __init__(self, *, subject: str, html: str, text: str, settings: Settings, kind: str = "marketing") -> None:
-        self._subject = compile_template(subject, html=False, what="subject")
-        self._html = compile_template(html, html=True, what="html")
-        self._text = compile_template(text, html=False, what="text") if text.strip() else None
+    def __init__(self, *, subject: str, html: str, text: str, settings: Settings, kind: str = "marketing",
+                 lenient: bool = False) -> None:
+        self._subject = compile_template(subject, html=False, what="subject", lenient=lenient)
+        self._html = compile_template(html, html=True, what="html", lenient=lenient)
+        self._text = compile_template(text, html=False, what="text", lenient=lenient) if text.strip() else None
         self._settings = settings
         self._marketing = kind != "transactional"
         # Remote stylesheets are never fetched: rendering must not reach the network.

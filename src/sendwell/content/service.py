@@ -123,13 +123,26 @@ def lint_campaign(session: Session, *, settings: Settings, campaign_id: int) -> 
         except TemplateError as exc:
             found.append((Finding("template-error", "error", str(exc), 24), None))
         else:
+            static_unknown = any(f.code == "unknown-variable" for f, _ in found)
+            lenient: CompiledCampaign | None = None
             for sample in samples:
                 links = _links(settings, sample, "lint")
                 try:
                     rendered = compiled.render(sample.contact, links, sample.facts)
                 except TemplateError as exc:
-                    found.append((render_failure(exc), sample.label))
-                    continue
+                    failure = render_failure(exc)
+                    if not (failure.code == "unknown-variable" and static_unknown):  # said once is enough
+                        found.append((failure, sample.label))
+                    if failure.code != "unknown-variable":
+                        continue
+                    # Unknown names render empty here, so the other checks still run in this pass.
+                    lenient = lenient or CompiledCampaign(subject=campaign.subject, html=campaign.html,
+                                                          text=campaign.text, settings=settings,
+                                                          kind=campaign.kind, lenient=True)
+                    try:
+                        rendered = lenient.render(sample.contact, links, sample.facts)
+                    except TemplateError:
+                        continue
                 found += [(f, sample.label) for f in lint_rendered(rendered, links)]
     return LintReport(campaign_id=campaign.id, samples=[s.label for s in samples], findings=merge(found))
 
