@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
+from types import SimpleNamespace
 from typing import Any
 
 from markupsafe import Markup, escape
@@ -101,7 +103,7 @@ class _Lines:
     lines: list[tuple[str, Any]]
 
 
-def _build(contact: Any, settings: Settings, facts: RecipientFacts, marketing: bool) -> _Lines:
+def _build(contact: Any, settings: Any, facts: RecipientFacts, marketing: bool) -> _Lines:
     language = choose_language(getattr(contact, "language", None))
     t = translations(language, DOMAIN)
     _ = t.gettext
@@ -139,7 +141,7 @@ def _tidy(sentence: str) -> str:
     return _DOUBLE_STOP.sub(".", sentence)
 
 
-def _contact_bits(settings: Settings) -> list[str]:
+def _contact_bits(settings: Any) -> list[str]:
     return [x for x in (settings.contact_email, settings.contact_phone, settings.website) if x]
 
 
@@ -147,7 +149,44 @@ def footer_html(
     contact: Any, links: Any, settings: Settings, facts: RecipientFacts | None = None, *, marketing: bool = True
 ) -> str:
     """The footer for the HTML part, in the contact's language, with inline styles."""
-    built = _build(contact, settings, facts or RecipientFacts(), marketing)
+    footer = _cached("html", *_key(contact, settings, facts, marketing))
+    return footer.replace(_UNSUB, str(escape(links.unsubscribe))).replace(_PREFS, str(escape(links.preferences)))
+
+
+def footer_text(
+    contact: Any, links: Any, settings: Settings, facts: RecipientFacts | None = None, *, marketing: bool = True
+) -> str:
+    """The footer for the plain-text part, in the contact's language."""
+    footer = _cached("text", *_key(contact, settings, facts, marketing))
+    return footer.replace(_UNSUB, links.unsubscribe).replace(_PREFS, links.preferences)
+
+
+# The footer differs between recipients only in its two links: build it once per
+# (region, language, consent, source, identity) with stand-ins and substitute the links.
+_UNSUB = "https://sendwell.invalid/unsubscribe-link"
+_PREFS = "https://sendwell.invalid/preferences-link"
+_IDENTITY = ("company_name", "postal_address", "contact_email", "contact_phone", "website", "privacy_url")
+
+
+def _key(contact: Any, settings: Settings, facts: RecipientFacts | None, marketing: bool) -> tuple[Any, ...]:
+    facts = facts or RecipientFacts()
+    return (getattr(contact, "region", None) or "other", choose_language(getattr(contact, "language", None)),
+            facts.consent_kind, facts.data_source, marketing, tuple(getattr(settings, k) for k in _IDENTITY))
+
+
+@lru_cache(maxsize=4096)
+def _cached(part: str, region: str, language: str, consent_kind: str | None, data_source: str, marketing: bool,
+            identity: tuple[str, ...]) -> str:
+    contact = SimpleNamespace(region=region, language=language)
+    settings = SimpleNamespace(**dict(zip(_IDENTITY, identity)))
+    links = SimpleNamespace(unsubscribe=_UNSUB, preferences=_PREFS)
+    facts = RecipientFacts(consent_kind, data_source)
+    build = _footer_html if part == "html" else _footer_text
+    return build(contact, links, settings, facts, marketing)
+
+
+def _footer_html(contact: Any, links: Any, settings: Any, facts: RecipientFacts, marketing: bool) -> str:
+    built = _build(contact, settings, facts, marketing)
     _ = translations(built.language, DOMAIN).gettext
     out: list[str] = []
     for kind, value in built.lines:
@@ -184,11 +223,8 @@ def footer_html(
     )
 
 
-def footer_text(
-    contact: Any, links: Any, settings: Settings, facts: RecipientFacts | None = None, *, marketing: bool = True
-) -> str:
-    """The footer for the plain-text part, in the contact's language."""
-    built = _build(contact, settings, facts or RecipientFacts(), marketing)
+def _footer_text(contact: Any, links: Any, settings: Any, facts: RecipientFacts, marketing: bool) -> str:
+    built = _build(contact, settings, facts, marketing)
     _ = translations(built.language, DOMAIN).gettext
     out = ["--"]
     for kind, value in built.lines:
