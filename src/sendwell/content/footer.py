@@ -27,6 +27,9 @@ from markupsafe import Markup, escape
 from sendwell.config import Settings
 from sendwell.i18n import choose_language, translations
 
+# Babel's locale parsing is the slowest step of a render otherwise; few distinct tags exist.
+language_of = lru_cache(maxsize=512)(choose_language)
+
 DOMAIN = "content"
 
 
@@ -170,7 +173,7 @@ _IDENTITY = ("company_name", "postal_address", "contact_email", "contact_phone",
 
 def _key(contact: Any, settings: Settings, facts: RecipientFacts | None, marketing: bool) -> tuple[Any, ...]:
     facts = facts or RecipientFacts()
-    return (getattr(contact, "region", None) or "other", choose_language(getattr(contact, "language", None)),
+    return (getattr(contact, "region", None) or "other", language_of(getattr(contact, "language", None)),
             facts.consent_kind, facts.data_source, marketing, tuple(getattr(settings, k) for k in _IDENTITY))
 
 

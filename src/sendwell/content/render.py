@@ -15,8 +15,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from sendwell.config import Settings
 from sendwell.content.blocks import AudienceBlocks
-from sendwell.content.footer import RecipientFacts, footer_html, footer_text
-from sendwell.i18n import choose_language
+from sendwell.content.footer import RecipientFacts, footer_html, footer_text, language_of
 
 _CRLF = re.compile(r"[\r\n]+")
 MAX_REPEAT = 100_000  # longest string / list a template may build with `*` (memory guard)
@@ -168,7 +167,7 @@ def template_context(contact: Any, links: Links, settings: Settings) -> dict[str
         "industry": (contact.industry or "").casefold(),
         "stage": contact.stage or "",
         "country": (contact.country or "").upper(),
-        "language": choose_language(contact.language),
+        "language": language_of(contact.language),
         "unsubscribe_url": links.unsubscribe,
         "preferences_url": links.preferences,
     }
