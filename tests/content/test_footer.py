@@ -45,6 +45,12 @@ def test_every_footer_string_is_in_each_catalog_with_the_same_placeholders(lang)
         assert message.string % {k: "x" for k in _PLACEHOLDER.findall(msgid)}  # formats without error
 
 
+def test_chinese_sentences_are_joined_without_spaces(content_settings) -> None:
+    text = render(content_settings, contact=recipient(region="eu", language="zh-CN")).text
+    assert "数据保护：Ningbo Bright Lighting Co., Ltd.是您个人数据的控制者。我们仅使用" in text
+    assert "Data protection: Ningbo" in render(content_settings, contact=recipient(region="eu")).text
+
+
 def test_chinese_catalog_is_simplified() -> None:
     text = "".join(m.string for m in _catalog("zh_Hans") if m.id)
     assert not TRADITIONAL & set(text)

@@ -152,3 +152,11 @@ def test_preview_command_writes_eml_and_html(tmp_path, env) -> None:
     assert "joe@bulbs.example — Subject: New panels" in one and (out_dir / f"campaign-{cid}-us-en-joe@bulbs.example.eml").exists()
     missing = run(env, "campaigns", "preview", str(cid), "--contact", "nobody@x.example", code=1).output
     assert missing.strip() == "Error: no contact with email 'nobody@x.example'"
+
+
+def test_warnings_alone_do_not_block_sending(tmp_path, env, smtp_server) -> None:
+    cid = _setup(tmp_path, env, subject="FREE LED SAMPLES, ORDER NOW")
+    lint = json.loads(run(env, "campaigns", "lint", str(cid), "--json").output)
+    assert lint["ok"] and {"capital-subject", "spam-phrase"} <= {f["code"] for f in lint["findings"]}
+    sent = json.loads(run(env, "campaigns", "send", str(cid), "--wait", "--json").output)
+    assert sent["states"]["sent"] == 2 and len(smtp_server.messages) == 2

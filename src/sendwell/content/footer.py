@@ -139,6 +139,11 @@ def _build(contact: Any, settings: Any, facts: RecipientFacts, marketing: bool) 
     return _Lines(language=language, lines=lines)
 
 
+def _sentence_gap(language: str) -> str:
+    """Chinese sentences follow each other without a space; the others take one."""
+    return "" if language.startswith("zh") else " "
+
+
 def _tidy(sentence: str) -> str:
     """`Co., Ltd..` → `Co., Ltd.`: a name ending in a full stop before the sentence's own."""
     return _DOUBLE_STOP.sub(".", sentence)
@@ -215,7 +220,8 @@ def _footer_html(contact: Any, links: Any, settings: Any, facts: RecipientFacts,
                 parts.append(Markup('<a href="{}" style="color:#555">{}</a>').format(settings.privacy_url, _(PRIVACY)))
             else:
                 parts.append(escape(_(PRIVACY_ON_REQUEST) % {"email": settings.contact_email}))
-            out.append(Markup("<strong>{}</strong> ").format(_(DATA_HEADING)) + Markup(" ").join(parts))
+            sep = _sentence_gap(built.language)
+            out.append(Markup("<strong>{}</strong>{}").format(_(DATA_HEADING), sep) + Markup(sep).join(parts))
         else:
             out.append(escape(value))
     inner = "".join(f'<p style="margin:4px 0">{line}</p>' for line in out)
@@ -241,7 +247,8 @@ def _footer_text(contact: Any, links: Any, settings: Any, facts: RecipientFacts,
             out.append(_(PREFERENCES_TEXT) % {"url": links.preferences})
         elif kind == "notice":
             out.append("")
-            out.append(_(DATA_HEADING) + " " + " ".join(value))
+            sep = _sentence_gap(built.language)
+            out.append(_(DATA_HEADING) + sep + sep.join(value))
             if settings.privacy_url:
                 out.append(_(PRIVACY_TEXT) % {"url": settings.privacy_url})
             else:
