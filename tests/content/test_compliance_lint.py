@@ -72,6 +72,8 @@ HIDING_TEMPLATES = [
     ('<div style="opacity:0"><p>Hi</p>', "opacity"),
     ('<div style="mso-hide:all"><p>Hi</p>', "mso-hide"),
     ('<div style="max-height:0;overflow:hidden"><p>Hi</p>', "zero size"),
+    ('<div style="height:1px;overflow:hidden"><p>Hi</p>', "zero size"),
+    ("<style>.sendwell-footer{line-height:0 !important;overflow:hidden}</style><p>Hi</p>", "zero size"),
     ('<div style="position:absolute;left:-9999px"><p>Hi</p>', "off-screen"),
     ('<div style="display:none"><p>Hi</p>', "display:none"),
     ("<p>Hi</p><noscript>", "noscript"),
@@ -91,6 +93,7 @@ def test_an_unsubscribe_link_hidden_by_the_template_blocks(content_settings, htm
 
 @pytest.mark.parametrize("html", [
     '<div style="display:none;max-height:0;overflow:hidden">Preheader: samples in 7 days</div><p>Hi</p>',
+    '<div style="height:40px;overflow:hidden">Banner</div><p>Hi</p>',
     "<style>a{color:#ffffff}</style><p>Hi</p>",  # the footer's own inline colour wins
     '<table><tr><td style="background:#222;color:#fff">Dark banner</td></tr></table><p>Hi</p>',
     '<p>Hi <a href="{{ unsubscribe_url }}">unsubscribe here</a></p>',

@@ -3,7 +3,7 @@
 css-inline has already parsed the document as a browser would (html5ever) and moved every
 stylesheet rule into `style` attributes, so inline styles and the element tree are all that
 decide here. A link counts as hidden when an ancestor (or the link) hides it: `display:none`,
-`visibility:hidden`, `opacity:0`, `mso-hide:all` (Outlook), zero height or width with
+`visibility:hidden`, `opacity:0`, `mso-hide:all` (Outlook), a height, width or line height of 2 px or less with
 `overflow:hidden`, off-screen positioning, a font smaller than 6 px, a colour too close to
 the background (WCAG contrast below 1.5), a transparent colour, a `hidden` attribute, or a
 container that does not render its content (`<template>`, `<noscript>`, `<textarea>`, …).
@@ -205,8 +205,12 @@ def length_px(value: str, parent_px: float) -> float | None:
     return number * factor
 
 
-def _is_zero(value: str | None) -> bool:
-    return value is not None and length_px(value, 16.0) == 0.0
+def _is_tiny(value: str | None) -> bool:
+    """0–2 px: a box that shows nothing once its overflow is clipped."""
+    if value is None:
+        return False
+    px = length_px(value, 16.0)
+    return px is not None and px <= 2.0
 
 
 def _clips(style: dict[str, str]) -> bool:
@@ -237,7 +241,8 @@ def hidden_reason(node: Node) -> str | None:
             opacity *= float(st.get("opacity", "1").rstrip("%")) / (100 if st.get("opacity", "").endswith("%") else 1)
         except ValueError:
             pass
-        if _clips(st) and any(_is_zero(st.get(p)) for p in ("height", "max-height", "width", "max-width")):
+        if _clips(st) and any(_is_tiny(st.get(p)) for p in ("height", "max-height", "width", "max-width",
+                                                              "line-height")):
             return f"zero size with overflow:hidden on <{el.tag}>"
         if st.get("position") in ("absolute", "fixed"):
             for side in ("left", "top", "right", "bottom", "margin-left", "margin-top"):
