@@ -44,6 +44,21 @@ def test_lint_samples_one_contact_per_region_and_language(runtime, db_settings) 
     assert not report.ok
 
 
+def test_lint_renders_every_country_stage_and_industry_branch(runtime, db_settings) -> None:
+    with transaction(runtime.factory) as s:
+        make_contact(s, country="DE", language="de", source="Fair")
+        make_contact(s, country="FR", language="de", source="Fair")  # same region/language as the first
+        make_contact(s, country="DE", language="de", source="Fair", stage="customer", industry="furniture")
+        html = '<p>Hi</p>{% country "FR" %}<div style="display:none">{% endcountry %}'
+        campaign_id = _create(s, db_settings, html=html)
+    with transaction(runtime.factory) as s:
+        report = lint_campaign(s, settings=db_settings, campaign_id=campaign_id)
+        previews = preview_campaign(s, settings=db_settings, campaign_id=campaign_id)
+    assert report.samples == ["eu/de"] and report.rendered == 3
+    assert [f.code for f in report.errors] == ["unsubscribe-hidden"]
+    assert len(previews) == 1  # previews stay one per region × language
+
+
 def test_an_empty_segment_is_linted_on_synthetic_samples(runtime, db_settings) -> None:
     with transaction(runtime.factory) as s:
         report = lint_campaign(s, settings=db_settings, campaign_id=_create(s, db_settings))

@@ -99,8 +99,9 @@ class LintReport:
     """All findings for one campaign, merged across samples."""
 
     campaign_id: int | None = None
-    samples: list[str] = field(default_factory=list)
+    samples: list[str] = field(default_factory=list)  # region/language labels rendered
     findings: list[Finding] = field(default_factory=list)
+    rendered: int = 0  # how many sample recipients were rendered
 
     @property
     def errors(self) -> list[Finding]:
@@ -120,7 +121,7 @@ class LintReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {"campaign_id": self.campaign_id, "ok": self.ok, "errors": len(self.errors),
-                "warnings": len(self.warnings), "samples": self.samples,
+                "warnings": len(self.warnings), "samples": self.samples, "rendered": self.rendered,
                 "findings": [f.as_dict() for f in self.findings]}
 
 

@@ -84,19 +84,34 @@ def _synthetic(index: int, region: str, language: str, country: str, first_name:
     return Sample(contact, RecipientFacts(consent_kind=None, data_source="sample data"), synthetic=True)
 
 
-def sample_recipients(session: Session, *, campaign: Campaign) -> list[Sample]:
-    """One contact per region × language present in the campaign's segment (synthetic if none)."""
+LINT_SAMPLE_LIMIT = 200  # rendered samples per lint run (a few ms each)
+
+
+def sample_recipients(session: Session, *, campaign: Campaign, thorough: bool = False) -> list[Sample]:
+    """One contact per region × language present in the campaign's segment (synthetic if none).
+
+    `thorough` (the lint): one per region × language × country × stage × industry, up to
+    LINT_SAMPLE_LIMIT, so a template branch on any of those is rendered at least once.
+    """
     segment = compile_segment(campaign.segment_expr)
-    first_ids = select(func.min(Contact.id)).where(segment).group_by(Contact.region, Contact.language)
-    contacts = list(session.scalars(select(Contact).where(Contact.id.in_(first_ids)).order_by(Contact.id)))
+    columns = [Contact.region, Contact.language]
+    if thorough:
+        columns += [Contact.country, Contact.stage, Contact.industry]
+    first_ids = select(func.min(Contact.id).label("id")).where(segment).group_by(*columns)
+    contacts = list(session.scalars(
+        select(Contact).where(Contact.id.in_(select(first_ids.subquery().c.id).order_by("id")
+                                             .limit(LINT_SAMPLE_LIMIT if thorough else None)))
+        .order_by(Contact.id)
+    ))
     facts = recipient_facts(session, contact_ids=[c.id for c in contacts])
-    samples: dict[str, Sample] = {}
+    samples: dict[Any, Sample] = {}
     for contact in contacts:
         sample = Sample(contact, facts[contact.id])
-        samples.setdefault(sample.label, sample)  # `de` and `de-AT` get the same mail
+        # `de` and `de-AT` get the same mail: one preview per label.
+        samples.setdefault(contact.id if thorough else sample.label, sample)
     if not samples:
         samples = {s.label: s for s in (_synthetic(i, *row) for i, row in enumerate(SYNTHETIC_SAMPLES))}
-    return sorted(samples.values(), key=lambda s: s.label)
+    return sorted(samples.values(), key=lambda s: (s.label, getattr(s.contact, "id", 0)))
 
 
 def _links(settings: Settings, sample: Sample, purpose: str) -> Links:
@@ -112,7 +127,7 @@ def lint_campaign(session: Session, *, settings: Settings, campaign_id: int) -> 
     found: list[tuple[Finding, str | None]] = [
         (f, None) for f in lint_templates(subject=campaign.subject, html=campaign.html, text=campaign.text)
     ]
-    samples = sample_recipients(session, campaign=campaign)
+    samples = sample_recipients(session, campaign=campaign, thorough=True)
     regions = {s.contact.region for s in samples}
     found += [(f, None) for f in lint_settings(settings, regions=regions)]
     found += [(f, None) for f in _audience_findings(session, campaign)]
@@ -144,7 +159,8 @@ def lint_campaign(session: Session, *, settings: Settings, campaign_id: int) -> 
                     except TemplateError:
                         continue
                 found += [(f, sample.label) for f in lint_rendered(rendered, links)]
-    return LintReport(campaign_id=campaign.id, samples=[s.label for s in samples], findings=merge(found))
+    labels = sorted({s.label for s in samples})
+    return LintReport(campaign_id=campaign.id, samples=labels, rendered=len(samples), findings=merge(found))
 
 
 def _audience_findings(session: Session, campaign: Campaign) -> list[Finding]:
