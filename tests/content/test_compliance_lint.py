@@ -222,3 +222,16 @@ def test_eu_audience_without_privacy_url_is_warned(content_settings) -> None:
 def test_finding_lines_name_the_rule(content_settings) -> None:
     found = lint_templates(subject="Re: hello", html="<p>x</p>", text="")
     assert found[0].line().startswith("error [COMPLIANCE #16] deceptive-subject: ")
+
+
+def test_findings_that_differ_only_by_personalisation_are_one_finding(content_settings) -> None:
+    from sendwell.content.lint import merge
+    from tests.content.conftest import recipient
+
+    found = []
+    for name, label in (("Anna", "eu/de"), ("Bartholomew-Maximilian", "us/en"), ("Christopher-Alexander", "uk/en")):
+        rendered = render(content_settings, subject="Re: LED panels for {{ first_name }} and your purchasing team",
+                          contact=recipient(first_name=name))
+        found += [(f, label) for f in lint_rendered(rendered, LINKS)]
+    merged = [(f.code, f.samples) for f in merge(found)]
+    assert merged == [("deceptive-subject", ("eu/de", "us/en", "uk/en")), ("long-subject", ("us/en", "uk/en"))]

@@ -78,6 +78,9 @@ class Finding:
     message: str
     rule: int | None = None
     samples: tuple[str, ...] = ()
+    # Findings with the same code and key are one finding across samples (personalisation
+    # changes the numbers in a message, not the problem); None = the message is the key.
+    key: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def blocking(self) -> bool:
@@ -129,7 +132,7 @@ def merge(findings: list[tuple[Finding, str | None]]) -> list[Finding]:
     """One finding per (code, message), listing the samples it came from; errors first."""
     merged: dict[tuple[str, str], tuple[Finding, list[str]]] = {}
     for finding, sample in findings:
-        key = (finding.code, finding.message)
+        key = (finding.code, finding.message if finding.key is None else finding.key)
         if key not in merged:
             merged[key] = (finding, [])
         if sample and sample not in merged[key][1]:
@@ -247,7 +250,8 @@ def _attribute_uses(ast: nodes.Template) -> list[tuple[str, str, int]]:
 
 def _deceptive(subject: str) -> Finding:
     return Finding("deceptive-subject", ERROR,
-                   f"subject {subject.strip()[:60]!r} pretends to be a reply or forward (no thread exists)", 16)
+                   f"subject {subject.strip()[:60]!r} pretends to be a reply or forward (no thread exists)", 16,
+                   key="")
 
 
 def render_failure(exc: TemplateError) -> Finding:
@@ -308,14 +312,16 @@ def readability(rendered: Rendered) -> list[Finding]:
         if lines > MAX_LINES_PER_PARAGRAPH:
             found.append(Finding("long-paragraph", WARNING,
                                  f"a paragraph of {lines} lines ({LINE_COLUMNS} columns each) starting "
-                                 f"{para[:40]!r}; keep paragraphs to {MAX_LINES_PER_PARAGRAPH} lines"))
+                                 f"{para[:40]!r}; keep paragraphs to {MAX_LINES_PER_PARAGRAPH} lines",
+                                 key=para[:20]))
     subject = rendered.subject
     if len(subject) > MAX_SUBJECT_CHARS:
         found.append(Finding("long-subject", WARNING,
-                             f"subject has {len(subject)} characters; over {MAX_SUBJECT_CHARS} is cut off on phones"))
+                             f"subject has {len(subject)} characters (for this sample); over {MAX_SUBJECT_CHARS} "
+                             "is cut off on phones", key=""))
     letters = [c for c in subject if c.isalpha() and c.lower() != c.upper()]
     if len(letters) >= 6 and sum(c.isupper() for c in letters) / len(letters) > 0.7:
-        found.append(Finding("capital-subject", WARNING, f"subject {subject[:60]!r} is in capitals"))
+        found.append(Finding("capital-subject", WARNING, f"subject {subject[:60]!r} is in capitals", key=""))
     for phrase, pattern in _SPAM:
         if pattern.search(subject) or pattern.search(body_text):
             found.append(Finding("spam-phrase", WARNING, f"spam-trigger phrase {phrase!r}"))
@@ -328,10 +334,11 @@ def readability(rendered: Rendered) -> list[Finding]:
     if images and text_chars < MIN_TEXT_PER_IMAGE * len(images):
         found.append(Finding("image-heavy", WARNING,
                              f"{len(images)} image(s) and {text_chars} characters of text; many filters and "
-                             f"readers distrust mail that is mostly images (aim for {MIN_TEXT_PER_IMAGE}+ per image)"))
+                             f"readers distrust mail that is mostly images (aim for {MIN_TEXT_PER_IMAGE}+ per image)",
+                             key=""))
     size = len(rendered.html.encode("utf-8"))
     if size > MAX_HTML_BYTES:
         found.append(Finding("too-large", WARNING,
                              f"HTML part is {size / 1024:.0f} KB; Gmail clips messages over 102 KB "
-                             "(and hides the footer with the unsubscribe link)"))
+                             "(and hides the footer with the unsubscribe link)", key=""))
     return found
