@@ -42,7 +42,7 @@ def content_demo(runtime: Runtime, campaign_ids: list[int], say: Any = print) ->
     return {
         "campaigns": [{"id": r.campaign_id, "ok": r.ok, "errors": len(r.errors), "warnings": [f.line() for f in
                                                                                              r.warnings],
-                       "samples": len(r.samples)} for r in reports],
+                       "samples": len(r.samples), "rendered": r.rendered} for r in reports],
         "refused": {"id": draft_id, "findings": refused},
         "previews_dir": str(previews_dir),
         "previews": len(previews),
@@ -58,8 +58,9 @@ def format_content_summary(content: dict[str, Any]) -> list[str]:
     lines = []
     for row in content["campaigns"]:
         verdict = "passes the compliance lint" if row["ok"] else f"FAILS the compliance lint ({row['errors']})"
-        lines.append(f"Lint, campaign {row['id']}: {verdict} over {row['samples']} region × language samples; "
-                     f"{len(row['warnings'])} readability warnings")
+        count = len(row["warnings"])
+        lines.append(f"Lint, campaign {row['id']}: {verdict} over {row['rendered']} sample renders "
+                     f"({row['samples']} region × language groups); {count} readability warning{'s' * (count != 1)}")
         lines.extend(f"    {w}" for w in row["warnings"])
     lines.append(f"Lint, draft {content['refused']['id']}: refused by the send gate:")
     lines.extend(f"    {line}" for line in content["refused"]["findings"])
