@@ -32,6 +32,11 @@ def test_demo_runs_the_mission(tmp_path) -> None:
     assert summary["checks"] == {"get_status": 200, "repeat_post_status": 200}
     assert summary["mails_received"] == delivered_first + second["states"]["sent"]
     assert len(list((tmp_path / "demo" / "received").glob("*.eml"))) == summary["mails_received"]
+    # Content: both sent campaigns pass the compliance lint; the careless draft is refused.
+    assert [c["ok"] for c in summary["lint"]["campaigns"]] == [True, True]
+    assert {line.split(" ")[3] for line in summary["lint"]["refused"]["findings"]} == {
+        "unsubscribe-hidden:", "deceptive-subject:"}
+    assert summary["lint"]["previews"] == len(list((tmp_path / "demo" / "previews").glob("*.eml"))) > 1
 
 
 def test_demo_refuses_to_wipe_a_folder_it_did_not_make(tmp_path) -> None:

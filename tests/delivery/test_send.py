@@ -86,12 +86,12 @@ def test_campaign_reaches_every_eligible_contact_with_compliant_headers(smtp_run
 
 def test_eu_mails_carry_the_data_notice_and_us_mails_do_not(smtp_runtime, smtp_server) -> None:
     with transaction(smtp_runtime.factory) as s:
-        make_contact(s, country="DE", email="de@buyer.example")
-        make_contact(s, country="US", email="us@buyer.example")
+        make_contact(s, country="DE", email="de@buyer.example", language="en")
+        make_contact(s, country="US", email="us@buyer.example", language="en")
     _run(smtp_runtime, _campaign(smtp_runtime, segment=""))
     bodies = {m.rcpt_tos[0]: parse_strict(m.data).get_body(("plain",)).get_content() for m in smtp_server.messages}
-    assert "controller of your data" in bodies["de@buyer.example"]
-    assert "controller of your data" not in bodies["us@buyer.example"]
+    assert "controller of your personal data" in bodies["de@buyer.example"]
+    assert "controller of your personal data" not in bodies["us@buyer.example"]
 
 
 def test_unsubscribed_before_the_claim_is_skipped_at_send_time(smtp_runtime, smtp_server) -> None:

@@ -68,10 +68,14 @@ def campaigns_send(campaign_id: int, wait: bool, as_json: bool) -> None:
     """Plan the campaign (eligibility per contact) and queue or deliver it."""
     from sendwell.delivery.service import CampaignError, plan_campaign, queue_campaign, get_campaign
 
+    from sendwell.cli.content import refuse_unsendable
+
     runtime = get_runtime()
     try:
         with transaction(runtime.factory) as session:
             campaign = get_campaign(session, campaign_id=campaign_id)
+            # Blocking compliance lint: one line per finding, nothing planned or sent.
+            refuse_unsendable(session, runtime.settings, campaign_id, as_json)
             plan_campaign(session, campaign=campaign)
             batches = queue_campaign(session, campaign=campaign)
     except CampaignError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sendwell.cli.campaigns import campaigns
+from sendwell.cli import content as _content  # noqa: F401  (attaches `campaigns lint|preview`)
 from sendwell.cli.contacts import contacts
 from sendwell.cli.demo import demo
 from sendwell.cli.dkim import dkim

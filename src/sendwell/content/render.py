@@ -2,20 +2,63 @@
 
 from __future__ import annotations
 
+import operator
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any
 
 import css_inline
-from jinja2 import StrictUndefined, TemplateSyntaxError
+from jinja2 import ChainableUndefined, StrictUndefined, TemplateSyntaxError, Undefined, nodes
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from sendwell.config import Settings
+from sendwell.content.blocks import AudienceBlocks
+from sendwell.content.footer import RecipientFacts, footer_html, footer_text, language_of
 
-_html_env = ImmutableSandboxedEnvironment(autoescape=True, undefined=StrictUndefined)
-_text_env = ImmutableSandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
 _CRLF = re.compile(r"[\r\n]+")
+MAX_REPEAT = 100_000  # longest string / list a template may build with `*` (memory guard)
+MAX_POWER_BITS = 4096  # largest integer a template may build with `**` (CPU guard)
+# Names a template may use; anything else is an unknown variable (lint) and an error at render.
+KNOWN_VARIABLES = frozenset({
+    "contact", "first_name", "last_name", "company", "sender", "region", "industry", "stage",
+    "country", "language", "unsubscribe_url", "preferences_url", "range", "dict", "namespace",
+})
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """The sandbox, with `*` / `**` size-checked and no helpers beyond range, dict, namespace."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def __init__(self, *, autoescape: bool, undefined: type[Undefined] = StrictUndefined) -> None:
+        super().__init__(autoescape=autoescape, undefined=undefined, extensions=[AudienceBlocks])
+        for name in ("lipsum", "cycler", "joiner"):  # nothing a mail needs; less to reach into
+            self.globals.pop(name, None)
+
+    def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
+        # Jinja returns an Undefined that some filters (list, string) print as "Undefined";
+        # refuse outright so every attribute walk fails loudly at render and in the lint.
+        raise SecurityError(f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe.")
+
+    def call_binop(self, context: Any, operator_: str, left: Any, right: Any) -> Any:
+        if operator_ == "**":
+            if isinstance(left, int) and isinstance(right, int) and left.bit_length() * abs(right) > MAX_POWER_BITS:
+                raise SecurityError("exponent too large in template")
+            return operator.pow(left, right)
+        for seq, n in ((left, right), (right, left)):
+            if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and len(seq) * n > MAX_REPEAT:
+                raise SecurityError(f"template tried to build a sequence longer than {MAX_REPEAT}")
+        return operator.mul(left, right)
+
+
+_html_env = _Sandbox(autoescape=True)
+_text_env = _Sandbox(autoescape=False)
+# Lenient twins, for the lint only: after reporting an unknown variable it still renders the
+# rest (empty for what is unknown) so the footer and layout checks can run in the same pass.
+_lenient_envs = {True: _Sandbox(autoescape=True, undefined=ChainableUndefined),
+                 False: _Sandbox(autoescape=False, undefined=ChainableUndefined)}
 
 
 class TemplateError(ValueError):
@@ -31,25 +74,47 @@ class Links:
 @dataclass(frozen=True)
 class Rendered:
     subject: str
-    html: str
-    text: str
+    html: str  # final HTML: body + system footer, CSS inlined
+    text: str  # final text: body (given or derived) + system footer
+    body_html: str = ""  # the template's own output, before footer and inlining
+    body_text: str = ""
+
+
+_FORBIDDEN_NODES = (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)
+
+
+def compile_template(source: str, *, html: bool, what: str, lenient: bool = False) -> Any:
+    """Parse and compile one template in the sandbox; TemplateError names the line."""
+    env = _lenient_envs[html] if lenient else (_html_env if html else _text_env)
+    try:
+        ast = env.parse(source)
+        for node in ast.find_all(_FORBIDDEN_NODES):
+            # No loader exists anyway; say so at compile time rather than per contact.
+            raise TemplateError(f"{what}: line {node.lineno}: include, import and extends are not allowed")
+        for name in ast.find_all(nodes.Name):
+            if name.name == "self":  # the template's own reference: a mail has no use for it
+                raise TemplateError(f"{what}: line {name.lineno}: 'self' is not available in mail templates")
+        return env.from_string(ast)
+    except TemplateSyntaxError as exc:
+        raise TemplateError(f"{what}: template syntax error on line {exc.lineno}: {exc.message}") from exc
 
 
 class CompiledCampaign:
     """A campaign's subject, HTML and text compiled once; `render` is cheap per contact."""
 
-    def __init__(self, *, subject: str, html: str, text: str, settings: Settings) -> None:
-        try:
-            self._subject = _text_env.from_string(subject)
-            self._html = _html_env.from_string(html)
-            self._text = _text_env.from_string(text) if text.strip() else None
-        except TemplateSyntaxError as exc:
-            raise TemplateError(f"template syntax error on line {exc.lineno}: {exc.message}") from exc
+    def __init__(self, *, subject: str, html: str, text: str, settings: Settings, kind: str = "marketing",
+                 lenient: bool = False) -> None:
+        self._subject = compile_template(subject, html=False, what="subject", lenient=lenient)
+        self._html = compile_template(html, html=True, what="html", lenient=lenient)
+        self._text = compile_template(text, html=False, what="text", lenient=lenient) if text.strip() else None
         self._settings = settings
-        self._inliner = css_inline.CSSInliner(keep_style_tags=False)
+        self._marketing = kind != "transactional"
+        # Remote stylesheets are never fetched: rendering must not reach the network.
+        self._inliner = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
 
-    def render(self, contact: Any, links: Links) -> Rendered:
+    def render(self, contact: Any, links: Links, facts: RecipientFacts | None = None) -> Rendered:
         """Subject, HTML and text for one contact, with footer and unsubscribe link in both bodies."""
+        facts = facts or RecipientFacts(data_source=getattr(contact, "source", "") or "")
         ctx = template_context(contact, links, self._settings)
         try:
             # Header injection guard: a name with CR/LF must never start a new header line.
@@ -58,83 +123,63 @@ class CompiledCampaign:
             body_text = self._text.render(ctx) if self._text is not None else html_to_text(body_html)
         except Exception as exc:  # jinja's UndefinedError and sandbox SecurityError
             raise TemplateError(f"cannot render for contact {getattr(contact, 'id', '?')}: {exc}") from exc
-        html = self._inliner.inline(_wrap_html(body_html + footer_html(contact, links, self._settings)))
-        text = body_text.rstrip() + "\n\n" + footer_text(contact, links, self._settings)
-        return Rendered(subject=subject, html=html, text=text)
+        footer = footer_html(contact, links, self._settings, facts, marketing=self._marketing)
+        html = self._inliner.inline(_with_footer(body_html, footer))
+        text = body_text.rstrip() + "\n\n" + footer_text(contact, links, self._settings, facts, marketing=self._marketing)
+        return Rendered(subject=subject, html=html, text=text, body_html=body_html, body_text=body_text)
+
+
+def _plain(value: Any) -> str | int | float | bool | None:
+    return value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
 
 
 def template_context(contact: Any, links: Links, settings: Settings) -> dict[str, Any]:
-    """What a template may use."""
-    return {
-        "contact": {
-            "first_name": contact.first_name or "",
-            "last_name": contact.last_name or "",
-            "company": contact.company or "",
-            "job_title": contact.job_title or "",
-            "industry": contact.industry or "",
-            "country": contact.country or "",
-            "region": contact.region or "other",
-            "stage": contact.stage,
-            "language": contact.language or "en",
-            "email": contact.email,
-        },
+    """What a template may use: plain data only, never ORM objects."""
+    region = getattr(contact, "region", "") or "other"
+    custom = getattr(contact, "custom", None) or {}
+    person = {
         "first_name": contact.first_name or "",
-        "company": settings.company_name,
+        "last_name": contact.last_name or "",
+        "company": contact.company or "",
+        "job_title": getattr(contact, "job_title", "") or "",
+        "industry": contact.industry or "",
+        "country": contact.country or "",
+        "region": region,
+        "stage": contact.stage,
+        "language": contact.language or "en",
+        "email": contact.email,
+        "tags": [str(t) for t in (getattr(contact, "tags", None) or [])],
+        "custom": {str(k): _plain(v) for k, v in custom.items()} if isinstance(custom, dict) else {},
+    }
+    return {
+        "contact": person,
+        "first_name": person["first_name"],
+        "last_name": person["last_name"],
+        "company": settings.company_name,  # the sender's company (kept for older templates)
+        "sender": {
+            "company": settings.company_name,
+            "email": settings.contact_email,
+            "phone": settings.contact_phone,
+            "website": settings.website,
+        },
+        # Top-level audience values, what {% region %} / {% industry %} / … blocks compare with.
+        "region": region,
+        "industry": (contact.industry or "").casefold(),
+        "stage": contact.stage or "",
+        "country": (contact.country or "").upper(),
+        "language": language_of(contact.language),
         "unsubscribe_url": links.unsubscribe,
         "preferences_url": links.preferences,
     }
 
 
-def footer_html(contact: Any, links: Links, settings: Settings) -> str:
-    """The compliance footer (identity, postal address, contact, unsubscribe; EU data notice)."""
-    from markupsafe import escape
-
-    contact_bits = [escape(settings.contact_email)]
-    if settings.contact_phone:
-        contact_bits.append(escape(settings.contact_phone))
-    if settings.website:
-        contact_bits.append(f'<a href="{escape(settings.website)}">{escape(settings.website)}</a>')
-    lines = [
-        f"<strong>{escape(settings.company_name)}</strong>, {escape(settings.postal_address)}",
-        " · ".join(str(b) for b in contact_bits),
-        f'You receive this because you are in contact with {escape(settings.company_name)}. '
-        f'<a href="{escape(links.unsubscribe)}">Unsubscribe</a> · '
-        f'<a href="{escape(links.preferences)}">Choose how often we write</a>',
-    ]
-    if contact.region in ("eu", "uk"):
-        notice = (
-            f"{escape(settings.company_name)} is the controller of your data and uses your business "
-            "contact details only to send you these mails."
-        )
-        if settings.privacy_url:
-            notice += f' <a href="{escape(settings.privacy_url)}">Privacy notice</a>.'
-        if getattr(contact, "source", ""):
-            notice += f" Source of your data: {escape(contact.source)}."
-        lines.append(notice)
-    inner = "".join(f"<p style=\"margin:4px 0\">{line}</p>" for line in lines)
-    return (
-        '<div class="sendwell-footer" style="margin-top:24px;padding-top:12px;'
-        'border-top:1px solid #ddd;color:#666;font-size:12px">' + inner + "</div>"
-    )
-
-
-def footer_text(contact: Any, links: Links, settings: Settings) -> str:
-    """The compliance footer for the plain-text part."""
-    parts = [
-        "--",
-        f"{settings.company_name}, {settings.postal_address}",
-        " / ".join(x for x in (settings.contact_email, settings.contact_phone, settings.website) if x),
-        f"Unsubscribe: {links.unsubscribe}",
-        f"Choose how often we write: {links.preferences}",
-    ]
-    if contact.region in ("eu", "uk"):
-        notice = f"{settings.company_name} is the controller of your data."
-        if settings.privacy_url:
-            notice += f" Privacy notice: {settings.privacy_url}"
-        if getattr(contact, "source", ""):
-            notice += f" Source of your data: {contact.source}."
-        parts.append(notice)
-    return "\n".join(parts) + "\n"
+def _with_footer(body: str, footer: str) -> str:
+    """The body wrapped in a document, with the footer last inside <body>."""
+    lower = body.lower()
+    if "<html" not in lower:
+        return _wrap_html(body + footer)
+    at = lower.rfind("</body")
+    return body[:at] + footer + body[at:] if at >= 0 else body + footer
 
 
 def _wrap_html(body: str) -> str:

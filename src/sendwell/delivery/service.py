@@ -13,6 +13,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from sendwell.config import Settings
+from sendwell.content.footer import RecipientFacts
+from sendwell.content.recipients import recipient_facts
 from sendwell.content.render import CompiledCampaign, Links, TemplateError
 from sendwell.contacts.service import ensure_topic
 from sendwell.db.models import (
@@ -70,7 +72,7 @@ def create_campaign(
     if not subject.strip():
         raise CampaignError("the campaign needs a subject")
     compile_segment(segment)  # SegmentError names the field or token at fault
-    CompiledCampaign(subject=subject, html=html, text=text, settings=settings)  # TemplateError
+    CompiledCampaign(subject=subject, html=html, text=text, settings=settings, kind=kind)  # TemplateError
     campaign = Campaign(
         name=name.strip(), subject=subject, html=html, text=text, segment_expr=segment, kind=kind,
         topic_id=ensure_topic(session, slug=topic).id if topic else None,
@@ -233,7 +235,8 @@ class Deliverer:
     def compiled(self, campaign: Campaign) -> CompiledCampaign:
         if campaign.id not in self._compiled:
             self._compiled[campaign.id] = CompiledCampaign(
-                subject=campaign.subject, html=campaign.html, text=campaign.text, settings=self.settings
+                subject=campaign.subject, html=campaign.html, text=campaign.text, settings=self.settings,
+                kind=campaign.kind,
             )
         return self._compiled[campaign.id]
 
@@ -245,13 +248,16 @@ class Deliverer:
             rows = session.execute(
                 select(Send, Contact).join(Contact, Contact.id == Send.contact_id).where(Send.id.in_(send_ids))
             ).all()
+            # Footer facts (consent kind → lawful basis / US ad notice, data source) in one query.
+            facts = recipient_facts(session, contact_ids=[contact.id for _, contact in rows])
             session.expunge_all()
         compiled = self.compiled(campaign)
         pending = {send.id for send, _ in rows}
         try:
             for send, contact in rows:
                 try:
-                    envelope_from, data, message_id = self.build(campaign, compiled, send, contact)
+                    envelope_from, data, message_id = self.build(campaign, compiled, send, contact,
+                                                                 facts.get(contact.id))
                 except (TemplateError, HeaderInjection, ValueError) as exc:
                     # One contact's bad data fails that send only, never the campaign.
                     counts[record_outcome(self.factory, send_id=send.id, status="permanent", code=0,
@@ -271,7 +277,8 @@ class Deliverer:
             raise
         return counts
 
-    def build(self, campaign: Campaign, compiled: CompiledCampaign, send: Send, contact: Contact) -> tuple[str, bytes, str]:
+    def build(self, campaign: Campaign, compiled: CompiledCampaign, send: Send, contact: Contact,
+              facts: RecipientFacts | None = None) -> tuple[str, bytes, str]:
         """The VERP envelope sender, the signed message bytes and its Message-ID."""
         s = self.settings
         keys = s.secret_keys
@@ -281,7 +288,7 @@ class Deliverer:
             unsubscribe=unsubscribe_url,
             preferences=f"{s.base_url}/p/{make_token(keys, SALT_PREFERENCES, token_data)}",
         )
-        rendered = compiled.render(contact, links)
+        rendered = compiled.render(contact, links, facts)
         html = rendered.html
         if s.click_tracking:
             from sendwell.insight.tracking import make_click_token, rewrite_links

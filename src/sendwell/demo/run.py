@@ -38,7 +38,11 @@ CAMPAIGN_HTML = """\
 <h1 style="font-size:20px">Energy-saving LED panels for {{ contact.company or 'your business' }}</h1>
 <p>Dear {{ first_name or 'buyer' }},</p>
 <p>Our 2026 LED panel range cuts energy use by 30% and ships with
-{% if contact.region in ('eu', 'uk') %}CE and UKCA marking and an EU declaration of conformity{% else %}UL and FCC documentation{% endif %}.</p>
+{% region "eu", "uk" %}CE and UKCA marking, an EU declaration of conformity and RoHS test reports
+{%- else %}{% region "us" %}UL 1598 listing and FCC Part 15 documentation
+{%- else %}{% region "ca" %}cUL / CSA certification and FCC-equivalent ICES-005 documentation
+{%- else %}CB certificates and IEC test reports{% endregion %}{% endregion %}{% endregion %}.</p>
+{% stage "customer" %}<p>As an existing customer, you keep your 2025 prices until June.</p>{% endstage %}
 <p>MOQ 200 pieces, samples in 7 days. Reply to this mail for the price list.</p>
 """
 
@@ -64,6 +68,7 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
     from sendwell.contacts.service import import_contacts
     from sendwell.delivery.service import create_campaign, plan_campaign, queue_campaign, run_campaign
     from sendwell.delivery.service import campaign_status
+    from sendwell.demo.content import content_demo
     from sendwell.setup import initialise
     from sendwell.web.app import create_app
 
@@ -100,6 +105,7 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
                            "region in (eu, uk, us, ca)", create_campaign, plan_campaign, queue_campaign, run_campaign)
             say(f"6. Campaign {second['id']} sent {second['states']['sent']} mails, "
                 f"skipped {sum(second['skipped'].values())}: {second['skipped']}")
+        content = content_demo(runtime, [first["id"], second["id"]], say)
 
         with transaction(runtime.factory) as session:
             by_method = dict(session.execute(
@@ -119,18 +125,22 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
             "unsubscribed_addresses": optouts["addresses"],
             "checks": optouts["checks"],
             "feedback": feedback,
+            "lint": content,
         }
     return DemoResult(data_dir=data_dir, summary=summary)
 
 
 def _send(runtime: Runtime, name: str, segment: str, create_campaign: Any, plan_campaign: Any,
           queue_campaign: Any, run_campaign: Any) -> dict[str, Any]:
+    from sendwell.content.service import assert_sendable
+
     with transaction(runtime.factory) as session:
         campaign = create_campaign(
             session, settings=runtime.settings, name=name,
             subject="{{ first_name or 'Hello' }}, our 2026 LED panels for {{ contact.company or 'you' }}",
             html=CAMPAIGN_HTML, segment=segment, topic="led-lighting",
         )
+        assert_sendable(session, settings=runtime.settings, campaign_id=campaign.id)  # the send gate
         plan_campaign(session, campaign=campaign)
         queue_campaign(session, campaign=campaign)
         campaign_id = campaign.id
@@ -170,6 +180,8 @@ def _unsubscribe_some(messages: list[Any], settings: Settings, count: int) -> di
 
 def format_summary(summary: dict[str, Any]) -> str:
     """The closing report a person reads."""
+    from sendwell.demo.content import format_content_summary
+
     lines = ["", "Sendwell demo — summary", "=" * 23]
     for status in summary["campaigns"]:
         states = Counter({k: v for k, v in status["states"].items() if v})
@@ -180,6 +192,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines.append(f"Unsubscribed: {sum(summary['unsubscribed'].values())} "
                  f"({', '.join(f'{k} {v}' for k, v in summary['unsubscribed'].items())})")
     lines.extend(format_feedback(summary))
+    lines.extend(format_content_summary(summary["lint"]))
     lines.append(f"Contacts: {summary['contacts']}; mails received by the SMTP server: {summary['mails_received']}")
     lines.append(f"Mails (.eml):  {summary['mails_dir']}")
     lines.append(f"Database:      {summary['database']}")
