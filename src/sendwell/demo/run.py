@@ -137,7 +137,7 @@ def _send(runtime: Runtime, name: str, segment: str, create_campaign: Any, plan_
     with transaction(runtime.factory) as session:
         campaign = create_campaign(
             session, settings=runtime.settings, name=name,
-            subject="{{ first_name or 'Hello' }}, our 2026 LED panels for {{ contact.company or 'you' }}",
+            subject="{{ first_name or 'Hello' }}, our 2026 LED panels, samples in 7 days",
             html=CAMPAIGN_HTML, segment=segment, topic="led-lighting",
         )
         assert_sendable(session, settings=runtime.settings, campaign_id=campaign.id)  # the send gate
