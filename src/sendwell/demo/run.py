@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
-from sendwell.config import Settings, load_settings
+from sendwell.config import CONFIG_FILE_NAME, Settings, load_settings, write_config_values
 from sendwell.db.models import Contact, Event
 from sendwell.db.session import transaction
 from sendwell.demo.feedback import feed_feedback, format_feedback
@@ -78,6 +78,9 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
     with CaptureSMTPServer(data_dir / "received") as smtp:
         overrides = dict(DEMO_IDENTITY, smtp_url=smtp.url, base_url=f"http://127.0.0.1:{web_port}",
                          database_url="", queue_url="")
+        # The sender identity goes into the demo folder's config file, so `sendwell serve` and
+        # `sendwell report` on that folder speak for the same company afterwards.
+        write_config_values(data_dir / CONFIG_FILE_NAME, DEMO_IDENTITY)
         settings, _ = initialise(load_settings(data_dir=data_dir, **overrides), **overrides)
         runtime = Runtime(settings)
         say(f"1. Initialised {data_dir} (SQLite, DKIM key {settings.dkim_selector}._domainkey.{settings.dkim_domain})")

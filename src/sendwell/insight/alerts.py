@@ -49,11 +49,11 @@ class Finding:
     driver: dict[str, Any] | None
 
     def message(self, campaign: Campaign) -> str:
-        text = (f"{self.metric.replace('_', ' ')} rate {self.rate:.2%} ({self.count} of {self.delivered}) "
+        text = (f"{self.metric.replace('_', ' ')} rate {self.rate:.3%} ({self.count} of {self.delivered}) "
                 f"on campaign {campaign.id} “{campaign.name}” is above {self.rule}")
         if self.driver:
             d = self.driver
-            text += (f"; driven by {d['dimension']} = {d['value']} ({d['rate']:.2%}, "
+            text += (f"; driven by {d['dimension']} = {d['value']} ({d['rate']:.3%}, "
                      f"{d['count']} of {d['delivered']})")
         return text
 
@@ -116,15 +116,15 @@ def evaluate(session: Session, *, campaign: Campaign, thresholds: Thresholds, fi
             continue
         severity, limit, rule = None, 0.0, ""
         if rate > critical:
-            severity, limit, rule = "critical", critical, f"the critical threshold {critical:.2%}"
+            severity, limit, rule = "critical", critical, f"the critical threshold {critical:.3%}"
         elif rate > warn:
-            severity, limit, rule = "warning", warn, f"the warning threshold {warn:.2%}"
+            severity, limit, rule = "warning", warn, f"the warning threshold {warn:.3%}"
         elif metric == "unsubscribe" and count >= thresholds.baseline_min_unsubscribes \
                 and rates.delivered >= thresholds.baseline_min_delivered:
             median = baseline_unsubscribe_rate(session, campaign=campaign, thresholds=thresholds)
             if median is not None and median > 0 and rate > thresholds.baseline_factor * median:
                 severity, limit = "warning", thresholds.baseline_factor * median
-                rule = f"{thresholds.baseline_factor:g} × the median of recent sends ({median:.2%})"
+                rule = f"{thresholds.baseline_factor:g} × the median of recent sends ({median:.3%})"
         if severity:
             driver = find_driver(session, campaign_id=campaign.id, metric=metric, overall=rates)
             findings.append(Finding(metric, severity, rate, count, rates.delivered, limit, rule, driver))
