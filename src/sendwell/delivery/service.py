@@ -491,3 +491,19 @@ def due_batches(session: Session, *, now: datetime | None = None, batch_size: in
         for campaign_id, ids in batches.items()
         for i in range(0, len(ids), batch_size)
     ]
+
+
+# ---------------------------------------------------------------- listings (REST API, issue 12)
+def list_campaigns(session: Session, *, after: int = 0, limit: int = 50) -> list[Campaign]:
+    """Campaigns in id order after a cursor."""
+    return list(session.scalars(select(Campaign).where(Campaign.id > after).order_by(Campaign.id).limit(limit)))
+
+
+def list_sends(
+    session: Session, *, campaign_id: int, state: str | None = None, after: int = 0, limit: int = 50
+) -> list[Send]:
+    """A campaign's sends in id order after a cursor, optionally in one state."""
+    query = select(Send).where(Send.campaign_id == campaign_id, Send.id > after).order_by(Send.id).limit(limit)
+    if state is not None:
+        query = query.where(Send.state == state)
+    return list(session.scalars(query))
