@@ -45,7 +45,7 @@ class ContactFields(BaseModel):
 
 
 class ContactIn(ContactFields):
-    email: str = bounded(320)
+    email: str = bounded(320, json_schema_extra={"format": "email"})
 
 
 class ContactOut(BaseModel):

@@ -27,7 +27,7 @@ class EngagementIn(BaseModel):
     # Only positive signals: opt-outs go through POST /contacts/{id}/unsubscribe.
     kind: Literal["clicked", "replied", "engaged"]
     contact_id: int | None = Field(default=None, ge=1, le=MAX_ID)
-    email: str | None = bounded(320, default=None)
+    email: str | None = bounded(320, default=None, json_schema_extra={"format": "email"})
     campaign_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     occurred_at: When | None = None
     source: str = bounded(30, default="api", min_length=1, description="e.g. `website`, `crm`")

@@ -121,6 +121,8 @@ def problem_openapi(app: FastAPI) -> dict[str, Any]:
             responses = operation.setdefault("responses", {})
             for code, description in COMMON_ERRORS.items():
                 responses.setdefault(code, {"description": description})
+            if "requestBody" in operation:
+                responses.setdefault("400", {"description": "the body is not valid JSON (or not UTF-8)"})
             for code, response in responses.items():
                 if code[0] in "45":
                     response["content"] = {PROBLEM_JSON: {"schema": ref}}

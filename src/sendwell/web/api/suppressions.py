@@ -22,7 +22,7 @@ SCOPE = r"^(all|[a-z0-9][a-z0-9-]{0,99})$"
 class AddressIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: str = bounded(320, min_length=1)
+    email: str = bounded(320, min_length=1, json_schema_extra={"format": "email"})
 
 
 class SuppressIn(AddressIn):
