@@ -28,6 +28,7 @@ from sendwell.db.session import transaction
 from sendwell.delivery.mime import HeaderInjection, build_message, make_message_id
 from sendwell.delivery.transport import Transport, TransportUnavailable
 from sendwell.delivery.verp import make_return_path
+from sendwell.metrics import smtp_timer
 from sendwell.optout.tokens import (
     SALT_PREFERENCES,
     SALT_UNSUBSCRIBE,
@@ -258,7 +259,8 @@ class Deliverer:
                                           message=f"cannot build message: {exc}", message_id="")] += 1
                     pending.discard(send.id)
                     continue
-                outcome = self.transport.send(envelope_from, contact.email, data)
+                with smtp_timer():  # Prometheus SMTP latency (sendwell.metrics)
+                    outcome = self.transport.send(envelope_from, contact.email, data)
                 result = record_outcome(
                     self.factory, send_id=send.id, status=outcome.status, code=outcome.code,
                     message=outcome.message, message_id=message_id,

@@ -110,6 +110,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     from sendwell.web.api import create_api
 
     app.mount("/api/v1", create_api(runtime))
+    from sendwell.web.metrics import metrics_router
+
+    app.include_router(metrics_router(runtime))
     return app
 
 
