@@ -18,7 +18,7 @@ with `sendwell api-tokens create --name N --scope S`). Errors are RFC 9457
 def create_api(runtime: Runtime) -> FastAPI:
     """The API app over one runtime; mounted at /api/v1 by sendwell.web.app.create_app."""
     api = FastAPI(title="Sendwell API", version="1", description=DESCRIPTION,
-                  docs_url="/docs", redoc_url=None, openapi_url="/openapi.json")
+                  docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     install_problem_handlers(api)
     require = scope_guard(runtime)
     for module in (contacts, topics, segments, campaigns, events, suppressions, reports):
