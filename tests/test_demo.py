@@ -25,6 +25,9 @@ def test_demo_runs_the_mission(tmp_path) -> None:
     assert summary["checks"] == {"get_status": 200, "repeat_post_status": 200}
     assert summary["mails_received"] == first["states"]["sent"] + second["states"]["sent"]
     assert len(list((tmp_path / "demo" / "received").glob("*.eml"))) == summary["mails_received"]
+    assert summary["api"] == {"upsert_status": 201, "engagement_status": 201, "unsubscribed_is_suppressed": True,
+                              "wrong_scope_status": 403,
+                              "metrics_mails_sent": first["states"]["sent"] + second["states"]["sent"]}
 
 
 def test_demo_refuses_to_wipe_a_folder_it_did_not_make(tmp_path) -> None:

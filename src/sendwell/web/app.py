@@ -107,9 +107,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     from sendwell.web.tracking_routes import tracking_router
 
     app.include_router(tracking_router(runtime))
-    from sendwell.web.api import create_api
+    from sendwell.web.api import mount_api
 
-    app.mount("/api/v1", create_api(runtime))
+    mount_api(app, runtime)
     from sendwell.web.metrics import metrics_router
 
     app.include_router(metrics_router(runtime))

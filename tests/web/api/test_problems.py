@@ -9,6 +9,8 @@ API = "/api/v1"
 
 def test_unknown_path_wrong_method_and_bad_json_are_problems(client, admin) -> None:
     assert_problem(client.get(f"{API}/nothing-here", headers=admin), 404)
+    assert_problem(client.get(f"{API}/contacts/x%0A/consents", headers=admin), 422)
+    assert_problem(client.get(f"{API}/x%0Ay", headers=admin), 404)
     assert_problem(client.put(f"{API}/contacts", headers=admin), 405)
     body = assert_problem(client.post(f"{API}/contacts", headers={**admin, "Content-Type": "application/json"},
                                       content=b"{not json"), 422)

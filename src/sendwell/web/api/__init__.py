@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 from fastapi import FastAPI
+from starlette.routing import Mount
 
 from sendwell.runtime import Runtime
 from sendwell.web.api import campaigns, contacts, events, reports, segments, suppressions, topics
@@ -25,3 +28,20 @@ def create_api(runtime: Runtime) -> FastAPI:
         api.include_router(module.router(runtime, require))
     api.openapi = lambda: problem_openapi(api)  # type: ignore[method-assign]
     return api
+
+
+class _ApiMount(Mount):
+    """A mount whose path pattern also matches paths holding a newline (`%0A`).
+
+    Starlette's `.*` stops at a newline, so such a path would miss the API and get the outer
+    app's plain-JSON 404 instead of a problem document.
+    """
+
+    def __init__(self, path: str, app: FastAPI) -> None:
+        super().__init__(path, app=app)
+        self.path_regex = re.compile(self.path_regex.pattern, re.DOTALL)
+
+
+def mount_api(app: FastAPI, runtime: Runtime) -> None:
+    """Mount the API at /api/v1 on the web app."""
+    app.router.routes.append(_ApiMount(PREFIX, create_api(runtime)))
