@@ -42,3 +42,23 @@ def test_openapi_is_served_and_describes_problems(client) -> None:
                 assert list(response["content"]) == ["application/problem+json"], (method, path)
     # No Swagger UI: it would load scripts from a CDN; the JSON document is the reference.
     assert_problem(client.get(f"{API}/docs"), 404)
+
+
+def test_an_unexpected_failure_is_a_500_problem(runtime, admin, monkeypatch) -> None:
+    import warnings
+
+    import sendwell.web.api.reports as reports
+    from sendwell.web.app import create_app
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    # The one mock here: a failure that a healthy database cannot be made to produce on demand.
+    monkeypatch.setattr(reports, "build_report", broken)
+    client = TestClient(create_app(runtime), raise_server_exceptions=False)
+    body = assert_problem(client.get(f"{API}/reports", headers=admin), 500)
+    assert "disk on fire" not in body["detail"]  # internals stay in the log
