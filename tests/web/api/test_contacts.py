@@ -136,3 +136,9 @@ def test_unsubscribe_via_api_suppresses_once(client, admin, runtime) -> None:
     client.post(f"{API}/contacts/upsert", headers=admin, json={"email": "leave@me.example", "company": "New"})
     assert client.get(f"{API}/contacts/{cid}", headers=admin).json()["suppressed"] is True
     assert_problem(client.post(f"{API}/contacts/987654/unsubscribe", headers=admin), 404)
+
+
+def test_bulk_upsert_is_bounded(client, admin) -> None:
+    items = [{"email": f"c{i}@bulk.example"} for i in range(1001)]
+    assert_problem(client.post(f"{API}/contacts/bulk-upsert", headers=admin, json=items), 422)
+    assert client.post(f"{API}/contacts/bulk-upsert", headers=admin, json=items[:1000]).json()["created"] == 1000
