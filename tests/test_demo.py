@@ -37,6 +37,9 @@ def test_demo_runs_the_mission(tmp_path) -> None:
     assert {line.split(" ")[3] for line in summary["lint"]["refused"]["findings"]} == {
         "unsubscribe-hidden:", "deceptive-subject:"}
     assert summary["lint"]["previews"] == len(list((tmp_path / "demo" / "previews").glob("*.eml"))) > 1
+    assert summary["api"] == {"upsert_status": 201, "engagement_status": 201, "unsubscribed_is_suppressed": True,
+                              "wrong_scope_status": 403,
+                              "metrics_mails_sent": first["states"]["sent"] + second["states"]["sent"]}
 
 
 def test_demo_refuses_to_wipe_a_folder_it_did_not_make(tmp_path) -> None:

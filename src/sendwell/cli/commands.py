@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sendwell.cli.api_tokens import api_tokens
 from sendwell.cli.campaigns import campaigns
 from sendwell.cli import content as _content  # noqa: F401  (attaches `campaigns lint|preview`)
 from sendwell.cli.contacts import contacts
@@ -11,4 +12,4 @@ from sendwell.cli.feedback import feedback
 from sendwell.cli.report import report
 from sendwell.cli.system import init, serve, worker
 
-ALL = [init, contacts, campaigns, serve, worker, demo, dkim, feedback, report]
+ALL = [init, contacts, campaigns, serve, worker, demo, dkim, feedback, report, api_tokens]

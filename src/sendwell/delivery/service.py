@@ -30,6 +30,7 @@ from sendwell.db.session import transaction
 from sendwell.delivery.mime import HeaderInjection, build_message, make_message_id
 from sendwell.delivery.transport import Transport, TransportUnavailable
 from sendwell.delivery.verp import make_return_path
+from sendwell.metrics import smtp_timer
 from sendwell.optout.tokens import (
     SALT_PREFERENCES,
     SALT_UNSUBSCRIBE,
@@ -264,7 +265,8 @@ class Deliverer:
                                           message=f"cannot build message: {exc}", message_id="")] += 1
                     pending.discard(send.id)
                     continue
-                outcome = self.transport.send(envelope_from, contact.email, data)
+                with smtp_timer():  # Prometheus SMTP latency (sendwell.metrics)
+                    outcome = self.transport.send(envelope_from, contact.email, data)
                 result = record_outcome(
                     self.factory, send_id=send.id, status=outcome.status, code=outcome.code,
                     message=outcome.message, message_id=message_id,
@@ -498,3 +500,19 @@ def due_batches(session: Session, *, now: datetime | None = None, batch_size: in
         for campaign_id, ids in batches.items()
         for i in range(0, len(ids), batch_size)
     ]
+
+
+# ---------------------------------------------------------------- listings (REST API, issue 12)
+def list_campaigns(session: Session, *, after: int = 0, limit: int = 50) -> list[Campaign]:
+    """Campaigns in id order after a cursor."""
+    return list(session.scalars(select(Campaign).where(Campaign.id > after).order_by(Campaign.id).limit(limit)))
+
+
+def list_sends(
+    session: Session, *, campaign_id: int, state: str | None = None, after: int = 0, limit: int = 50
+) -> list[Send]:
+    """A campaign's sends in id order after a cursor, optionally in one state."""
+    query = select(Send).where(Send.campaign_id == campaign_id, Send.id > after).order_by(Send.id).limit(limit)
+    if state is not None:
+        query = query.where(Send.state == state)
+    return list(session.scalars(query))

@@ -108,6 +108,9 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
                            "region in (eu, uk, us, ca)", create_campaign, plan_campaign, queue_campaign, run_campaign)
             say(f"6. Campaign {second['id']} sent {second['states']['sent']} mails, "
                 f"skipped {sum(second['skipped'].values())}: {second['skipped']}")
+            from sendwell.demo.api import api_demo
+
+            api = api_demo(runtime, settings.base_url, optouts["addresses"][0], say)
         content = content_demo(runtime, [first["id"], second["id"]], say)
 
         with transaction(runtime.factory) as session:
@@ -129,6 +132,7 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
             "checks": optouts["checks"],
             "feedback": feedback,
             "lint": content,
+            "api": api,
         }
     return DemoResult(data_dir=data_dir, summary=summary)
 
@@ -197,6 +201,11 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines.extend(format_feedback(summary))
     lines.extend(format_content_summary(summary["lint"]))
     lines.append(f"Contacts: {summary['contacts']}; mails received by the SMTP server: {summary['mails_received']}")
+    if summary.get("api"):
+        api = summary["api"]
+        lines.append(f"REST API: upsert {api['upsert_status']}, engagement {api['engagement_status']}, "
+                     f"unsubscribed address suppressed: {api['unsubscribed_is_suppressed']}, "
+                     f"wrong scope → {api['wrong_scope_status']}; /metrics mails sent: {api['metrics_mails_sent']}")
     lines.append(f"Mails (.eml):  {summary['mails_dir']}")
     lines.append(f"Database:      {summary['database']}")
     lines.append(f"Open the web app on this data:  SENDWELL_DATA_DIR={summary['data_dir']} sendwell serve")

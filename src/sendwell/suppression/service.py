@@ -67,3 +67,22 @@ def lift(session: Session, *, email_hash: str, reasons: tuple[str, ...], scope: 
         session.delete(row)
     session.flush()
     return len(rows)
+
+
+def add_manual_suppression(
+    session: Session, *, pepper: bytes, email: str, scope: str = SCOPE_ALL, note: str = ""
+) -> tuple[Suppression, bool]:
+    """Suppress an address by hand (reason `manual`); returns (row, is_new). Stored contacts get an event."""
+    from sendwell.db.models import Contact, Event, SuppressionReason
+
+    email_hash = hash_email(pepper, email)
+    contact_id = session.scalar(select(Contact.id).where(Contact.email_hash == email_hash))
+    is_new = suppress(session, email_hash=email_hash, reason=SuppressionReason.MANUAL.value, scope=scope,
+                      contact_id=contact_id)
+    if is_new and contact_id is not None:
+        session.add(Event(kind="suppressed", contact_id=contact_id, method="api",
+                          data={"reason": SuppressionReason.MANUAL.value, "scope": scope, "note": note[:500]}))
+    session.flush()
+    row = session.scalar(select(Suppression).where(Suppression.email_hash == email_hash, Suppression.scope == scope))
+    assert row is not None
+    return row, is_new

@@ -109,6 +109,12 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     app.include_router(tracking_router(runtime))
     app.include_router(feedback_router(runtime))  # provider webhooks (issue 8)
+    from sendwell.web.api import mount_api
+
+    mount_api(app, runtime)
+    from sendwell.web.metrics import metrics_router
+
+    app.include_router(metrics_router(runtime))
     return app
 
 
