@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     privacy_url: str = ""
     list_id_name: str = "newsletter"
 
+    # Opt-out follow-ups (sendwell.optout): which regions get the thank-you mail after an
+    # unsubscribe ("all", "none", or e.g. "eu,uk,us"), and outbound webhooks to a CRM.
+    thank_you_regions: str = "all"
+    webhook_urls: str = ""  # comma-separated endpoints; empty = no webhooks
+    webhook_secret: str = ""  # HMAC-SHA256 key of the webhook body; empty = the newest secret key
+
     @field_validator("smtp_url")
     @classmethod
     def _check_smtp_url(cls, value: str) -> str:
@@ -95,6 +101,23 @@ class Settings(BaseSettings):
         if not self.hash_pepper:
             raise RuntimeError("no SENDWELL_HASH_PEPPER configured: run `sendwell init` first")
         return self.hash_pepper.encode()
+
+    @property
+    def webhook_url_list(self) -> list[str]:
+        return [u.strip() for u in self.webhook_urls.split(",") if u.strip()]
+
+    @property
+    def webhook_signing_key(self) -> str:
+        return self.webhook_secret or self.secret_keys[-1]
+
+    def sends_thank_you_to(self, region: str) -> bool:
+        """Whether contacts of this region get the thank-you mail (configurable per region)."""
+        value = self.thank_you_regions.strip().lower()
+        if value in ("", "all"):
+            return True
+        if value == "none":
+            return False
+        return region in {r.strip() for r in value.split(",")}
 
     @property
     def capture_dir(self) -> Path:

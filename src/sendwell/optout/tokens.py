@@ -90,3 +90,27 @@ def read_mailto_token(keys: list[str], token: str) -> TokenData:
     except ValueError as exc:
         raise InvalidToken("malformed mailto token") from exc
     return TokenData(contact_id, campaign_id or None, None)
+
+
+SALT_CONFIRM = "sendwell.confirm"
+CONFIRM_MAX_AGE = 7 * 24 * 3600  # a double opt-in link is a fresh consent: it should be fresh too
+
+
+def make_confirm_token(keys: list[str], contact_id: int) -> str:
+    """A double opt-in token; unlike the opt-out links it carries a time and expires in 7 days."""
+    from itsdangerous import URLSafeTimedSerializer
+
+    return URLSafeTimedSerializer(keys, salt=SALT_CONFIRM).dumps(contact_id)
+
+
+def read_confirm_token(keys: list[str], token: str, max_age: int = CONFIRM_MAX_AGE) -> int:
+    """The contact id of a valid, unexpired double opt-in token; InvalidToken otherwise."""
+    from itsdangerous import URLSafeTimedSerializer
+
+    try:
+        value = URLSafeTimedSerializer(keys, salt=SALT_CONFIRM).loads(token, max_age=max_age)
+    except BadSignature as exc:  # SignatureExpired is a BadSignature
+        raise InvalidToken("invalid or expired confirmation link") from exc
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise InvalidToken("malformed confirmation token")
+    return value

@@ -1,108 +1,319 @@
-"""The ASGI app: recipient pages (unsubscribe, preferences) and health; views stay thin."""
+"""The ASGI app: recipient pages (unsubscribe, alternatives, reasons, undo, preferences) and health.
+
+Views stay thin: parse, call one service function in one transaction, render. A GET never
+changes anything (RFC 8058 §1: link scanners prefetch); every change is a POST of a plain
+HTML form, so the pages work without JavaScript.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import text
+from sqlalchemy import select, text
+from starlette.concurrency import run_in_threadpool
 
-from sendwell.db.models import Campaign, Contact
+from sendwell.db.models import Campaign, Contact, Subscription, Topic
 from sendwell.db.session import transaction
-from sendwell.optout.service import unsubscribe_contact
+from sendwell.i18n import SUPPORTED, choose_language, normalise_language
+from sendwell.optout import service
+from sendwell.optout.dispatch import mask_email
+from sendwell.optout.mail import gettext_for
 from sendwell.optout.tokens import (
     SALT_PREFERENCES,
     SALT_UNSUBSCRIBE,
     InvalidToken,
     TokenData,
     make_token,
+    read_confirm_token,
     read_token,
 )
 from sendwell.runtime import Runtime
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+LANGUAGE_NAMES = {"en": "English", "zh_Hans": "简体中文", "de": "Deutsch", "fr": "Français", "es": "Español"}
+
+__all__ = ["create_app", "mask_email"]
 
 
-def mask_email(email: str) -> str:
-    """`ma***@example.com`: enough for the person to recognise, little for a bystander."""
-    local, _, domain = email.partition("@")
-    shown = local[:2] if len(local) > 3 else local[:1]
-    return f"{shown}***@{domain}"
+def _client(request: Request) -> tuple[str, str]:
+    return (request.client.host if request.client else ""), request.headers.get("user-agent", "")
 
 
-def create_app(runtime: Runtime) -> FastAPI:
-    """The web app over one runtime (settings, database)."""
-    app = FastAPI(title="Sendwell", docs_url=None, redoc_url=None)
+def create_app(runtime: Runtime, *, outbox: bool = True) -> FastAPI:
+    """The web app over one runtime (settings, database); `outbox` runs the follow-up dispatcher."""
+    from sendwell.optout.outbox import OutboxWorker
+
+    worker = OutboxWorker(runtime) if outbox else None
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if worker is not None:
+            worker.start()
+            worker.wake()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
+
+    app = FastAPI(title="Sendwell", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.runtime = runtime
+    app.state.outbox = worker
     settings = runtime.settings
 
-    def page(request: Request, name: str, status: int = 200, **ctx: object) -> HTMLResponse:
-        ctx.setdefault("company", settings.company_name)
-        ctx.setdefault("postal_address", settings.postal_address)
-        ctx.setdefault("contact_email", settings.contact_email)
-        return TEMPLATES.TemplateResponse(request, name, ctx, status_code=status)
+    def wake() -> None:
+        if worker is not None:
+            worker.wake()
 
-    def invalid(request: Request) -> HTMLResponse:
-        return page(request, "invalid_link.html", status=404)
+    def language_of(request: Request, contact: Contact | None) -> str:
+        # An explicit choice on the page first, then the contact's language, then the browser's.
+        chosen = normalise_language(request.query_params.get("lang"))
+        return chosen or choose_language(contact.language if contact else None,
+                                         request.headers.get("accept-language"))
 
+    def page(request: Request, name: str, lang: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+        ctx.update(
+            _=gettext_for(lang), lang=lang, html_lang=lang.replace("_", "-"),
+            company=settings.company_name, postal_address=settings.postal_address,
+            contact_email=settings.contact_email, contact_phone=settings.contact_phone,
+            website=settings.website, privacy_url=settings.privacy_url, path=request.url.path,
+            languages=[(code, LANGUAGE_NAMES[code]) for code in SUPPORTED],
+            qs=f"?lang={lang}" if request.query_params.get("lang") else "",
+        )
+        return TEMPLATES.TemplateResponse(request, name, ctx, status_code=status,
+                                          headers={"Cache-Control": "no-store", "Content-Language": ctx["html_lang"]})
+
+    def invalid(request: Request, status: int = 404) -> HTMLResponse:
+        return page(request, "invalid_link.html", language_of(request, None), status=status)
+
+    def read(token: str, salt: str) -> TokenData | None:
+        try:
+            return read_token(settings.secret_keys, salt, token)
+        except InvalidToken:
+            return None
+
+    def unsubscribed_view(request: Request, session: Any, contact: Contact, token: str, **extra: Any) -> HTMLResponse:
+        return page(request, "unsubscribed.html", language_of(request, contact), masked=mask_email(contact.email),
+                    token=token, reasons=service.REASONS, **extra)
+
+    # ------------------------------------------------------------------ health
     @app.get("/healthz")
     def healthz() -> JSONResponse:
         with runtime.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         return JSONResponse({"status": "ok"})
 
+    # ------------------------------------------------------------------ unsubscribe
     @app.get("/u/{token}", response_class=HTMLResponse)
     def unsubscribe_page(request: Request, token: str) -> Response:
         # RFC 8058 §1: link scanners prefetch GETs, so a GET only shows the page.
-        try:
-            data = read_token(settings.secret_keys, SALT_UNSUBSCRIBE, token)
-        except InvalidToken:
+        data = read(token, SALT_UNSUBSCRIBE)
+        if data is None:
             return invalid(request)
         with transaction(runtime.factory) as session:
             contact = session.get(Contact, data.contact_id)
             if contact is None:
                 return invalid(request)
-            return page(
-                request, "unsubscribe.html", masked=mask_email(contact.email),
-                action=f"/u/{token}", sender=settings.from_,
-                preferences_url=f"/p/{make_token(settings.secret_keys, SALT_PREFERENCES, data)}",
-            )
+            if service.is_unsubscribed(session, contact=contact):
+                # The thank-you mail's undo link lands here: show the state, the survey and Undo.
+                return unsubscribed_view(request, session, contact, token, already=True)
+            return page(request, "unsubscribe.html", language_of(request, contact),
+                        masked=mask_email(contact.email), token=token, sender=settings.from_,
+                        frequency=contact.frequency_tier, paused_until=contact.paused_until,
+                        preferences_url=f"/p/{make_token(settings.secret_keys, SALT_PREFERENCES, data)}")
 
     @app.post("/u/{token}")
     async def one_click(request: Request, token: str) -> Response:
         # RFC 8058 §3.1–3.2: no cookie, login or confirmation; any well-formed token POST is
         # the one-click, whatever the body (urlencoded, multipart, or none), and never a 3xx.
-        try:
-            data = read_token(settings.secret_keys, SALT_UNSUBSCRIBE, token)
-        except InvalidToken:
-            return HTMLResponse("Invalid or expired link; nothing was changed.\n", status_code=400)
+        data = read(token, SALT_UNSUBSCRIBE)
+        if data is None:
+            return HTMLResponse("Invalid link; nothing was changed.\n", status_code=400)
         method = await _method_of(request)
-        from starlette.concurrency import run_in_threadpool
+        ip, ua = _client(request)
+        return await run_in_threadpool(_do_unsubscribe, request, data, token, method, ip, ua)
 
-        result = await run_in_threadpool(_unsubscribe, runtime, data, method, request)
-        if result is None:
+    def _do_unsubscribe(request: Request, data: TokenData, token: str, method: str, ip: str, ua: str) -> Response:
+        # Committed before the response is built: the opt-out is effective when the 200 leaves.
+        with transaction(runtime.factory) as session:
+            result = service.unsubscribe_contact(session, contact_id=data.contact_id, campaign_id=data.campaign_id,
+                                                 method=method, ip=ip, user_agent=ua)
+            contact = session.get(Contact, data.contact_id) if result else None
+        if contact is None:
             return HTMLResponse("Unknown recipient; nothing was changed.\n", status_code=404)
-        return page(request, "unsubscribed.html", masked=result)
+        wake()
+        return page(request, "unsubscribed.html", language_of(request, contact), masked=mask_email(contact.email),
+                    token=token, reasons=service.REASONS)
+
+    @app.post("/u/{token}/alternative", response_class=HTMLResponse)
+    async def alternative(request: Request, token: str) -> Response:
+        data = read(token, SALT_UNSUBSCRIBE)
+        if data is None:
+            return invalid(request, 400)
+        form = await request.form()
+        ip, ua = _client(request)
+        with transaction(runtime.factory) as session:
+            contact = session.get(Contact, data.contact_id)
+            if contact is None:
+                return invalid(request)
+            try:
+                service.apply_alternative(session, contact_id=contact.id, choice=str(form.get("choice", "")),
+                                          ip=ip, user_agent=ua)
+            except service.OptOutError:
+                return page(request, "invalid_link.html", language_of(request, contact), status=400)
+            wake()
+            return page(request, "alternative_done.html", language_of(request, contact),
+                        masked=mask_email(contact.email), token=token, choice=str(form.get("choice")),
+                        paused_until=contact.paused_until,
+                        preferences_url=f"/p/{make_token(settings.secret_keys, SALT_PREFERENCES, data)}")
+
+    @app.post("/u/{token}/reason", response_class=HTMLResponse)
+    async def reason(request: Request, token: str) -> Response:
+        data = read(token, SALT_UNSUBSCRIBE)
+        if data is None:
+            return invalid(request, 400)
+        form = await request.form()
+        with transaction(runtime.factory) as session:
+            contact = session.get(Contact, data.contact_id)
+            if contact is None:
+                return invalid(request)
+            chosen = str(form.get("reason", ""))
+            try:
+                service.record_reason(session, contact_id=contact.id, reason=chosen,
+                                      text=str(form.get("text", ""))[:4000], campaign_id=data.campaign_id)
+            except service.OptOutError:
+                # The survey is optional: no answer is fine, and it is never a condition.
+                return unsubscribed_view(request, session, contact, token, reason_missing=True)
+            return unsubscribed_view(request, session, contact, token, reason_saved=True)
+
+    @app.post("/u/{token}/undo", response_class=HTMLResponse)
+    def undo(request: Request, token: str) -> Response:
+        data = read(token, SALT_UNSUBSCRIBE)
+        if data is None:
+            return invalid(request, 400)
+        return _resubscribe(request, data.contact_id, token)
+
+    def _resubscribe(request: Request, contact_id: int, token: str) -> Response:
+        ip, ua = _client(request)
+        with transaction(runtime.factory) as session:
+            contact = session.get(Contact, contact_id)
+            if contact is None:
+                return invalid(request)
+            result = service.resubscribe_contact(session, contact_id=contact.id, ip=ip, user_agent=ua)
+            if result.status == "needs_confirmation":
+                service.request_confirmation(session, contact_id=contact.id)
+            lang = language_of(request, contact)
+            masked = mask_email(contact.email)
+        wake()
+        return page(request, "resubscribed.html", lang, status_=result.status, masked=masked,
+                    preferences_url=f"/p/{make_token(settings.secret_keys, SALT_PREFERENCES, TokenData(contact_id, None, None))}")
+
+    # ------------------------------------------------------------------ preference center
+    def _preferences_ctx(session: Any, contact: Contact) -> dict[str, Any]:
+        topics = list(session.scalars(select(Topic).order_by(Topic.name)))
+        on = set(session.scalars(select(Subscription.topic_id).where(
+            Subscription.contact_id == contact.id, Subscription.status == "subscribed")))
+        return dict(masked=mask_email(contact.email), topics=topics, subscribed=on,
+                    frequency=contact.frequency_tier if contact.frequency_tier in service.FREQUENCY_TIERS else "weekly",
+                    paused_until=contact.paused_until, contact_language=normalise_language(contact.language) or "en",
+                    unsubscribed=service.is_unsubscribed(session, contact=contact))
 
     @app.get("/p/{token}", response_class=HTMLResponse)
     def preferences(request: Request, token: str) -> Response:
-        try:
-            data = read_token(settings.secret_keys, SALT_PREFERENCES, token)
-        except InvalidToken:
+        data = read(token, SALT_PREFERENCES)
+        if data is None:
             return invalid(request)
         with transaction(runtime.factory) as session:
             contact = session.get(Contact, data.contact_id)
             if contact is None:
                 return invalid(request)
             campaign = session.get(Campaign, data.campaign_id) if data.campaign_id else None
-            return page(
-                request, "preferences.html", masked=mask_email(contact.email),
-                campaign=campaign.name if campaign else None,
-                action=f"/u/{make_token(settings.secret_keys, SALT_UNSUBSCRIBE, data)}",
-            )
+            return page(request, "preferences.html", language_of(request, contact), token=token,
+                        campaign=campaign.name if campaign else None,
+                        unsubscribe_token=make_token(settings.secret_keys, SALT_UNSUBSCRIBE, data),
+                        **_preferences_ctx(session, contact))
+
+    @app.post("/p/{token}", response_class=HTMLResponse)
+    async def save_preferences(request: Request, token: str) -> Response:
+        data = read(token, SALT_PREFERENCES)
+        if data is None:
+            return invalid(request, 400)
+        form = await request.form()
+        ip, ua = _client(request)
+        with transaction(runtime.factory) as session:
+            contact = session.get(Contact, data.contact_id)
+            if contact is None:
+                return invalid(request)
+            try:
+                pause = str(form.get("pause", "keep"))
+                changes = service.update_preferences(
+                    session, contact_id=contact.id, method="preference_center", ip=ip, user_agent=ua,
+                    topics=[int(t) for t in form.getlist("topic")] if form.get("topics_shown") else None,
+                    frequency=str(form.get("frequency")) if form.get("frequency") else None,
+                    pause_months=None if pause == "keep" else int(pause),
+                    language=str(form.get("language")) if form.get("language") else None,
+                )
+            except (service.OptOutError, ValueError):
+                session.rollback()
+                return page(request, "invalid_link.html", language_of(request, contact), status=400)
+            wake()
+            return page(request, "preferences.html", language_of(request, contact), token=token, saved=True,
+                        changed=bool(changes), campaign=None,
+                        unsubscribe_token=make_token(settings.secret_keys, SALT_UNSUBSCRIBE, data),
+                        **_preferences_ctx(session, contact))
+
+    # ------------------------------------------------------------------ manage by address (magic link)
+    @app.get("/manage", response_class=HTMLResponse)
+    def manage(request: Request) -> Response:
+        return page(request, "manage.html", language_of(request, None))
+
+    @app.post("/manage", response_class=HTMLResponse)
+    async def manage_request(request: Request) -> Response:
+        form = await request.form()
+        address = str(form.get("email", ""))[:320]
+        with transaction(runtime.factory) as session:
+            service.request_magic_link(session, email=address)
+        wake()
+        # The same answer whether or not the address is known: nothing is disclosed.
+        return page(request, "manage.html", language_of(request, None), sent=True)
+
+    # ------------------------------------------------------------------ double opt-in
+    @app.get("/c/{token}", response_class=HTMLResponse)
+    def confirm_page(request: Request, token: str) -> Response:
+        try:
+            contact_id = read_confirm_token(settings.secret_keys, token)
+        except InvalidToken:
+            return invalid(request)
+        with transaction(runtime.factory) as session:
+            contact = session.get(Contact, contact_id)
+            if contact is None:
+                return invalid(request)
+            return page(request, "confirm.html", language_of(request, contact), masked=mask_email(contact.email),
+                        token=token)
+
+    @app.post("/c/{token}", response_class=HTMLResponse)
+    def confirm(request: Request, token: str) -> Response:
+        try:
+            contact_id = read_confirm_token(settings.secret_keys, token)
+        except InvalidToken:
+            return invalid(request, 400)
+        ip, ua = _client(request)
+        with transaction(runtime.factory) as session:
+            contact = session.get(Contact, contact_id)
+            if contact is None:
+                return invalid(request)
+            result = service.confirm_double_opt_in(session, contact_id=contact.id, ip=ip, user_agent=ua)
+            lang, masked = language_of(request, contact), mask_email(contact.email)
+        wake()
+        return page(request, "resubscribed.html", lang, status_=result.status, masked=masked,
+                    preferences_url=f"/p/{make_token(settings.secret_keys, SALT_PREFERENCES, TokenData(contact_id, None, None))}")
 
     return app
 
@@ -120,20 +331,3 @@ async def _method_of(request: Request) -> str:
     except Exception:  # a mangled body is still a one-click request (COMPLIANCE notes)
         fields = {}
     return {"page": "page", "preferences": "preference_center"}.get(fields.get("source", ""), "one_click")
-
-
-def _unsubscribe(runtime: Runtime, data: TokenData, method: str, request: Request) -> str | None:
-    # Committed before the response is built: the opt-out is effective when the 200 leaves.
-    with transaction(runtime.factory) as session:
-        result = unsubscribe_contact(
-            session,
-            contact_id=data.contact_id,
-            campaign_id=data.campaign_id,
-            method=method,
-            ip=request.client.host if request.client else "",
-            user_agent=request.headers.get("user-agent", ""),
-        )
-        if result is None:
-            return None
-        contact = session.get(Contact, data.contact_id)
-        return mask_email(contact.email) if contact else ""

@@ -1,0 +1,118 @@
+"""Drain the outbox: send thank-you, magic-link and double opt-in mails, fan out and post webhooks."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import select
+
+from sendwell.db.models import SCOPE_ALL, Contact, Event, OutboxMessage, Suppression, SuppressionReason
+from sendwell.db.session import transaction
+from sendwell.i18n import choose_language
+from sendwell.optout import mail
+from sendwell.optout.outbox import claim, deliver_webhook, enqueue, finish, webhook_body
+from sendwell.optout.tokens import (
+    SALT_PREFERENCES,
+    SALT_UNSUBSCRIBE,
+    TokenData,
+    make_confirm_token,
+    make_token,
+)
+
+
+def mask_email(email: str) -> str:
+    """`ma***@example.com`: enough for the person to recognise, little for a bystander."""
+    local, _, domain = email.partition("@")
+    shown = local[:2] if len(local) > 3 else local[:1]
+    return f"{shown}***@{domain}"
+
+
+def dispatch_outbox(runtime: Any, *, now: datetime | None = None, transport: Any = None) -> dict[str, int]:
+    """Process every due outbox row once; returns counts by outcome (and `claimed`)."""
+    now = now or datetime.now(timezone.utc)
+    ids = claim(runtime.factory, now=now)
+    counts = {"claimed": len(ids), "done": 0, "skipped": 0, "retry": 0, "failed": 0}
+    if not ids:
+        return counts
+    own_transport = transport is None
+    if own_transport:
+        from sendwell.delivery.transport import make_transport
+
+        s = runtime.settings
+        transport = make_transport(s.smtp_url, s.capture_dir, timeout=s.smtp_timeout)
+    try:
+        for row_id in ids:
+            status, error = _process(runtime, row_id, transport, now)
+            if status != "done_recorded":
+                finish(runtime.factory, row_id, status=status, error=error)
+            counts["done" if status == "done_recorded" else status] += 1
+    finally:
+        if own_transport:
+            transport.close()
+    return counts
+
+
+def _process(runtime: Any, row_id: int, transport: Any, now: datetime) -> tuple[str, str | None]:
+    settings = runtime.settings
+    with transaction(runtime.factory) as session:
+        row = session.get(OutboxMessage, row_id)
+        if row is None or row.status != "pending":
+            return "skipped", "no longer pending"
+        kind, payload, contact_id = row.kind, dict(row.payload), row.contact_id
+        if kind == "event":
+            urls = settings.webhook_url_list
+            for url in urls:
+                enqueue(session, kind="webhook", contact_id=contact_id, payload={"url": url, "body": payload}, now=now)
+            return ("done", None) if urls else ("skipped", "no webhook endpoints configured")
+        contact = session.get(Contact, contact_id) if contact_id else None
+        if contact is None:
+            return "skipped", "contact no longer exists"
+        reasons = set(session.scalars(select(Suppression.reason).where(
+            Suppression.email_hash == contact.email_hash, Suppression.scope == SCOPE_ALL)))
+        complained = SuppressionReason.COMPLAINT.value in reasons or session.scalar(
+            select(Event.id).where(Event.contact_id == contact.id, Event.kind == "complained").limit(1)) is not None
+        session.expunge(contact)
+    if kind == "webhook":
+        error = deliver_webhook(payload["url"], settings.webhook_signing_key, webhook_body(payload["body"]))
+        return ("done", None) if error is None else ("retry", error)
+    language = choose_language(contact.language)
+    keys = settings.secret_keys
+    if kind == "thank_you":
+        if complained:
+            return "skipped", "never after a complaint"
+        if SuppressionReason.UNSUBSCRIBE.value not in reasons:
+            return "skipped", "no longer unsubscribed"
+        if not settings.sends_thank_you_to(contact.region):
+            return "skipped", f"thank-you mail is off for region {contact.region}"
+        token = make_token(keys, SALT_UNSUBSCRIBE, TokenData(contact.id, payload.get("campaign_id"), None))
+        subject, text, html = mail.thank_you(settings, language=language, masked=mask_email(contact.email),
+                                             undo_url=f"{settings.base_url}/u/{token}")
+    elif kind == "magic_link":
+        token = make_token(keys, SALT_PREFERENCES, TokenData(contact.id, None, None))
+        subject, text, html = mail.magic_link(settings, language=language, url=f"{settings.base_url}/p/{token}")
+    elif kind == "confirm":
+        token = make_confirm_token(keys, contact.id)
+        subject, text, html = mail.confirmation(settings, language=language, url=f"{settings.base_url}/c/{token}")
+    else:
+        return "failed", f"unknown outbox kind {kind!r}"
+    data, message_id = mail.build(settings, to_address=contact.email,
+                                  to_name=" ".join(x for x in (contact.first_name, contact.last_name) if x),
+                                  subject=subject, text=text, html=html, signer=runtime.signer)
+    from sendwell.delivery.transport import TransportUnavailable
+
+    try:
+        outcome = transport.send(settings.from_address, contact.email, data)
+    except TransportUnavailable as exc:
+        return "retry", str(exc)
+    if outcome.status == "temporary":
+        return "retry", f"{outcome.code} {outcome.message}"
+    if outcome.status == "permanent":
+        return "failed", f"{outcome.code} {outcome.message}"
+    with transaction(runtime.factory) as session:
+        row = session.get(OutboxMessage, row_id)
+        assert row is not None
+        row.status, row.sent_at, row.lease_until, row.attempts = "done", now, None, row.attempts + 1
+        session.add(Event(kind=f"{kind}_sent", contact_id=contact.id, method="", data={"message_id": message_id},
+                          occurred_at=datetime.now(timezone.utc)))
+    return "done_recorded", None
