@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from sendwell.db.models import (
     SCOPE_ALL,
+    Campaign,
     Consent,
     ConsentKind,
     Contact,
@@ -119,6 +120,8 @@ def unsubscribe_contact(
     contact = _lock_contact(session, contact_id)
     if contact is None:
         return None
+    if campaign_id is not None and session.get(Campaign, campaign_id) is None:
+        campaign_id = None  # the campaign was deleted since the mail went out; the opt-out stands
     is_new = suppress(
         session,
         email_hash=contact.email_hash,
