@@ -19,11 +19,18 @@ def test_demo_runs_the_mission(tmp_path) -> None:
     summary = json.loads(result.output)
     first, second = summary["campaigns"]
     assert first["states"]["sent"] > 100
-    assert sum(summary["unsubscribed"].values()) == 6
+    optout = summary["optout"]
+    # 6 one-click before the second campaign, then each web method once more (demo/optout.py).
+    assert summary["unsubscribed"] == {"one_click": 8, "page": 2, "preference_center": 1}
+    assert optout["resubscribed"] == 1 and optout["preferences_changed"] == 4
+    assert sum(optout["reasons"].values()) == 11 and optout["reasons"]["too_many"] == 4
+    assert optout["thank_you_sent"] == 10  # 11 leavers; the one who clicked Undo first gets none
+    assert optout["magic_links_sent"] == 1
     assert second["skipped"] == {"unsubscribed": 6}
     assert second["states"]["sent"] == first["states"]["sent"] - 6
     assert summary["checks"] == {"get_status": 200, "repeat_post_status": 200}
-    assert summary["mails_received"] == first["states"]["sent"] + second["states"]["sent"]
+    assert summary["mails_received"] == (first["states"]["sent"] + second["states"]["sent"]
+                                         + optout["thank_you_sent"] + optout["magic_links_sent"])
     assert len(list((tmp_path / "demo" / "received").glob("*.eml"))) == summary["mails_received"]
 
 
