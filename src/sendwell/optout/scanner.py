@@ -6,10 +6,6 @@ import ipaddress
 import re
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from sendwell.db.models import Send
 
 # Security gateways and scripted clients that fetch (and sometimes POST to) links in mail.
 _SCANNER_UA = re.compile(
@@ -40,9 +36,7 @@ def is_datacentre(ip: str) -> bool:
     return any(address.version == net.version and address in net for net in _DATACENTRE_NETWORKS)
 
 
-def assess(
-    session: Session, *, contact_id: int, campaign_id: int | None, ip: str, user_agent: str, now: datetime
-) -> list[str]:
+def assess(*, ip: str, user_agent: str, now: datetime, sent_at: datetime | None) -> list[str]:
     """The signals that make a one-click POST look automated; empty when it looks like a person."""
     signals: list[str] = []
     if not user_agent.strip():
@@ -51,12 +45,8 @@ def assess(
         signals.append("scanner_user_agent")
     if is_datacentre(ip):
         signals.append("datacentre_ip")
-    if campaign_id is not None:
-        sent_at = session.scalar(
-            select(Send.sent_at).where(Send.campaign_id == campaign_id, Send.contact_id == contact_id)
-        )
-        if sent_at is not None and (now - sent_at).total_seconds() < FAST_AFTER_DELIVERY_SECONDS:
-            signals.append("seconds_after_delivery")
+    if sent_at is not None and (now - sent_at).total_seconds() < FAST_AFTER_DELIVERY_SECONDS:
+        signals.append("seconds_after_delivery")
     return signals
 
 

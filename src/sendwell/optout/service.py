@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 
 from sendwell.db.models import (
     SCOPE_ALL,
-    Campaign,
     Consent,
     ConsentKind,
     Contact,
@@ -32,7 +31,8 @@ from sendwell.db.models import (
 from sendwell.i18n import normalise_language
 from sendwell.optout import scanner
 from sendwell.optout.outbox import enqueue
-from sendwell.suppression.service import lift, suppress
+from sendwell.optout.rawsql import Statement, read_datetime
+from sendwell.suppression.service import lift
 
 METHODS = ("one_click", "page", "preference_center", "mailto", "reply", "complaint", "bounce", "admin", "api")
 # Methods after which no thank-you is sent: a complaint (never mail a complainer) and a bounce
@@ -59,6 +59,8 @@ class OptOutResult:
     is_new: bool  # False when the contact had already opted out (idempotent repeat)
     unsubscribed_at: datetime
     scanner_suspected: bool = False
+    email: str = ""
+    language: str = ""
 
 
 def _now(now: datetime | None) -> datetime:
@@ -117,64 +119,79 @@ def unsubscribe_contact(
     if method not in METHODS:
         raise ValueError(f"unknown opt-out method {method!r}")
     now = _now(now)
-    contact = _lock_contact(session, contact_id)
-    if contact is None:
+    # Driver-level SQL (optout/rawsql.py): this is the hottest write and it sits inside the
+    # one-click request, before the 200.
+    row = (_SQL_CONTACT_PG if session.get_bind().dialect.name == "postgresql" else _SQL_CONTACT).run(
+        session, id=contact_id, camp=campaign_id).first()
+    if row is None:
         return None
-    if campaign_id is not None and session.get(Campaign, campaign_id) is None:
+    email, email_hash, language, campaign_exists, sent_at = row
+    if campaign_id is not None and not campaign_exists:
         campaign_id = None  # the campaign was deleted since the mail went out; the opt-out stands
-    is_new = suppress(
-        session,
-        email_hash=contact.email_hash,
-        reason=SuppressionReason.UNSUBSCRIBE.value,
-        scope=SCOPE_ALL,
-        contact_id=contact.id,
-        campaign_id=campaign_id,
-    )
+    is_new = _SQL_SUPPRESS.run(session, h=email_hash, cid=contact_id, camp=campaign_id, now=now).first() is not None
     suspected = False
     if is_new:
         event_data: dict[str, Any] = dict(data or {})
         if method == "one_click":
             # Flag, never ignore: a scanner's POST still unsubscribes (RFC 8058 gives no way
             # to tell), but the event is marked for review in the reasons report.
-            signals = scanner.assess(session, contact_id=contact.id, campaign_id=campaign_id,
-                                     ip=ip, user_agent=user_agent, now=now)
+            signals = scanner.assess(ip=ip, user_agent=user_agent, now=now, sent_at=read_datetime(sent_at))
             suspected = scanner.is_suspected(signals)
             event_data.update(scanner_suspected=suspected, scanner_signals=signals)
             if suspected:
                 event_data["review"] = True
         # What the person had chosen, so an undo restores it exactly.
-        event_data["topics"] = list(session.scalars(
-            select(Subscription.topic_id).where(Subscription.contact_id == contact.id,
-                                                Subscription.status == "subscribed")
-        ))
-        session.add(Event(kind="unsubscribed", contact_id=contact.id, campaign_id=campaign_id, method=method,
-                          ip=ip[:64], user_agent=user_agent[:500], occurred_at=now, data=event_data))
+        event_data["topics"] = sorted(r[0] for r in _SQL_UNSUBSCRIBE_TOPICS.run(session, cid=contact_id, now=now))
         # GDPR Art 7(3): the opt-out withdraws every consent on record.
-        session.execute(
-            update(Consent)
-            .where(Consent.contact_id == contact.id, Consent.withdrawn_at.is_(None))
-            .values(withdrawn_at=now)
-        )
-        session.execute(
-            update(Subscription)
-            .where(Subscription.contact_id == contact.id)
-            .values(status="unsubscribed", updated_at=now)
-        )
+        _SQL_WITHDRAW.run(session, cid=contact_id, now=now)
+        _SQL_EVENT.run(session, cid=contact_id, camp=campaign_id, method=method, ip=ip[:64], ua=user_agent[:500],
+                       data=event_data, now=now)
         if method not in NO_THANK_YOU:
             # Never sent twice: the dedupe key is unique, one thank-you per contact, ever.
-            enqueue(session, kind="thank_you", contact_id=contact.id, dedupe_key=f"thank_you:{contact.id}",
-                    payload={"campaign_id": campaign_id}, now=now)
-        _webhook(session, "contact.unsubscribed", contact, now,
-                 {"method": method, "campaign_id": campaign_id, "scanner_suspected": suspected})
-    session.flush()
-    first = session.scalar(
-        select(Event.occurred_at)
-        .where(Event.contact_id == contact.id, Event.kind == "unsubscribed")
-        .order_by(Event.id.desc())
-        .limit(1)
-    )
-    return OptOutResult(contact_id=contact.id, is_new=is_new, unsubscribed_at=first or now,
-                        scanner_suspected=suspected)
+            _SQL_OUTBOX_ONCE.run(session, kind="thank_you", key=f"thank_you:{contact_id}", cid=contact_id,
+                                 payload={"campaign_id": campaign_id}, now=now)
+        _SQL_OUTBOX.run(session, kind="event", cid=contact_id, now=now, payload={
+            "event": "contact.unsubscribed", "contact_id": contact_id, "email": email,
+            "occurred_at": now.isoformat(),
+            "data": {"method": method, "campaign_id": campaign_id, "scanner_suspected": suspected}})
+        first = now
+    else:
+        first = session.scalar(
+            select(Event.occurred_at)
+            .where(Event.contact_id == contact_id, Event.kind == "unsubscribed")
+            .order_by(Event.id.desc())
+            .limit(1)
+        )
+    # Objects already loaded in this session must not hide what the SQL above changed.
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, Consent | Subscription) and obj.contact_id == contact_id:
+            session.expire(obj)
+    return OptOutResult(contact_id=contact_id, is_new=is_new, unsubscribed_at=first or now,
+                        scanner_suspected=suspected, email=email, language=language)
+
+
+_CONTACT = ("SELECT c.email, c.email_hash, c.language, (SELECT 1 FROM campaigns WHERE id = :camp), "
+            "(SELECT s.sent_at FROM sends s WHERE s.campaign_id = :camp AND s.contact_id = c.id) "
+            "FROM contacts c WHERE c.id = :id")
+_SQL_CONTACT = Statement(_CONTACT)
+# On PostgreSQL the row lock makes an opt-out wait for a mail being handed to SMTP for this
+# contact (sendwell.optout.gate); SQLite already serialises writers (BEGIN IMMEDIATE).
+_SQL_CONTACT_PG = Statement(_CONTACT + " FOR UPDATE OF c")
+_SQL_SUPPRESS = Statement(
+    "INSERT INTO suppressions (email_hash, scope, reason, contact_id, campaign_id, created_at) "
+    f"VALUES (:h, '{SCOPE_ALL}', '{SuppressionReason.UNSUBSCRIBE.value}', :cid, :camp, :now) "
+    "ON CONFLICT (email_hash, scope) DO NOTHING RETURNING id")
+_SQL_UNSUBSCRIBE_TOPICS = Statement(
+    "UPDATE subscriptions SET status = 'unsubscribed', updated_at = :now "
+    "WHERE contact_id = :cid AND status = 'subscribed' RETURNING topic_id")
+_SQL_WITHDRAW = Statement("UPDATE consents SET withdrawn_at = :now WHERE contact_id = :cid AND withdrawn_at IS NULL")
+_SQL_EVENT = Statement(
+    "INSERT INTO events (kind, contact_id, campaign_id, method, ip, user_agent, data, occurred_at) "
+    "VALUES ('unsubscribed', :cid, :camp, :method, :ip, :ua, JSON(:data), :now)")
+_OUTBOX = ("INSERT INTO outbox (kind, dedupe_key, contact_id, payload, status, attempts, next_attempt_at, created_at) "
+           "VALUES (:kind, {key}, :cid, JSON(:payload), 'pending', 0, :now, :now)")
+_SQL_OUTBOX = Statement(_OUTBOX.format(key="NULL"))
+_SQL_OUTBOX_ONCE = Statement(_OUTBOX.format(key=":key") + " ON CONFLICT (dedupe_key) DO NOTHING")
 
 
 def _webhook(session: Session, event: str, contact: Contact, now: datetime, data: dict[str, Any]) -> None:
