@@ -22,7 +22,13 @@ def gettext_for(language: str):  # type: ignore[no-untyped-def]
 
     def _(message: str, **values: object) -> str:
         text = catalog.gettext(message)
-        return text % values if values else text
+        if not values:
+            return text
+        out = text % values
+        # "… Co., Ltd." at the end of a sentence must not become "Ltd..".
+        if any(str(v).endswith(".") for v in values.values()):
+            out = out.replace("..", ".").replace(".。", "。")
+        return out
 
     return _
 

@@ -84,6 +84,7 @@ def create_app(runtime: Runtime, *, outbox: bool = True) -> FastAPI:
     def page(request: Request, name: str, lang: str, status: int = 200, **ctx: Any) -> HTMLResponse:
         ctx.update(
             _=gettext_for(lang), lang=lang, html_lang=lang.replace("_", "-"),
+            sep="" if lang.startswith("zh") else " ",  # Chinese sentences are not space-separated
             company=settings.company_name, postal_address=settings.postal_address,
             contact_email=settings.contact_email, contact_phone=settings.contact_phone,
             website=settings.website, privacy_url=settings.privacy_url, path=request.url.path,
