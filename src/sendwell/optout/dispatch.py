@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from sendwell.db.models import SCOPE_ALL, Contact, Event, OutboxMessage, Suppression, SuppressionReason
 from sendwell.db.session import transaction
@@ -35,6 +35,18 @@ def dispatch_outbox(runtime: Any, *, now: datetime | None = None, transport: Any
     counts = {"claimed": len(ids), "done": 0, "skipped": 0, "retry": 0, "failed": 0}
     if not ids:
         return counts
+    if not runtime.settings.webhook_url_list:
+        # No endpoints: settle every claimed webhook event in one statement, not one
+        # transaction each (a burst of one-click POSTs makes many of them).
+        with transaction(runtime.factory) as session:
+            events = list(session.scalars(select(OutboxMessage.id).where(
+                OutboxMessage.id.in_(ids), OutboxMessage.kind == "event")))
+            if events:
+                session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(events)).values(
+                    status="skipped", lease_until=None, attempts=OutboxMessage.attempts + 1,
+                    last_error="no webhook endpoints configured"))
+        counts["skipped"] += len(events)
+        ids = [i for i in ids if i not in set(events)]
     own_transport = transport is None
     if own_transport:
         from sendwell.delivery.transport import make_transport

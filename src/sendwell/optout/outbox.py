@@ -65,7 +65,7 @@ def sign_body(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def claim(factory: sessionmaker[Session], *, now: datetime, limit: int = 50) -> list[int]:
+def claim(factory: sessionmaker[Session], *, now: datetime, limit: int = 200) -> list[int]:
     """Lease due rows to this dispatcher; a crashed dispatcher's lease simply expires."""
     with transaction(factory) as session:
         query = (
@@ -128,9 +128,10 @@ def webhook_body(payload: dict[str, Any]) -> bytes:
 class OutboxWorker:
     """A daemon thread that drains the outbox: woken after each commit, polling otherwise."""
 
-    def __init__(self, runtime: Any, poll_seconds: float = 15.0) -> None:
+    def __init__(self, runtime: Any, poll_seconds: float = 15.0, debounce_seconds: float = 0.5) -> None:
         self.runtime = runtime
         self.poll_seconds = poll_seconds
+        self.debounce_seconds = debounce_seconds
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -153,6 +154,9 @@ class OutboxWorker:
 
         while not self._stop.is_set():
             self._wake.wait(self.poll_seconds)
+            # Let a burst of opt-outs coalesce into a few batches rather than one drain per
+            # request competing with the requests for the SQLite write lock.
+            self._stop.wait(self.debounce_seconds)
             self._wake.clear()
             if self._stop.is_set():
                 break

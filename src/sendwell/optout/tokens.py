@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 from dataclasses import dataclass
+from functools import lru_cache
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
@@ -27,17 +28,22 @@ class TokenData:
     topic_id: int | None
 
 
-def make_token(keys: list[str], purpose: str, data: TokenData) -> str:
-    """A URL-safe token; no timestamp, so it never expires (COMPLIANCE rule 11)."""
+@lru_cache(maxsize=32)
+def _serializer(keys: tuple[str, ...], purpose: str) -> URLSafeSerializer:
     # itsdangerous takes a list of keys, newest last: it signs with the newest and
     # verifies against all, which is exactly SENDWELL_SECRET_KEY's rotation contract.
-    serializer = URLSafeSerializer(keys, salt=purpose)
+    return URLSafeSerializer(list(keys), salt=purpose)
+
+
+def make_token(keys: list[str], purpose: str, data: TokenData) -> str:
+    """A URL-safe token; no timestamp, so it never expires (COMPLIANCE rule 11)."""
+    serializer = _serializer(tuple(keys), purpose)
     return serializer.dumps([data.contact_id, data.campaign_id or 0, data.topic_id or 0])
 
 
 def read_token(keys: list[str], purpose: str, token: str) -> TokenData:
     """Verify and decode a token; InvalidToken on any problem."""
-    serializer = URLSafeSerializer(keys, salt=purpose)
+    serializer = _serializer(tuple(keys), purpose)
     try:
         value = serializer.loads(token)
     except BadSignature as exc:
