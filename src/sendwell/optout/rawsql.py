@@ -13,7 +13,6 @@ import re
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 _JSON = re.compile(r"JSON\(:(\w+)\)")
@@ -27,11 +26,19 @@ class Statement:
         self.sqlite = _JSON.sub(r":\1", sql)
         self.postgresql = _PARAM.sub(r"%(\1)s", _JSON.sub(r"CAST(:\1 AS json)", sql))
 
-    def run(self, session: Session, **params: Any) -> CursorResult[Any]:
+    def run(self, session: Session, **params: Any) -> list[tuple[Any, ...]]:
+        """Execute on the session's connection (its transaction) and return all rows."""
         conn = session.connection()
         is_pg = conn.dialect.name == "postgresql"
         values = {k: _bind(v, is_pg) for k, v in params.items()}
-        return conn.exec_driver_sql(self.postgresql if is_pg else self.sqlite, values)
+        # The DB-API cursor directly: SQLAlchemy's result machinery costs more than the
+        # statement itself here, and these statements need none of it.
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(self.postgresql if is_pg else self.sqlite, values)
+            return list(cursor.fetchall()) if cursor.description else []
+        finally:
+            cursor.close()
 
 
 def _bind(value: Any, is_pg: bool) -> Any:

@@ -122,13 +122,13 @@ def unsubscribe_contact(
     # Driver-level SQL (optout/rawsql.py): this is the hottest write and it sits inside the
     # one-click request, before the 200.
     row = (_SQL_CONTACT_PG if session.get_bind().dialect.name == "postgresql" else _SQL_CONTACT).run(
-        session, id=contact_id, camp=campaign_id).first()
-    if row is None:
+        session, id=contact_id, camp=campaign_id)
+    if not row:
         return None
-    email, email_hash, language, campaign_exists, sent_at = row
+    email, email_hash, language, campaign_exists, sent_at = row[0]
     if campaign_id is not None and not campaign_exists:
         campaign_id = None  # the campaign was deleted since the mail went out; the opt-out stands
-    is_new = _SQL_SUPPRESS.run(session, h=email_hash, cid=contact_id, camp=campaign_id, now=now).first() is not None
+    is_new = bool(_SQL_SUPPRESS.run(session, h=email_hash, cid=contact_id, camp=campaign_id, now=now))
     suspected = False
     if is_new:
         event_data: dict[str, Any] = dict(data or {})
