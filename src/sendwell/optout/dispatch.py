@@ -54,10 +54,10 @@ def dispatch_outbox(runtime: Any, *, now: datetime | None = None, transport: Any
         s = runtime.settings
         transport = make_transport(s.smtp_url, s.capture_dir, timeout=s.smtp_timeout)
     try:
-        for row_id in ids:
-            status, error = _process(runtime, row_id, transport, now)
+        for job in _load(runtime, ids, now):
+            status, error = _process(runtime, job, transport, now)
             if status != "done_recorded":
-                finish(runtime.factory, row_id, status=status, error=error)
+                finish(runtime.factory, job["id"], status=status, error=error)
             counts["done" if status == "done_recorded" else status] += 1
     finally:
         if own_transport:
@@ -65,33 +65,54 @@ def dispatch_outbox(runtime: Any, *, now: datetime | None = None, transport: Any
     return counts
 
 
-def _process(runtime: Any, row_id: int, transport: Any, now: datetime) -> tuple[str, str | None]:
+def _load(runtime: Any, ids: list[int], now: datetime) -> list[dict[str, Any]]:
+    """Everything the claimed rows need, read in a few queries per batch (not per row)."""
     settings = runtime.settings
+    jobs: list[dict[str, Any]] = []
     with transaction(runtime.factory) as session:
-        row = session.get(OutboxMessage, row_id)
-        if row is None or row.status != "pending":
-            return "skipped", "no longer pending"
-        kind, payload, contact_id = row.kind, dict(row.payload), row.contact_id
-        if kind == "event":
-            urls = settings.webhook_url_list
-            for url in urls:
-                enqueue(session, kind="webhook", contact_id=contact_id, payload={"url": url, "body": payload}, now=now)
-            return ("done", None) if urls else ("skipped", "no webhook endpoints configured")
-        contact = session.get(Contact, contact_id) if contact_id else None
-        if contact is None:
-            return "skipped", "contact no longer exists"
-        reasons = set(session.scalars(select(Suppression.reason).where(
-            Suppression.email_hash == contact.email_hash, Suppression.scope == SCOPE_ALL)))
-        complained = SuppressionReason.COMPLAINT.value in reasons or session.scalar(
-            select(Event.id).where(Event.contact_id == contact.id, Event.kind == "complained").limit(1)) is not None
-        session.expunge(contact)
+        rows = list(session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids),
+                                                                OutboxMessage.status == "pending")))
+        contact_ids = {r.contact_id for r in rows if r.contact_id}
+        contacts = {c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))}
+        reasons: dict[str, set[str]] = {}
+        for email_hash, reason in session.execute(select(Suppression.email_hash, Suppression.reason).where(
+                Suppression.email_hash.in_({c.email_hash for c in contacts.values()}), Suppression.scope == SCOPE_ALL)):
+            reasons.setdefault(email_hash, set()).add(reason)
+        complained = set(session.scalars(select(Event.contact_id).where(
+            Event.contact_id.in_(contact_ids), Event.kind == "complained")))
+        for row in rows:
+            if row.kind == "event":
+                # Fan out to the configured endpoints in this transaction; one row each.
+                for url in settings.webhook_url_list:
+                    enqueue(session, kind="webhook", contact_id=row.contact_id,
+                            payload={"url": url, "body": dict(row.payload)}, now=now)
+                row.status, row.lease_until, row.attempts, row.sent_at = "done", None, row.attempts + 1, now
+                continue
+            contact = contacts.get(row.contact_id) if row.contact_id else None
+            contact_reasons = reasons.get(contact.email_hash, set()) if contact else set()
+            jobs.append({
+                "id": row.id, "kind": row.kind, "payload": dict(row.payload), "contact": contact,
+                "reasons": contact_reasons,
+                "complained": SuppressionReason.COMPLAINT.value in contact_reasons or row.contact_id in complained,
+            })
+        session.flush()  # the fan-out and the event rows' status, before the objects are detached
+        session.expunge_all()
+    return jobs
+
+
+def _process(runtime: Any, job: dict[str, Any], transport: Any, now: datetime) -> tuple[str, str | None]:
+    settings = runtime.settings
+    kind, payload, contact = job["kind"], job["payload"], job["contact"]
     if kind == "webhook":
         error = deliver_webhook(payload["url"], settings.webhook_signing_key, webhook_body(payload["body"]))
         return ("done", None) if error is None else ("retry", error)
+    if contact is None:
+        return "skipped", "contact no longer exists"
+    reasons = job["reasons"]
     language = choose_language(contact.language)
     keys = settings.secret_keys
     if kind == "thank_you":
-        if complained:
+        if job["complained"]:
             return "skipped", "never after a complaint"
         if SuppressionReason.UNSUBSCRIBE.value not in reasons:
             return "skipped", "no longer unsubscribed"
@@ -121,10 +142,11 @@ def _process(runtime: Any, row_id: int, transport: Any, now: datetime) -> tuple[
         return "retry", f"{outcome.code} {outcome.message}"
     if outcome.status == "permanent":
         return "failed", f"{outcome.code} {outcome.message}"
+    # Recorded right after the hand-off, one mail at a time: a crash can repeat at most the
+    # mail in flight, never a batch.
     with transaction(runtime.factory) as session:
-        row = session.get(OutboxMessage, row_id)
-        assert row is not None
-        row.status, row.sent_at, row.lease_until, row.attempts = "done", now, None, row.attempts + 1
+        session.execute(update(OutboxMessage).where(OutboxMessage.id == job["id"]).values(
+            status="done", sent_at=now, lease_until=None, attempts=OutboxMessage.attempts + 1, last_error=None))
         session.add(Event(kind=f"{kind}_sent", contact_id=contact.id, method="", data={"message_id": message_id},
                           occurred_at=datetime.now(timezone.utc)))
     return "done_recorded", None
