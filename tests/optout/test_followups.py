@@ -145,6 +145,16 @@ def test_a_complaint_is_lifted_only_by_a_double_opt_in(mail_runtime, smtp_server
         assert s.scalar(select(Event.method).where(Event.kind == "resubscribed")) == "double_opt_in"
 
 
+def test_a_complaint_after_the_opt_out_also_blocks_the_plain_undo(runtime, web) -> None:
+    with transaction(runtime.factory) as s:
+        c = make_contact(s, language="en")
+    _unsubscribe(runtime, c.id)
+    with transaction(runtime.factory) as s:
+        s.add(Event(kind="complained", contact_id=c.id, data={"feedback_type": "abuse"}))
+    assert "Please confirm by mail" in web.post(u(runtime, c.id) + "/undo").text
+    assert suppressed(runtime) == 1 and len(outbox(runtime, "confirm")) == 1
+
+
 def test_confirmation_links_expire(runtime) -> None:
     from sendwell.optout.tokens import InvalidToken, make_confirm_token, read_confirm_token
 

@@ -286,7 +286,7 @@ def resubscribe_contact(
     if contact is None:
         raise OptOutError("unknown contact")
     reasons = suppression_reasons(session, contact=contact)
-    if SuppressionReason.COMPLAINT.value in reasons:
+    if SuppressionReason.COMPLAINT.value in reasons or _complained_since_confirmation(session, contact.id):
         # RFC 5965 / COMPLIANCE rule 28: only a fresh double opt-in lifts a complaint.
         return ResubscribeResult("needs_confirmation")
     if SuppressionReason.UNSUBSCRIBE.value not in reasons:
@@ -295,6 +295,19 @@ def resubscribe_contact(
     _restore(session, contact, wording=RESUBSCRIBE_WORDING, method="undo", ip=ip, user_agent=user_agent,
              now=now, lifted=[SuppressionReason.UNSUBSCRIBE.value])
     return ResubscribeResult("resubscribed")
+
+
+def _complained_since_confirmation(session: Session, contact_id: int) -> bool:
+    # A complaint that arrives after an opt-out leaves the suppression's first reason
+    # ("unsubscribe") in place, so the `complained` event is checked too; a double opt-in
+    # confirmed after it clears it.
+    complained = session.scalar(select(func.max(Event.id)).where(Event.contact_id == contact_id,
+                                                                 Event.kind == "complained"))
+    if complained is None:
+        return False
+    confirmed = session.scalar(select(func.max(Event.id)).where(
+        Event.contact_id == contact_id, Event.kind == "resubscribed", Event.method == "double_opt_in"))
+    return confirmed is None or confirmed < complained
 
 
 def _rate_key(prefix: str, contact_id: int, now: datetime) -> str:
