@@ -19,7 +19,14 @@ def test_demo_runs_the_mission(tmp_path) -> None:
     summary = json.loads(result.output)
     first, second = summary["campaigns"]
     assert first["states"]["sent"] > 100
-    assert summary["unsubscribed"] == {"one_click": 6, "complaint": 1}
+    optout = summary["optout"]
+    # 6 one-click before the second campaign, then each web method once more (demo/optout.py);
+    # issue 8's ARF complaint adds one opt-out with method complaint.
+    assert summary["unsubscribed"] == {"one_click": 8, "page": 2, "preference_center": 1, "complaint": 1}
+    assert optout["resubscribed"] == 1 and optout["preferences_changed"] == 4
+    assert sum(optout["reasons"].values()) == 11 and optout["reasons"]["too_many"] == 4
+    assert optout["thank_you_sent"] == 10  # 11 web leavers; the one who clicked Undo first gets none
+    assert optout["magic_links_sent"] == 1
     # Issue 8: a hard bounce and a complaint suppress; the soft bounce, the delay and the
     # 5.7.515 sender-fault rejection do not (the hard-bounced send is marked failed).
     feedback = summary["feedback"]
@@ -30,7 +37,8 @@ def test_demo_runs_the_mission(tmp_path) -> None:
     assert first["states"]["failed"] == 1
     assert second["states"]["sent"] == delivered_first - 8
     assert summary["checks"] == {"get_status": 200, "repeat_post_status": 200}
-    assert summary["mails_received"] == delivered_first + second["states"]["sent"]
+    assert summary["mails_received"] == (delivered_first + second["states"]["sent"]
+                                         + optout["thank_you_sent"] + optout["magic_links_sent"])
     assert len(list((tmp_path / "demo" / "received").glob("*.eml"))) == summary["mails_received"]
     # Content: both sent campaigns pass the compliance lint; the careless draft is refused.
     assert [c["ok"] for c in summary["lint"]["campaigns"]] == [True, True]

@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     inbound_port: int = 2525
     sendgrid_public_key: str = ""  # the Event Webhook verification key (base64 DER or PEM)
     ses_topic_arns: str = ""  # comma-separated SNS topics accepted; "" = any verified topic
+    # Opt-out follow-ups (sendwell.optout): which regions get the thank-you mail after an
+    # unsubscribe ("all", "none", or e.g. "eu,uk,us"), and outbound webhooks to a CRM.
+    thank_you_regions: str = "all"
+    webhook_urls: str = ""  # comma-separated endpoints; empty = no webhooks
+    webhook_secret: str = ""  # HMAC-SHA256 key of the webhook body; empty = the newest secret key
 
     @field_validator("smtp_url")
     @classmethod
@@ -119,6 +124,23 @@ class Settings(BaseSettings):
         """Domains whose bounce+, unsubscribe+ and reply addresses Sendwell receives mail for."""
         domains = [d.strip().lower() for d in self.inbound_domains.split(",") if d.strip()]
         return domains or [self.sender_domain.lower()]
+
+    @property
+    def webhook_url_list(self) -> list[str]:
+        return [u.strip() for u in self.webhook_urls.split(",") if u.strip()]
+
+    @property
+    def webhook_signing_key(self) -> str:
+        return self.webhook_secret or self.secret_keys[-1]
+
+    def sends_thank_you_to(self, region: str) -> bool:
+        """Whether contacts of this region get the thank-you mail (configurable per region)."""
+        value = self.thank_you_regions.strip().lower()
+        if value in ("", "all"):
+            return True
+        if value == "none":
+            return False
+        return region in {r.strip() for r in value.split(",")}
 
     @property
     def capture_dir(self) -> Path:

@@ -87,7 +87,7 @@ def test_reply_asking_to_stop_unsubscribes_for_review(session, settings, lang, s
     assert (result.route, result.action) == ("reply", "unsubscribed")
     assert _suppression(session, contact) == "unsubscribe"
     [event] = _events(session, contact)
-    assert (event.method, event.data, event.campaign_id) == ("reply", {"review": True}, send.campaign_id)
+    assert (event.method, event.data["review"], event.campaign_id) == ("reply", True, send.campaign_id)
 
 
 def test_reply_quoting_our_footer_is_not_an_unsubscribe(session, settings) -> None:

@@ -33,13 +33,13 @@ def test_tracked_link_redirects_records_and_cannot_be_forged(runtime, smtp_serve
     html = msg.get_body(("html",)).get_content()
     assert "https://bright-lighting.example/catalogue" not in html  # rewritten…
     assert one_click_url(msg) in html  # …but the unsubscribe link is direct (rule 9)
-    tracked = re.search(rf'href="({re.escape(s.base_url)}/c/[^"]+)"', html).group(1)
+    tracked = re.search(rf'href="({re.escape(s.base_url)}/r/[^"]+)"', html).group(1)
     with BackgroundServer(create_app(runtime), unused_port):
         response = httpx.get(tracked, follow_redirects=False)
         assert response.status_code == 302
         assert response.headers["location"] == "https://bright-lighting.example/catalogue?x=1&y=2"
         forged = make_click_token(["attacker-key"], 1, "https://evil.example/")
-        assert httpx.get(f"{s.base_url}/c/{forged}", follow_redirects=False).status_code == 404
+        assert httpx.get(f"{s.base_url}/r/{forged}", follow_redirects=False).status_code == 404
         tampered = tracked[:-4] + ("AAAA" if not tracked.endswith("AAAA") else "BBBB")
         assert httpx.get(tampered, follow_redirects=False).status_code == 404
     with transaction(runtime.factory) as session:

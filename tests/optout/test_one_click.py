@@ -23,7 +23,7 @@ def server(runtime, unused_port):
 @pytest.fixture
 def contact(runtime):
     with transaction(runtime.factory) as s:
-        return make_contact(s, email="anna@licht.example", first_name="<b>Anna</b>")
+        return make_contact(s, email="anna@licht.example", first_name="<b>Anna</b>", language="en")
 
 
 def url_for(runtime, server, contact, purpose=SALT_UNSUBSCRIBE, keys=None, campaign_id=None) -> str:

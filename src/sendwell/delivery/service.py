@@ -38,6 +38,7 @@ from sendwell.optout.tokens import (
     make_mailto_token,
     make_token,
 )
+from sendwell.optout.gate import hold_for_send
 from sendwell.policy.eligibility import skip_reason
 from sendwell.segments.expression import compile_segment
 
@@ -265,8 +266,20 @@ class Deliverer:
                                           message=f"cannot build message: {exc}", message_id="")] += 1
                     pending.discard(send.id)
                     continue
-                with smtp_timer():  # Prometheus SMTP latency (sendwell.metrics)
-                    outcome = self.transport.send(envelope_from, contact.email, data)
+                # Opt-out gate (sendwell.optout.gate): the hand-off and an opt-out never interleave,
+                # so no mail leaves after a person's unsubscribe POST has returned.
+                with transaction(self.factory) as gate:
+                    why = hold_for_send(gate, contact_id=contact.id, email_hash=contact.email_hash)
+                    if why is not None:
+                        gate.execute(update(Send).where(Send.id == send.id).values(
+                            state=SendState.SKIPPED.value, skip_reason=why, lease_until=None, updated_at=_now()))
+                        outcome = None
+                    else:
+                        with smtp_timer():  # Prometheus SMTP latency (sendwell.metrics)
+                            outcome = self.transport.send(envelope_from, contact.email, data)
+                if outcome is None:
+                    pending.discard(send.id)
+                    continue
                 result = record_outcome(
                     self.factory, send_id=send.id, status=outcome.status, code=outcome.code,
                     message=outcome.message, message_id=message_id,
@@ -296,7 +309,7 @@ class Deliverer:
             from sendwell.insight.tracking import make_click_token, rewrite_links
 
             html = rewrite_links(
-                html, lambda url: f"{s.base_url}/c/{make_click_token(keys, send.id, url)}",
+                html, lambda url: f"{s.base_url}/r/{make_click_token(keys, send.id, url)}",
                 keep={links.unsubscribe, links.preferences},
             )
         domain = s.sender_domain

@@ -70,6 +70,7 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
     from sendwell.delivery.service import campaign_status
     from sendwell.demo.content import content_demo
     from sendwell.setup import initialise
+    from sendwell.demo.optout import exercise_optout
     from sendwell.web.app import create_app
 
     data_dir = data_dir.resolve()
@@ -93,7 +94,8 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
                                        consent="express", topic="led-lighting")
         say(f"2. Imported {imported.created} buyers from {csv_path.name} with express consent")
 
-        with BackgroundServer(create_app(runtime), web_port):
+        # The demo dispatches follow-up mails itself (exercise_optout), so each step's output is settled.
+        with BackgroundServer(create_app(runtime, outbox=False), web_port):
             say(f"3. Web app on {settings.base_url}, capture SMTP server on {smtp.url}")
             first = _send(runtime, "Spring LED range — EU, UK and North America",
                           "region in (eu, uk, us, ca)", create_campaign, plan_campaign, queue_campaign, run_campaign)
@@ -108,6 +110,8 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
                            "region in (eu, uk, us, ca)", create_campaign, plan_campaign, queue_campaign, run_campaign)
             say(f"6. Campaign {second['id']} sent {second['states']['sent']} mails, "
                 f"skipped {sum(second['skipped'].values())}: {second['skipped']}")
+            optout = exercise_optout(runtime, smtp.messages[first["states"]["sent"] + first["states"]["failed"]:],
+                                     optouts["addresses"], say)
             from sendwell.demo.api import api_demo
 
             api = api_demo(runtime, settings.base_url, optouts["addresses"][0], say)
@@ -133,6 +137,7 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
             "feedback": feedback,
             "lint": content,
             "api": api,
+            "optout": optout,
         }
     return DemoResult(data_dir=data_dir, summary=summary)
 
@@ -200,6 +205,10 @@ def format_summary(summary: dict[str, Any]) -> str:
                  f"({', '.join(f'{k} {v}' for k, v in summary['unsubscribed'].items())})")
     lines.extend(format_feedback(summary))
     lines.extend(format_content_summary(summary["lint"]))
+    if "optout" in summary:
+        from sendwell.demo.optout import format_optout
+
+        lines.extend(format_optout(summary["optout"]))
     lines.append(f"Contacts: {summary['contacts']}; mails received by the SMTP server: {summary['mails_received']}")
     if summary.get("api"):
         api = summary["api"]

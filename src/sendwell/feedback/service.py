@@ -276,6 +276,9 @@ def _is_delivery(c: Classification) -> bool:
 def _complaint(session: Session, c: Classification, target: _Target, evidence: dict[str, Any],
                now: datetime) -> FeedbackOutcome:
     _event(session, "complained", target, {"feedback_type": c.feedback_type or "abuse", **evidence}, now)
+    # Flushed first: the opt-out below must see the complaint (it sends no thank-you mail
+    # after one, and Undo then needs a fresh double opt-in).
+    session.flush()
     # Through the single opt-out entry point, so the audit (unsubscribed event, consents
     # withdrawn, subscriptions ended) is the same as for every other method…
     unsubscribe_contact(

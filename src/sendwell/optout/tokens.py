@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 from dataclasses import dataclass
+from functools import lru_cache
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
@@ -27,17 +28,22 @@ class TokenData:
     topic_id: int | None
 
 
-def make_token(keys: list[str], purpose: str, data: TokenData) -> str:
-    """A URL-safe token; no timestamp, so it never expires (COMPLIANCE rule 11)."""
+@lru_cache(maxsize=32)
+def _serializer(keys: tuple[str, ...], purpose: str) -> URLSafeSerializer:
     # itsdangerous takes a list of keys, newest last: it signs with the newest and
     # verifies against all, which is exactly SENDWELL_SECRET_KEY's rotation contract.
-    serializer = URLSafeSerializer(keys, salt=purpose)
+    return URLSafeSerializer(list(keys), salt=purpose)
+
+
+def make_token(keys: list[str], purpose: str, data: TokenData) -> str:
+    """A URL-safe token; no timestamp, so it never expires (COMPLIANCE rule 11)."""
+    serializer = _serializer(tuple(keys), purpose)
     return serializer.dumps([data.contact_id, data.campaign_id or 0, data.topic_id or 0])
 
 
 def read_token(keys: list[str], purpose: str, token: str) -> TokenData:
     """Verify and decode a token; InvalidToken on any problem."""
-    serializer = URLSafeSerializer(keys, salt=purpose)
+    serializer = _serializer(tuple(keys), purpose)
     try:
         value = serializer.loads(token)
     except BadSignature as exc:
@@ -90,3 +96,27 @@ def read_mailto_token(keys: list[str], token: str) -> TokenData:
     except ValueError as exc:
         raise InvalidToken("malformed mailto token") from exc
     return TokenData(contact_id, campaign_id or None, None)
+
+
+SALT_CONFIRM = "sendwell.confirm"
+CONFIRM_MAX_AGE = 7 * 24 * 3600  # a double opt-in link is a fresh consent: it should be fresh too
+
+
+def make_confirm_token(keys: list[str], contact_id: int) -> str:
+    """A double opt-in token; unlike the opt-out links it carries a time and expires in 7 days."""
+    from itsdangerous import URLSafeTimedSerializer
+
+    return URLSafeTimedSerializer(keys, salt=SALT_CONFIRM).dumps(contact_id)
+
+
+def read_confirm_token(keys: list[str], token: str, max_age: int = CONFIRM_MAX_AGE) -> int:
+    """The contact id of a valid, unexpired double opt-in token; InvalidToken otherwise."""
+    from itsdangerous import URLSafeTimedSerializer
+
+    try:
+        value = URLSafeTimedSerializer(keys, salt=SALT_CONFIRM).loads(token, max_age=max_age)
+    except BadSignature as exc:  # SignatureExpired is a BadSignature
+        raise InvalidToken("invalid or expired confirmation link") from exc
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise InvalidToken("malformed confirmation token")
+    return value

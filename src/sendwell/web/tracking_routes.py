@@ -12,7 +12,7 @@ from sendwell.insight.tracking import read_click_token, record_click
 def tracking_router(runtime) -> APIRouter:  # type: ignore[no-untyped-def]
     router = APIRouter()
 
-    @router.get("/c/{token}")
+    @router.get("/r/{token}")
     def click(request: Request, token: str) -> Response:
         try:
             send_id, url = read_click_token(runtime.settings.secret_keys, token)

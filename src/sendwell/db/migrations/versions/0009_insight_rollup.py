@@ -1,7 +1,7 @@
 """insight roll-up: counters, cursor, campaigns.delivered_rolled_up_at
 
 Revision ID: 0009
-Revises: 0001
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0001"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,72 @@
+"""Forged, truncated, re-signed and other-contact tokens change nothing on any route; links never expire."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import select
+
+from sendwell.db.models import Contact, Event, OutboxMessage, Suppression
+from sendwell.db.session import transaction
+from sendwell.optout.tokens import SALT_PREFERENCES, SALT_UNSUBSCRIBE, TokenData, make_token, read_token
+from tests.helpers import make_contact
+from tests.optout.conftest import token
+
+ROUTES = [("post", "/u/{t}", {"List-Unsubscribe": "One-Click"}), ("post", "/u/{t}/alternative", {"choice": "monthly"}),
+          ("post", "/u/{t}/reason", {"reason": "other"}), ("post", "/u/{t}/undo", {}),
+          ("post", "/p/{t}", {"frequency": "monthly", "pause": "6"}), ("post", "/c/{t}", {}),
+          ("get", "/u/{t}", None), ("get", "/p/{t}", None), ("get", "/c/{t}", None)]
+
+
+def _snapshot(runtime):
+    with transaction(runtime.factory) as s:
+        contacts = [(c.frequency_tier, c.paused_until, c.language) for c in s.scalars(select(Contact).order_by(Contact.id))]
+        return (contacts, s.scalars(select(Suppression.id)).all(), s.scalars(select(Event.id)).all(),
+                s.scalars(select(OutboxMessage.id)).all())
+
+
+@pytest.mark.parametrize("mangle", ["forged", "truncated", "other_key", "other_purpose", "garbage"])
+def test_bad_tokens_change_nothing_on_any_route(runtime, web, mangle) -> None:
+    """Rule 4: only a token we signed, for this purpose, acts; everything else is a 4xx."""
+    with transaction(runtime.factory) as s:
+        victim = make_contact(s)
+    good = token(runtime, victim.id)
+    bad = {
+        "forged": good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB"),
+        "truncated": good[: len(good) // 2],
+        "other_key": token(runtime, victim.id, keys=["an-attacker-key"]),
+        "other_purpose": token(runtime, victim.id, purpose=SALT_PREFERENCES),
+        "garbage": "x" * 40,
+    }[mangle]
+    web.post(f"/u/{token(runtime, victim.id)}/alternative", data={"choice": "launches_only"})
+    before = _snapshot(runtime)
+    for verb, route, data in ROUTES:
+        if mangle == "other_purpose" and route.startswith("/p/"):
+            continue  # that one is a valid preference token there
+        response = getattr(web, verb)(route.format(t=bad), **({"data": data} if data is not None else {}))
+        assert 400 <= response.status_code < 500, (route, response.status_code)
+    assert _snapshot(runtime) == before
+
+
+def test_a_token_acts_only_on_its_own_contact(runtime, web) -> None:
+    """Another contact's token unsubscribes that contact, never this one; ids are not guessable."""
+    with transaction(runtime.factory) as s:
+        mine, other = make_contact(s), make_contact(s)
+    mine_token = token(runtime, mine.id)
+    payload, _, signature = mine_token.partition(".")
+    other_payload = token(runtime, other.id).partition(".")[0]
+    assert web.post(f"/u/{other_payload}.{signature}", data={}).status_code == 400  # spliced: refused
+    web.post(f"/u/{mine_token}", data={})
+    with transaction(runtime.factory) as s:
+        assert s.scalars(select(Suppression.contact_id)).all() == [mine.id]
+
+
+def test_links_keep_working_after_400_days(runtime, monkeypatch) -> None:
+    """Rule 11: tokens carry no timestamp, so a token minted 400 days ago still verifies."""
+    keys = runtime.settings.secret_keys
+    minted = make_token(keys, SALT_UNSUBSCRIBE, TokenData(7, 3, None))
+    later = time.time() + 400 * 86400
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert read_token(keys, SALT_UNSUBSCRIBE, minted) == TokenData(7, 3, None)
+    assert make_token(keys, SALT_UNSUBSCRIBE, TokenData(7, 3, None)) == minted  # nothing time-bound inside
