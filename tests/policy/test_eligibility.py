@@ -310,7 +310,9 @@ def test_two_deferred_campaigns_go_out_in_planning_order_not_never(runtime) -> N
         cid = contact.id
     first = plan(runtime, over_cap="defer")
     second = plan(runtime, over_cap="defer", now=NOW + timedelta(minutes=1))
-    later = NOW + 6 * DAY
+    assert states(runtime, first)[cid].retry_at == NOW + 5 * DAY
+    assert states(runtime, second)[cid].retry_at == NOW + 7 * DAY + timedelta(minutes=1)
+    later = NOW + 8 * DAY  # both are due; the first has not gone out yet
     with transaction(runtime.factory) as s:
         # The second waits for the first (planned earlier, still in flight) …
         assert claim_sends(s, campaign_id=second, now=later) == []
