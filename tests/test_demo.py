@@ -25,6 +25,9 @@ def test_demo_runs_the_mission(tmp_path) -> None:
     assert second["skipped"]["unsubscribed"] == 6
     assert set(second["skipped"]) == {"unsubscribed", "frequency_cap"}
     assert second["states"]["sent"] == first["states"]["sent"] - 6 - second["skipped"]["frequency_cap"]
+    # The demo's own policy step: a capped prospect and a paused customer, with their reasons.
+    assert [c["skip_reason"] for c in summary["policy"]["contacts"]] == ["frequency_cap", "paused"]
+    assert summary["policy"]["campaign"]["skipped"] == {"frequency_cap": 1, "paused": 1}
     assert summary["checks"] == {"get_status": 200, "repeat_post_status": 200}
     assert summary["mails_received"] == first["states"]["sent"] + second["states"]["sent"]
     assert len(list((tmp_path / "demo" / "received").glob("*.eml"))) == summary["mails_received"]

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sendwell.config import Settings, load_settings
 from sendwell.db.models import Contact, Event
 from sendwell.db.session import transaction
+from sendwell.demo.policy import format_policy, show_policy
 from sendwell.demo.seed import write_contacts_csv
 from sendwell.demo.smtp_server import CaptureSMTPServer, free_port
 from sendwell.runtime import Runtime
@@ -98,6 +99,8 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
                            "region in (eu, uk, us, ca)", create_campaign, plan_campaign, queue_campaign, run_campaign)
             say(f"6. Campaign {second['id']} sent {second['states']['sent']} mails, "
                 f"skipped {sum(second['skipped'].values())}: {second['skipped']}")
+            say("7. Frequency policy: a same-week extra note to a prospect just mailed and to a customer who paused")
+            policy = show_policy(runtime, after_campaign_id=second["id"], say=say)
 
         with transaction(runtime.factory) as session:
             by_method = dict(session.execute(
@@ -116,6 +119,7 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
             "unsubscribed": by_method,
             "unsubscribed_addresses": optouts["addresses"],
             "checks": optouts["checks"],
+            "policy": policy,
         }
     return DemoResult(data_dir=data_dir, summary=summary)
 
@@ -174,6 +178,8 @@ def format_summary(summary: dict[str, Any]) -> str:
                      + ", ".join(f"{k} {v}" for k, v in states.items()))
         if status["skipped"]:
             lines.append("    skipped by reason: " + ", ".join(f"{k} {v}" for k, v in status["skipped"].items()))
+    if "policy" in summary:
+        lines.extend(format_policy(summary["policy"]))
     lines.append(f"Unsubscribed: {sum(summary['unsubscribed'].values())} "
                  f"({', '.join(f'{k} {v}' for k, v in summary['unsubscribed'].items())})")
     lines.append(f"Contacts: {summary['contacts']}; mails received by the SMTP server: {summary['mails_received']}")
