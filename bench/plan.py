@@ -8,7 +8,7 @@ import os
 import platform
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
