@@ -132,7 +132,7 @@ def _send(runtime: Runtime, name: str, segment: str, create_campaign: Any, plan_
             subject="{{ first_name or 'Hello' }}, our 2026 LED panels for {{ contact.company or 'you' }}",
             html=CAMPAIGN_HTML, segment=segment, topic="led-lighting",
         )
-        plan_campaign(session, campaign=campaign)
+        plan_campaign(session, campaign=campaign, settings=runtime.settings)
         queue_campaign(session, campaign=campaign)
         campaign_id = campaign.id
     deliverer = runtime.make_deliverer()
