@@ -54,6 +54,8 @@ def test_status_shows_frequency_skips_and_deferrals(env, tmp_path) -> None:
     status = json.loads(run(env, "campaigns", "status", str(deferring), "--json").output)
     assert status["skipped"] == {} and status["deferred"] == {"frequency_cap": 1}
     assert status["status"] == "sending"  # the prospect's mail waits for its week to pass
+    human = run(env, "campaigns", "status", str(deferring)).output
+    assert "waiting: frequency_cap 1" in human
 
 
 def test_configured_caps_apply_and_a_bad_setting_is_one_line(env, tmp_path) -> None:

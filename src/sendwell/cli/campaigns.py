@@ -125,6 +125,8 @@ def _status_out(runtime: Runtime, campaign_id: int, as_json: bool, prefix: str =
     lines.append("  " + ", ".join(f"{k} {v}" for k, v in status["states"].items() if v))
     if status["skipped"]:
         lines.append("  skipped: " + ", ".join(f"{k} {v}" for k, v in status["skipped"].items()))
+    if status.get("deferred"):
+        lines.append("  waiting: " + ", ".join(f"{k} {v}" for k, v in status["deferred"].items()))
     emit(status, as_json, "\n".join(lines))
 
 
