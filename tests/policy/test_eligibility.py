@@ -368,3 +368,29 @@ def test_claim_outside_the_window_defers_to_monday(runtime, tmp_path) -> None:
     send = states(runtime, campaign_id)[cid]
     assert send.state == "deferred" and send.skip_reason == "send_window"
     assert send.retry_at == datetime(2026, 11, 30, 8, 0, tzinfo=timezone.utc)  # Mon 09:00 CET
+
+
+# ------------------------------------------------------------------ the recipient's own choice
+def test_frequency_preference_is_validated_recorded_and_obeyed(runtime) -> None:
+    from sendwell.db.models import Event
+    from sendwell.policy.caps import PolicyError
+    from sendwell.policy.service import set_frequency_preference
+
+    with transaction(runtime.factory) as s:
+        contact = make_contact(s, stage="customer")
+        prior_send(s, contact, at=NOW - 3 * DAY)
+        cid = contact.id
+        assert set_frequency_preference(s, contact_id=cid, tier="weekly", now=NOW) == {
+            "frequency_tier": ["default", "weekly"]}
+        assert set_frequency_preference(s, contact_id=cid, tier="weekly", now=NOW) == {}  # no second event
+        with pytest.raises(PolicyError, match="unknown frequency tier 'daily'"):
+            set_frequency_preference(s, contact_id=cid, tier="daily")
+        events = list(s.scalars(select(Event).where(Event.contact_id == cid, Event.kind == "preferences_changed")))
+        assert len(events) == 1 and events[0].method == "preference_center"
+    assert reasons(runtime, plan(runtime))[cid] == "frequency_cap"  # weekly: 1 per 7 days
+    with transaction(runtime.factory) as s:
+        set_frequency_preference(s, contact_id=cid, tier="default", paused_until=NOW + 30 * DAY)
+    assert reasons(runtime, plan(runtime))[cid] == "paused"
+    with transaction(runtime.factory) as s:
+        set_frequency_preference(s, contact_id=cid, paused_until=None)  # resume now
+    assert reasons(runtime, plan(runtime))[cid] is None

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from sqlalchemy import and_, bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from sendwell.db.models import Campaign, CampaignKind, Contact, Send, SendState
-from sendwell.policy.caps import FrequencyPolicy
+from sendwell.policy.caps import TIERS, FrequencyPolicy, PolicyError
 from sendwell.policy.eligibility import DEFER_FREQUENCY_CAP, DEFER_SEND_WINDOW, IN_FLIGHT, SKIP_FREQUENCY_CAP
 from sendwell.policy.windows import window_for, zone_for
 
@@ -155,3 +156,42 @@ def defer_outside_window(
             .execution_options(synchronize_session=False)
         )
     return []
+
+
+_UNSET: Any = object()
+
+
+def set_frequency_preference(
+    session: Session, *, contact_id: int, tier: str | None = None, paused_until: datetime | None = _UNSET,
+    method: str = "preference_center", now: datetime | None = None,
+) -> dict[str, Any]:
+    """The recipient's own frequency choice (tier and/or pause); records `preferences_changed`.
+
+    The seam for the preference center and the API (issue 7): they call this, nothing else
+    writes `frequency_tier` or `paused_until`. `paused_until=None` ends a pause now.
+    Returns the changes made ({} when nothing changed).
+    """
+    from sendwell.db.models import Event
+
+    contact = session.get(Contact, contact_id)
+    if contact is None:
+        raise PolicyError(f"no contact with id {contact_id}")
+    changes: dict[str, Any] = {}
+    if tier is not None:
+        if tier not in TIERS:
+            raise PolicyError(f"unknown frequency tier {tier!r} (use one of {', '.join(TIERS)})")
+        if tier != contact.frequency_tier:
+            changes["frequency_tier"] = [contact.frequency_tier, tier]
+            contact.frequency_tier = tier
+    if paused_until is not _UNSET and paused_until != contact.paused_until:
+        changes["paused_until"] = [_iso(contact.paused_until), _iso(paused_until)]
+        contact.paused_until = paused_until
+    if changes:
+        session.add(Event(kind="preferences_changed", contact_id=contact_id, method=method,
+                          data={"changes": changes}, occurred_at=now or datetime.now(timezone.utc)))
+        session.flush()
+    return changes
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
