@@ -128,7 +128,11 @@ def plan_campaign(
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     stmt = insert(Send).from_select(
         ["campaign_id", "contact_id", "state", "skip_reason", "attempts", "updated_at"], select_rows
-    ).on_conflict_do_nothing(index_elements=["campaign_id", "contact_id"])
+    )
+    # ON CONFLICT makes PostgreSQL insert each row speculatively; a first plan cannot conflict
+    # (plans of every campaign are serialised by lock_planning), so only a re-plan pays for it.
+    if session.scalar(select(Send.id).where(Send.campaign_id == campaign.id).limit(1)) is not None:
+        stmt = stmt.on_conflict_do_nothing(index_elements=["campaign_id", "contact_id"])
     session.execute(stmt)
     defer_over_cap(session, campaign=campaign, policy=policy, now=now)
     defer_outside_window(session, campaign=campaign, policy=policy, now=now)
