@@ -32,10 +32,18 @@ def test_demo_runs_the_mission(tmp_path) -> None:
     feedback = summary["feedback"]
     assert feedback["actions"] == {"hard_bounce": 1, "soft_bounce": 1, "delay": 1, "sender_fault": 1, "complaint": 1}
     assert feedback["suppressed"] == {"hard_bounce": 1, "complaint": 1} and feedback["alerts"] == 1
-    assert second["skipped"] == {"unsubscribed": 6, "hard_bounced": 1, "complained": 1}
     delivered_first = first["states"]["sent"] + first["states"]["failed"]
     assert first["states"]["failed"] == 1
-    assert second["states"]["sent"] == delivered_first - 8
+    # Suppression wins over every other reason; the same-day follow-up also meets the
+    # prospects' default cap (1 per 7 days), so they are skipped as frequency_cap (issue 4).
+    skipped = second["skipped"]
+    assert {k: skipped[k] for k in ("unsubscribed", "bounced", "complained")} == {
+        "unsubscribed": 6, "bounced": 1, "complained": 1}
+    assert set(skipped) == {"unsubscribed", "bounced", "complained", "frequency_cap"}
+    assert second["states"]["sent"] == delivered_first - 8 - skipped["frequency_cap"]
+    # The demo's own policy step: a capped prospect and a paused customer, with their reasons.
+    assert [c["skip_reason"] for c in summary["policy"]["contacts"]] == ["frequency_cap", "paused"]
+    assert summary["policy"]["campaign"]["skipped"] == {"frequency_cap": 1, "paused": 1}
     assert summary["checks"] == {"get_status": 200, "repeat_post_status": 200}
     assert summary["mails_received"] == (delivered_first + second["states"]["sent"]
                                          + optout["thank_you_sent"] + optout["magic_links_sent"])

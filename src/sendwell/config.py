@@ -66,12 +66,34 @@ class Settings(BaseSettings):
     thank_you_regions: str = "all"
     webhook_urls: str = ""  # comma-separated endpoints; empty = no webhooks
     webhook_secret: str = ""  # HMAC-SHA256 key of the webhook body; empty = the newest secret key
+    # Frequency policy (docs/policy.md): caps as name=COUNT/PERIOD, periods in h, d or w.
+    stage_caps: str = "new_lead=2/30d,prospect=1/7d,customer=3/30d"
+    tier_caps: str = "weekly=1/7d,monthly=1/30d"
+    # Sending window in the recipient's local time, e.g. "mon-fri 09:00-17:00" for every
+    # region, or per region: "mon-fri 09:00-17:00; us=mon-fri 08:00-18:00". Empty = any time.
+    send_window: str = ""
 
     @field_validator("smtp_url")
     @classmethod
     def _check_smtp_url(cls, value: str) -> str:
         if value != "capture" and not value.startswith(("smtp://", "smtps://")):
             raise ValueError("SENDWELL_SMTP_URL must be smtp://host:port, smtps://…, or capture")
+        return value
+
+    @field_validator("stage_caps", "tier_caps")
+    @classmethod
+    def _check_caps(cls, value: str) -> str:
+        from sendwell.policy.caps import parse_caps
+
+        parse_caps(value, setting="SENDWELL_STAGE_CAPS / SENDWELL_TIER_CAPS")
+        return value
+
+    @field_validator("send_window")
+    @classmethod
+    def _check_window(cls, value: str) -> str:
+        from sendwell.policy.windows import parse_windows
+
+        parse_windows(value, setting="SENDWELL_SEND_WINDOW")
         return value
 
     @field_validator("base_url")

@@ -54,7 +54,7 @@ def test_next_campaign_skips_a_hard_bounced_contact(session, settings) -> None:
     campaign.status = "draft"
     plan_campaign(session, campaign=campaign)
     row = session.scalars(select(Send).where(Send.campaign_id == campaign.id)).one()
-    assert (row.state, row.skip_reason) == ("skipped", "hard_bounced")
+    assert (row.state, row.skip_reason) == ("skipped", "bounced")
 
 
 def test_mailbox_full_5_2_2_is_soft_and_does_not_suppress(session, settings) -> None:

@@ -49,8 +49,9 @@ def test_metrics_need_a_token_with_the_scope(runtime) -> None:
 
 def test_metrics_count_from_the_database(runtime) -> None:
     with transaction(runtime.factory) as s:
-        contacts = [make_contact(s) for _ in range(4)]
-        make_contact(s, consent=None)
+        # Customers (cap 3 per 30 days): the same-day second campaign below is not frequency-capped.
+        contacts = [make_contact(s, stage="customer") for _ in range(4)]
+        make_contact(s, consent=None, stage="customer")
         campaign = create_campaign(s, settings=runtime.settings, name="Spring", subject="Hi", html="<p>Hi</p>")
         unsubscribe_contact(s, contact_id=contacts[0].id, method="one_click")
         unsubscribe_contact(s, contact_id=contacts[1].id, method="api")

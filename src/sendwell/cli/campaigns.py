@@ -25,9 +25,11 @@ def campaigns() -> None:
 @click.option("--segment", default="", help="e.g. \"region = eu and stage in (prospect, customer)\"")
 @click.option("--topic", default=None)
 @click.option("--kind", default="marketing", type=click.Choice(["marketing", "launch", "transactional", "reconfirmation"]))
+@click.option("--over-cap", "over_cap", default="skip", type=click.Choice(["skip", "defer"]),
+              help="Contacts over their frequency cap: skip them, or defer to the earliest allowed time.")
 @json_option
 def campaigns_create(name: str, subject: str, html_file: Path, text_file: Path | None, segment: str,
-                     topic: str | None, kind: str, as_json: bool) -> None:
+                     topic: str | None, kind: str, over_cap: str, as_json: bool) -> None:
     """Create a draft campaign; prints its id."""
     from sendwell.content.render import TemplateError
     from sendwell.delivery.service import CampaignError, create_campaign
@@ -40,7 +42,7 @@ def campaigns_create(name: str, subject: str, html_file: Path, text_file: Path |
         with transaction(runtime.factory) as session:
             campaign = create_campaign(
                 session, settings=runtime.settings, name=name, subject=subject, html=html, text=text,
-                segment=segment, topic=topic, kind=kind,
+                segment=segment, topic=topic, kind=kind, over_cap=over_cap,
             )
             campaign_id = campaign.id
     except SegmentError as exc:
@@ -76,7 +78,7 @@ def campaigns_send(campaign_id: int, wait: bool, as_json: bool) -> None:
             campaign = get_campaign(session, campaign_id=campaign_id)
             # Blocking compliance lint: one line per finding, nothing planned or sent.
             refuse_unsendable(session, runtime.settings, campaign_id, as_json)
-            plan_campaign(session, campaign=campaign)
+            plan_campaign(session, campaign=campaign, settings=runtime.settings)
             batches = queue_campaign(session, campaign=campaign)
     except CampaignError as exc:
         fail(str(exc))
@@ -127,6 +129,8 @@ def _status_out(runtime: Runtime, campaign_id: int, as_json: bool, prefix: str =
     lines.append("  " + ", ".join(f"{k} {v}" for k, v in status["states"].items() if v))
     if status["skipped"]:
         lines.append("  skipped: " + ", ".join(f"{k} {v}" for k, v in status["skipped"].items()))
+    if status.get("deferred"):
+        lines.append("  waiting: " + ", ".join(f"{k} {v}" for k, v in status["deferred"].items()))
     emit(status, as_json, "\n".join(lines))
 
 

@@ -203,6 +203,11 @@ class Campaign(Base):
     topic_id: Mapped[int | None] = mapped_column(ForeignKey("topics.id"), default=None)
     kind: Mapped[str] = mapped_column(String(20), default=CampaignKind.MARKETING.value)
     status: Mapped[str] = mapped_column(String(20), default=CampaignStatus.DRAFT.value)
+    # Over-cap handling (issue 4): skip the contact, or defer the mail to the earliest time
+    # the caps allow. `policy` is the frequency policy snapshotted at planning, so the
+    # re-check at claim time applies the same rules the plan did.
+    over_cap: Mapped[str] = mapped_column(String(10), default="skip", server_default="skip")
+    policy: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -39,7 +39,9 @@ from sendwell.optout.tokens import (
     make_token,
 )
 from sendwell.optout.gate import hold_for_send
-from sendwell.policy.eligibility import skip_reason
+from sendwell.policy.caps import OVER_CAP_MODES, FrequencyPolicy
+from sendwell.policy.eligibility import SKIP_FREQUENCY_CAP, skip_reason
+from sendwell.policy.service import defer_outside_window, defer_over_cap, defer_sends, earliest_allowed, lock_planning
 from sendwell.segments.expression import compile_segment
 
 BATCH_SIZE = 200
@@ -65,8 +67,11 @@ def create_campaign(
     segment: str = "",
     topic: str | None = None,
     kind: str = CampaignKind.MARKETING.value,
+    over_cap: str = "skip",
 ) -> Campaign:
     """Validate and store a draft campaign."""
+    if over_cap not in OVER_CAP_MODES:
+        raise CampaignError(f"unknown over-cap handling {over_cap!r} (use skip or defer)")
     if kind not in {k.value for k in CampaignKind}:
         raise CampaignError(f"unknown campaign kind {kind!r} (use one of {', '.join(k.value for k in CampaignKind)})")
     if not name.strip():
@@ -76,7 +81,7 @@ def create_campaign(
     compile_segment(segment)  # SegmentError names the field or token at fault
     CompiledCampaign(subject=subject, html=html, text=text, settings=settings, kind=kind)  # TemplateError
     campaign = Campaign(
-        name=name.strip(), subject=subject, html=html, text=text, segment_expr=segment, kind=kind,
+        name=name.strip(), subject=subject, html=html, text=text, segment_expr=segment, kind=kind, over_cap=over_cap,
         topic_id=ensure_topic(session, slug=topic).id if topic else None,
     )
     session.add(campaign)
@@ -97,12 +102,21 @@ def _topic_slug(session: Session, campaign: Campaign) -> str | None:
     return session.scalar(select(Topic.slug).where(Topic.id == campaign.topic_id))
 
 
-def plan_campaign(session: Session, *, campaign: Campaign, now: datetime | None = None) -> dict[str, int]:
-    """One `sends` row per contact in the segment, eligible ones planned, others skipped with a reason."""
+def plan_campaign(
+    session: Session, *, campaign: Campaign, now: datetime | None = None, settings: Settings | None = None
+) -> dict[str, int]:
+    """One `sends` row per contact in the segment, eligible ones planned, others skipped with a reason.
+
+    The frequency policy comes from `settings` (else the campaign's snapshot, else the
+    defaults) and is stored on the campaign, so the claim-time re-check applies the same rules.
+    """
     now = now or _now()
     if campaign.status in (CampaignStatus.CANCELLED.value, CampaignStatus.FINISHED.value):
         raise CampaignError(f"campaign {campaign.id} is {campaign.status}")
-    reason = skip_reason(campaign, _topic_slug(session, campaign), now)
+    policy = FrequencyPolicy.from_settings(settings) if settings is not None else FrequencyPolicy.from_json(campaign.policy)
+    campaign.policy = policy.to_json()
+    lock_planning(session)  # before the INSERT's snapshot: see lock_planning for why
+    reason = skip_reason(campaign, _topic_slug(session, campaign), now, policy=policy)
     # One INSERT … SELECT for the whole segment: planned when the reason is NULL, skipped
     # otherwise. Re-planning is harmless: existing (campaign, contact) rows are kept.
     source = select(
@@ -118,8 +132,14 @@ def plan_campaign(session: Session, *, campaign: Campaign, now: datetime | None 
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     stmt = insert(Send).from_select(
         ["campaign_id", "contact_id", "state", "skip_reason", "attempts", "updated_at"], select_rows
-    ).on_conflict_do_nothing(index_elements=["campaign_id", "contact_id"])
+    )
+    # ON CONFLICT makes PostgreSQL insert each row speculatively; a first plan cannot conflict
+    # (plans of every campaign are serialised by lock_planning), so only a re-plan pays for it.
+    if session.scalar(select(Send.id).where(Send.campaign_id == campaign.id).limit(1)) is not None:
+        stmt = stmt.on_conflict_do_nothing(index_elements=["campaign_id", "contact_id"])
     session.execute(stmt)
+    defer_over_cap(session, campaign=campaign, policy=policy, now=now)
+    defer_outside_window(session, campaign=campaign, policy=policy, now=now)
     if campaign.status == CampaignStatus.DRAFT.value:
         campaign.status = CampaignStatus.SENDING.value
         campaign.started_at = now
@@ -182,27 +202,38 @@ def claim_sends(
         session.scalars(
             update(Send)
             .where(Send.id.in_(ids), due)
-            .values(state=SendState.SENDING.value, lease_until=now + LEASE, updated_at=now)
+            .values(state=SendState.SENDING.value, lease_until=now + LEASE, updated_at=now, skip_reason=None)
             .returning(Send.id)
         )
     )
     if not claimed:
         return []
-    reason = skip_reason(campaign, _topic_slug(session, campaign), now)
+    policy = FrequencyPolicy.from_json(campaign.policy)
+    # The same eligibility as the plan; only in-flight sends planned before this one count
+    # toward its caps (eligibility._cap_clause explains why).
+    reason = skip_reason(campaign, _topic_slug(session, campaign), now, policy=policy, before=Send.id)
     rows = session.execute(
         select(Send.id, reason).join(Contact, Contact.id == Send.contact_id).where(
             Send.id.in_(claimed), reason.is_not(None)
         )
     ).all()
+    capped = [send_id for send_id, why in rows if why == SKIP_FREQUENCY_CAP and campaign.over_cap == "defer"]
+    defer_sends(session, retry=earliest_allowed(session, policy=policy, send_ids=capped, now=now),
+                reason=SKIP_FREQUENCY_CAP, now=now)
     for send_id, why in rows:
+        if send_id in capped:
+            continue
         session.execute(
             update(Send).where(Send.id == send_id).values(
                 state=SendState.SKIPPED.value, skip_reason=why, lease_until=None, updated_at=now
             )
         )
-    skipped = {r[0] for r in rows}
+    held = {r[0] for r in rows}
+    # Outside the recipient's local sending window: wait for the next opening, never skip.
+    held.update(defer_outside_window(session, campaign=campaign, policy=policy, now=now,
+                                     send_ids=[i for i in claimed if i not in held]))
     session.flush()
-    return [i for i in claimed if i not in skipped]
+    return [i for i in claimed if i not in held]
 
 
 @dataclass
@@ -433,6 +464,11 @@ def campaign_status(session: Session, *, campaign_id: int) -> dict[str, Any]:
         .where(Send.campaign_id == campaign_id, Send.state == SendState.SKIPPED.value)
         .group_by(Send.skip_reason)
     ).all()
+    deferred = session.execute(
+        select(Send.skip_reason, func.count())
+        .where(Send.campaign_id == campaign_id, Send.state == SendState.DEFERRED.value)
+        .group_by(Send.skip_reason)
+    ).all()
     counts = state_counts(session, campaign_id=campaign_id)
     return {
         "id": campaign.id,
@@ -442,6 +478,8 @@ def campaign_status(session: Session, *, campaign_id: int) -> dict[str, Any]:
         "total": sum(counts.values()),
         "states": {s.value: counts.get(s.value, 0) for s in SendState},
         "skipped": {reason: count for reason, count in sorted(skips)},
+        # Why sends wait: frequency_cap (defer mode), send_window, or null (an SMTP retry).
+        "deferred": {reason or "retry": count for reason, count in sorted(deferred, key=lambda r: r[0] or "")},
     }
 
 

@@ -33,7 +33,7 @@ def api_demo(runtime: Runtime, base_url: str, unsubscribed: str, say: Any = prin
         "unsubscribed_is_suppressed": check["suppressed"], "wrong_scope_status": denied.status_code,
         "metrics_mails_sent": sent,
     }
-    say(f"8. REST API: a CRM upserted a contact ({upsert.status_code}), a website posted engagement "
+    say(f"9. REST API: a CRM upserted a contact ({upsert.status_code}), a website posted engagement "
         f"({engaged.status_code}), {unsubscribed} checks as suppressed: {check['suppressed']}; "
-        f"/metrics reports {sent:.0f} mails sent" if sent is not None else "8. REST API: /metrics unreadable")
+        f"/metrics reports {sent:.0f} mails sent" if sent is not None else "9. REST API: /metrics unreadable")
     return result

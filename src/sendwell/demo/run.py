@@ -18,6 +18,7 @@ from sendwell.config import CONFIG_FILE_NAME, Settings, load_settings, write_con
 from sendwell.db.models import Contact, Event
 from sendwell.db.session import transaction
 from sendwell.demo.feedback import feed_feedback, format_feedback
+from sendwell.demo.policy import format_policy, show_policy
 from sendwell.demo.seed import write_contacts_csv
 from sendwell.demo.smtp_server import CaptureSMTPServer, free_port
 from sendwell.runtime import Runtime
@@ -112,6 +113,8 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
                 f"skipped {sum(second['skipped'].values())}: {second['skipped']}")
             optout = exercise_optout(runtime, smtp.messages[first["states"]["sent"] + first["states"]["failed"]:],
                                      optouts["addresses"], say)
+            say("8. Frequency policy: a same-week extra note to a prospect just mailed and to a customer who paused")
+            policy = show_policy(runtime, after_campaign_id=second["id"], say=say)
             from sendwell.demo.api import api_demo
 
             api = api_demo(runtime, settings.base_url, optouts["addresses"][0], say)
@@ -138,6 +141,7 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
             "lint": content,
             "api": api,
             "optout": optout,
+            "policy": policy,
         }
     return DemoResult(data_dir=data_dir, summary=summary)
 
@@ -153,7 +157,7 @@ def _send(runtime: Runtime, name: str, segment: str, create_campaign: Any, plan_
             html=CAMPAIGN_HTML, segment=segment, topic="led-lighting",
         )
         assert_sendable(session, settings=runtime.settings, campaign_id=campaign.id)  # the send gate
-        plan_campaign(session, campaign=campaign)
+        plan_campaign(session, campaign=campaign, settings=runtime.settings)
         queue_campaign(session, campaign=campaign)
         campaign_id = campaign.id
     deliverer = runtime.make_deliverer()
@@ -201,6 +205,8 @@ def format_summary(summary: dict[str, Any]) -> str:
                      + ", ".join(f"{k} {v}" for k, v in states.items()))
         if status["skipped"]:
             lines.append("    skipped by reason: " + ", ".join(f"{k} {v}" for k, v in status["skipped"].items()))
+    if "policy" in summary:
+        lines.extend(format_policy(summary["policy"]))
     lines.append(f"Unsubscribed: {sum(summary['unsubscribed'].values())} "
                  f"({', '.join(f'{k} {v}' for k, v in summary['unsubscribed'].items())})")
     lines.extend(format_feedback(summary))

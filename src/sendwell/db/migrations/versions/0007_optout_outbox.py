@@ -1,7 +1,7 @@
 """opt-out outbox: thank-you mails, magic links, double opt-in mails and webhooks after commit
 
 Revision ID: 0007
-Revises: 0001
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0001"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
