@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, case, exists, literal, or_, select
+from sqlalchemy import and_, case, exists, literal, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from sendwell.contacts.lawful_basis import has_expired_basis, has_lawful_basis
 from sendwell.db.models import (
     SCOPE_ALL,
     Campaign,
     CampaignKind,
-    Consent,
     Contact,
     Subscription,
     Suppression,
@@ -30,6 +30,7 @@ SUPPRESSION_SKIP = {
 }
 SKIP_PAUSED = "paused"
 SKIP_NO_CONSENT = "no_consent"
+SKIP_CONSENT_EXPIRED = "consent_expired"
 SKIP_NOT_SUBSCRIBED = "not_subscribed_to_topic"
 
 
@@ -57,14 +58,11 @@ def skip_reason(campaign: Campaign, topic_slug: str | None, now: datetime) -> Co
         # A pause is the recipient's own choice on the unsubscribe page; it holds for all
         # marketing kinds. Transactional mail is exempt from pauses and caps only.
         whens.append((and_(Contact.paused_until.is_not(None), Contact.paused_until > now), literal(SKIP_PAUSED)))
-        has_consent = exists(
-            select(Consent.id).where(
-                Consent.contact_id == Contact.id,
-                Consent.withdrawn_at.is_(None),
-                or_(Consent.expires_at.is_(None), Consent.expires_at > now),
-            )
-        )
-        whens.append((~has_consent, literal(SKIP_NO_CONSENT)))
+        # Lawful basis per country (contacts/lawful_basis.py); a lapsed CASL implied consent
+        # is reported apart from no consent at all, so the operator knows to reconfirm.
+        has_basis = has_lawful_basis(now)
+        whens.append((and_(~has_basis, has_expired_basis(now)), literal(SKIP_CONSENT_EXPIRED)))
+        whens.append((~has_basis, literal(SKIP_NO_CONSENT)))
     if campaign.topic_id is not None:
         subscribed = exists(
             select(Subscription.id).where(
