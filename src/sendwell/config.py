@@ -43,12 +43,22 @@ class Settings(BaseSettings):
     website: str = ""
     privacy_url: str = ""
     list_id_name: str = "newsletter"
+    # Country → region overrides for the audience, e.g. "HK=cn,MO=cn,CH=eu" (contacts/regions.py).
+    region_map: str = ""
 
     @field_validator("smtp_url")
     @classmethod
     def _check_smtp_url(cls, value: str) -> str:
         if value != "capture" and not value.startswith(("smtp://", "smtps://")):
             raise ValueError("SENDWELL_SMTP_URL must be smtp://host:port, smtps://…, or capture")
+        return value
+
+    @field_validator("region_map")
+    @classmethod
+    def _check_region_map(cls, value: str) -> str:
+        from sendwell.contacts.regions import parse_region_map
+
+        parse_region_map(value)  # ValueError names the bad entry
         return value
 
     @field_validator("base_url")
@@ -95,6 +105,12 @@ class Settings(BaseSettings):
         if not self.hash_pepper:
             raise RuntimeError("no SENDWELL_HASH_PEPPER configured: run `sendwell init` first")
         return self.hash_pepper.encode()
+
+    @property
+    def region_overrides(self) -> dict[str, str]:
+        from sendwell.contacts.regions import parse_region_map
+
+        return parse_region_map(self.region_map)
 
     @property
     def capture_dir(self) -> Path:
