@@ -7,6 +7,8 @@ from sendwell.cli.contacts import contacts
 from sendwell.cli.demo import demo
 from sendwell.cli.dkim import dkim
 from sendwell.cli.feedback import feedback
+from sendwell.cli.segments import segments
 from sendwell.cli.system import init, serve, worker
 
 ALL = [init, contacts, campaigns, serve, worker, demo, dkim, feedback]
+ALL.append(segments)
