@@ -62,7 +62,7 @@ _SIMPLE_EMAIL = re.compile(
     r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
     r"@((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63})"
 )
-_SPECIAL = tuple(SPECIAL_USE_DOMAIN_NAMES)
+_SPECIAL = frozenset(d.lower() for d in SPECIAL_USE_DOMAIN_NAMES)
 
 
 def normalise_email(value: str) -> str:
@@ -71,7 +71,8 @@ def normalise_email(value: str) -> str:
     match = _SIMPLE_EMAIL.fullmatch(text)
     if match and len(text) <= 254 and text.index("@") <= 64 and "--" not in match.group(1):
         domain = match.group(1).lower()
-        if not any(domain == d or domain.endswith("." + d) for d in _SPECIAL):
+        # The special-use names are single labels, and the pattern needs a dot: check the TLD.
+        if domain.rpartition(".")[2] not in _SPECIAL:
             return text[: match.start(1)] + domain
     try:
         info = validate_email(text, check_deliverability=False)

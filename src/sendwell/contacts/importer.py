@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import hmac
+import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import JSON, func, select, update
 from sqlalchemy.orm import Session
 
 from sendwell.contacts.fields import ImportError_, RowError, RowParser, map_headers
@@ -34,7 +36,6 @@ from sendwell.db.models import (
     Suppression,
     Topic,
 )
-from sendwell.suppression.service import hash_email
 
 CHUNK = 2000
 KEEP_ERRORS = 50  # the first errors kept in memory for the summary; all go to the file
@@ -264,7 +265,10 @@ class _ChunkWriter:
 
     def write(self, valid: dict[str, tuple[int, dict[str, Any]]]) -> None:
         session = self.session
-        hashes = {email: hash_email(self.pepper, email) for email in valid}
+        pepper = self.pepper
+        # The same HMAC-SHA256 as suppression.service.hash_email, through the one-shot C
+        # function (ten times faster per call; a test checks both agree).
+        hashes = {email: hmac.digest(pepper, email.strip().lower().encode(), "sha256").hex() for email in valid}
         suppressed = set(session.scalars(
             select(Suppression.email_hash).where(
                 Suppression.email_hash.in_(list(hashes.values())), Suppression.scope == SCOPE_ALL
@@ -298,11 +302,10 @@ class _ChunkWriter:
             updates.append(self._update(row, fields))
         ids: dict[str, int] = {email: row.id for email, row in existing.items()}
         if new_rows:
-            table = Contact.__table__
-            returned = session.execute(
-                insert(table).returning(table.c.id, table.c.email, sort_by_parameter_order=True), new_rows
-            )
-            ids.update({email: cid for cid, email in returned})
+            _bulk_insert(session, Contact.__table__, new_rows)
+            ids.update(session.execute(
+                select(Contact.email, Contact.id).where(Contact.email.in_([r["email"] for r in new_rows]))
+            ).tuples().all())
         if updates:
             session.execute(update(Contact), updates)
         self._consents([(ids[email], fields) for email, fields in consent_for])
@@ -364,7 +367,7 @@ class _ChunkWriter:
                 "withdrawn_at": None,
             })
         if records:
-            self.session.execute(insert(Consent.__table__), records)
+            _bulk_insert(self.session, Consent.__table__, records)
             self.result.consents += len(records)
 
     def _subscriptions(self, contact_ids: list[int]) -> None:
@@ -382,7 +385,41 @@ class _ChunkWriter:
             for cid in dict.fromkeys(contact_ids) if cid not in have
         ]
         if rows:
-            self.session.execute(insert(Subscription.__table__), rows)
+            _bulk_insert(self.session, Subscription.__table__, rows)
+
+
+def _bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows of one shape at driver speed: COPY on PostgreSQL, executemany on SQLite.
+
+    SQLAlchemy's per-row parameter processing costs more than the database's own work here;
+    values are converted once per column with the same processors SQLAlchemy would use.
+    """
+    connection = session.connection()
+    dialect = connection.dialect
+    names = list(rows[0])
+    columns = [table.c[name] for name in names]
+    if dialect.name == "postgresql":
+        # COPY's text format parses each value as its column's type; JSON goes in as text.
+        json_cols = [i for i, c in enumerate(columns) if isinstance(c.type, JSON)]
+        raw = connection.connection.driver_connection
+        with raw.cursor() as cur:
+            with cur.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
+                for row in rows:
+                    values = [row[n] for n in names]
+                    for i in json_cols:
+                        values[i] = json.dumps(values[i])
+                    copy.write_row(values)
+        return
+    processors = [c.type._cached_bind_processor(dialect) for c in columns]
+    active = [(i, proc) for i, proc in enumerate(processors) if proc is not None]
+    tuples = []
+    for row in rows:
+        values = [row[n] for n in names]
+        for i, proc in active:
+            values[i] = proc(values[i])
+        tuples.append(tuple(values))
+    marks = ", ".join("?" for _ in names)
+    connection.exec_driver_sql(f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})", tuples)
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
