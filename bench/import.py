@@ -64,9 +64,10 @@ def _child(backend: str, url: str, path: str) -> None:
                                  source="bench", topic="bench", rejected_path=False)
     elapsed = time.perf_counter() - start
     engine.dispose()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({"seconds": elapsed, "created": result.created, "rejected": result.rejected,
-                      "consents": result.consents,
-                      "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "consents": result.consents, "cpu_seconds": usage.ru_utime + usage.ru_stime,
+                      "max_rss_mb": usage.ru_maxrss / 1024}))
 
 
 def run_ours(backend: str, url: str, path: Path) -> dict[str, float]:
@@ -84,6 +85,13 @@ def raw_sqlite(path: Path, workdir: Path) -> float:
     start = time.perf_counter()
     subprocess.run(["sqlite3", str(db)], input=script, text=True, check=True)
     return time.perf_counter() - start
+
+
+def _load() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
 
 
 def raw_postgresql(path: Path, url: str) -> float:
@@ -162,18 +170,22 @@ def main() -> int:
             else:
                 print(f"unknown backend {backend!r}", file=sys.stderr)
                 return 1
+            load = _load()
             ratio = ours["seconds"] / raw
             verdict = "meets" if ratio <= TARGET_RATIO else "ABOVE"
             print(f"{backend:>10}: raw loader {raw:6.1f} s ({args.rows / raw:,.0f} rows/s); "
                   f"sendwell import {ours['seconds']:6.1f} s ({args.rows / ours['seconds']:,.0f} rows/s, "
                   f"peak RSS {ours['max_rss_mb']:.0f} MB, {ours['consents']:,} consents); "
-                  f"ratio {ratio:.2f} (target <= {TARGET_RATIO}: {verdict})")
+                  f"ratio {ratio:.2f} (target <= {TARGET_RATIO}: {verdict}); "
+                  f"import CPU {ours['cpu_seconds']:.1f} s; load average {load}")
             results["backends"][backend] = {  # type: ignore[index]
                 "raw_loader_seconds": round(raw, 3),
                 "import_seconds": round(ours["seconds"], 3),
                 "ratio": round(ratio, 2),
                 "meets_target": ratio <= TARGET_RATIO,
                 "peak_rss_mb": round(ours["max_rss_mb"], 1),
+                "import_cpu_seconds": round(ours["cpu_seconds"], 2),
+                "load_average": load,
                 "created": ours["created"],
                 "rejected": ours["rejected"],
             }

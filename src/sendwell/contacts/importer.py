@@ -163,6 +163,7 @@ def import_contacts(
             )
             parser = RowParser(load_vocabulary(session, INDUSTRY), load_vocabulary(session, STAGE), now)
             width = len(table.headers)
+            column_items = list(columns.items())
             for chunk in _chunks(table.rows(), chunk_size):
                 valid: dict[str, tuple[int, dict[str, Any]]] = {}
                 for number, cells in chunk:
@@ -174,7 +175,8 @@ def import_contacts(
                         row_errors.append(RowError(number, "(row)", f"{len(cells)} cells but {width} headers"))
                         fields = None
                     else:
-                        values = {columns[i]: c for i, c in enumerate(cells) if i in columns}
+                        n = len(cells)
+                        values = {name: cells[i] for i, name in column_items if i < n}
                         fields = parser.parse(values, number, row_errors)
                     if fields is None:
                         result.rejected += 1
@@ -411,12 +413,21 @@ def _bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> No
                     copy.write_row(values)
         return
     processors = [c.type._cached_bind_processor(dialect) for c in columns]
-    active = [(i, proc) for i, proc in enumerate(processors) if proc is not None]
+    active = [(i, proc, {}) for i, proc in enumerate(processors) if proc is not None]
     tuples = []
     for row in rows:
         values = [row[n] for n in names]
-        for i, proc in active:
-            values[i] = proc(values[i])
+        for i, proc, memo in active:
+            value = values[i]
+            # Most values of a processed column repeat (the import time, empty tags): convert once.
+            key = value if isinstance(value, (datetime, str, type(None))) else (
+                json.dumps(value, sort_keys=True) if not value else None)
+            if key is None:
+                values[i] = proc(value)
+            elif key in memo:
+                values[i] = memo[key]
+            else:
+                values[i] = memo[key] = proc(value)
         tuples.append(tuple(values))
     marks = ", ".join("?" for _ in names)
     connection.exec_driver_sql(f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})", tuples)
