@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sendwell.config import Settings, load_settings
 from sendwell.db.models import Contact, Event
 from sendwell.db.session import transaction
+from sendwell.demo.audience import format_audience, run_audience_demo
 from sendwell.demo.seed import write_contacts_csv
 from sendwell.demo.smtp_server import CaptureSMTPServer, free_port
 from sendwell.runtime import Runtime
@@ -105,6 +106,7 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
             ).all())
             total_contacts = session.scalar(select(func.count()).select_from(Contact))
             statuses = [campaign_status(session, campaign_id=c["id"]) for c in (first, second)]
+        audience = run_audience_demo(runtime, data_dir, optouts["addresses"], say=say)
         runtime.dispose()
         summary = {
             "data_dir": str(data_dir),
@@ -116,6 +118,7 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
             "unsubscribed": by_method,
             "unsubscribed_addresses": optouts["addresses"],
             "checks": optouts["checks"],
+            "audience": audience,
         }
     return DemoResult(data_dir=data_dir, summary=summary)
 
@@ -177,6 +180,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines.append(f"Unsubscribed: {sum(summary['unsubscribed'].values())} "
                  f"({', '.join(f'{k} {v}' for k, v in summary['unsubscribed'].items())})")
     lines.append(f"Contacts: {summary['contacts']}; mails received by the SMTP server: {summary['mails_received']}")
+    if "audience" in summary:
+        lines.extend(format_audience(summary["audience"]))
     lines.append(f"Mails (.eml):  {summary['mails_dir']}")
     lines.append(f"Database:      {summary['database']}")
     lines.append(f"Open the web app on this data:  SENDWELL_DATA_DIR={summary['data_dir']} sendwell serve")
