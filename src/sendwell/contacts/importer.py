@@ -307,7 +307,7 @@ class _ChunkWriter:
             _bulk_insert(session, Contact.__table__, new_rows)
             ids.update(session.execute(
                 select(Contact.email, Contact.id).where(Contact.email.in_([r["email"] for r in new_rows]))
-            ).tuples().all())
+            ).all())
         if updates:
             session.execute(update(Contact), updates)
         self._consents([(ids[email], fields) for email, fields in consent_for])
