@@ -90,6 +90,13 @@ def test_erasure_keeps_only_the_hash(session, tmp_path) -> None:
     assert session.scalar(select(Contact).where(Contact.email == "anna@licht.example")) is None
 
 
+def test_erasure_covers_every_spelling_of_the_address(session) -> None:
+    make_contact(session, email="Mixed.Case@x.example")
+    make_contact(session, email="mixed.case@x.example")
+    assert erase_contact(session, email="MIXED.case@X.example", pepper=PEPPER).found
+    assert session.scalar(select(func.count()).select_from(Contact)) == 0
+
+
 def test_erasing_an_unknown_address_still_suppresses_it(session) -> None:
     result = erase_contact(session, email="ghost@nowhere.example", pepper=PEPPER)
     assert not result.found and result.suppression_reason == "erased"

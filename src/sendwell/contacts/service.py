@@ -108,18 +108,19 @@ def erase_contact(session: Session, *, email: str, pepper: bytes, now: datetime 
     except ValueError:
         address = email.strip()
     email_hash = hash_email(pepper, address)
-    contact = session.scalar(select(Contact).where(Contact.email == address)) or session.scalar(
-        select(Contact).where(Contact.email_hash == email_hash)
-    )
+    # Every stored spelling of the address (the hash ignores case) is the same person.
+    contacts = session.scalars(
+        select(Contact).where((Contact.email == address) | (Contact.email_hash == email_hash))
+    ).all()
     scrubbed = 0
-    if contact is not None:
+    for contact in contacts:
         events = session.scalars(select(Event).where(Event.contact_id == contact.id)).all()
         for event in events:
             event.contact_id = None
             event.ip = ""
             event.user_agent = ""
             event.data = {k: v for k, v in (event.data or {}).items() if k not in _PII_DATA_KEYS}
-        scrubbed = len(events)
+        scrubbed += len(events)
         session.execute(update(Suppression).where(Suppression.contact_id == contact.id).values(contact_id=None))
         session.execute(delete(Consent).where(Consent.contact_id == contact.id))
         session.execute(delete(Subscription).where(Subscription.contact_id == contact.id))
@@ -132,7 +133,7 @@ def erase_contact(session: Session, *, email: str, pepper: bytes, now: datetime 
     reason = session.scalar(
         select(Suppression.reason).where(Suppression.email_hash == email_hash, Suppression.scope == SCOPE_ALL)
     )
-    return ErasureResult(found=contact is not None, email_hash=email_hash,
+    return ErasureResult(found=bool(contacts), email_hash=email_hash,
                          suppression_reason=reason or SuppressionReason.ERASED.value, events_scrubbed=scrubbed)
 
 
