@@ -254,3 +254,9 @@ def test_streaming_many_chunks_with_progress(session, tmp_path) -> None:
                              on_progress=lambda done, total, rows: seen.append((done, total, rows)))
     assert result.created == 2500 and count(session, Consent) == 2500
     assert len(seen) == 9 and seen[-1][2] == 2500 and seen[-1][0] == seen[-1][1]
+
+
+def test_nul_bytes_in_cells_are_dropped(session, tmp_path) -> None:
+    path = write(tmp_path, "email,company\nnul@x.example,Bad\x00Co\n")
+    result = import_contacts(session, path=path, pepper=PEPPER)
+    assert result.written and session.scalar(select(Contact.company)) == "BadCo"

@@ -122,6 +122,7 @@ expressions = st.recursive(conditions, lambda inner: st.one_of(
 @given(expr=st.one_of(expressions, st.text(max_size=40)))
 @example(expr="company = '; DROP TABLE contacts; --'")
 @example(expr="company = \"x' OR '1'='1\"")
+@example(expr="industry = '\x00'")
 @FIXTURES
 def test_segment_expressions_compile_and_run_or_fail_clearly(session, expr) -> None:
     try:

@@ -106,6 +106,7 @@ def test_json_rules(session, people) -> None:
         ('{"field": "region", "op": "=", "value": ["eu", "uk"]}', "op '=' takes one value"),
         ('{"field": "region", "op": "like", "value": "eu"}', "$.op: use one of"),
         ('{"region": "eu"', "invalid JSON at position"),
+        ("company = 'a\x00b'", "the value at position 11 contains a control character"),
         ("language = klingon-xx-yy", "unknown language 'klingon-xx-yy' at position 12"),
         ("country in (DE, Narnia)", "unknown country 'Narnia' at position 17"),
         ('{"field": "stage", "op": "in", "value": ["prospect", "a b"]}', "unknown stage 'a b' at $.value[1]"),

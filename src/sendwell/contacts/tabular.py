@@ -96,7 +96,7 @@ class CsvTable(Table):
         # line breaks still counts as one row.
         try:
             for number, row in enumerate(self._reader, start=2):
-                yield number, row
+                yield number, _without_nul(row)
         except csv.Error as exc:
             raise FileFormatError(f"row {self._reader.line_num}: {exc}") from None
 
@@ -108,6 +108,11 @@ class CsvTable(Table):
 
     def close(self) -> None:
         self._text.close()
+
+
+def _without_nul(row: list[str]) -> list[str]:
+    # A NUL byte never means anything in a spreadsheet cell, and PostgreSQL text cannot hold one.
+    return [c.replace("\x00", "") for c in row] if any("\x00" in c for c in row) else row
 
 
 def _cell_text(value: Any) -> str:
@@ -153,7 +158,7 @@ class XlsxTable(Table):
     def rows(self) -> Iterator[tuple[int, list[str]]]:
         for number, values in enumerate(self._iter, start=self._header_row + 1):
             self._done = number
-            yield number, [_cell_text(v) for v in values]
+            yield number, _without_nul([_cell_text(v) for v in values])
 
     def progress(self) -> tuple[int, int | None]:
         return self._done, self._total

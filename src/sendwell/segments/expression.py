@@ -385,6 +385,10 @@ def _compile(node: Node, now: datetime, vocab: Vocabularies) -> ColumnElement[bo
         return not_(_compile(node.item, now, vocab))
     if isinstance(node, Engagement):
         return _engaged(node.kind, now - timedelta(days=node.days))
+    for index, value in enumerate(node.values):
+        if any(ord(ch) < 32 and ch not in "\t" for ch in value):
+            where = node.value_pos[index] if index < len(node.value_pos) else node.pos
+            raise SegmentError(f"the value at {where} contains a control character")
     clause = _condition(node, now, vocab)
     return not_(clause) if node.op in ("!=", "not in") else clause
 
