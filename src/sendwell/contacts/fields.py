@@ -229,6 +229,7 @@ class RowParser:
     industries: Vocab
     stages: Vocab
     now: datetime
+    has_custom: bool = True
 
     def parse(self, values: dict[str, str], row: int, errors: list[RowError]) -> dict[str, Any] | None:
         """Contact fields of one row, or None (with errors appended)."""
@@ -260,9 +261,11 @@ class RowParser:
         if when is not None and when > self.now:
             errors.append(RowError(row, "consent_date", f"{values['consent_date']!r} is in the future"))
         out["consent_date"] = when
-        tags = values.get("tags", "")
-        out["tags"] = sorted({t.strip() for t in tags.replace(";", ",").replace("，", ",").split(",") if t.strip()})
-        out["custom"] = {k[7:]: v.strip() for k, v in values.items() if k.startswith("custom:") and v.strip()}
+        tags = values.get("tags", "").strip()
+        out["tags"] = sorted({t.strip() for t in tags.replace(";", ",").replace("，", ",").split(",") if t.strip()}) \
+            if tags else []
+        out["custom"] = {k[7:]: v.strip() for k, v in values.items() if k[:7] == "custom:" and v.strip()} \
+            if self.has_custom else {}
         return out if len(errors) == before else None
 
     @staticmethod

@@ -161,7 +161,8 @@ def import_contacts(
                 topic_id=_topic_id(session, topic), region_map=region_map or {}, now=now, result=result,
                 rejected=rejected,
             )
-            parser = RowParser(load_vocabulary(session, INDUSTRY), load_vocabulary(session, STAGE), now)
+            parser = RowParser(load_vocabulary(session, INDUSTRY), load_vocabulary(session, STAGE), now,
+                               has_custom=bool(result.custom_columns))
             width = len(table.headers)
             column_items = list(columns.items())
             for chunk in _chunks(table.rows(), chunk_size):
@@ -420,8 +421,12 @@ def _bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> No
         for i, proc, memo in active:
             value = values[i]
             # Most values of a processed column repeat (the import time, empty tags): convert once.
-            key = value if isinstance(value, (datetime, str, type(None))) else (
-                json.dumps(value, sort_keys=True) if not value else None)
+            if isinstance(value, (datetime, str, type(None))):
+                key: Any = value
+            elif not value:
+                key = "[]" if isinstance(value, list) else "{}"
+            else:
+                key = None
             if key is None:
                 values[i] = proc(value)
             elif key in memo:
