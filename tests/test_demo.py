@@ -56,6 +56,21 @@ def test_demo_runs_the_mission(tmp_path) -> None:
     assert summary["api"] == {"upsert_status": 201, "engagement_status": 201, "unsubscribed_is_suppressed": True,
                               "wrong_scope_status": 403,
                               "metrics_mails_sent": first["states"]["sent"] + second["states"]["sent"]}
+    # Issue 3: topics, several consent kinds, an XLSX import, a saved segment, export, erasure.
+    audience = summary["audience"]
+    assert audience["topics"] == ["led-lighting", "smart-home", "product-launches"]
+    assert set(audience["consent_kinds"]) == {"express", "implied_inquiry", "implied_purchase",
+                                              "legitimate_interest_b2b", "soft_opt_in"}
+    assert audience["xlsx_imported"] == 36
+    # DE B2B legitimate interest, lapsed CA inquiries and CN soft opt-in have no basis.
+    assert audience["fair_leads"]["no_lawful_basis"] == 9
+    assert " and " in audience["segment"]["expression"] and audience["segment"]["matching"] > 0
+    # Export leaves every suppressed address out: all opt-outs (less the one undone) and the hard bounce.
+    suppressed = (sum(summary["unsubscribed"].values()) - summary["optout"]["resubscribed"]
+                  + summary["feedback"]["suppressed"]["hard_bounce"])
+    assert audience["exported"] == audience["contacts_before_export"] - suppressed
+    assert audience["erasure"]["reimport_kept_out"] == 1 and audience["erasure"]["reimport_created"] == 0
+
 
 
 def test_demo_refuses_to_wipe_a_folder_it_did_not_make(tmp_path) -> None:

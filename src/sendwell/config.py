@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     website: str = ""
     privacy_url: str = ""
     list_id_name: str = "newsletter"
+    # Country → region overrides for the audience, e.g. "HK=cn,MO=cn,CH=eu" (contacts/regions.py).
+    region_map: str = ""
 
     click_tracking: bool = True  # signed redirect links; opens are never tracked (privacy)
 
@@ -94,6 +96,14 @@ class Settings(BaseSettings):
         from sendwell.policy.windows import parse_windows
 
         parse_windows(value, setting="SENDWELL_SEND_WINDOW")
+        return value
+
+    @field_validator("region_map")
+    @classmethod
+    def _check_region_map(cls, value: str) -> str:
+        from sendwell.contacts.regions import parse_region_map
+
+        parse_region_map(value)  # ValueError names the bad entry
         return value
 
     @field_validator("base_url")
@@ -163,6 +173,12 @@ class Settings(BaseSettings):
         if value == "none":
             return False
         return region in {r.strip() for r in value.split(",")}
+
+    @property
+    def region_overrides(self) -> dict[str, str]:
+        from sendwell.contacts.regions import parse_region_map
+
+        return parse_region_map(self.region_map)
 
     @property
     def capture_dir(self) -> Path:

@@ -102,8 +102,8 @@ def test_unknown_segment_field_is_one_line(tmp_path, env) -> None:
                  "--segment", "favourite_colour = blue", ok=False)
     assert result.exit_code != 0
     assert result.output.strip() == (
-        "Error: --segment: unknown segment field 'favourite_colour' (known fields: industry, stage, country, "
-        "region, language, company, job_title, tag, topic, email_domain)"
+        "Error: --segment: unknown segment field 'favourite_colour' at position 1 (known fields: industry, stage, "
+        "country, region, language, company, job_title, tag, topic, email_domain, consent, custom.<name>)"
     )
 
 

@@ -28,7 +28,7 @@ def test_english_headers_and_normalisation(session, tmp_path) -> None:
     assert (result.created, result.updated, result.errors) == (2, 0, [])
     anna = session.scalar(select(Contact).where(Contact.email == "Anna.Mueller@licht-haus.example"))
     assert anna is not None
-    assert (anna.country, anna.region, anna.industry, anna.stage, anna.language) == ("DE", "eu", "lighting", "prospect", "de")
+    assert (anna.country, anna.region, anna.industry, anna.stage, anna.language) == ("DE", "eu", "lighting", "prospect", "de-DE")
     assert anna.tags == ["fair", "vip"]
     bob = session.scalar(select(Contact).where(Contact.email == "bob@acme.example"))
     assert (bob.region, bob.stage) == ("us", "customer")

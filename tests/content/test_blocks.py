@@ -33,7 +33,7 @@ def test_blocks_choose_by_contact(content_settings, fields, present, absent) -> 
 
 
 @pytest.mark.parametrize(("html", "needle"), [
-    ('{% region "europe" %}x{% endregion %}', "unknown region 'europe' (use one of eu, uk, us, ca, au, other)"),
+    ('{% region "europe" %}x{% endregion %}', "unknown region 'europe' (use one of eu, uk, us, ca, au, cn, other)"),
     ('{% stage "vip" %}x{% endstage %}', "unknown stage 'vip'"),
     ('{% country "Germany" %}x{% endcountry %}', "unknown country 'Germany'"),
     ("{% region eu %}x{% endregion %}", "takes quoted values"),

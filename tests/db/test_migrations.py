@@ -19,7 +19,8 @@ def test_migrated_schema_matches_models(db_url: str) -> None:
     engine.dispose()
     assert diff == [], f"models and migrations disagree: {diff}"
     expected = {"contacts", "topics", "subscriptions", "consents", "segments", "campaigns",
-                "sends", "events", "suppressions", "alerts", "outbox", "alembic_version"}
+                "sends", "events", "suppressions", "alerts", "outbox", "vocabulary", "api_tokens",
+                "insight_counters", "alembic_version"}
     assert expected <= tables
 
 

@@ -211,7 +211,7 @@ def test_every_skip_reason_is_recorded_and_counted(runtime) -> None:
         contact("no_consent", consent=None)
         c = contact("no_consent")
         s.execute(Consent.__table__.update().where(Consent.contact_id == c.id).values(withdrawn_at=NOW - DAY))
-        c = contact("consent_expired", consent="implied_inquiry")
+        c = contact("consent_expired", consent="implied_inquiry", country="CA")  # CASL s10(10)
         s.execute(Consent.__table__.update().where(Consent.contact_id == c.id).values(expires_at=NOW - DAY))
         contact("invalid_address", email="not-an-address")
         contact("paused", paused_until=NOW + DAY)

@@ -22,7 +22,7 @@ def campaigns() -> None:
 @click.option("--subject", required=True)
 @click.option("--html", "html_file", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--text", "text_file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--segment", default="", help="e.g. \"region = eu and stage in (prospect, customer)\"")
+@click.option("--segment", default="", help="e.g. \"region = eu and stage in (prospect, customer)\", JSON, or @saved-name")
 @click.option("--topic", default=None)
 @click.option("--kind", default="marketing", type=click.Choice(["marketing", "launch", "transactional", "reconfirmation"]))
 @click.option("--over-cap", "over_cap", default="skip", type=click.Choice(["skip", "defer"]),
@@ -34,12 +34,14 @@ def campaigns_create(name: str, subject: str, html_file: Path, text_file: Path |
     from sendwell.content.render import TemplateError
     from sendwell.delivery.service import CampaignError, create_campaign
     from sendwell.segments.expression import SegmentError
+    from sendwell.segments.service import resolve_segment
 
     html = _read_text(html_file)
     text = _read_text(text_file) if text_file else ""
     runtime = get_runtime()
     try:
         with transaction(runtime.factory) as session:
+            segment = resolve_segment(session, segment)  # `@saved-name`, checked against the vocabularies
             campaign = create_campaign(
                 session, settings=runtime.settings, name=name, subject=subject, html=html, text=text,
                 segment=segment, topic=topic, kind=kind, over_cap=over_cap,

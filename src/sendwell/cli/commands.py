@@ -10,6 +10,7 @@ from sendwell.cli.demo import demo
 from sendwell.cli.dkim import dkim
 from sendwell.cli.feedback import feedback
 from sendwell.cli.report import report
+from sendwell.cli.segments import segments
 from sendwell.cli.system import init, serve, worker
 
-ALL = [init, contacts, campaigns, serve, worker, demo, dkim, feedback, report, api_tokens]
+ALL = [init, contacts, segments, campaigns, serve, worker, demo, dkim, feedback, report, api_tokens]

@@ -11,9 +11,9 @@ EU = frozenset(
 )
 EEA_EXTRA = frozenset({"IS", "LI", "NO"})  # GDPR applies in the EEA too
 
-# Region codes drive footers, lawful basis and reporting.
-REGION_OF = {"GB": "uk", "US": "us", "CA": "ca", "AU": "au"}
-REGIONS = ("eu", "uk", "us", "ca", "au", "other")
+# Region codes drive footers and reporting; the map is configurable (SENDWELL_REGION_MAP).
+REGION_OF = {"GB": "uk", "US": "us", "CA": "ca", "AU": "au", "CN": "cn"}
+REGIONS = ("eu", "uk", "us", "ca", "au", "cn", "other")
 
 _ALIASES = {
     "uk": "GB", "england": "GB", "scotland": "GB", "wales": "GB", "great britain": "GB",
@@ -53,8 +53,27 @@ def parse_country(value: str) -> str:
     return code
 
 
-def region_for(country: str) -> str:
-    """The region code of an ISO country code."""
+def region_for(country: str, overrides: dict[str, str] | None = None) -> str:
+    """The region code of an ISO country code (operator overrides first)."""
+    if overrides and country in overrides:
+        return overrides[country]
     if country in EU or country in EEA_EXTRA:
         return "eu"
     return REGION_OF.get(country, "other")
+
+
+def parse_region_map(text: str) -> dict[str, str]:
+    """Overrides such as `HK=cn, MO=cn, CH=eu` (SENDWELL_REGION_MAP); ValueError naming the bad part."""
+    overrides: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.replace(";", ",").split(","))):
+        country, sep, region = (x.strip() for x in part.partition("="))
+        if not sep:
+            raise ValueError(f"region map entry {part!r}: expected COUNTRY=region, e.g. HK=cn")
+        try:
+            code = parse_country(country)
+        except ValueError as exc:
+            raise ValueError(f"region map entry {part!r}: {exc}") from None
+        if region.lower() not in REGIONS:
+            raise ValueError(f"region map entry {part!r}: unknown region {region!r} (use one of {', '.join(REGIONS)})")
+        overrides[code] = region.lower()
+    return overrides

@@ -71,7 +71,21 @@ class ConsentKind(str, enum.Enum):
     IMPLIED_PURCHASE = "implied_purchase"  # CASL s10(10): 2 years
     IMPLIED_INQUIRY = "implied_inquiry"  # CASL s10(10): 6 months
     SOFT_OPT_IN = "soft_opt_in"
+    LEGITIMATE_INTEREST_B2B = "legitimate_interest_b2b"
+    # Old spelling kept so existing code and rows still load; migration 0003 rewrites the
+    # rows and the import maps the old word to the new one.
     LEGITIMATE_INTEREST = "legitimate_interest"
+
+
+class ConsentSource(str, enum.Enum):
+    """How a consent was obtained (GDPR Art 7(1), CASL s13: the proof says how)."""
+
+    WEB_FORM = "web_form"
+    TRADE_FAIR = "trade_fair"
+    IMPORT_FILE = "import_file"
+    PURCHASE = "purchase"
+    API = "api"
+    RESUBSCRIBE = "resubscribe"
 
 
 class CampaignKind(str, enum.Enum):
@@ -176,10 +190,27 @@ class Consent(Base):
     obtained_at: Mapped[datetime] = mapped_column(default=utcnow)
     ip: Mapped[str] = mapped_column(String(64), default="")
     wording: Mapped[str] = mapped_column(Text, default="")
+    # SHA-256 of the wording shown, when only the hash is kept (or alongside the text).
+    wording_hash: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    source_kind: Mapped[str] = mapped_column(String(20), default="", server_default="")
     expires_at: Mapped[datetime | None] = mapped_column(default=None)
     withdrawn_at: Mapped[datetime | None] = mapped_column(default=None)
 
     contact: Mapped[Contact] = relationship(back_populates="consents")
+
+
+class Vocabulary(Base):
+    """Operator-added values of a controlled vocabulary (industries, stages) beyond the built-in ones."""
+
+    __tablename__ = "vocabulary"
+    __table_args__ = (UniqueConstraint("kind", "value"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    value: Mapped[str] = mapped_column(String(100))
+    label: Mapped[str] = mapped_column(String(200), default="")
+    aliases: Mapped[list[str]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Segment(Base):
@@ -246,7 +277,11 @@ class Event(Base):
     """Something that happened to a contact: sent, unsubscribed, bounced, complained…"""
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_kind_campaign", "kind", "campaign_id"),)
+    __table_args__ = (
+        Index("ix_events_kind_campaign", "kind", "campaign_id"),
+        # Segment engagement rules (`clicked within 180 days`) look up by contact, kind, time.
+        Index("ix_events_contact_kind_time", "contact_id", "kind", "occurred_at"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     kind: Mapped[str] = mapped_column(String(30))

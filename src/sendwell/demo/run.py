@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sendwell.config import CONFIG_FILE_NAME, Settings, load_settings, write_config_values
 from sendwell.db.models import Contact, Event
 from sendwell.db.session import transaction
+from sendwell.demo.audience import format_audience, run_audience_demo
 from sendwell.demo.feedback import feed_feedback, format_feedback
 from sendwell.demo.policy import format_policy, show_policy
 from sendwell.demo.seed import write_contacts_csv
@@ -126,6 +127,7 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
             ).all())
             total_contacts = session.scalar(select(func.count()).select_from(Contact))
             statuses = [campaign_status(session, campaign_id=c["id"]) for c in (first, second)]
+        audience = run_audience_demo(runtime, data_dir, optouts["addresses"], say=say)
         runtime.dispose()
         summary = {
             "data_dir": str(data_dir),
@@ -142,6 +144,7 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
             "api": api,
             "optout": optout,
             "policy": policy,
+            "audience": audience,
         }
     return DemoResult(data_dir=data_dir, summary=summary)
 
@@ -221,6 +224,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"REST API: upsert {api['upsert_status']}, engagement {api['engagement_status']}, "
                      f"unsubscribed address suppressed: {api['unsubscribed_is_suppressed']}, "
                      f"wrong scope → {api['wrong_scope_status']}; /metrics mails sent: {api['metrics_mails_sent']}")
+    if "audience" in summary:
+        lines.extend(format_audience(summary["audience"]))
     lines.append(f"Mails (.eml):  {summary['mails_dir']}")
     lines.append(f"Database:      {summary['database']}")
     lines.append(f"Open the web app on this data:  SENDWELL_DATA_DIR={summary['data_dir']} sendwell serve")

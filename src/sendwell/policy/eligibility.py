@@ -8,11 +8,11 @@ from sqlalchemy import and_, case, exists, func, literal, or_, select
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
+from sendwell.contacts.lawful_basis import has_expired_basis, has_lawful_basis
 from sendwell.db.models import (
     SCOPE_ALL,
     Campaign,
     CampaignKind,
-    Consent,
     Contact,
     SendState,
     Send,
@@ -118,16 +118,13 @@ def _suppression_reason(topic_slug: str | None) -> ColumnElement[str | None]:
 
 
 def _consent_clause(now: datetime) -> list[tuple[ColumnElement[bool], ColumnElement[str]]]:
-    """Consent valid and unexpired (CASL s10(10): implied consent expires); issue 3 owns this part."""
-    valid = exists(select(Consent.id).where(
-        Consent.contact_id == Contact.id,
-        Consent.withdrawn_at.is_(None),
-        or_(Consent.expires_at.is_(None), Consent.expires_at > now),
-    ))
-    expired = exists(select(Consent.id).where(
-        Consent.contact_id == Contact.id, Consent.withdrawn_at.is_(None), Consent.expires_at <= now,
-    ))
-    return [(~valid, case((expired, literal(SKIP_CONSENT_EXPIRED)), else_=literal(SKIP_NO_CONSENT)))]
+    """A lawful basis for the contact's country (contacts/lawful_basis.py).
+
+    A lapsed basis of a kind the country accepts (CASL s10(10) implied consent) is reported
+    apart from no basis at all, so the operator knows to ask for reconfirmation.
+    """
+    has_basis = has_lawful_basis(now)
+    return [(~has_basis, case((has_expired_basis(now), literal(SKIP_CONSENT_EXPIRED)), else_=literal(SKIP_NO_CONSENT)))]
 
 
 def _topic_clause(topic_id: int) -> tuple[ColumnElement[bool], ColumnElement[str]]:

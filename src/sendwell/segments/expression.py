@@ -1,29 +1,44 @@
-"""Segment expressions such as `region = eu and stage in (prospect, customer)`, compiled to SQL.
+"""Segment rules, as text or JSON, parsed to a small tree and compiled to parameterised SQL.
 
-Grammar (case-insensitive keywords):
-    expr  := term (("and" | "or") term)*        -- "and" binds tighter than "or"
-    term  := "not" term | "(" expr ")" | FIELD OP VALUE
+Text grammar (case-insensitive keywords):
+    expr  := conj ("or" conj)*                  -- "and" binds tighter than "or"
+    conj  := term ("and" term)*
+    term  := "not" term | "(" expr ")"
+           | ("opened" | "clicked" | "engaged") "within" NUMBER ["days"]
+           | FIELD OP VALUE
     OP    := "=" | "!=" | "in" | "not in"
     VALUE := word | 'quoted' | "quoted" | "(" value ("," value)* ")"
+    FIELD := industry | stage | country | region | language | company | job_title | tag
+           | topic | email_domain | consent | custom.<name>
 
-A hand-written recursive-descent parser: the grammar is tiny, and a parser library would
-add a dependency while giving worse error messages for our users.
+JSON form of the same rules:
+    {"and": [...]} | {"or": [...]} | {"not": {...}}
+    | {"field": "industry", "op": "in", "value": ["furniture", "lighting"]}
+    | {"engagement": "clicked", "within_days": 180}
+
+Values only ever reach SQL as bound parameters. A hand-written recursive-descent parser:
+the grammar is tiny, and a parser library would add a dependency while giving worse error
+messages for our users.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime, timedelta, timezone
+from typing import Any, Union
 
-from sqlalchemy import and_, exists, not_, or_, select, true
+from sqlalchemy import and_, bindparam, exists, func, not_, or_, select, true
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.expression import ClauseElement
 from sqlalchemy.types import Boolean
 
+from sendwell.contacts.lawful_basis import normalise_kind
 from sendwell.contacts.regions import REGIONS, parse_country
-from sendwell.db.models import Contact, Stage, Subscription, Topic
+from sendwell.contacts.vocabulary import INDUSTRY, STAGE, Vocab, load_vocabulary, slug
+from sendwell.db.models import Consent, Contact, Event, Subscription, Topic
 
 
 class SegmentError(ValueError):
@@ -40,9 +55,67 @@ COLUMNS = {
     "company": Contact.company,
     "job_title": Contact.job_title,
 }
-SPECIAL = ("tag", "topic", "email_domain")
-FIELDS = tuple(COLUMNS) + SPECIAL
+SPECIAL = ("tag", "topic", "email_domain", "consent")
+FIELDS = tuple(COLUMNS) + SPECIAL + ("custom.<name>",)
+ENGAGEMENTS = ("opened", "clicked", "engaged")
+OPERATORS = ("=", "!=", "in", "not in")
+MAX_DAYS = 36500
+_CUSTOM_NAME = re.compile(r"^[^\s\"'=!(),]{1,100}$")
 
+
+# ------------------------------------------------------------------ the tree
+@dataclass(frozen=True)
+class Cond:
+    field: str
+    op: str
+    values: tuple[str, ...]
+    pos: str = ""  # "position 12" or "$.and[1]" for messages
+    value_pos: tuple[str, ...] = ()  # where each value is, for messages about a bad value
+
+
+@dataclass(frozen=True)
+class Engagement:
+    kind: str
+    days: int
+    pos: str = ""
+
+
+@dataclass(frozen=True)
+class And:
+    items: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    items: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    item: Node
+
+
+Node = Union[Cond, Engagement, And, Or, Not]
+
+
+@dataclass
+class Vocabularies:
+    """Industries and stages to check values against; strict when loaded from the database."""
+
+    industries: Vocab
+    stages: Vocab
+    strict: bool = False
+
+    @classmethod
+    def builtin(cls) -> Vocabularies:
+        return cls(load_vocabulary(None, INDUSTRY), load_vocabulary(None, STAGE), strict=False)
+
+    @classmethod
+    def from_session(cls, session: Any) -> Vocabularies:
+        return cls(load_vocabulary(session, INDUSTRY), load_vocabulary(session, STAGE), strict=True)
+
+
+# ------------------------------------------------------------------ text form
 _TOKEN = re.compile(
     r"""\s*(?:
         (?P<op>!=|=|\(|\)|,)
@@ -68,12 +141,15 @@ def _tokenise(source: str) -> list[_Tok]:
     while pos < len(source):
         match = _TOKEN.match(source, pos)
         if match is None or match.end() == pos:
-            raise SegmentError(f"unexpected character {source[pos:].strip()[:1]!r} at position {pos + 1}")
+            bad = source[pos:].strip()[:1]
+            where = pos + len(source[pos:]) - len(source[pos:].lstrip()) + 1
+            hint = " (a quote that is never closed?)" if bad in "'\"" else ""
+            raise SegmentError(f"unexpected character {bad!r} at position {where}{hint}")
         if match.group("op"):
             tokens.append(_Tok("op", match.group("op"), match.start("op")))
         elif match.group("sq") is not None or match.group("dq") is not None:
-            text = match.group("sq") if match.group("sq") is not None else match.group("dq")
-            tokens.append(_Tok("str", text, match.start()))
+            group = "sq" if match.group("sq") is not None else "dq"
+            tokens.append(_Tok("str", match.group(group), match.start(group) - 1))  # the opening quote
         else:
             tokens.append(_Tok("word", match.group("word"), match.start("word")))
         pos = match.end()
@@ -92,7 +168,7 @@ class _Parser:
     def take(self) -> _Tok:
         tok = self.peek()
         if tok is None:
-            raise SegmentError(f"expression ends too early: {self.source!r}")
+            raise SegmentError(f"expression ends too early at position {len(self.source.rstrip()) + 1}")
         self.i += 1
         return tok
 
@@ -100,33 +176,33 @@ class _Parser:
         tok = self.peek()
         return tok is not None and tok.kind == "word" and tok.text.lower() in words
 
-    def parse(self) -> ColumnElement[bool]:
+    def parse(self) -> Node | None:
         if not self.tokens:
-            return true()
-        clause = self.expr()
-        if self.peek() is not None:
-            tok = self.peek()
-            raise SegmentError(f"unexpected {tok.text!r} at position {tok.pos + 1}")  # type: ignore[union-attr]
-        return clause
+            return None
+        node = self.expr()
+        tok = self.peek()
+        if tok is not None:
+            raise SegmentError(f"unexpected {tok.text!r} at position {tok.pos + 1} (missing 'and' or 'or'?)")
+        return node
 
-    def expr(self) -> ColumnElement[bool]:
+    def expr(self) -> Node:
         parts = [self.conj()]
         while self.is_word("or"):
             self.take()
             parts.append(self.conj())
-        return parts[0] if len(parts) == 1 else or_(*parts)
+        return parts[0] if len(parts) == 1 else Or(tuple(parts))
 
-    def conj(self) -> ColumnElement[bool]:
+    def conj(self) -> Node:
         parts = [self.term()]
         while self.is_word("and"):
             self.take()
             parts.append(self.term())
-        return parts[0] if len(parts) == 1 else and_(*parts)
+        return parts[0] if len(parts) == 1 else And(tuple(parts))
 
-    def term(self) -> ColumnElement[bool]:
+    def term(self) -> Node:
         if self.is_word("not"):
             self.take()
-            return not_(self.term())
+            return Not(self.term())
         tok = self.take()
         if tok.kind == "op" and tok.text == "(":
             inner = self.expr()
@@ -134,13 +210,26 @@ class _Parser:
             return inner
         if tok.kind != "word":
             raise SegmentError(f"expected a field name at position {tok.pos + 1}, got {tok.text!r}")
-        field = tok.text.lower()
-        if field not in FIELDS:
-            raise SegmentError(f"unknown segment field {tok.text!r} (known fields: {', '.join(FIELDS)})")
+        word = tok.text.lower()
+        where = f"position {tok.pos + 1}"
+        if word in ENGAGEMENTS:
+            return self.engagement(word, where)
+        field = _field_name(tok.text, where)
         op = self.operator()
         values = self.values() if op in ("in", "not in") else [self.value()]
-        clause = _condition(field, values)
-        return not_(clause) if op in ("!=", "not in") else clause
+        return Cond(field, op, tuple(v for v, _ in values), where, tuple(f"position {p + 1}" for _, p in values))
+
+    def engagement(self, kind: str, where: str) -> Engagement:
+        tok = self.take()
+        if tok.kind != "word" or tok.text.lower() != "within":
+            raise SegmentError(f"expected 'within' after {kind!r} at position {tok.pos + 1}, got {tok.text!r}")
+        tok = self.take()
+        if tok.kind != "word" or not tok.text.isdigit() or not 0 < int(tok.text) <= MAX_DAYS:
+            raise SegmentError(f"expected a number of days (1 to {MAX_DAYS}) at position {tok.pos + 1}, got {tok.text!r}")
+        days = int(tok.text)
+        if self.is_word("days", "day", "d"):
+            self.take()
+        return Engagement(kind, days, where)
 
     def operator(self) -> str:
         tok = self.take()
@@ -153,16 +242,16 @@ class _Parser:
             return "not in"
         raise SegmentError(f"expected =, !=, in or not in at position {tok.pos + 1}, got {tok.text!r}")
 
-    def value(self) -> str:
+    def value(self) -> tuple[str, int]:
         tok = self.take()
         if tok.kind in ("word", "str"):
-            return tok.text
+            return tok.text, tok.pos
         raise SegmentError(f"expected a value at position {tok.pos + 1}, got {tok.text!r}")
 
-    def values(self) -> list[str]:
+    def values(self) -> list[tuple[str, int]]:
         self.expect("(")
         items = [self.value()]
-        while self.peek() is not None and self.peek().text == "," and self.peek().kind == "op":  # type: ignore[union-attr]
+        while (tok := self.peek()) is not None and tok.kind == "op" and tok.text == ",":
             self.take()
             items.append(self.value())
         self.expect(")")
@@ -170,13 +259,152 @@ class _Parser:
 
     def expect(self, text: str) -> None:
         if self.peek() is None:
-            raise SegmentError(f"expected {text!r} at the end of {self.source!r}")
+            raise SegmentError(f"expected {text!r} at position {len(self.source.rstrip()) + 1} (the end)")
         tok = self.take()
         if tok.kind != "op" or tok.text != text:
             raise SegmentError(f"expected {text!r} at position {tok.pos + 1}, got {tok.text!r}")
 
 
-def _condition(field: str, values: list[str]) -> ColumnElement[bool]:
+def _field_name(raw: str, where: str) -> str:
+    field = raw.lower()
+    if field.startswith("custom."):
+        name = raw[7:]
+        if not _CUSTOM_NAME.match(name):
+            raise SegmentError(f"custom field name {name!r} at {where}: use the column name, e.g. custom.WhatsApp")
+        return "custom." + name
+    if field not in COLUMNS and field not in SPECIAL:
+        raise SegmentError(f"unknown segment field {raw!r} at {where} (known fields: {', '.join(FIELDS)})")
+    return field
+
+
+# ------------------------------------------------------------------ JSON form
+def _from_json(obj: Any, path: str = "$") -> Node:
+    if not isinstance(obj, dict):
+        raise SegmentError(f"{path}: expected an object such as {{\"field\": …, \"op\": …, \"value\": …}}")
+    keys = set(obj)
+    for combinator, cls in (("and", And), ("or", Or)):
+        if keys == {combinator}:
+            items = obj[combinator]
+            if not isinstance(items, list) or not items:
+                raise SegmentError(f"{path}.{combinator}: expected a non-empty list")
+            return cls(tuple(_from_json(x, f"{path}.{combinator}[{i}]") for i, x in enumerate(items)))
+    if keys == {"not"}:
+        return Not(_from_json(obj["not"], f"{path}.not"))
+    if keys == {"engagement", "within_days"}:
+        kind, days = obj["engagement"], obj["within_days"]
+        if kind not in ENGAGEMENTS:
+            raise SegmentError(f"{path}.engagement: use one of {', '.join(ENGAGEMENTS)}, got {kind!r}")
+        if not isinstance(days, int) or isinstance(days, bool) or not 0 < days <= MAX_DAYS:
+            raise SegmentError(f"{path}.within_days: expected a whole number of days (1 to {MAX_DAYS}), got {days!r}")
+        return Engagement(kind, days, path)
+    if keys in ({"field", "op", "value"}, {"field", "value"}):
+        field, op, value = obj["field"], obj.get("op", "="), obj["value"]
+        if not isinstance(field, str):
+            raise SegmentError(f"{path}.field: expected a field name, got {field!r}")
+        if op not in OPERATORS:
+            raise SegmentError(f"{path}.op: use one of {', '.join(OPERATORS)}, got {op!r}")
+        values = value if isinstance(value, list) else [value]
+        if not values or not all(isinstance(v, str) for v in values):
+            raise SegmentError(f"{path}.value: expected a string or a non-empty list of strings, got {value!r}")
+        if op in ("=", "!=") and len(values) != 1:
+            raise SegmentError(f"{path}: op {op!r} takes one value; use 'in' for a list")
+        where = [f"{path}.value[{i}]" for i in range(len(values))] if isinstance(value, list) else [f"{path}.value"]
+        return Cond(_field_name(field, path), op, tuple(values), path, tuple(where))
+    raise SegmentError(f"{path}: cannot read {json.dumps(obj, ensure_ascii=False)[:80]} "
+                       "(expected and / or / not, field+op+value, or engagement+within_days)")
+
+
+def to_json(node: Node | None) -> Any:
+    """The JSON form of a parsed rule (None for "everyone")."""
+    if node is None:
+        return None
+    if isinstance(node, And):
+        return {"and": [to_json(n) for n in node.items]}
+    if isinstance(node, Or):
+        return {"or": [to_json(n) for n in node.items]}
+    if isinstance(node, Not):
+        return {"not": to_json(node.item)}
+    if isinstance(node, Engagement):
+        return {"engagement": node.kind, "within_days": node.days}
+    value: Any = list(node.values) if node.op in ("in", "not in") else node.values[0]
+    return {"field": node.field, "op": node.op, "value": value}
+
+
+def to_text(node: Node | None) -> str:
+    """The readable text form of a parsed rule."""
+    if node is None:
+        return ""
+    if isinstance(node, (And, Or)):
+        word = " and " if isinstance(node, And) else " or "
+        return word.join(_paren(n, node) for n in node.items)
+    if isinstance(node, Not):
+        return "not " + _paren(node.item, node)
+    if isinstance(node, Engagement):
+        return f"{node.kind} within {node.days} days"
+    quoted = [_quote(v) for v in node.values]
+    if node.op in ("in", "not in"):
+        return f"{node.field} {node.op} ({', '.join(quoted)})"
+    return f"{node.field} {node.op} {quoted[0]}"
+
+
+def _paren(child: Node, parent: Node) -> str:
+    text = to_text(child)
+    needs = isinstance(child, (And, Or)) and (isinstance(parent, Not) or type(child) is not type(parent))
+    return f"({text})" if needs else text
+
+
+def _quote(value: str) -> str:
+    if re.fullmatch(r"[^\s=!(),'\"]+", value) and value.lower() not in ("and", "or", "not", "in"):
+        return value
+    return f"'{value}'" if "'" not in value else f'"{value}"'
+
+
+def parse(expression: str | dict[str, Any] | list[Any] | None) -> Node | None:
+    """The rule tree of a text or JSON expression (a JSON string starting with `{` counts)."""
+    if expression is None:
+        return None
+    if isinstance(expression, (dict, list)):
+        return _from_json(expression)
+    text = expression.strip()
+    if text.startswith("{"):
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SegmentError(f"invalid JSON at position {exc.pos + 1}: {exc.msg}") from None
+        return _from_json(obj)
+    return _Parser(expression).parse()
+
+
+# ------------------------------------------------------------------ to SQL
+def _compile(node: Node, now: datetime, vocab: Vocabularies) -> ColumnElement[bool]:
+    if isinstance(node, And):
+        return and_(*(_compile(n, now, vocab) for n in node.items))
+    if isinstance(node, Or):
+        return or_(*(_compile(n, now, vocab) for n in node.items))
+    if isinstance(node, Not):
+        return not_(_compile(node.item, now, vocab))
+    if isinstance(node, Engagement):
+        return _engaged(node.kind, now - timedelta(days=node.days))
+    for index, value in enumerate(node.values):
+        if any(ord(ch) < 32 and ch not in "\t" for ch in value):
+            where = node.value_pos[index] if index < len(node.value_pos) else node.pos
+            raise SegmentError(f"the value at {where} contains a control character")
+    clause = _condition(node, now, vocab)
+    return not_(clause) if node.op in ("!=", "not in") else clause
+
+
+def _engaged(kind: str, since: datetime) -> ColumnElement[bool]:
+    kinds = ("opened", "clicked") if kind == "engaged" else (kind,)
+    event = exists(
+        select(Event.id).where(Event.contact_id == Contact.id, Event.kind.in_(kinds), Event.occurred_at >= since)
+    )
+    if kind == "engaged":
+        return or_(and_(Contact.last_engaged_at.is_not(None), Contact.last_engaged_at >= since), event)
+    return event
+
+
+def _condition(node: Cond, now: datetime, vocab: Vocabularies) -> ColumnElement[bool]:
+    field, values = node.field, list(node.values)
     if field == "tag":
         return or_(*(TagContains(v) for v in values))
     if field == "topic":
@@ -192,28 +420,67 @@ def _condition(field: str, values: list[str]) -> ColumnElement[bool]:
         return exists(subscribed)
     if field == "email_domain":
         return or_(*(Contact.email.like("%@" + _escape_like(v.lower()), escape="\\") for v in values))
-    normalised = [_normalise(field, v) for v in values]
+    if field == "consent":
+        kinds = [_normalise(node, i, vocab) for i in range(len(values))]
+        return exists(
+            select(Consent.id).where(
+                Consent.contact_id == Contact.id,
+                Consent.kind.in_(kinds + (["legitimate_interest"] if "legitimate_interest_b2b" in kinds else [])),
+                Consent.withdrawn_at.is_(None),
+                or_(Consent.expires_at.is_(None), Consent.expires_at > now),
+            )
+        )
+    if field.startswith("custom."):
+        # A missing key counts as empty, so `custom.x != v` includes contacts without x.
+        cell = func.coalesce(Contact.custom[field[7:]].as_string(), "")
+        return cell == values[0] if len(values) == 1 else cell.in_(values)
+    normalised = [_normalise(node, i, vocab) for i in range(len(values))]
+    if field == "language":
+        # BCP 47: `language = de` matches de, de-AT and de-CH.
+        return or_(*(or_(Contact.language == v, Contact.language.like(_escape_like(v) + "-%", escape="\\"))
+                     for v in normalised))
     column = COLUMNS[field]
     return column == normalised[0] if len(normalised) == 1 else column.in_(normalised)
 
 
-def _normalise(field: str, value: str) -> str:
+def _at(message: str, where: str) -> str:
+    # "unknown X 'v' (use …)" → "unknown X 'v' at position 9 (use …)"
+    head, sep, tail = message.partition(" (")
+    return f"{head} at {where}{sep}{tail}"
+
+
+def _normalise(node: Cond, index: int, vocab: Vocabularies) -> str:
+    field, value = node.field, node.values[index]
+    where = node.value_pos[index] if index < len(node.value_pos) else node.pos
     if field == "country":
         try:
             return parse_country(value)
         except ValueError as exc:
-            raise SegmentError(f"country: {exc}") from None
+            raise SegmentError(_at(str(exc), where)) from None
     if field == "region":
         if value.lower() not in REGIONS:
-            raise SegmentError(f"unknown region {value!r} (use one of {', '.join(REGIONS)})")
+            raise SegmentError(f"unknown region {value!r} at {where} (use one of {', '.join(REGIONS)})")
         return value.lower()
-    if field == "stage":
-        stages = [s.value for s in Stage]
-        if value.lower() not in stages:
-            raise SegmentError(f"unknown stage {value!r} (use one of {', '.join(stages)})")
-        return value.lower()
-    if field in ("industry", "language"):
-        return value.lower()
+    if field in ("stage", "industry"):
+        words = vocab.stages if field == "stage" else vocab.industries
+        found = words.resolve(value)
+        if found is not None:
+            return found
+        if vocab.strict or (field == "stage" and not re.fullmatch(r"[a-z0-9_]{1,20}", value.lower())):
+            raise SegmentError(f"unknown {field} {value!r} at {where} (known: {words.describe()})")
+        return slug(value).replace("-", "_") if field == "stage" else slug(value)
+    if field == "consent":
+        try:
+            return normalise_kind(value)
+        except ValueError as exc:
+            raise SegmentError(_at(str(exc), where)) from None
+    if field == "language":
+        from sendwell.contacts.fields import parse_language
+
+        try:
+            return parse_language(value)
+        except ValueError as exc:
+            raise SegmentError(_at(str(exc), where)) from None
     return value
 
 
@@ -244,19 +511,26 @@ def _tag_postgresql(element: TagContains, compiler: Any, **kw: Any) -> str:
 
 
 def _bind(value: str) -> ClauseElement:
-    from sqlalchemy import bindparam
-
     return bindparam(None, value, unique=True)
 
 
-def compile_segment(expression: str) -> ColumnElement[bool]:
-    """The WHERE clause over `contacts` for a segment expression; SegmentError if invalid."""
-    return _Parser(expression or "").parse()
+def compile_segment(
+    expression: str | dict[str, Any] | None,
+    *,
+    now: datetime | None = None,
+    vocabularies: Vocabularies | None = None,
+) -> ColumnElement[bool]:
+    """The WHERE clause over `contacts` for a segment expression (text or JSON); SegmentError if invalid."""
+    node = parse(expression or "")
+    if node is None:
+        return true()
+    return _compile(node, now or datetime.now(timezone.utc), vocabularies or Vocabularies.builtin())
 
 
-def validate_segment(expression: str) -> None:
+def validate_segment(expression: str, *, vocabularies: Vocabularies | None = None) -> None:
     """Raise SegmentError if the expression is invalid."""
-    compile_segment(expression)
+    compile_segment(expression, vocabularies=vocabularies)
 
 
-__all__ = ["SegmentError", "compile_segment", "validate_segment", "FIELDS"]
+__all__ = ["FIELDS", "SegmentError", "Vocabularies", "compile_segment", "parse", "to_json", "to_text",
+           "validate_segment"]

@@ -1,40 +1,119 @@
-"""Saved segments: named expressions, and live counts of the contacts they select."""
+"""Saved segments, live counts, and the `@name` references campaigns use."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import Session
 
-from sendwell.db.models import Contact, Segment
-from sendwell.segments.expression import SegmentError, compile_segment
+from sendwell.contacts.lawful_basis import has_lawful_basis
+from sendwell.db.models import SCOPE_ALL, Contact, Segment, Suppression
+from sendwell.segments.expression import SegmentError, Vocabularies, compile_segment, parse, to_text
 
 
 class SegmentExists(SegmentError):
     """A segment with this name is already stored."""
 
 
-def create_segment(session: Session, *, name: str, expression: str) -> Segment:
-    """Validate and store a named segment; SegmentError names what is wrong."""
+def _text_of(expression: str | dict[str, Any]) -> str:
+    # Saved and shown in the readable text form; JSON input is converted, not stored twice.
+    node = parse(expression)
+    return to_text(node)
+
+
+def resolve_segment(session: Session, expression: str) -> str:
+    """A validated expression: `@name` is replaced by that saved segment's rule; SegmentError if bad.
+
+    Campaigns keep the resolved text, so a later edit of the saved segment does not change a
+    campaign that was already planned.
+    """
+    text = (expression or "").strip()
+    if text.startswith("@"):
+        segment = get_segment(session, name=text[1:])
+        text = segment.expression
+    compile_segment(text, vocabularies=Vocabularies.from_session(session))
+    if text.startswith("{"):
+        text = _text_of(text)
+    return text
+
+
+def get_segment(session: Session, *, name: str) -> Segment:
+    """A saved segment by name; SegmentError naming the known ones if missing."""
+    segment = session.scalar(select(Segment).where(Segment.name == name.strip()))
+    if segment is None:
+        known = list(session.scalars(select(Segment.name).order_by(Segment.name).limit(20)))
+        raise SegmentError(f"no saved segment {name!r} (saved: {', '.join(known) or 'none yet'})")
+    return segment
+
+
+def get_segment_by_id(session: Session, *, segment_id: int) -> Segment | None:
+    """A saved segment by id, or None."""
+    return session.get(Segment, segment_id)
+
+
+def create_segment(session: Session, *, name: str, expression: str, replace: bool = False) -> Segment:
+    """Save (or with `replace`, update) a named segment after validating its rule."""
     name = name.strip()
-    if not name:
-        raise SegmentError("the segment needs a name")
-    compile_segment(expression)
-    if session.scalar(select(Segment.id).where(Segment.name == name)) is not None:
-        raise SegmentExists(f"a segment named {name!r} already exists")
-    segment = Segment(name=name, expression=expression)
-    session.add(segment)
+    if not name or name.startswith("@") or len(name) > 200:
+        raise SegmentError("a segment name must be 1-200 characters and not start with '@'")
+    compile_segment(expression, vocabularies=Vocabularies.from_session(session))
+    text = _text_of(expression)
+    segment = session.scalar(select(Segment).where(Segment.name == name))
+    if segment is not None and not replace:
+        raise SegmentExists(f"a segment named {name!r} exists already (use --replace to change it)")
+    if segment is None:
+        segment = Segment(name=name, expression=text)
+        session.add(segment)
+    else:
+        segment.expression = text
     session.flush()
     return segment
 
 
 def list_segments(session: Session) -> list[Segment]:
-    return list(session.scalars(select(Segment).order_by(Segment.id)))
+    """Every saved segment, by name."""
+    return list(session.scalars(select(Segment).order_by(Segment.name)))
 
 
-def get_segment(session: Session, *, segment_id: int) -> Segment | None:
-    return session.get(Segment, segment_id)
+def delete_segment(session: Session, *, name: str) -> None:
+    """Forget a saved segment (campaigns keep their own copy of the rule)."""
+    session.delete(get_segment(session, name=name))
+    session.flush()
 
 
-def count_segment(session: Session, *, expression: str) -> int:
-    """How many contacts the expression selects now (suppressed ones included: planning skips them)."""
-    return session.scalar(select(func.count()).select_from(Contact).where(compile_segment(expression))) or 0
+def count_segment(session: Session, *, expression: str, now: datetime | None = None) -> dict[str, int]:
+    """Live counts: contacts matching the rule, and of those how many could get marketing now.
+
+    `reachable` = not suppressed and with a lawful basis for their country; pauses, topic
+    subscriptions and frequency caps are the campaign's business and are not counted here.
+    """
+    now = now or datetime.now(timezone.utc)
+    text = resolve_segment(session, expression)
+    where = compile_segment(text, now=now, vocabularies=Vocabularies.from_session(session))
+    suppressed = exists(select(Suppression.id).where(
+        Suppression.email_hash == Contact.email_hash, Suppression.scope == SCOPE_ALL))
+    basis = has_lawful_basis(now)
+    row = session.execute(
+        select(
+            func.count(),
+            func.count().filter(suppressed),
+            func.count().filter(and_(~suppressed, ~basis)),
+        ).select_from(Contact).where(where)
+    ).one()
+    matching, n_suppressed, no_basis = (int(x) for x in row)
+    return {"matching": matching, "suppressed": n_suppressed, "no_lawful_basis": no_basis,
+            "reachable": matching - n_suppressed - no_basis}
+
+
+def describe(segment: Segment) -> dict[str, Any]:
+    """A saved segment as a dict, with its rule in text and JSON form."""
+    from sendwell.segments.expression import to_json
+
+    return {"name": segment.name, "expression": segment.expression,
+            "json": to_json(parse(segment.expression)), "created_at": segment.created_at.isoformat()}
+
+
+__all__ = ["count_segment", "create_segment", "delete_segment", "describe", "get_segment",
+           "list_segments", "resolve_segment"]

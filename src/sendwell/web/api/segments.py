@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from sendwell.db.session import transaction
 from sendwell.runtime import Runtime
@@ -37,12 +37,17 @@ class SegmentOut(BaseModel):
 
 
 class CountOut(BaseModel):
-    count: int
+    count: int = Field(description="contacts the rule selects")
+    suppressed: int = Field(description="of those, on the suppression list")
+    no_lawful_basis: int = Field(description="of those, not suppressed but without a lawful basis for their country")
+    reachable: int = Field(description="of those, could receive marketing now (before pauses, topics and caps)")
 
 
-def _count(session: Any, expression: str) -> int:
+def _count(session: Any, expression: str) -> CountOut:
     try:
-        return segments.count_segment(session, expression=expression)
+        c = segments.count_segment(session, expression=expression)
+        return CountOut(count=c["matching"], suppressed=c["suppressed"], no_lawful_basis=c["no_lawful_basis"],
+                        reachable=c["reachable"])
     except RecursionError:
         raise invalid("expression", "nested too deeply") from None
 
@@ -74,7 +79,7 @@ def router(runtime: Runtime, require: Any) -> APIRouter:
         """How many contacts an expression selects now, without saving it."""
         try:
             with transaction(runtime.factory) as session:
-                return CountOut(count=_count(session, body.expression))
+                return _count(session, body.expression)
         except SegmentError as exc:
             raise invalid("expression", str(exc)) from None
 
@@ -82,9 +87,9 @@ def router(runtime: Runtime, require: Any) -> APIRouter:
            responses={404: {"description": "no such segment"}})
     def count_segment(segment_id: SegmentId) -> CountOut:
         with transaction(runtime.factory) as session:
-            segment = segments.get_segment(session, segment_id=segment_id)
+            segment = segments.get_segment_by_id(session, segment_id=segment_id)
             if segment is None:
                 raise ApiProblem(404, f"no segment with id {segment_id}", kind="not-found")
-            return CountOut(count=_count(session, segment.expression))
+            return _count(session, segment.expression)
 
     return r
