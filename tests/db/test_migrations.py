@@ -32,4 +32,8 @@ def test_upgrade_from_empty_on_a_new_sqlite_file(tmp_path) -> None:
     with engine.connect() as conn:
         version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
     engine.dispose()
-    assert version == "0001"
+    from alembic.script import ScriptDirectory
+
+    from sendwell.db.migrate import alembic_config
+
+    assert version == ScriptDirectory.from_config(alembic_config(engine)).get_current_head()

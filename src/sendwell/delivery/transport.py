@@ -20,7 +20,7 @@ class TransportUnavailable(RuntimeError):
 class Outcome:
     """What the server said about one recipient."""
 
-    status: str  # "sent" | "temporary" | "permanent"
+    status: str  # "sent" | "temporary" | "permanent" | "skip" (message = the skip reason)
     code: int
     message: str
 
@@ -32,9 +32,17 @@ class Transport(Protocol):
 
 
 class SmtpTransport:
-    """One persistent SMTP session (smtplib is enough here: RSA signing, not I/O, is the ceiling)."""
+    """One persistent SMTP session on smtplib; a worker holds one per thread (the "pool").
 
-    def __init__(self, url: str, *, timeout: float = 30.0, local_hostname: str | None = None) -> None:
+    smtplib over threads rather than aiosmtplib, by measurement (docs/delivery.md, bench/send.py
+    --compare-clients): per message, RSA signing and MIME cost ~10× the SMTP exchange, and
+    smtplib spends less CPU per exchange than aiosmtplib's event loop; both wait on the socket
+    with the GIL released, so N threads keep N sessions busy. Scaling past one core is done
+    with processes (`sendwell worker`), which neither library can avoid.
+    """
+
+    def __init__(self, url: str, *, timeout: float = 30.0, local_hostname: str | None = None,
+                 ca_file: str = "") -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
             raise ValueError(f"invalid SMTP URL {url!r}: expected smtp://host:port or smtps://user:pass@host:port")
@@ -46,6 +54,7 @@ class SmtpTransport:
         query = parse_qs(parts.query)
         self.starttls = query.get("starttls", ["0"])[0] in ("1", "true", "yes")
         self.verify = query.get("verify", ["1"])[0] not in ("0", "false", "no")
+        self.ca_file = query.get("cafile", [ca_file])[0]
         self.timeout = timeout
         self.local_hostname = local_hostname
         self._smtp: smtplib.SMTP | None = None
@@ -55,7 +64,7 @@ class SmtpTransport:
         return f"{self.host}:{self.port}"
 
     def _tls_context(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context()
+        ctx = ssl.create_default_context(cafile=self.ca_file or None)
         if not self.verify:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
@@ -64,9 +73,10 @@ class SmtpTransport:
     def open(self) -> None:
         if self._smtp is not None:
             return
+        smtp: smtplib.SMTP | None = None
         try:
             if self.implicit_tls:
-                smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                smtp = smtplib.SMTP_SSL(
                     self.host, self.port, timeout=self.timeout,
                     local_hostname=self.local_hostname, context=self._tls_context(),
                 )
@@ -74,31 +84,58 @@ class SmtpTransport:
                 smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout, local_hostname=self.local_hostname)
             smtp.ehlo()
             if self.starttls:
+                if not smtp.has_extn("starttls"):
+                    raise smtplib.SMTPNotSupportedError("the server does not offer STARTTLS")
                 smtp.starttls(context=self._tls_context())
                 smtp.ehlo()
             if self.username:
+                # RFC 4954 §4: never send credentials in clear over the network.
+                if not (self.implicit_tls or self.starttls) and self.host not in ("127.0.0.1", "::1", "localhost"):
+                    raise smtplib.SMTPNotSupportedError("refusing AUTH without TLS: use smtps:// or ?starttls=1")
                 smtp.login(self.username, self.password or "")
         except (OSError, smtplib.SMTPException) as exc:
+            if smtp is not None:
+                try:
+                    smtp.close()
+                except OSError:
+                    pass
             raise TransportUnavailable(f"cannot reach SMTP server {self.where}: {_reason(exc)}") from exc
         self._smtp = smtp
 
-    def send(self, mail_from: str, rcpt_to: str, data: bytes) -> Outcome:
+    def supports_smtputf8(self) -> bool:
         self.open()
         assert self._smtp is not None
+        return bool(self._smtp.has_extn("smtputf8"))
+
+    def send(self, mail_from: str, rcpt_to: str, data: bytes) -> Outcome:
+        """One SMTP transaction. A dropped connection is a temporary outcome (the next send reconnects)."""
+        self.open()
+        assert self._smtp is not None
+        options: list[str] = []
+        if not rcpt_to.isascii():
+            # RFC 6531 §3.4: a non-ASCII mailbox needs SMTPUTF8, and only if the server offers it.
+            if not self._smtp.has_extn("smtputf8"):
+                return Outcome("skip", 0, "needs_smtputf8")
+            options.append("SMTPUTF8")
         try:
-            refused = self._smtp.sendmail(mail_from, [rcpt_to], data)
+            refused = self._smtp.sendmail(mail_from, [rcpt_to], data, mail_options=options)
         except smtplib.SMTPRecipientsRefused as exc:
             code, msg = next(iter(exc.recipients.values()))
+            if code == 421:
+                self._drop()
             return _outcome(code, msg)
+        except smtplib.SMTPServerDisconnected as exc:
+            self._drop()
+            return Outcome("temporary", 0, f"connection lost: {_reason(exc)}")
         except smtplib.SMTPResponseException as exc:
-            if isinstance(exc, smtplib.SMTPServerDisconnected) or exc.smtp_code in (421,):
+            if exc.smtp_code == 421:  # RFC 5321 §3.8: the server is closing the channel
                 self._drop()
             else:
                 self._reset()
             return _outcome(exc.smtp_code, exc.smtp_error)
-        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+        except (OSError, smtplib.SMTPException) as exc:
             self._drop()
-            raise TransportUnavailable(f"SMTP server {self.where} dropped the connection: {_reason(exc)}") from exc
+            return Outcome("temporary", 0, f"connection lost: {_reason(exc)}")
         if refused:
             code, msg = refused[rcpt_to]
             return _outcome(code, msg)
@@ -162,8 +199,8 @@ def _reason(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def make_transport(smtp_url: str, capture_dir: Path, timeout: float = 30.0) -> Transport:
+def make_transport(smtp_url: str, capture_dir: Path, timeout: float = 30.0, ca_file: str = "") -> Transport:
     """The transport named by SENDWELL_SMTP_URL."""
     if smtp_url == "capture":
         return CaptureTransport(capture_dir)
-    return SmtpTransport(smtp_url, timeout=timeout)
+    return SmtpTransport(smtp_url, timeout=timeout, ca_file=ca_file)
