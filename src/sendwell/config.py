@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path(".sendwell"))
     database_url: str = ""
     queue_url: str = ""  # "" = embedded Huey on SQLite in the data folder; redis://… for scale-out
+    queue_name: str = "sendwell"  # the Huey queue (Redis key prefix); one per installation
     smtp_url: str = "capture"  # smtp://host:port, smtps://user:pass@host:port, or capture
     smtp_timeout: float = 30.0
     smtp_ca_file: str = ""  # PEM bundle to trust for STARTTLS / smtps (default: the system's)
