@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import case, func, literal, select, true, update
+from sqlalchemy import bindparam, case, func, literal, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,6 +26,7 @@ from sendwell.db.models import (
     Send,
     SendState,
     Topic,
+    UTCDateTime,
 )
 from sendwell.db.session import transaction
 from sendwell.delivery.mime import HeaderInjection, build_message, make_message_id
@@ -408,42 +409,50 @@ class Deliverer:
         return make_return_path(keys, send.id, domain), data, message_id
 
 
+# Statements built once: per-mail bookkeeping is two UPDATEs in one commit, and building
+# a fresh Core statement for each costs more than executing it.
+_MARK = (update(Send).where(Send.id == bindparam("sid"))
+         .values(in_flight_at=bindparam("now", type_=UTCDateTime),
+                 first_attempt_at=func.coalesce(Send.first_attempt_at, bindparam("now", type_=UTCDateTime))))
+_DONE_COLUMNS = dict(attempts=Send.attempts + 1, lease_until=None, in_flight_at=None,
+                     updated_at=bindparam("now", type_=UTCDateTime), message_id=bindparam("mid"),
+                     last_error=bindparam("error"))
+_SENT = update(Send).where(Send.id == bindparam("sid")).values(
+    state=SendState.SENT.value, sent_at=bindparam("now", type_=UTCDateTime), retry_at=None, **_DONE_COLUMNS)
+_SKIP = update(Send).where(Send.id == bindparam("sid")).values(
+    state=SendState.SKIPPED.value, skip_reason=bindparam("reason"), **_DONE_COLUMNS)
+_DEFER = update(Send).where(Send.id == bindparam("sid")).values(
+    state=SendState.DEFERRED.value, retry_at=bindparam("retry_at", type_=UTCDateTime), **_DONE_COLUMNS)
+_FAIL = update(Send).where(Send.id == bindparam("sid")).values(
+    state=SendState.FAILED.value, retry_at=None, **_DONE_COLUMNS)
+
+
 def _mark_in_flight(conn: Any, send_id: int, now: datetime) -> None:
     # Durable before the SMTP transaction starts: recovery must know this one may be out.
-    conn.execute(
-        update(Send).where(Send.id == send_id).values(
-            in_flight_at=now, first_attempt_at=func.coalesce(Send.first_attempt_at, now)
-        )
-    )
+    conn.execute(_MARK, {"sid": send_id, "now": now})
 
 
 def _record(conn: Any, mail: _Mail, status: str, code: int, message: str, policy: RetryPolicy,
             hooks: Callable[[int, int, str], None] | None) -> str:
     """Store one SMTP transaction's result; returns sent | deferred | failed | skipped."""
     now = _now()
-    base = dict(attempts=mail.attempts + 1, lease_until=None, in_flight_at=None, updated_at=now,
-                message_id=mail.message_id or None)
-    where = Send.id == mail.send_id
+    params: dict[str, Any] = {"sid": mail.send_id, "now": now, "mid": mail.message_id or None, "error": None}
     if status == "sent":
-        conn.execute(update(Send).where(where).values(
-            state=SendState.SENT.value, sent_at=now, last_error=None, retry_at=None, **base))
+        conn.execute(_SENT, params)
         return "sent"
     if status == "skip":
-        conn.execute(update(Send).where(where).values(
-            state=SendState.SKIPPED.value, skip_reason=message[:40], **base))
+        conn.execute(_SKIP, dict(params, reason=message[:40], error=f"skipped: {message}"))
         return "skipped"
     error = f"{code} {message}"[:1000] if code else message[:1000]
     first = mail.first_attempt_at or now
     if status == "temporary":
         retry_at = now + policy.delay(mail.attempts + 1)
         if retry_at - first <= policy.max_age:
-            conn.execute(update(Send).where(where).values(
-                state=SendState.DEFERRED.value, retry_at=retry_at, last_error=error, **base))
+            conn.execute(_DEFER, dict(params, retry_at=retry_at, error=error))
             return "deferred"
         hours = policy.max_age.total_seconds() / 3600
         error = f"gave up after {mail.attempts + 1} attempts over {hours:g} h; last: {error}"[:1000]
-    conn.execute(update(Send).where(where).values(
-        state=SendState.FAILED.value, retry_at=None, last_error=error, **base))
+    conn.execute(_FAIL, dict(params, error=error))
     if hooks is not None and status == "permanent":
         hooks(mail.send_id, code, message)
     return "failed"
