@@ -29,7 +29,7 @@ from sendwell.db.models import (
     UTCDateTime,
 )
 from sendwell.db.session import transaction
-from sendwell.delivery.mime import HeaderInjection, build_message, make_message_id
+from sendwell.delivery.mime import HeaderInjection, build_message, idna_address, make_message_id
 from sendwell.delivery.transport import Outcome, Transport, TransportUnavailable
 from sendwell.delivery.verp import make_return_path
 from sendwell.optout.tokens import (
@@ -296,6 +296,7 @@ class Deliverer:
                 pos += 1
                 mail = _Mail(send.id, contact.email, send.attempts, send.first_attempt_at)
                 try:
+                    mail.rcpt = idna_address(contact.email)  # RFC 5891: punycode domain on the wire
                     mail.envelope_from, mail.data, mail.message_id = self.build(campaign, compiled, send, contact)
                     return mail
                 except (TemplateError, HeaderInjection, ValueError) as exc:
