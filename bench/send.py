@@ -68,6 +68,26 @@ HTML = """\
 <p>Reply to this mail for the full price list, or book a video call with our export team.</p>
 <p>Best regards,<br>Li Wei<br>Export Sales, Ningbo Bright Lighting</p>
 """
+TEXT = """\
+Dear {{ first_name or 'buyer' }},
+
+Our 2026 LED panel range cuts energy use by 30% compared with the T8 tubes most
+{{ contact.industry }} buyers still install, and every panel ships with
+{% if contact.region in ('eu', 'uk') %}CE and UKCA marking and an EU declaration of conformity{% else %}UL and FCC documentation{% endif %}.
+
+  600x600 mm, 36 W, 4,000 K ........ USD 7.80 FOB Ningbo
+  1200x300 mm, 40 W, 5,000 K ....... USD 8.40 FOB Ningbo
+  Backlit 600x1200 mm, 60 W ........ USD 15.20 FOB Ningbo
+
+MOQ 200 pieces, samples in 7 days, five-year warranty. {{ contact.job_title or 'Buyers' }} at
+{{ contact.company }} asked us last year for flicker-free drivers: all three models now have them.
+
+Reply to this mail for the full price list, or book a video call with our export team.
+
+Best regards,
+Li Wei
+Export Sales, Ningbo Bright Lighting
+"""
 
 
 def log(msg: str) -> None:
@@ -184,7 +204,7 @@ def main() -> None:
         from sendwell.worker.queue import Queue
 
         with transaction(runtime.factory) as s:
-            c = create_campaign(s, settings=settings, name="Bench", subject=SUBJECT, html=HTML)
+            c = create_campaign(s, settings=settings, name="Bench", subject=SUBJECT, html=HTML, text=TEXT)
             plan_campaign(s, campaign=c)
             batches = queue_campaign(s, campaign=c, batch_size=args.batch)
             campaign_id = c.id

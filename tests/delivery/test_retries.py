@@ -77,6 +77,10 @@ def test_each_fault_ends_in_its_state_and_a_retry_delivers_the_temporary_ones(rt
         "ok@buyers.example": "sent", "slow@buyers.example": "sent", "grey@buyers.example": "deferred",
         "gone@buyers.example": "failed", "cut@buyers.example": "deferred"}
     assert "550 5.1.1 No such user" in sends["gone@buyers.example"].last_error
+    ok_send = sends["ok@buyers.example"]
+    now = datetime.now(timezone.utc)
+    assert ok_send.first_attempt_at <= ok_send.sent_at <= now and now - ok_send.sent_at < timedelta(minutes=5)
+    assert ok_send.in_flight_at is None and ok_send.attempts == 1 and ok_send.message_id
     assert "connection lost" in sends["cut@buyers.example"].last_error
     for email in ("grey@buyers.example", "cut@buyers.example"):
         send = sends[email]
