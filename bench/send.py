@@ -116,6 +116,12 @@ def seed(runtime: Runtime, count: int) -> None:
         ), {"now": now})
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a live process and its reaped children, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def rsa_ceiling(cores: int) -> dict:
     out = subprocess.run(["openssl", "speed", "-seconds", "3", "rsa2048"], capture_output=True, text=True).stdout
     match = re.search(r"rsa\s+2048 bits?\s+[\d.]+s\s+[\d.]+s\s+([\d.]+)", out)
@@ -127,7 +133,7 @@ def naive(port: int, pem: bytes, count: int) -> float:
     """The loop most people write first: EmailMessage per recipient, dkimpy, smtplib."""
     smtp = smtplib.SMTP("127.0.0.1", port)
     html = HTML.replace("{{ contact.company }}", "Importer 1 GmbH")
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for n in range(count):
         msg = EmailMessage()
         msg["From"] = f"Ningbo Bright Lighting <sales@{DOMAIN}>"
@@ -141,9 +147,9 @@ def naive(port: int, pem: bytes, count: int) -> float:
         sig = dkimpy.sign(data, b"bench", DOMAIN.encode(), pem,
                           include_headers=[b"from", b"to", b"subject", b"list-unsubscribe", b"list-unsubscribe-post"])
         smtp.sendmail(f"bounce@{DOMAIN}", [f"buyer{n}@importer{n}.example"], sig + data)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     smtp.quit()
-    return count / elapsed
+    return count / elapsed, count / cpu
 
 
 def main() -> None:
@@ -221,6 +227,8 @@ def main() -> None:
             if status == "finished" or any(w.poll() is not None for w in workers):
                 break
         wall = time.perf_counter() - wall
+        worker_cpu = sum(cpu_seconds(w.pid) for w in workers if w.poll() is None)
+        load = os.getloadavg()
         with transaction(runtime.factory) as s:
             first, last = s.execute(select(func.min(Send.sent_at), func.max(Send.sent_at)).where(Send.campaign_id == campaign_id)).one()
             states = dict(s.execute(select(Send.state, func.count()).where(Send.campaign_id == campaign_id).group_by(Send.state)).all())
@@ -230,10 +238,14 @@ def main() -> None:
             w.wait(timeout=60)
         sent = states.get("sent", 0)
         rate = sent / max((last - first).total_seconds(), 1e-9)
+        per_cpu = sent / worker_cpu
         log(f"sendwell: {sent:,} sent ({states}) — {rate:,.0f} msg/s between first and last mail, "
-            f"{sent / wall:,.0f} msg/s including worker start-up")
-        baseline = naive(port, pem, args.naive)
-        log(f"naive loop (smtplib + EmailMessage + dkimpy, {args.naive} mails): {baseline:,.0f} msg/s")
+            f"{sent / wall:,.0f} msg/s including worker start-up; load average at the end {load[0]:.1f} on {cores} cores")
+        log(f"  worker CPU: {worker_cpu:.1f} s → {per_cpu:,.0f} mails per CPU-second "
+            f"(× {cores} cores = {per_cpu * cores:,.0f} msg/s if the cores were ours alone)")
+        baseline, baseline_cpu = naive(port, pem, args.naive)
+        log(f"naive loop (smtplib + EmailMessage + dkimpy, {args.naive} mails): {baseline:,.0f} msg/s, "
+            f"{baseline_cpu:,.0f} per CPU-second")
         ceiling = rsa_ceiling(cores)
         log(f"RSA-2048 sign ceiling: {ceiling['sign_per_core']:,.0f}/s per core × {cores} = {ceiling['ceiling']:,.0f}/s")
         result = {
@@ -243,14 +255,21 @@ def main() -> None:
             "states": states,
             "sendwell_msg_per_s": round(rate, 1),
             "sendwell_msg_per_s_with_startup": round(sent / wall, 1),
+            "sendwell_msg_per_cpu_s": round(per_cpu, 1),
+            "load_average_after": load,
             "naive_msg_per_s": round(baseline, 1),
+            "naive_msg_per_cpu_s": round(baseline_cpu, 1),
+            "ratio_vs_naive_cpu": round(per_cpu / baseline_cpu, 2),
+            "ratio_vs_ceiling_cpu": round(per_cpu * cores / ceiling["ceiling"], 3),
             "rsa_ceiling_msg_per_s": round(ceiling["ceiling"], 1),
             "ratio_vs_naive": round(rate / baseline, 2),
             "ratio_vs_ceiling": round(rate / ceiling["ceiling"], 3),
             "targets": {"msg_per_s": 1200, "vs_naive": 10, "vs_ceiling": 0.5},
         }
-        log(f"ratios: {result['ratio_vs_naive']}× naive (target ≥ 10), {result['ratio_vs_ceiling']} × ceiling (target ≥ 0.5), "
-            f"{rate:,.0f} msg/s (target ≥ 1,200 on 2 cores)")
+        log(f"ratios (wall clock): {result['ratio_vs_naive']}× naive (target ≥ 10), "
+            f"{result['ratio_vs_ceiling']} × ceiling (target ≥ 0.5), {rate:,.0f} msg/s (target ≥ 1,200 on 2 cores)")
+        log(f"ratios (CPU time, robust to the neighbours' load): {result['ratio_vs_naive_cpu']}× naive, "
+            f"{result['ratio_vs_ceiling_cpu']} × ceiling")
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
         runtime.dispose()

@@ -308,40 +308,45 @@ class Deliverer:
                     mail.envelope_from, mail.data, mail.message_id = self.build(campaign, compiled, send, contact)
                     return mail
                 except (TemplateError, HeaderInjection, ValueError) as exc:
-                    with engine.begin() as conn:
+                    with conn.begin():
                         counts[_record(conn, mail, "permanent", 0, f"cannot build message: {exc}", policy,
                                        self._hooks_for(conn))] += 1
             return None
 
-        mail = prepare()
-        if mail is not None:
-            with engine.begin() as conn:
-                _mark_in_flight(conn, mail.send_id, _now())
-        while mail is not None:
-            if self.throttle is not None:
-                self.throttle.wait_for(mail.rcpt)
-            try:
-                outcome = self.transport.send(mail.envelope_from, mail.rcpt, mail.data)
-            except TransportUnavailable as exc:
-                unreachable = str(exc)
-                outcome = Outcome("temporary", 0, unreachable)
-            if unreachable is None and not self.should_stop():
-                if time.monotonic() >= next_check:
-                    next_check = time.monotonic() + 1.0
-                    halted = self._halted(engine, campaign_id)
-                if time.monotonic() >= renew_at and halted is None:
-                    renew_at = time.monotonic() + self.settings.lease_seconds / 3
-                    self._renew(engine, [r[0].id for r in todo[pos:]])
-                following = prepare() if halted is None else None
-            else:
-                following = None
-            with engine.begin() as conn:
-                # The result of this mail and the in-flight mark of the next: one commit.
-                counts[_record(conn, mail, outcome.status, outcome.code, outcome.message, policy,
-                               self._hooks_for(conn))] += 1
-                if following is not None:
-                    _mark_in_flight(conn, following.send_id, _now())
-            mail = following
+        # One connection for the whole batch, one short transaction per mail.
+        conn = engine.connect()
+        try:
+            mail = prepare()
+            if mail is not None:
+                with conn.begin():
+                    _mark_in_flight(conn, mail.send_id, _now())
+            while mail is not None:
+                if self.throttle is not None:
+                    self.throttle.wait_for(mail.rcpt)
+                try:
+                    outcome = self.transport.send(mail.envelope_from, mail.rcpt, mail.data)
+                except TransportUnavailable as exc:
+                    unreachable = str(exc)
+                    outcome = Outcome("temporary", 0, unreachable)
+                if unreachable is None and not self.should_stop():
+                    if time.monotonic() >= next_check:
+                        next_check = time.monotonic() + 1.0
+                        halted = self._halted(engine, campaign_id)
+                    if time.monotonic() >= renew_at and halted is None:
+                        renew_at = time.monotonic() + self.settings.lease_seconds / 3
+                        self._renew(engine, [r[0].id for r in todo[pos:]])
+                    following = prepare() if halted is None else None
+                else:
+                    following = None
+                with conn.begin():
+                    # The result of this mail and the in-flight mark of the next: one commit.
+                    counts[_record(conn, mail, outcome.status, outcome.code, outcome.message, policy,
+                                   self._hooks_for(conn))] += 1
+                    if following is not None:
+                        _mark_in_flight(conn, following.send_id, _now())
+                mail = following
+        finally:
+            conn.close()
         rest = [send.id for send, _ in todo[pos:]]
         if rest:
             with engine.begin() as conn:
