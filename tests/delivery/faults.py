@@ -16,10 +16,13 @@ class FaultyHandler(CaptureHandler):
     # rcpt -> list of actions, used one per DATA: "disconnect", "sleep:<s>", "451 …", or "ok"
     data_faults: dict[str, list[str]] = field(default_factory=dict)
     sessions: int = 0
+    pipelining: bool = False  # advertise RFC 2920 (aiosmtpd reads pipelined commands line by line)
 
     async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]) -> list[str]:
         self.sessions += 1
         session.host_name = hostname
+        if self.pipelining:
+            responses.insert(len(responses) - 1, "250-PIPELINING")
         return responses
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
@@ -39,8 +42,8 @@ class FaultyHandler(CaptureHandler):
 
 
 class FaultySMTPServer:
-    def __init__(self, **controller_kw: Any) -> None:
-        self.handler = FaultyHandler(None)
+    def __init__(self, *, pipelining: bool = False, **controller_kw: Any) -> None:
+        self.handler = FaultyHandler(None, pipelining=pipelining)
         self.port = free_port()
         self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, decode_data=False,
                                      **controller_kw)

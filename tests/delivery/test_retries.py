@@ -14,9 +14,10 @@ from tests.delivery.faults import FaultySMTPServer
 from tests.helpers import make_contact
 
 
-@pytest.fixture
-def server():
-    with FaultySMTPServer() as s:
+@pytest.fixture(params=[False, True], ids=["lockstep", "pipelining"])
+def server(request):
+    """With and without RFC 2920 pipelining: the transport uses it when offered."""
+    with FaultySMTPServer(pipelining=request.param) as s:
         yield s
 
 
@@ -193,3 +194,22 @@ def test_cancel_mid_batch_skips_the_rest(rt, server) -> None:
     assert status["status"] == "cancelled"
     assert status["states"]["sent"] == len(server.messages) < 20
     assert status["skipped"] == {"cancelled": 20 - len(server.messages)}
+
+
+@pytest.mark.parametrize("pipelining", [False, True], ids=["lockstep", "pipelining"])
+def test_transport_session_survives_refusals_and_keeps_leading_dots(pipelining) -> None:
+    from sendwell.delivery.transport import SmtpTransport
+
+    body = b"From: a@x.example\r\nTo: b@y.example\r\nSubject: t\r\n\r\n.a line starting with a dot\r\n..two\r\nend"
+    with FaultySMTPServer(pipelining=pipelining) as srv:
+        srv.handler.replies["gone@y.example"] = "550 5.1.1 No such user"
+        srv.handler.data_faults["full@y.example"] = ["552 5.2.2 Mailbox full"]
+        t = SmtpTransport(srv.url, timeout=5)
+        outcomes = [t.send("bounce@x.example", rcpt, body) for rcpt in
+                    ("gone@y.example", "b@y.example", "full@y.example", "c@y.example")]
+        assert bool(t._smtp.has_extn("pipelining")) is pipelining
+        t.close()
+    assert [(o.status, o.code) for o in outcomes] == [("permanent", 550), ("sent", 250), ("permanent", 552), ("sent", 250)]
+    assert srv.handler.sessions == 1  # one session for all four: refusals reset, they do not reconnect
+    assert [m.rcpt_tos for m in srv.messages] == [["b@y.example"], ["c@y.example"]]
+    assert srv.messages[0].data.endswith(b"\r\n.a line starting with a dot\r\n..two\r\nend\r\n")
