@@ -43,7 +43,7 @@ def shape(request, db_url, tmp_path):
         settings = make_settings(
             tmp_path / "data", database_url=db_url, smtp_url=server.url,
             queue_url="redis://127.0.0.1:6379/0" if redis else "", queue_name=support.unique_name(),
-            lease_seconds=3, recovery_interval=0.5, smtp_concurrency=THREADS, batch_size=100,
+            lease_seconds=8, recovery_interval=0.5, smtp_concurrency=THREADS, batch_size=100,
         )
         runtime = Runtime(settings)
         queue = Queue(runtime)

@@ -242,6 +242,9 @@ class Send(Base):
     first_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
     in_flight_at: Mapped[datetime | None] = mapped_column(default=None)
     possible_duplicate: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
+    # A fencing token written by each claim: a worker whose lease lapsed (and whose sends
+    # were recovered and claimed again) can tell, and must not start their SMTP transactions.
+    claim_token: Mapped[str | None] = mapped_column(String(32), default=None)
 
 
 class Event(Base):

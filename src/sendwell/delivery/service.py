@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -147,6 +148,11 @@ def queue_campaign(session: Session, *, campaign: Campaign, batch_size: int = BA
     return [ids[i : i + batch_size] for i in range(0, len(ids), batch_size)]
 
 
+def new_claim_token() -> str:
+    """A fresh fencing token for one claim."""
+    return secrets.token_hex(16)
+
+
 def claim_sends(
     session: Session,
     *,
@@ -155,6 +161,7 @@ def claim_sends(
     limit: int = BATCH_SIZE,
     now: datetime | None = None,
     lease: timedelta = LEASE,
+    token: str | None = None,
 ) -> list[int]:
     """Atomically take queued (or due deferred) sends into `sending`, re-checking eligibility.
 
@@ -178,7 +185,7 @@ def claim_sends(
         session.scalars(
             update(Send)
             .where(Send.id.in_(candidates.scalar_subquery()), due)
-            .values(state=SendState.SENDING.value, lease_until=now + lease, updated_at=now)
+            .values(state=SendState.SENDING.value, lease_until=now + lease, updated_at=now, claim_token=token)
             .returning(Send.id)
         )
     )
@@ -276,14 +283,19 @@ class Deliverer:
     def lease(self) -> timedelta:
         return timedelta(seconds=self.settings.lease_seconds)
 
-    def deliver(self, campaign_id: int, send_ids: list[int]) -> dict[str, Any]:
-        """Send already-claimed sends; returns counts and the ids handed back unsent (`released`)."""
-        counts: dict[str, Any] = {"sent": 0, "deferred": 0, "failed": 0, "skipped": 0, "released": []}
+    def deliver(self, campaign_id: int, send_ids: list[int], *, token: str | None = None) -> dict[str, Any]:
+        """Send already-claimed sends; returns counts and the ids handed back unsent (`released`).
+
+        With the claim's `token`, a send whose claim was lost (lease lapsed, recovered and
+        claimed by another worker) is left alone instead of being sent a second time.
+        """
+        counts: dict[str, Any] = {"sent": 0, "deferred": 0, "failed": 0, "skipped": 0, "released": [], "lost": 0}
         with transaction(self.factory) as session:
             campaign = get_campaign(session, campaign_id=campaign_id)
             rows = session.execute(
                 select(Send, Contact).join(Contact, Contact.id == Send.contact_id)
-                .where(Send.id.in_(send_ids), Send.state == SendState.SENDING.value).order_by(Send.id)
+                .where(Send.id.in_(send_ids), Send.state == SendState.SENDING.value,
+                       Send.claim_token == token if token is not None else true()).order_by(Send.id)
             ).all()
             session.expunge_all()
         compiled = self.compiled(campaign)
@@ -317,9 +329,13 @@ class Deliverer:
         conn = engine.connect()
         try:
             mail = prepare()
-            if mail is not None:
+            while mail is not None:
                 with conn.begin():
-                    _mark_in_flight(conn, mail.send_id, _now())
+                    owned = _mark_in_flight(conn, mail.send_id, _now(), token, self.lease)
+                if owned:
+                    break
+                counts["lost"] += 1
+                mail = prepare()
             while mail is not None:
                 if self.throttle is not None:
                     self.throttle.wait_for(mail.rcpt)
@@ -334,7 +350,7 @@ class Deliverer:
                         halted = self._halted(engine, campaign_id)
                     if time.monotonic() >= renew_at and halted is None:
                         renew_at = time.monotonic() + self.settings.lease_seconds / 3
-                        self._renew(engine, [r[0].id for r in todo[pos:]])
+                        self._renew(engine, [r[0].id for r in todo[pos:]], token)
                     following = prepare() if halted is None else None
                 else:
                     following = None
@@ -342,8 +358,10 @@ class Deliverer:
                     # The result of this mail and the in-flight mark of the next: one commit.
                     counts[_record(conn, mail, outcome.status, outcome.code, outcome.message, policy,
                                    self._hooks_for(conn))] += 1
-                    if following is not None:
-                        _mark_in_flight(conn, following.send_id, _now())
+                    while following is not None and not _mark_in_flight(conn, following.send_id, _now(),
+                                                                        token, self.lease):
+                        counts["lost"] += 1  # our claim on it lapsed: someone else has it now
+                        following = prepare()
                 mail = following
         finally:
             conn.close()
@@ -351,11 +369,11 @@ class Deliverer:
         if rest:
             with engine.begin() as conn:
                 if unreachable is not None:
-                    _defer_unsent(conn, rest, policy.base, unreachable)
+                    _defer_unsent(conn, rest, policy.base, unreachable, token)
                 elif halted == CampaignStatus.CANCELLED.value:
-                    _skip_cancelled(conn, rest)
+                    _skip_cancelled(conn, rest, token)
                 else:
-                    _release(conn, rest)
+                    _release(conn, rest, token)
                     counts["released"] = rest
         if unreachable is not None:
             counts["deferred"] += len(rest)
@@ -382,13 +400,14 @@ class Deliverer:
             status = conn.execute(select(Campaign.status).where(Campaign.id == campaign_id)).scalar()
         return None if status == CampaignStatus.SENDING.value else status
 
-    def _renew(self, engine: Any, ids: list[int]) -> None:
+    def _renew(self, engine: Any, ids: list[int], token: str | None) -> None:
         if not ids:
             return
         now = _now()
+        owned = Send.claim_token == token if token is not None else true()
         with engine.begin() as conn:
             for chunk in _chunks(ids, 500):
-                conn.execute(update(Send).where(Send.id.in_(chunk), Send.state == SendState.SENDING.value)
+                conn.execute(update(Send).where(Send.id.in_(chunk), Send.state == SendState.SENDING.value, owned)
                              .values(lease_until=now + self.lease))
 
     def build(self, campaign: Campaign, compiled: CompiledCampaign, send: Send, contact: Contact) -> tuple[str, bytes, str]:
@@ -439,7 +458,8 @@ _FAIL = update(Send).where(Send.id == bindparam("sid")).values(
 # The two statements every mail runs, as driver SQL: the same effect as _MARK and _SENT,
 # without SQLAlchemy's per-execution compile and cache-key work (~0.3 ms a mail).
 _MARK_SQL = ("UPDATE sends SET in_flight_at = {p}, first_attempt_at = COALESCE(first_attempt_at, {p}), "
-             "updated_at = {p} WHERE id = {p}")
+             "updated_at = {p}, lease_until = {p} WHERE id = {p} AND state = 'sending'")
+_MARK_TOKEN_SQL = _MARK_SQL + " AND claim_token = {p}"
 _SENT_SQL = ("UPDATE sends SET state = 'sent', sent_at = {p}, retry_at = NULL, attempts = attempts + 1, "
              "lease_until = NULL, in_flight_at = NULL, updated_at = {p}, message_id = {p}, last_error = NULL "
              "WHERE id = {p}")
@@ -454,10 +474,20 @@ def _db_time(conn: Any, now: datetime) -> Any:
     return now.strftime("%Y-%m-%d %H:%M:%S.%f") if conn.dialect.name == "sqlite" else now
 
 
-def _mark_in_flight(conn: Any, send_id: int, now: datetime) -> None:
-    # Durable before the SMTP transaction starts: recovery must know this one may be out.
+def _mark_in_flight(conn: Any, send_id: int, now: datetime, token: str | None = None,
+                    lease: timedelta = LEASE) -> bool:
+    """Durable before the SMTP transaction starts: recovery must know this one may be out.
+
+    Also renews the lease of this send, and checks that the claim is still ours (False:
+    it was recovered, and perhaps claimed by another worker; do not send it).
+    """
     t = _db_time(conn, now)
-    conn.exec_driver_sql(_driver_sql(conn, _MARK_SQL), (t, t, t, send_id))
+    params: tuple[Any, ...] = (t, t, t, _db_time(conn, now + lease), send_id)
+    if token is None:
+        result = conn.exec_driver_sql(_driver_sql(conn, _MARK_SQL), params)
+    else:
+        result = conn.exec_driver_sql(_driver_sql(conn, _MARK_TOKEN_SQL), params + (token,))
+    return result.rowcount == 1
 
 
 def _record(conn: Any, mail: _Mail, status: str, code: int, message: str, policy: RetryPolicy,
@@ -487,24 +517,28 @@ def _record(conn: Any, mail: _Mail, status: str, code: int, message: str, policy
     return "failed"
 
 
-def _release(conn: Any, ids: list[int]) -> None:
+def _owned(token: str | None) -> Any:
+    return Send.claim_token == token if token is not None else true()
+
+
+def _release(conn: Any, ids: list[int], token: str | None = None) -> None:
     for chunk in _chunks(ids, 500):
-        conn.execute(update(Send).where(Send.id.in_(chunk), Send.state == SendState.SENDING.value).values(
-            state=SendState.QUEUED.value, lease_until=None, in_flight_at=None, updated_at=_now()))
+        conn.execute(update(Send).where(Send.id.in_(chunk), Send.state == SendState.SENDING.value, _owned(token)).values(
+            state=SendState.QUEUED.value, lease_until=None, in_flight_at=None, claim_token=None, updated_at=_now()))
 
 
-def _defer_unsent(conn: Any, ids: list[int], delay: timedelta, error: str) -> None:
+def _defer_unsent(conn: Any, ids: list[int], delay: timedelta, error: str, token: str | None = None) -> None:
     # The server is unreachable: nothing was tried for these, so their attempt count stays.
     now = _now()
     for chunk in _chunks(ids, 500):
-        conn.execute(update(Send).where(Send.id.in_(chunk), Send.state == SendState.SENDING.value).values(
+        conn.execute(update(Send).where(Send.id.in_(chunk), Send.state == SendState.SENDING.value, _owned(token)).values(
             state=SendState.DEFERRED.value, retry_at=now + delay, lease_until=None, in_flight_at=None,
             last_error=error[:1000], updated_at=now))
 
 
-def _skip_cancelled(conn: Any, ids: list[int]) -> None:
+def _skip_cancelled(conn: Any, ids: list[int], token: str | None = None) -> None:
     for chunk in _chunks(ids, 500):
-        conn.execute(update(Send).where(Send.id.in_(chunk), Send.state == SendState.SENDING.value).values(
+        conn.execute(update(Send).where(Send.id.in_(chunk), Send.state == SendState.SENDING.value, _owned(token)).values(
             state=SendState.SKIPPED.value, skip_reason="cancelled", lease_until=None, in_flight_at=None,
             updated_at=_now()))
 
@@ -551,7 +585,7 @@ def recover_expired_leases(session: Session, *, now: datetime | None = None) -> 
     ids = [r[0] for r in rows]
     for chunk in _chunks(ids, 500):
         session.execute(update(Send).where(Send.id.in_(chunk), Send.state == SendState.SENDING.value).values(
-            state=SendState.QUEUED.value, lease_until=None, in_flight_at=None, updated_at=now))
+            state=SendState.QUEUED.value, lease_until=None, in_flight_at=None, claim_token=None, updated_at=now))
     for chunk in _chunks(report.possibly_duplicated, 500):
         session.execute(update(Send).where(Send.id.in_(chunk)).values(possible_duplicate=True))
     if report.possibly_duplicated:
@@ -595,11 +629,13 @@ def run_campaign(
         lease = d.lease
         try:
             while not errors and not d.should_stop():
+                token = new_claim_token()
                 with transaction(factory) as session:
-                    claimed = claim_sends(session, campaign_id=campaign_id, limit=d.settings.batch_size, lease=lease)
+                    claimed = claim_sends(session, campaign_id=campaign_id, limit=d.settings.batch_size, lease=lease,
+                                          token=token)
                 if not claimed:
                     return
-                d.deliver(campaign_id, claimed)
+                d.deliver(campaign_id, claimed, token=token)
                 if on_progress is not None:
                     with lock, transaction(factory) as session:
                         on_progress(state_counts(session, campaign_id=campaign_id))

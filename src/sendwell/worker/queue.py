@@ -52,7 +52,13 @@ class Queue:
 
     def _deliver_batch(self, campaign_id: int, send_ids: list[int]) -> None:
         from sendwell.db.session import transaction
-        from sendwell.delivery.service import CampaignStatus, claim_sends, finish_if_done, get_campaign
+        from sendwell.delivery.service import (
+            CampaignStatus,
+            claim_sends,
+            finish_if_done,
+            get_campaign,
+            new_claim_token,
+        )
         from sendwell.delivery.transport import TransportUnavailable
 
         settings = self.runtime.settings
@@ -60,13 +66,14 @@ class Queue:
             self._deliver(campaign_id, send_ids)  # not started: leave it for the next worker
             return
         deliverer = self._deliverer()
+        token = new_claim_token()
         with transaction(self.runtime.factory) as session:
             claimed = claim_sends(session, campaign_id=campaign_id, send_ids=send_ids, limit=len(send_ids),
-                                  lease=deliverer.lease)
+                                  lease=deliverer.lease, token=token)
         released: list[int] = []
         if claimed:
             try:
-                released = deliverer.deliver(campaign_id, claimed)["released"]
+                released = deliverer.deliver(campaign_id, claimed, token=token)["released"]
             except TransportUnavailable as exc:
                 # deliver() deferred the batch with a retry time; the recovery scan re-enqueues it.
                 log.warning("campaign %s: %s; %d mails deferred", campaign_id, exc, len(claimed))

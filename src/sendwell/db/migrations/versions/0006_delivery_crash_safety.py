@@ -1,4 +1,4 @@
-"""delivery: first attempt time, in-flight marker and possible-duplicate flag on sends
+"""delivery: first attempt time, in-flight marker, claim token and possible-duplicate flag on sends
 
 Revision ID: 0006
 Revises: 0001
@@ -22,12 +22,14 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("possible_duplicate", sa.Boolean(), server_default=sa.false(), nullable=False)
         )
+        batch_op.add_column(sa.Column("claim_token", sa.String(length=32), nullable=True))
         batch_op.create_index("ix_sends_state_lease", ["state", "lease_until"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("sends", schema=None) as batch_op:
         batch_op.drop_index("ix_sends_state_lease")
+        batch_op.drop_column("claim_token")
         batch_op.drop_column("possible_duplicate")
         batch_op.drop_column("in_flight_at")
         batch_op.drop_column("first_attempt_at")
