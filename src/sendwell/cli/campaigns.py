@@ -129,7 +129,7 @@ def _status_out(runtime: Runtime, campaign_id: int, as_json: bool, prefix: str =
     if status["skipped"]:
         lines.append("  skipped: " + ", ".join(f"{k} {v}" for k, v in status["skipped"].items()))
     p = status["progress"]
-    if p["remaining"] or p["rate_per_second"]:
+    if p["remaining"]:
         eta = f", about {_duration(p['eta_seconds'])} left" if p["eta_seconds"] else ""
         lines.append(f"  {p['remaining']} to go at {p['rate_per_second']:g} mails/s (last minute){eta}")
     if p["overall_rate_per_second"]:
