@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from email.header import decode_header, make_header
+
 import pytest
 from sqlalchemy import select
 
@@ -51,6 +53,23 @@ def test_line_breaks_in_a_display_name_are_folded_away() -> None:
     assert msg["Bcc"] is None and "Bcc" in msg["To"].addresses[0].display_name
     with pytest.raises(HeaderInjection):
         _build(list_unsubscribe=["https://x.example/u/a\r\nBcc: v@e.example"])
+
+
+@pytest.mark.parametrize("name", ["价格" * 30 + " Müller GmbH", "Dr. " + "Ünal " * 25, "x" * 200])
+def test_long_display_names_fold_without_ending_the_header_block(name) -> None:
+    data = _build(to_name=name, subject="Angebot für " + name)
+    head = data.split(b"\r\n\r\n", 1)[0]
+    assert b"MIME-Version: 1.0" in head and b"List-Unsubscribe-Post" in head  # no blank line inside
+    msg = parse_strict(data)
+    raw_to = data.split(b"\r\nTo: ", 1)[1].split(b"\r\nSubject:", 1)[0].decode("ascii")
+    # RFC 2047 §6.2: white space between adjacent encoded words is not displayed. The stdlib's
+    # address parser keeps it inside a phrase, so decode the raw field the RFC way.
+    decoded = str(make_header(decode_header(raw_to.replace("\r\n", ""))))
+    assert decoded.endswith(" <anna@importer.example>")
+    assert decoded.rsplit(" <", 1)[0].strip('"') == " ".join(name.split())
+    assert msg["To"].addresses[0].addr_spec == "anna@importer.example"
+    assert str(msg["Subject"]) == "Angebot für " + " ".join(name.split())
+    assert msg.get_content_type() == "multipart/alternative"
 
 
 def test_encoded_words_stay_within_75_characters() -> None:

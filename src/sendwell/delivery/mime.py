@@ -68,7 +68,7 @@ def encoded_words(text: str) -> str:
 def _fold(name: str, value: str) -> str:
     """`Name: value` folded at spaces to ≤ 78 columns where the value allows it."""
     line = f"{name}: {value}"
-    if len(line) <= _MAX:
+    if len(line) <= _MAX or "\r\n" in value:  # short, or already folded (encoded words)
         return line
     out, current = [], f"{name}:"
     for word in value.split(" "):
