@@ -34,14 +34,36 @@ class Runtime:
 
         return load_signer(self.settings)
 
-    def make_deliverer(self):  # type: ignore[no-untyped-def]
+    @cached_property
+    def throttle(self):  # type: ignore[no-untyped-def]
+        """The process's rate limits (SENDWELL_RATE_LIMIT, SENDWELL_DOMAIN_LIMITS), shared by its deliverers."""
+        from sendwell.config import parse_domain_limits
+        from sendwell.delivery.throttle import Throttle
+
+        throttle = Throttle(rate=self.settings.rate_limit, domains=parse_domain_limits(self.settings.domain_limits))
+        return throttle if throttle.active else None
+
+    def delivery_failure_hooks(self) -> list:  # type: ignore[type-arg]
+        """Called with (session, send_id=, code=, message=) when a send fails permanently (5xx).
+
+        The seam for the bounce policy (issue 8): append its hook here.
+        """
+        return []
+
+    def make_deliverer(self, should_stop=None):  # type: ignore[no-untyped-def]
+        """A deliverer with its own SMTP session; make one per thread."""
         from sendwell.delivery.service import Deliverer
         from sendwell.delivery.transport import make_transport
 
         transport = make_transport(
-            self.settings.smtp_url, self.settings.capture_dir, timeout=self.settings.smtp_timeout
+            self.settings.smtp_url, self.settings.capture_dir, timeout=self.settings.smtp_timeout,
+            ca_file=self.settings.smtp_ca_file,
         )
-        return Deliverer(settings=self.settings, factory=self.factory, transport=transport, signer=self.signer)
+        deliverer = Deliverer(settings=self.settings, factory=self.factory, transport=transport, signer=self.signer,
+                              throttle=self.throttle, failure_hooks=self.delivery_failure_hooks())
+        if should_stop is not None:
+            deliverer.should_stop = should_stop
+        return deliverer
 
     def dispose(self) -> None:
         if "engine" in self.__dict__:

@@ -107,7 +107,7 @@ def test_unknown_segment_field_is_one_line(tmp_path, env) -> None:
     )
 
 
-def test_unreachable_smtp_server_is_one_line_and_mail_stays_queued(tmp_path, env, unused_port) -> None:
+def test_unreachable_smtp_server_is_one_line_and_mail_is_deferred(tmp_path, env, unused_port) -> None:
     env["SENDWELL_SMTP_URL"] = f"smtp://127.0.0.1:{unused_port}"
     run(env, "init")
     (tmp_path / "c.csv").write_text(CSV)
@@ -120,7 +120,7 @@ def test_unreachable_smtp_server_is_one_line_and_mail_stays_queued(tmp_path, env
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and f"cannot reach SMTP server 127.0.0.1:{unused_port}" in lines[0]
     status = json.loads(run(env, "campaigns", "status", str(cid), "--json").output)
-    assert status["states"]["queued"] == 3
+    assert status["states"]["deferred"] == 3 and "deferred" in lines[0]
 
 
 def test_commands_before_init_say_so(env) -> None:

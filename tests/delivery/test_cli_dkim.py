@@ -68,7 +68,7 @@ def test_keygen_json(run, data_dir):
     result = run("keygen", "--domain", DOMAIN, "--selector", "s1", "--bits", "1024", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert set(data) == {"domain", "selector", "key_file", "record"}
+    assert set(data) == {"domain", "selector", "type", "key_file", "record"}
     assert data["domain"] == DOMAIN and data["selector"] == "s1"
     pem = open(data["key_file"], "rb").read()
     assert data["record"] == dns_record(domain=DOMAIN, selector="s1", private_key_pem=pem)

@@ -133,7 +133,12 @@ def test_unreachable_smtp_server_loses_nothing(runtime, unused_port) -> None:
         _run(runtime, campaign_id)
     with transaction(runtime.factory) as s:
         status = campaign_status(s, campaign_id=campaign_id)
-    assert status["states"]["queued"] == 3 and status["states"]["sending"] == 0
+        rows = list(s.scalars(select(Send).order_by(Send.id)))
+    # A connection error defers the whole batch with a retry time; nothing is lost or sent.
+    assert status["states"]["deferred"] == 3 and status["states"]["sending"] == 0
+    assert all(r.retry_at is not None and "cannot reach SMTP server" in r.last_error for r in rows)
+    assert [r.attempts for r in rows] == [1, 0, 0]  # only the mail it tried counts as an attempt
+    assert rows[0].first_attempt_at is not None and rows[0].in_flight_at is None
 
 
 def test_second_plan_is_idempotent_and_unknown_kind_is_refused(runtime) -> None:

@@ -81,7 +81,7 @@ def campaigns_send(campaign_id: int, wait: bool, as_json: bool) -> None:
             # Blocking compliance lint: one line per finding, nothing planned or sent.
             refuse_unsendable(session, runtime.settings, campaign_id, as_json)
             plan_campaign(session, campaign=campaign, settings=runtime.settings)
-            batches = queue_campaign(session, campaign=campaign)
+            batches = queue_campaign(session, campaign=campaign, batch_size=runtime.settings.batch_size)
     except CampaignError as exc:
         fail(str(exc))
     if not wait:
@@ -94,27 +94,32 @@ def campaigns_send(campaign_id: int, wait: bool, as_json: bool) -> None:
 
 
 def _deliver_now(runtime: Runtime, campaign_id: int, as_json: bool) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from sendwell.delivery.service import run_campaign
     from sendwell.delivery.transport import TransportUnavailable
 
-    deliverer = runtime.make_deliverer()
+    # One SMTP session per thread, as many as SENDWELL_SMTP_CONCURRENCY.
+    deliverers = [runtime.make_deliverer() for _ in range(runtime.settings.smtp_concurrency)]
     try:
         with Progress(TextColumn("sending"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
                       disable=as_json, transient=True) as progress:
-            task = progress.add_task("send", total=None)
+            task = progress.add_task("send", total=None, rate="")
 
             def on_progress(counts: dict[str, int]) -> None:
                 done = sum(counts.get(s, 0) for s in ("sent", "failed", "deferred"))
                 todo = done + sum(counts.get(s, 0) for s in ("queued", "sending"))
-                progress.update(task, completed=done, total=todo)
+                speed = progress.tasks[0].speed
+                progress.update(task, completed=done, total=todo, rate=f"{speed:,.0f} mails/s" if speed else "")
 
-            run_campaign(runtime.factory, deliverer, campaign_id=campaign_id, on_progress=on_progress)
+            run_campaign(runtime.factory, deliverers, campaign_id=campaign_id, on_progress=on_progress)
     except TransportUnavailable as exc:
-        fail(f"{exc}; unsent mails stay queued, run the command again to resume")
+        fail(f"{exc}; the unsent mails are deferred and retried by `sendwell serve` or `sendwell worker` "
+             "(or run the command again later)")
     finally:
-        deliverer.transport.close()
+        for d in deliverers:
+            d.transport.close()
     _status_out(runtime, campaign_id, as_json)
 
 
@@ -133,7 +138,21 @@ def _status_out(runtime: Runtime, campaign_id: int, as_json: bool, prefix: str =
         lines.append("  skipped: " + ", ".join(f"{k} {v}" for k, v in status["skipped"].items()))
     if status.get("deferred"):
         lines.append("  waiting: " + ", ".join(f"{k} {v}" for k, v in status["deferred"].items()))
+    p = status["progress"]
+    if p["remaining"]:
+        eta = f", about {_duration(p['eta_seconds'])} left" if p["eta_seconds"] else ""
+        lines.append(f"  {p['remaining']} to go at {p['rate_per_second']:g} mails/s (last minute){eta}")
+    if p["overall_rate_per_second"]:
+        lines.append(f"  overall {p['overall_rate_per_second']:g} mails/s")
+    if p["possibly_duplicated"]:
+        lines.append(f"  {p['possibly_duplicated']} mails were in flight when a worker died and may have gone out twice")
     emit(status, as_json, "\n".join(lines))
+
+
+def _duration(seconds: int) -> str:
+    minutes, sec = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{sec:02d}s" if minutes else f"{sec}s"
 
 
 @campaigns.command("status")
@@ -151,12 +170,21 @@ def _status_command(action: str) -> click.Command:
     def command(campaign_id: int, as_json: bool) -> None:
         from sendwell.delivery.service import CampaignError, set_campaign_status
 
+        from sendwell.delivery.service import queued_batches
+
         runtime = get_runtime()
         try:
             with transaction(runtime.factory) as session:
                 set_campaign_status(session, campaign_id=campaign_id, action=action)
+                batches = queued_batches(session, campaign_id=campaign_id, batch_size=runtime.settings.batch_size) \
+                    if action == "resume" else []
         except CampaignError as exc:
             fail(str(exc))
+        if batches:
+            # Workers released what they held when the pause came; hand it to the queue again.
+            from sendwell.worker.queue import Queue
+
+            Queue(runtime).enqueue_batches(campaign_id, batches)
         _status_out(runtime, campaign_id, as_json)
 
     return command

@@ -35,8 +35,9 @@ def init(as_json: bool) -> None:
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8025, show_default=True, type=int)
-@click.option("--workers", "queue_workers", default=2, show_default=True, help="Embedded queue worker threads.")
-def serve(host: str, port: int, queue_workers: int) -> None:
+@click.option("--workers", "queue_workers", default=None, type=int,
+              help="Embedded queue worker threads, one SMTP session each; 0 for none [default: SENDWELL_SMTP_CONCURRENCY].")
+def serve(host: str, port: int, queue_workers: int | None) -> None:
     """Run the web app with the embedded queue worker and scheduler."""
     import uvicorn
 
@@ -44,7 +45,7 @@ def serve(host: str, port: int, queue_workers: int) -> None:
     from sendwell.worker.queue import Queue
 
     runtime = get_runtime()
-    consumer = Queue(runtime).consumer(workers=queue_workers) if queue_workers > 0 else None
+    consumer = Queue(runtime).consumer(workers=queue_workers) if queue_workers != 0 else None
     if consumer is not None:
         consumer.start()
     try:
@@ -55,10 +56,14 @@ def serve(host: str, port: int, queue_workers: int) -> None:
 
 
 @click.command()
-@click.option("--threads", default=4, show_default=True, help="Consumer threads (one SMTP session each).")
-def worker(threads: int) -> None:
-    """Run a queue worker (scale-out shape: SENDWELL_QUEUE_URL=redis://…)."""
+@click.option("--threads", default=None, type=int,
+              help="Consumer threads, one SMTP session each [default: SENDWELL_SMTP_CONCURRENCY].")
+def worker(threads: int | None) -> None:
+    """Run a queue worker (scale-out shape: SENDWELL_QUEUE_URL=redis://…); SIGTERM stops it gracefully."""
+    import logging
+
     from sendwell.worker.queue import Queue
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     runtime = get_runtime()
     Queue(runtime).consumer(workers=threads).run()

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # Stable constraint names so Alembic batch mode on SQLite and PostgreSQL agree.
@@ -255,6 +257,7 @@ class Send(Base):
     __table_args__ = (
         UniqueConstraint("campaign_id", "contact_id"),
         Index("ix_sends_campaign_state", "campaign_id", "state"),
+        Index("ix_sends_state_lease", "state", "lease_until"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -271,6 +274,15 @@ class Send(Base):
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     sent_at: Mapped[datetime | None] = mapped_column(default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Crash safety (docs/delivery.md): the first attempt starts the give-up clock; in_flight_at
+    # is set, durably, right before this send's SMTP transaction and cleared right after, so
+    # lease recovery knows which mail a dead worker may already have handed to the server.
+    first_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
+    in_flight_at: Mapped[datetime | None] = mapped_column(default=None)
+    possible_duplicate: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
+    # A fencing token written by each claim: a worker whose lease lapsed (and whose sends
+    # were recovered and claimed again) can tell, and must not start their SMTP transactions.
+    claim_token: Mapped[str | None] = mapped_column(String(32), default=None)
 
 
 class Event(Base):

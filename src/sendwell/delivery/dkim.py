@@ -399,18 +399,38 @@ def key_path(settings: Settings) -> Path:
     return Path(settings.dkim_key_file).expanduser()
 
 
-def load_signer(settings: Settings) -> DkimSigner | None:
-    """The signer for the configured DKIM key, or None when DKIM is not configured."""
+def _read_key(path: Path, variable: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ValueError(f"DKIM key file {path} does not exist ({variable})") from None
+    except OSError as exc:
+        raise ValueError(f"DKIM key file {path} cannot be read: {exc.strerror}") from exc
+
+
+def load_signer(settings: Settings) -> DkimSigner | MultiSigner | None:
+    """The signer for the configured DKIM key(s), or None when DKIM is not configured.
+
+    With SENDWELL_DKIM_ED25519_KEY_FILE as well, each mail carries two signatures, RSA
+    first and Ed25519 second (RFC 8463 §2: verifiers without Ed25519 use the RSA one).
+    """
     if not settings.dkim_domain or not settings.dkim_key_file:
         return None
     path = key_path(settings)
+    pem = _read_key(path, "SENDWELL_DKIM_KEY_FILE")
     try:
-        pem = path.read_bytes()
-    except FileNotFoundError:
-        raise ValueError(f"DKIM key file {path} does not exist (SENDWELL_DKIM_KEY_FILE)") from None
-    except OSError as exc:
-        raise ValueError(f"DKIM key file {path} cannot be read: {exc.strerror}") from exc
-    try:
-        return DkimSigner(domain=settings.dkim_domain, selector=settings.dkim_selector, private_key_pem=pem)
+        primary = DkimSigner(domain=settings.dkim_domain, selector=settings.dkim_selector, private_key_pem=pem)
     except ValueError as exc:
         raise ValueError(f"DKIM key file {path}: {exc}") from exc
+    if not settings.dkim_ed25519_key_file:
+        return primary
+    ed_path = Path(settings.dkim_ed25519_key_file).expanduser()
+    ed_pem = _read_key(ed_path, "SENDWELL_DKIM_ED25519_KEY_FILE")
+    selector = settings.dkim_ed25519_selector or f"{settings.dkim_selector}-ed"
+    try:
+        second = DkimSigner(domain=settings.dkim_domain, selector=selector, private_key_pem=ed_pem)
+    except ValueError as exc:
+        raise ValueError(f"DKIM key file {ed_path}: {exc}") from exc
+    if second.algorithm != "ed25519-sha256":
+        raise ValueError(f"DKIM key file {ed_path} (SENDWELL_DKIM_ED25519_KEY_FILE) is not an Ed25519 key")
+    return MultiSigner([primary, second])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import smtplib
 import socket
 import ssl
@@ -10,6 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
+
+
+_LEADING_DOT = re.compile(rb"(?m)^\.")
 
 
 class TransportUnavailable(RuntimeError):
@@ -20,7 +24,7 @@ class TransportUnavailable(RuntimeError):
 class Outcome:
     """What the server said about one recipient."""
 
-    status: str  # "sent" | "temporary" | "permanent"
+    status: str  # "sent" | "temporary" | "permanent" | "skip" (message = the skip reason)
     code: int
     message: str
 
@@ -32,9 +36,17 @@ class Transport(Protocol):
 
 
 class SmtpTransport:
-    """One persistent SMTP session (smtplib is enough here: RSA signing, not I/O, is the ceiling)."""
+    """One persistent SMTP session on smtplib; a worker holds one per thread (the "pool").
 
-    def __init__(self, url: str, *, timeout: float = 30.0, local_hostname: str | None = None) -> None:
+    smtplib over threads rather than aiosmtplib, by measurement (docs/delivery.md, bench/send.py
+    --compare-clients): per message, RSA signing and MIME cost ~10× the SMTP exchange, and
+    smtplib spends less CPU per exchange than aiosmtplib's event loop; both wait on the socket
+    with the GIL released, so N threads keep N sessions busy. Scaling past one core is done
+    with processes (`sendwell worker`), which neither library can avoid.
+    """
+
+    def __init__(self, url: str, *, timeout: float = 30.0, local_hostname: str | None = None,
+                 ca_file: str = "") -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
             raise ValueError(f"invalid SMTP URL {url!r}: expected smtp://host:port or smtps://user:pass@host:port")
@@ -46,8 +58,10 @@ class SmtpTransport:
         query = parse_qs(parts.query)
         self.starttls = query.get("starttls", ["0"])[0] in ("1", "true", "yes")
         self.verify = query.get("verify", ["1"])[0] not in ("0", "false", "no")
+        self.ca_file = query.get("cafile", [ca_file])[0]
         self.timeout = timeout
         self.local_hostname = local_hostname
+        self.pipelining = query.get("pipelining", ["1"])[0] not in ("0", "false", "no")
         self._smtp: smtplib.SMTP | None = None
 
     @property
@@ -55,7 +69,7 @@ class SmtpTransport:
         return f"{self.host}:{self.port}"
 
     def _tls_context(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context()
+        ctx = ssl.create_default_context(cafile=self.ca_file or None)
         if not self.verify:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
@@ -64,9 +78,10 @@ class SmtpTransport:
     def open(self) -> None:
         if self._smtp is not None:
             return
+        smtp: smtplib.SMTP | None = None
         try:
             if self.implicit_tls:
-                smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                smtp = smtplib.SMTP_SSL(
                     self.host, self.port, timeout=self.timeout,
                     local_hostname=self.local_hostname, context=self._tls_context(),
                 )
@@ -74,35 +89,105 @@ class SmtpTransport:
                 smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout, local_hostname=self.local_hostname)
             smtp.ehlo()
             if self.starttls:
+                if not smtp.has_extn("starttls"):
+                    raise smtplib.SMTPNotSupportedError("the server does not offer STARTTLS")
                 smtp.starttls(context=self._tls_context())
                 smtp.ehlo()
             if self.username:
+                # RFC 4954 §4: never send credentials in clear over the network.
+                if not (self.implicit_tls or self.starttls) and self.host not in ("127.0.0.1", "::1", "localhost"):
+                    raise smtplib.SMTPNotSupportedError("refusing AUTH without TLS: use smtps:// or ?starttls=1")
                 smtp.login(self.username, self.password or "")
         except (OSError, smtplib.SMTPException) as exc:
+            if smtp is not None:
+                try:
+                    smtp.close()
+                except OSError:
+                    pass
             raise TransportUnavailable(f"cannot reach SMTP server {self.where}: {_reason(exc)}") from exc
         self._smtp = smtp
 
-    def send(self, mail_from: str, rcpt_to: str, data: bytes) -> Outcome:
+    def supports_smtputf8(self) -> bool:
         self.open()
         assert self._smtp is not None
+        return bool(self._smtp.has_extn("smtputf8"))
+
+    def send(self, mail_from: str, rcpt_to: str, data: bytes) -> Outcome:
+        """One SMTP transaction. A dropped connection is a temporary outcome (the next send reconnects)."""
+        self.open()
+        assert self._smtp is not None
+        options: list[str] = []
+        if not rcpt_to.isascii():
+            # RFC 6531 §3.4: a non-ASCII mailbox needs SMTPUTF8, and only if the server offers it.
+            if not self._smtp.has_extn("smtputf8"):
+                return Outcome("skip", 0, "needs_smtputf8")
+            options.append("SMTPUTF8")
+        smtp = self._smtp
         try:
-            refused = self._smtp.sendmail(mail_from, [rcpt_to], data)
-        except smtplib.SMTPRecipientsRefused as exc:
-            code, msg = next(iter(exc.recipients.values()))
-            return _outcome(code, msg)
-        except smtplib.SMTPResponseException as exc:
-            if isinstance(exc, smtplib.SMTPServerDisconnected) or exc.smtp_code in (421,):
+            # The transaction by hand rather than smtplib.sendmail: sendmail re-parses both
+            # addresses with email.utils.parseaddr (~0.3 ms each), more than the exchange itself.
+            smtp.command_encoding = "utf-8" if options else "ascii"
+            mail_cmd = f"MAIL FROM:<{mail_from}>" + "".join(" " + o for o in options)
+            if self.pipelining and smtp.has_extn("pipelining"):
+                return self._send_pipelined(smtp, mail_cmd, rcpt_to, data)
+            code, reply = smtp.docmd(mail_cmd)
+            if code != 250:
+                self._reset()
+                return _outcome(code, reply)
+            code, reply = smtp.docmd("RCPT", f"TO:<{rcpt_to}>")
+            if code not in (250, 251):
+                if code == 421:  # RFC 5321 §3.8: the server is closing the channel
+                    self._drop()
+                else:
+                    self._reset()
+                return _outcome(code, reply)
+            code, reply = smtp.data(data)
+        except smtplib.SMTPServerDisconnected as exc:
+            self._drop()
+            return Outcome("temporary", 0, f"connection lost: {_reason(exc)}")
+        except smtplib.SMTPResponseException as exc:  # DATA refused before the message (no 354)
+            if exc.smtp_code == 421:
                 self._drop()
             else:
                 self._reset()
             return _outcome(exc.smtp_code, exc.smtp_error)
-        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+        except (OSError, smtplib.SMTPException) as exc:
             self._drop()
-            raise TransportUnavailable(f"SMTP server {self.where} dropped the connection: {_reason(exc)}") from exc
-        if refused:
-            code, msg = refused[rcpt_to]
-            return _outcome(code, msg)
-        return Outcome("sent", 250, "OK")
+            return Outcome("temporary", 0, f"connection lost: {_reason(exc)}")
+        if code == 421:
+            self._drop()
+        return Outcome("sent", code, "OK") if code == 250 else _outcome(code, reply)
+
+    def _send_pipelined(self, smtp: smtplib.SMTP, mail_cmd: str, rcpt_to: str, data: bytes) -> Outcome:
+        """MAIL, RCPT and DATA in one write, then the message (RFC 2920 §3.1: DATA ends a group)."""
+        smtp.send(f"{mail_cmd}\r\nRCPT TO:<{rcpt_to}>\r\nDATA\r\n")
+        mail_code, mail_reply = smtp.getreply()
+        rcpt_code, rcpt_reply = smtp.getreply()
+        data_code, data_reply = smtp.getreply()
+        if mail_code != 250 or rcpt_code not in (250, 251) or data_code != 354:
+            if data_code == 354:
+                # A server that accepted DATA anyway gets an empty message it must not deliver
+                # without a recipient; RSET below discards the transaction either way.
+                smtp.send(b".\r\n")
+                smtp.getreply()
+            code, reply = next(
+                (c, r) for c, r in ((mail_code, mail_reply), (rcpt_code, rcpt_reply), (data_code, data_reply))
+                if c not in (250, 251, 354)
+            )
+            if 421 in (mail_code, rcpt_code, data_code):
+                self._drop()
+            else:
+                self._reset()
+            return _outcome(code, reply)
+        # RFC 5321 §4.5.2: a line starting with "." gets another "."; the message ends with CRLF.CRLF.
+        body = _LEADING_DOT.sub(b"..", data)
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        smtp.send(body + b".\r\n")
+        code, reply = smtp.getreply()
+        if code == 421:
+            self._drop()
+        return Outcome("sent", code, "OK") if code == 250 else _outcome(code, reply)
 
     def _reset(self) -> None:
         try:
@@ -162,8 +247,8 @@ def _reason(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def make_transport(smtp_url: str, capture_dir: Path, timeout: float = 30.0) -> Transport:
+def make_transport(smtp_url: str, capture_dir: Path, timeout: float = 30.0, ca_file: str = "") -> Transport:
     """The transport named by SENDWELL_SMTP_URL."""
     if smtp_url == "capture":
         return CaptureTransport(capture_dir)
-    return SmtpTransport(smtp_url, timeout=timeout)
+    return SmtpTransport(smtp_url, timeout=timeout, ca_file=ca_file)

@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime, timezone
+from email import charset
 from email.header import Header
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
+from email.policy import compat32
 from email.utils import format_datetime, parseaddr
 
 from markupsafe import escape
 
 from sendwell.config import Settings
-from sendwell.delivery.mime import _SMTP_POLICY, _UTF8_QP, _format_address
+from sendwell.delivery.mime import _format_address
 from sendwell.i18n import translations
+
+# A handful of mails a day: the stdlib's compat32 classes are plenty here (the campaign path
+# lays out its MIME by hand for speed, delivery/mime.py). CRLF for SMTP and DKIM.
+_SMTP_POLICY = compat32.clone(linesep="\r\n")
+_UTF8_QP = charset.Charset("utf-8")
+_UTF8_QP.header_encoding = charset.QP
+_UTF8_QP.body_encoding = charset.QP
 
 
 def gettext_for(language: str):  # type: ignore[no-untyped-def]

@@ -1,17 +1,26 @@
 """The job queue: Huey on SQLite in the data folder (embedded) or on Redis (scale-out).
 
 Jobs carry ids only and are idempotent: the database decides what is still to send, so a
-re-delivered job finds its sends already claimed or sent and does nothing.
+re-delivered job finds its sends already claimed or sent and does nothing. Lease recovery
+and the re-enqueueing of due retries run in a thread next to the consumer, every
+SENDWELL_RECOVERY_INTERVAL seconds (Huey's periodic tasks fire at most once a minute).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from typing import Any
 
 from huey import Huey, RedisHuey, SqliteHuey
 
 from sendwell.runtime import Runtime
+
+log = logging.getLogger("sendwell.worker")
+
+
+INSIGHT_INTERVAL = 60.0  # seconds between alert re-checks and counter roll-ups
 
 
 class Queue:
@@ -20,60 +29,117 @@ class Queue:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         settings = runtime.settings
+        name = settings.queue_name
         if settings.queue_url.startswith(("redis://", "rediss://")):
-            self.huey: Huey = RedisHuey("sendwell", url=settings.queue_url, results=False)
+            self.huey: Huey = RedisHuey(name, url=settings.queue_url, results=False)
         elif settings.queue_url in ("", "embedded"):
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-            self.huey = SqliteHuey(
-                "sendwell", filename=str((settings.data_dir / "queue.db").resolve()), results=False
-            )
+            self.huey = SqliteHuey(name, filename=str((settings.data_dir / "queue.db").resolve()), results=False)
         else:
             raise ValueError(
                 f"unsupported SENDWELL_QUEUE_URL {settings.queue_url!r}: leave empty for embedded, or redis://host:port/db"
             )
         self._local = threading.local()
+        self._stop_flag: Any = None  # the consumer's stop flag, once a consumer runs here
         self._deliver = self.huey.task(retries=3, retry_delay=10, name="deliver_batch")(self._deliver_batch)
-        self._recover = self.huey.periodic_task(_every_minute(), name="recover_leases")(self._recover_leases)
 
     # ---- jobs -----------------------------------------------------------
+    def _stopping(self) -> bool:
+        return self._stop_flag is not None and self._stop_flag.is_set()
+
     def _deliverer(self) -> Any:
-        # One transport (one SMTP session) per consumer thread.
+        # One deliverer, hence one SMTP session, per consumer thread: the connection pool.
         deliverer = getattr(self._local, "deliverer", None)
         if deliverer is None:
-            deliverer = self._local.deliverer = self.runtime.make_deliverer()
+            deliverer = self._local.deliverer = self.runtime.make_deliverer(should_stop=self._stopping)
         return deliverer
 
     def _deliver_batch(self, campaign_id: int, send_ids: list[int]) -> None:
         from sendwell.db.session import transaction
-        from sendwell.delivery.service import claim_sends, finish_if_done
+        from sendwell.delivery.service import (
+            CampaignStatus,
+            claim_sends,
+            finish_if_done,
+            get_campaign,
+            new_claim_token,
+        )
+        from sendwell.delivery.transport import TransportUnavailable
 
+        settings = self.runtime.settings
+        if self._stopping():
+            self._deliver(campaign_id, send_ids)  # not started: leave it for the next worker
+            return
+        deliverer = self._deliverer()
+        token = new_claim_token()
         with transaction(self.runtime.factory) as session:
-            claimed = claim_sends(session, campaign_id=campaign_id, send_ids=send_ids, limit=len(send_ids))
+            claimed = claim_sends(session, campaign_id=campaign_id, send_ids=send_ids, limit=len(send_ids),
+                                  lease=deliverer.lease, token=token)
+        released: list[int] = []
         if claimed:
-            deliverer = self._deliverer()
-            deliverer.deliver(campaign_id, claimed)
-            deliverer.check_rates(campaign_id)
+            try:
+                released = deliverer.deliver(campaign_id, claimed, token=token)["released"]
+                deliverer.check_rates(campaign_id)  # the circuit breaker (insight/alerts.py)
+            except TransportUnavailable as exc:
+                # deliver() deferred the batch with a retry time; the recovery scan re-enqueues it.
+                log.warning("campaign %s: %s; %d mails deferred", campaign_id, exc, len(claimed))
         with transaction(self.runtime.factory) as session:
             finish_if_done(session, campaign_id=campaign_id)
+            running = get_campaign(session, campaign_id=campaign_id).status == CampaignStatus.SENDING.value
+        if released and running:
+            # A graceful stop handed these back unsent: queue them for whoever runs next.
+            for i in range(0, len(released), settings.batch_size):
+                self._deliver(campaign_id, released[i : i + settings.batch_size])
 
-    def _recover_leases(self) -> None:
-        """Every minute: return dead workers' sends to the queue, re-enqueue due retries, re-judge
-        rates, and fold new events into the dashboard counters."""
+    def recover(self) -> dict[str, Any]:
+        """Return dead workers' sends to the queue and re-enqueue due retries; one pass."""
+        from datetime import timedelta
+
         from sendwell.db.session import transaction
         from sendwell.delivery.service import due_batches, recover_expired_leases
 
+        settings = self.runtime.settings
+        with transaction(self.runtime.factory) as session:
+            report = recover_expired_leases(session)
+            batches = due_batches(session, batch_size=settings.batch_size,
+                                  lease=timedelta(seconds=settings.lease_seconds))
+        for campaign_id, ids in report.requeued.items():
+            for i in range(0, len(ids), settings.batch_size):
+                self._deliver(campaign_id, ids[i : i + settings.batch_size])
+        for campaign_id, ids in batches:
+            self._deliver(campaign_id, ids)
+        if report.count:
+            log.warning("recovered %d sends from expired leases (%d possibly duplicated)",
+                        report.count, len(report.possibly_duplicated))
+        return {"recovered": report.count, "possibly_duplicated": report.possibly_duplicated,
+                "due_batches": len(batches)}
+
+    def insight(self) -> None:
+        """Re-judge recently sent campaigns (opt-outs keep arriving) and fold new events into
+        the dashboard counters (insight/rollup.py)."""
+        from sendwell.db.session import transaction
         from sendwell.insight.alerts import Thresholds, check_recent
         from sendwell.insight.rollup import roll_up
 
         with transaction(self.runtime.factory) as session:
-            recover_expired_leases(session)
-            batches = due_batches(session)
-        with transaction(self.runtime.factory) as session:
             check_recent(session, thresholds=Thresholds.from_settings(self.runtime.settings))
         with transaction(self.runtime.factory) as session:
             roll_up(session)
-        for campaign_id, send_ids in batches:
-            self._deliver(campaign_id, send_ids)
+
+    def _recovery_loop(self, stop: threading.Event) -> None:
+        interval = self.runtime.settings.recovery_interval
+        next_insight = 0.0
+        while not stop.is_set():
+            try:
+                self.recover()
+            except Exception:  # a database hiccup must not kill the scanner
+                log.exception("lease recovery failed; retrying in %ss", interval)
+            if time.monotonic() >= next_insight:
+                next_insight = time.monotonic() + INSIGHT_INTERVAL
+                try:
+                    self.insight()
+                except Exception:
+                    log.exception("insight roll-up failed; retrying in %ss", INSIGHT_INTERVAL)
+            stop.wait(interval)
 
     # ---- port -----------------------------------------------------------
     def enqueue_batches(self, campaign_id: int, batches: list[list[int]]) -> int:
@@ -84,12 +150,32 @@ class Queue:
     def pending(self) -> int:
         return self.huey.pending_count()
 
-    def consumer(self, workers: int = 2) -> Any:
-        # Idle polling backs off to at most 1 s, so a queued campaign starts promptly.
-        return self.huey.create_consumer(workers=workers, worker_type="thread", periodic=True, max_delay=1.0)
+    def consumer(self, workers: int | None = None) -> Any:
+        """A Huey consumer whose SIGTERM is graceful, plus the recovery scanner thread.
 
+        Huey treats SIGTERM as "stop now" by default; a deployment's stop (systemd,
+        Kubernetes, docker stop) sends SIGTERM, so here it finishes the mail in flight
+        on each session and hands the rest of the batch back: zero duplicates.
+        """
+        workers = workers or self.runtime.settings.smtp_concurrency
+        consumer = self.huey.create_consumer(workers=workers, worker_type="thread", periodic=False,
+                                             graceful_signal="TERM", initial_delay=0.05, backoff=1.3,
+                                             max_delay=0.5)
+        self._stop_flag = consumer.stop_flag
+        stop = threading.Event()
+        scanner = threading.Thread(target=self._recovery_loop, args=(stop,), name="lease-recovery", daemon=True)
+        original_stop = consumer.stop
 
-def _every_minute() -> Any:
-    from huey import crontab
+        def stop_all(graceful: bool = False) -> None:
+            stop.set()
+            original_stop(graceful=graceful)
 
-    return crontab(minute="*")
+        original_start = consumer.start
+
+        def start_all() -> None:
+            original_start()
+            scanner.start()
+
+        consumer.stop = stop_all
+        consumer.start = start_all
+        return consumer
