@@ -22,7 +22,10 @@ def test_demo_runs_the_mission(tmp_path) -> None:
     optout = summary["optout"]
     # 6 one-click before the second campaign, then each web method once more (demo/optout.py);
     # issue 8's ARF complaint adds one opt-out with method complaint.
-    assert summary["unsubscribed"] == {"one_click": 8, "page": 2, "preference_center": 1, "complaint": 1}
+    insight = summary["insight"]
+    # …and the badly targeted campaign's leavers unsubscribe on the page (issue 9's demo step).
+    assert summary["unsubscribed"] == {"one_click": 8, "page": 2 + insight["leavers"], "preference_center": 1,
+                                       "complaint": 1}
     assert optout["resubscribed"] == 1 and optout["preferences_changed"] == 4
     assert sum(optout["reasons"].values()) == 11 and optout["reasons"]["too_many"] == 4
     assert optout["thank_you_sent"] == 10  # 11 web leavers; the one who clicked Undo first gets none
@@ -46,7 +49,15 @@ def test_demo_runs_the_mission(tmp_path) -> None:
     assert summary["policy"]["campaign"]["skipped"] == {"frequency_cap": 1, "paused": 1}
     assert summary["checks"] == {"get_status": 200, "repeat_post_status": 200}
     assert summary["mails_received"] == (delivered_first + second["states"]["sent"]
-                                         + optout["thank_you_sent"] + optout["magic_links_sent"])
+                                         + optout["thank_you_sent"] + optout["magic_links_sent"]
+                                         + insight["sent"] + insight["thank_you_sent"])
+    # Issue 9: the spike on the badly targeted campaign, what drove it, and the advice.
+    assert insight["leavers"] >= 5 and insight["thank_you_sent"] == insight["leavers"]
+    critical = [a for a in insight["alerts"] if a["severity"] == "critical"]
+    assert critical and critical[0]["kind"] == "unsubscribe_spike"
+    assert (critical[0]["driver"]["dimension"], critical[0]["driver"]["value"]) == ("industry", "furniture")
+    assert insight["recommendations"][0]["code"] == "review_targeting"
+    assert insight["recommendations"][0]["evidence"]["industry"] == "furniture"
     assert len(list((tmp_path / "demo" / "received").glob("*.eml"))) == summary["mails_received"]
     # Content: both sent campaigns pass the compliance lint; the careless draft is refused.
     assert [c["ok"] for c in summary["lint"]["campaigns"]] == [True, True]

@@ -73,10 +73,10 @@ def run_audience_demo(runtime: Runtime, data_dir: Path, unsubscribed: list[str],
         create_segment(session, name=SEGMENT_NAME, expression=SEGMENT, replace=True)
         segment_counts = count_segment(session, expression="@" + SEGMENT_NAME, now=now)
         fair_counts = count_segment(session, expression="tag = canton-fair-2026 and topic = smart-home", now=now)
-    say(f"7. Imported {imported.created} trade-fair leads from {xlsx.name} (Chinese headers, "
+    say(f"12. Imported {imported.created} trade-fair leads from {xlsx.name} (Chinese headers, "
         f"{len(set(k for _, k, _ in FAIR_BUYERS))} consent kinds); lawful basis per country leaves "
         f"{fair_counts['reachable']} of {fair_counts['matching']} reachable")
-    say(f"8. Saved segment @{SEGMENT_NAME}: {segment_counts['matching']} match, "
+    say(f"13. Saved segment @{SEGMENT_NAME}: {segment_counts['matching']} match, "
         f"{segment_counts['reachable']} reachable now")
 
     export_path = data_dir / "contacts-export.xlsx"
@@ -94,7 +94,7 @@ def run_audience_demo(runtime: Runtime, data_dir: Path, unsubscribed: list[str],
         erased = {"address": unsubscribed[0], "found": result.found,
                   "suppression_reason": result.suppression_reason,
                   "reimport_kept_out": reimport.suppressed, "reimport_created": reimport.created}
-    say(f"9. Exported {exported} of {total} contacts to {export_path.name} (suppressed left out); "
+    say(f"14. Exported {exported} of {total} contacts to {export_path.name} (suppressed left out); "
         f"erased {erased.get('address', 'nobody')} and a re-import kept it out")
     return {
         "topics": list(TOPICS),

@@ -37,7 +37,7 @@ def content_demo(runtime: Runtime, campaign_ids: list[int], say: Any = print) ->
         stem = f"campaign-{campaign_ids[0]}-{preview['label'].replace('/', '-')}"
         (previews_dir / f"{stem}.eml").write_text(preview["eml"], encoding="ascii")
         (previews_dir / f"{stem}.html").write_text(preview["html"], encoding="utf-8")
-    say(f"10. Lint: {', '.join(_short(r) for r in reports)}; the send gate refused draft {draft_id} "
+    say(f"11. Lint: {', '.join(_short(r) for r in reports)}; the send gate refused draft {draft_id} "
         f"({len(refused)} blocking findings); {len(previews)} previews (one per region × language) in {previews_dir}")
     return {
         "campaigns": [{"id": r.campaign_id, "ok": r.ok, "errors": len(r.errors), "warnings": [f.line() for f in

@@ -19,6 +19,7 @@ from sendwell.db.models import Contact, Event
 from sendwell.db.session import transaction
 from sendwell.demo.audience import format_audience, run_audience_demo
 from sendwell.demo.feedback import feed_feedback, format_feedback
+from sendwell.demo.insight import format_insight, show_insight
 from sendwell.demo.policy import format_policy, show_policy
 from sendwell.demo.seed import write_contacts_csv
 from sendwell.demo.smtp_server import CaptureSMTPServer, free_port
@@ -119,6 +120,8 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
             from sendwell.demo.api import api_demo
 
             api = api_demo(runtime, settings.base_url, optouts["addresses"][0], say)
+            insight = show_insight(runtime, smtp, lambda rt, name, segment: _send(
+                rt, name, segment, create_campaign, plan_campaign, queue_campaign, run_campaign), say)
         content = content_demo(runtime, [first["id"], second["id"]], say)
 
         with transaction(runtime.factory) as session:
@@ -143,6 +146,7 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
             "lint": content,
             "api": api,
             "optout": optout,
+            "insight": insight,
             "policy": policy,
             "audience": audience,
         }
@@ -218,6 +222,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         from sendwell.demo.optout import format_optout
 
         lines.extend(format_optout(summary["optout"]))
+    if "insight" in summary:
+        lines.extend(format_insight(summary["insight"]))
     lines.append(f"Contacts: {summary['contacts']}; mails received by the SMTP server: {summary['mails_received']}")
     if summary.get("api"):
         api = summary["api"]
