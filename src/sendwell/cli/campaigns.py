@@ -70,18 +70,18 @@ def _read_text(path: Path) -> str:
 @json_option
 def campaigns_send(campaign_id: int, wait: bool, as_json: bool) -> None:
     """Plan the campaign (eligibility per contact) and queue or deliver it."""
-    from sendwell.delivery.service import CampaignError, plan_campaign, queue_campaign, get_campaign
-
     from sendwell.cli.content import refuse_unsendable
+    from sendwell.delivery.service import CampaignError, get_campaign
+    from sendwell.flows import start_sending
 
     runtime = get_runtime()
     try:
         with transaction(runtime.factory) as session:
-            campaign = get_campaign(session, campaign_id=campaign_id)
-            # Blocking compliance lint: one line per finding, nothing planned or sent.
+            get_campaign(session, campaign_id=campaign_id)
+            # Blocking compliance lint first, so its findings print one per line; start_sending
+            # runs the same gate again (cheap) as every other entry point does.
             refuse_unsendable(session, runtime.settings, campaign_id, as_json)
-            plan_campaign(session, campaign=campaign, settings=runtime.settings)
-            batches = queue_campaign(session, campaign=campaign, batch_size=runtime.settings.batch_size)
+            batches = start_sending(session, settings=runtime.settings, campaign_id=campaign_id)
     except CampaignError as exc:
         fail(str(exc))
     if not wait:

@@ -23,6 +23,7 @@ from sendwell.demo.insight import format_insight, show_insight
 from sendwell.demo.policy import format_policy, show_policy
 from sendwell.demo.seed import write_contacts_csv
 from sendwell.demo.smtp_server import CaptureSMTPServer, free_port
+from sendwell.flows import start_sending
 from sendwell.runtime import Runtime
 from sendwell.web.server import BackgroundServer
 
@@ -69,7 +70,6 @@ def prepare_dir(data_dir: Path) -> None:
 def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say: Any = print) -> DemoResult:
     """Run the mission end to end and return the summary."""
     from sendwell.contacts.service import import_contacts
-    from sendwell.delivery.service import create_campaign, plan_campaign, queue_campaign, run_campaign
     from sendwell.delivery.service import campaign_status
     from sendwell.demo.content import content_demo
     from sendwell.setup import initialise
@@ -101,7 +101,7 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
         with BackgroundServer(create_app(runtime, outbox=False), web_port):
             say(f"3. Web app on {settings.base_url}, capture SMTP server on {smtp.url}")
             first = _send(runtime, "Spring LED range — EU, UK and North America",
-                          "region in (eu, uk, us, ca)", create_campaign, plan_campaign, queue_campaign, run_campaign)
+                          "region in (eu, uk, us, ca)")
             say(f"4. Campaign {first['id']} sent {first['states']['sent']} mails over SMTP")
 
             optouts = _unsubscribe_some(smtp.messages, settings, unsubscribes)
@@ -110,7 +110,7 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
             feedback = feed_feedback(runtime, smtp.messages, optouts["addresses"], say)  # issue 8: bounces
 
             second = _send(runtime, "Summer LED follow-up — same audience",
-                           "region in (eu, uk, us, ca)", create_campaign, plan_campaign, queue_campaign, run_campaign)
+                           "region in (eu, uk, us, ca)")
             say(f"6. Campaign {second['id']} sent {second['states']['sent']} mails, "
                 f"skipped {sum(second['skipped'].values())}: {second['skipped']}")
             optout = exercise_optout(runtime, smtp.messages[first["states"]["sent"] + first["states"]["failed"]:],
@@ -120,8 +120,7 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
             from sendwell.demo.api import api_demo
 
             api = api_demo(runtime, settings.base_url, optouts["addresses"][0], say)
-            insight = show_insight(runtime, smtp, lambda rt, name, segment: _send(
-                rt, name, segment, create_campaign, plan_campaign, queue_campaign, run_campaign), say)
+            insight = show_insight(runtime, smtp, _send, say)
         content = content_demo(runtime, [first["id"], second["id"]], say)
 
         with transaction(runtime.factory) as session:
@@ -153,9 +152,9 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
     return DemoResult(data_dir=data_dir, summary=summary)
 
 
-def _send(runtime: Runtime, name: str, segment: str, create_campaign: Any, plan_campaign: Any,
-          queue_campaign: Any, run_campaign: Any) -> dict[str, Any]:
-    from sendwell.content.service import assert_sendable
+def _send(runtime: Runtime, name: str, segment: str) -> dict[str, Any]:
+    """Create a campaign from the demo template, pass the gate, plan, and deliver it here."""
+    from sendwell.delivery.service import create_campaign, run_campaign
 
     with transaction(runtime.factory) as session:
         campaign = create_campaign(
@@ -163,9 +162,7 @@ def _send(runtime: Runtime, name: str, segment: str, create_campaign: Any, plan_
             subject="{{ first_name or 'Hello' }}, our 2026 LED panels, samples in 7 days",
             html=CAMPAIGN_HTML, segment=segment, topic="led-lighting",
         )
-        assert_sendable(session, settings=runtime.settings, campaign_id=campaign.id)  # the send gate
-        plan_campaign(session, campaign=campaign, settings=runtime.settings)
-        queue_campaign(session, campaign=campaign)
+        start_sending(session, settings=runtime.settings, campaign_id=campaign.id)  # lint gate, plan, queue
         campaign_id = campaign.id
     deliverer = runtime.make_deliverer()
     try:

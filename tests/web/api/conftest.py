@@ -17,8 +17,20 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 
+@pytest.fixture(scope="session")
+def dkim_key_file(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One RSA-2048 key for the session: the send gate refuses mail without DKIM (rule 23)."""
+    from sendwell.delivery.dkim import generate_private_key
+
+    path = tmp_path_factory.mktemp("dkim") / "sendwell.bright-lighting.example.pem"
+    path.write_bytes(generate_private_key())
+    return str(path)
+
+
 @pytest.fixture
-def client(runtime: Runtime) -> Iterator[TestClient]:
+def client(runtime: Runtime, dkim_key_file: str) -> Iterator[TestClient]:
+    runtime.settings.dkim_domain = runtime.settings.sender_domain
+    runtime.settings.dkim_key_file = dkim_key_file
     with TestClient(create_app(runtime)) as c:
         yield c
 

@@ -107,3 +107,18 @@ def test_report(client, admin, auth) -> None:
     assert client.get(f"{API}/reports", params={"campaign_id": cid}, headers=admin).json()["campaign_id"] == cid
     assert_problem(client.get(f"{API}/reports?campaign_id=999", headers=admin), 404)
     assert_problem(client.get(f"{API}/reports", headers=auth("contacts:read")), 403)
+
+
+def test_send_refuses_a_campaign_that_fails_the_compliance_lint(client, admin) -> None:
+    """Issue 5: no entry point sends a campaign with blocking findings; nothing is planned."""
+    _audience(client, admin)
+    created = client.post(f"{API}/campaigns", headers=admin, json={
+        "name": "Careless", "subject": "RE: our call",
+        "html": '<p>Hi</p><style>.sendwell-footer{display:none}</style>'})
+    assert created.status_code == 201, created.text
+    cid = created.json()["id"]
+    body = assert_problem(client.post(f"{API}/campaigns/{cid}/send", headers=admin), 422)
+    codes = {e["field"] for e in body["errors"]}
+    assert "deceptive-subject" in codes
+    status = client.get(f"{API}/campaigns/{cid}", headers=admin).json()
+    assert status["status"] == "draft" and status["total"] == 0

@@ -9,12 +9,14 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from sendwell.content.render import TemplateError
+from sendwell.content.service import ComplianceError
+from sendwell.flows import start_sending
 from sendwell.db.models import Campaign, CampaignKind, SendState, Topic
 from sendwell.db.session import transaction
 from sendwell.delivery import service as delivery
 from sendwell.runtime import Runtime
 from sendwell.segments.expression import SegmentError
-from sendwell.web.api.problems import ApiProblem, invalid
+from sendwell.web.api.problems import ApiProblem, FieldError, invalid
 from sendwell.web.api.schemas import After, CampaignId, Limit, Page, page_of, bounded
 from sendwell.web.api.topics import SLUG
 
@@ -128,18 +130,21 @@ def router(runtime: Runtime, require: Any) -> APIRouter:
             return StatusOut(**delivery.campaign_status(session, campaign_id=campaign_id))
 
     @r.post("/{campaign_id}/send", response_model=StatusOut, dependencies=[require("campaigns:write")],
-            responses={**NOT_FOUND, **CONFLICT})
+            responses={**NOT_FOUND, **CONFLICT, 422: {"description": "the compliance lint blocks sending"}})
     def send_campaign(campaign_id: CampaignId) -> StatusOut:
-        """Plan (one send per contact, eligibility checked) and queue for the workers; safe to repeat."""
+        """Lint (blocking findings → 422), plan (one send per contact, eligibility checked) and queue; safe to repeat."""
         try:
             with transaction(runtime.factory) as session:
                 campaign = _existing(session, campaign_id)
                 if campaign.status == "paused":
                     raise delivery.CampaignError(f"campaign {campaign_id} is paused: resume it instead")
-                delivery.plan_campaign(session, campaign=campaign)
-                batches = delivery.queue_campaign(session, campaign=campaign)
+                batches = start_sending(session, settings=runtime.settings, campaign_id=campaign_id)
         except (SegmentError, delivery.CampaignError) as exc:
             raise ApiProblem(409, str(exc), kind="conflict") from None
+        except ComplianceError as exc:
+            # A campaign that fails the compliance lint cannot be sent (COMPLIANCE.md rule numbers).
+            raise ApiProblem(422, str(exc), kind="compliance", errors=[
+                FieldError(field=f.code, message=f.line()) for f in exc.report.errors]) from None
         # After the commit: a worker that takes a job must find its sends queued.
         jobs = get_queue().enqueue_batches(campaign_id, batches)
         with transaction(runtime.factory) as session:
