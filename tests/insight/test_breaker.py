@@ -1,4 +1,5 @@
-"""The circuit breaker: a spike of real one-click unsubscribes pauses a campaign mid-send."""
+"""The circuit breaker: a spike of real one-click unsubscribes, or of real spam complaints
+arriving through the inbound feedback path, pauses a campaign mid-send."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import threading
 import time
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from sendwell.db.models import Alert, Contact
@@ -14,12 +16,14 @@ from sendwell.db.session import transaction
 from sendwell.delivery.service import campaign_status, create_campaign, plan_campaign, queue_campaign, run_campaign
 from sendwell.web.app import create_app
 from sendwell.web.server import BackgroundServer
+from tests.feedback.factories import arf
 from tests.helpers import make_contact, one_click_url, parse_strict
 
 CONTACTS = 1000
 
 
-def test_unsubscribe_spike_pauses_the_campaign_mid_send(runtime, smtp_server, unused_port) -> None:
+@pytest.mark.parametrize(("path", "alert_kind"), [("one_click", "unsubscribe_spike"), ("complaint", "complaint_spike")])
+def test_a_spike_pauses_the_campaign_mid_send(runtime, smtp_server, unused_port, path, alert_kind) -> None:
     settings = runtime.settings
     settings.smtp_url = smtp_server.url
     settings.base_url = f"http://127.0.0.1:{unused_port}"
@@ -54,24 +58,37 @@ def test_unsubscribe_spike_pauses_the_campaign_mid_send(runtime, smtp_server, un
         sender.start()
         while len(smtp_server.messages) < 150 and sender.is_alive():
             time.sleep(0.005)
-        # Every German recipient so far clicks one-click, through real HTTP, while sending goes on.
-        with httpx.Client(timeout=30) as client:
-            for message in list(smtp_server.messages):
-                if message.rcpt_tos[0] in german:
+        germans = [m for m in list(smtp_server.messages) if m.rcpt_tos[0] in german]
+        if path == "one_click":
+            # Every German recipient so far clicks one-click, through real HTTP, while sending goes on.
+            with httpx.Client(timeout=30) as client:
+                for message in germans:
                     response = client.post(one_click_url(parse_strict(message.data)),
                                            data={"List-Unsubscribe": "One-Click"})
                     assert response.status_code == 200
                     clicked.append(message.rcpt_tos[0])
+        else:
+            # Every tenth German recipient so far presses "spam": the provider's ARF report comes
+            # back to the VERP address and goes through the inbound path the listener uses.
+            from sendwell.feedback.inbound import process_inbound
+
+            for message in germans[::10]:
+                report = arf(rcpt=message.rcpt_tos[0], to=message.mail_from,
+                             message_id=str(parse_strict(message.data)["Message-ID"]))
+                with transaction(runtime.factory) as s:
+                    process_inbound(s, raw=report, rcpt_to=[message.mail_from], settings=settings)
+                clicked.append(message.rcpt_tos[0])
         sender.join()
 
     with transaction(runtime.factory) as s:
         status = campaign_status(s, campaign_id=campaign_id)
         alerts = list(s.scalars(select(Alert).where(Alert.campaign_id == campaign_id)))
-    assert len(clicked) > 50
+    assert len(clicked) > (50 if path == "one_click" else 4)
     assert status["status"] == "paused"
     assert status["states"]["queued"] > 0, status["states"]  # the rest waits for a person to look
-    critical = [a for a in alerts if a.severity == "critical"]
-    assert critical and critical[0].kind == "unsubscribe_spike"
+    # A complaint is also an opt-out, so the complaint path raises both alerts.
+    critical = [a for a in alerts if a.severity == "critical" and a.kind == alert_kind]
+    assert critical, [(a.kind, a.severity) for a in alerts]
     driver = critical[0].data["driver"]
     assert (driver["dimension"], driver["value"]) in {("region", "eu"), ("country", "DE")}
     # Thank-you mails to the leavers arrive too; count the campaign's own mails.

@@ -40,6 +40,8 @@ def test_report_outputs(runtime, tmp_path) -> None:
     (alert,) = data["alerts"]
     assert alert["severity"] == "critical"
     assert "country = FR" in alert["message"] or "region = eu" in alert["message"]
+    day = next(d for d in data["over_time"] if d["day"] == "2026-11-01")  # the day the test data was sent
+    assert (day["delivered"], day["unsubscribed"]) == (200, 3)
     rows = list(csv.DictReader(out_csv.open()))
     assert rows[0]["dimension"] == "campaign" and rows[0]["unsubscribed"] == "3"
     page = out_html.read_text()

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from sendwell.db.models import Campaign
 from sendwell.insight.alerts import open_alerts
-from sendwell.insight.metrics import reasons
+from sendwell.insight.metrics import over_time, reasons
 from sendwell.insight.rollup import dashboard_breakdown, merged_by_value
 from sendwell.insight.recommendations import recommend
 
@@ -40,6 +40,7 @@ def build_report(session: Session, *, campaign_id: int | None = None, stage_caps
         "by": {dim: [r.as_dict() for r in merged_by_value(dashboard_breakdown(session, dimension=dim, campaign_id=campaign_id))]
                for dim in REPORT_DIMENSIONS},
         "reasons": reasons(session, campaign_id=campaign_id),
+        "over_time": over_time(session),  # daily delivered and unsubscribed, for the trend chart
         "alerts": [{"id": a.id, "campaign_id": a.campaign_id, "kind": a.kind, "severity": a.severity,
                     "message": a.message, "created_at": a.created_at.isoformat(timespec="seconds")}
                    for a in open_alerts(session, campaign_id=campaign_id)],
