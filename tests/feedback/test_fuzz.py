@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email
 import json
 from pathlib import Path
 
@@ -115,3 +116,12 @@ def test_process_inbound_never_crashes(session, settings, raw: bytes, local: str
     with session.begin_nested():
         [result] = process_inbound(session, raw=raw, rcpt_to=[f"{local}@bright-lighting.example"], settings=ours)
     assert result.route in ("bounce", "mailto", "reply") and result.action
+
+
+def test_a_charset_name_with_a_nul_byte_is_read_as_utf8() -> None:
+    # Found by the truncation fuzzer above: the codec lookup raises ValueError for such names.
+    raw = (b"From: MAILER-DAEMON@mx.example\r\nSubject: Undelivered Mail\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: text/plain; charset=\"utf\x00-8\"\r\n\r\n"
+           b"<buyer@importer.example>: host mx.importer.example said: 550 5.1.1 User unknown\r\n")
+    assert classify_message(raw).kind == "hard"
+    assert "User unknown" in body_text(email.message_from_bytes(raw))

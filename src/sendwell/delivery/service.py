@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, literal, select, true, update
+from sqlalchemy import bindparam, case, func, literal, literal_column, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -130,7 +130,10 @@ def plan_campaign(
         Contact.id.label("contact_id"),
         reason.label("skip_reason"),
     ).where(compile_segment(campaign.segment_expr))
-    sub = source.subquery()
+    # OFFSET 0 keeps the database from inlining the subquery into the outer SELECT: inlined,
+    # the reason expression (several correlated subqueries per contact) would be evaluated
+    # twice per row, once for `state` and once for `skip_reason` (seen in EXPLAIN ANALYZE).
+    sub = source.offset(0).subquery()
     state = case((sub.c.skip_reason.is_(None), SendState.PLANNED.value), else_=SendState.SKIPPED.value)
     select_rows = select(
         sub.c.campaign_id, sub.c.contact_id, state, sub.c.skip_reason, literal(0), literal(now)
@@ -142,7 +145,7 @@ def plan_campaign(
     # ON CONFLICT makes PostgreSQL insert each row speculatively; a first plan cannot conflict
     # (plans of every campaign are serialised by lock_planning), so only a re-plan pays for it.
     if session.scalar(select(Send.id).where(Send.campaign_id == campaign.id).limit(1)) is not None:
-        stmt = stmt.on_conflict_do_nothing(index_elements=["campaign_id", "contact_id"])
+        stmt = stmt.on_conflict_do_nothing(index_elements=["contact_id", "campaign_id"])
     session.execute(stmt)
     defer_over_cap(session, campaign=campaign, policy=policy, now=now)
     defer_outside_window(session, campaign=campaign, policy=policy, now=now)
@@ -658,11 +661,14 @@ def recover_expired_leases(session: Session, *, now: datetime | None = None) -> 
     """
     now = now or _now()
     query = select(Send.id, Send.campaign_id, Send.in_flight_at).where(
-        Send.state == SendState.SENDING.value, Send.lease_until < now
-    ).order_by(Send.id)
+        # A literal, not a bound parameter, and no ORDER BY: SQLite only uses the partial
+        # lease index when the query repeats its WHERE term verbatim, and would rather scan
+        # the whole table in id order than sort the few expired rows.
+        Send.state == literal_column("'sending'"), Send.lease_until < now
+    )
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    rows = session.execute(query).all()
+    rows = sorted(session.execute(query).all())
     report = Recovery()
     for send_id, campaign_id, in_flight in rows:
         report.requeued.setdefault(campaign_id, []).append(send_id)

@@ -205,10 +205,18 @@ def _text_of(part: Message) -> str:
     if not isinstance(payload, bytes):
         raw = part.get_payload()
         return raw if isinstance(raw, str) else ""
-    charset = part.get_content_charset() or "utf-8"
+    return decode_text(payload, part.get_content_charset())
+
+
+def decode_text(payload: bytes, charset: str | None) -> str:
+    """Bytes of a text part in its declared charset; UTF-8 when the name is unknown or garbage.
+
+    A mangled report can declare anything as its charset, even a name with a NUL in it,
+    which the codec lookup rejects with ValueError rather than LookupError.
+    """
     try:
-        return payload.decode(charset, errors="replace")
-    except LookupError:
+        return payload.decode(charset or "utf-8", errors="replace")
+    except (LookupError, ValueError):
         return payload.decode("utf-8", errors="replace")
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from sendwell.config import Settings
 from sendwell.db.models import Campaign, Contact, Event, Send
-from sendwell.feedback.classify import AUTO_REPLY, COMPLAINT, HARD, SOFT, classify_message
+from sendwell.feedback.classify import AUTO_REPLY, COMPLAINT, HARD, SOFT, classify_message, decode_text
 from sendwell.feedback.service import FeedbackOutcome, record_feedback
 from sendwell.optout.service import unsubscribe_contact
 from sendwell.optout.tokens import InvalidToken, read_mailto_token
@@ -209,11 +209,7 @@ def body_text(msg: Message) -> str:
         payload = part.get_payload(decode=True)
         if not isinstance(payload, bytes):
             continue
-        charset = part.get_content_charset() or "utf-8"
-        try:
-            text = payload.decode(charset, errors="replace")
-        except LookupError:
-            text = payload.decode("utf-8", errors="replace")
+        text = decode_text(payload, part.get_content_charset())
         if ctype == "text/plain":
             return text
         html = html or re.sub(r"<[^<>]{0,2000}>", " ", re.sub(r"(?i)<br\s*/?>|</p>|</div>", "\n", text))
