@@ -178,6 +178,20 @@ def record_feedback(
     return outcomes
 
 
+def smtp_refusal_hook(settings: Settings) -> Any:
+    """The delivery engine's failure hook: a permanent refusal in our own SMTP session is a bounce."""
+    from sendwell.delivery.verp import verp_detail
+    from sendwell.feedback.classify import classify_smtp_reply
+
+    def on_refusal(session: Session, *, send_id: int, code: int, message: str) -> None:
+        email = session.scalar(select(Contact.email).join(Send, Send.contact_id == Contact.id)
+                               .where(Send.id == send_id))
+        record_feedback(session, classification=classify_smtp_reply(email or "", code, message), settings=settings,
+                        raw_ref=f"smtp:{send_id}", source="smtp", verp_detail=verp_detail(settings.secret_keys, send_id))
+
+    return on_refusal
+
+
 def _outcome(action: str, target: _Target, suppressed: str | None = None) -> FeedbackOutcome:
     return FeedbackOutcome(
         action,
