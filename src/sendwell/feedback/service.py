@@ -291,6 +291,11 @@ def _is_delivery(c: Classification) -> bool:
 def _complaint(session: Session, c: Classification, target: _Target, evidence: dict[str, Any],
                now: datetime) -> FeedbackOutcome:
     _event(session, "complained", target, {"feedback_type": c.feedback_type or "abuse", **evidence}, now)
+    # Before the opt-out's own contact.unsubscribed, so a receiver learns the cause first.
+    emit_event(session, event_type="contact.complained", contact_id=target.contact.id, email=target.contact.email,
+               now=now, data={"feedback_type": c.feedback_type or "abuse", "source": evidence.get("source"),
+                              "campaign_id": target.send.campaign_id if target.send else None,
+                              "send_id": target.send.id if target.send else None})
     # Flushed first: the opt-out below must see the complaint (it sends no thank-you mail
     # after one, and Undo then needs a fresh double opt-in).
     session.flush()
@@ -320,9 +325,6 @@ def _complaint(session: Session, c: Classification, target: _Target, evidence: d
     if promoted is not None:
         _event(session, "suppressed", target, _suppressed_data(reason, evidence), now)
         outcome = _outcome("complaint", target, reason)
-    emit_event(session, event_type="contact.complained", contact_id=target.contact.id, email=target.contact.email,
-               now=now, data={"feedback_type": c.feedback_type or "abuse", "campaign_id": outcome.campaign_id,
-                              "send_id": outcome.send_id, "source": evidence.get("source")})
     return outcome
 
 
