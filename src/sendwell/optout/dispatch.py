@@ -131,6 +131,9 @@ def _post_webhook(runtime: Any, job: dict[str, Any], now: datetime) -> str:
     """POST one webhook row to its endpoint and log the attempt; returns done / retry."""
     url, body = job["payload"]["url"], job["payload"]["body"]
     event_type, event_id = str(body.get("event", "")), int(body.get("id") or job["id"])
+    # The attempt's own time, not the batch's: a batch of slow endpoints can take minutes,
+    # and the backoff counts from this attempt. (`now` wins when a caller moves the clock ahead.)
+    at = max(now, datetime.now(timezone.utc))
     result = deliver_webhook(url, runtime.settings.webhook_signing_key, webhook_body(body),
                              headers={"X-Sendwell-Event": event_type, "X-Sendwell-Event-Id": str(event_id)})
 
@@ -139,12 +142,12 @@ def _post_webhook(runtime: Any, job: dict[str, Any], now: datetime) -> str:
         session.add(WebhookDelivery(
             outbox_id=row.id, endpoint=url, event_type=event_type, event_id=event_id, attempt=row.attempts,
             status=status, http_status=result.http_status, error=result.error,
-            duration_ms=round(result.seconds * 1000), attempted_at=now,
+            duration_ms=round(result.seconds * 1000), attempted_at=at,
             next_retry_at=row.next_attempt_at if status == "retrying" else None,
         ))
 
     status = "done" if result.ok else "retry"
-    finish(runtime.factory, job["id"], status=status, error=result.error, now=now, record=record)
+    finish(runtime.factory, job["id"], status=status, error=result.error, now=at, record=record)
     return status
 
 
