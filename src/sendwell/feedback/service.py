@@ -321,11 +321,10 @@ def _complaint(session: Session, c: Classification, target: _Target, evidence: d
         .returning(Suppression.id)
     ).first()
     reason = SuppressionReason.COMPLAINT.value
-    outcome = _outcome("complaint", target)
     if promoted is not None:
         _event(session, "suppressed", target, _suppressed_data(reason, evidence), now)
-        outcome = _outcome("complaint", target, reason)
-    return outcome
+        return _outcome("complaint", target, reason)
+    return _outcome("complaint", target)
 
 
 def soft_bounce_streak(session: Session, *, contact: Contact) -> list[int]:
