@@ -23,6 +23,8 @@ from sendwell.demo.smtp_server import free_port
 from sendwell.runtime import Runtime
 from sendwell.worker.queue import Queue
 from tests.conftest import make_settings
+from tests.content.conftest import content_settings  # noqa: F401  (fixtures reused from other suites)
+from tests.web.api.conftest import admin, auth, client, dkim_key_file  # noqa: F401
 from tests.worker import support
 
 RECIPIENTS = int(os.environ.get("SENDWELL_RELIABILITY_RECIPIENTS", "100000"))
