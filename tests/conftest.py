@@ -33,8 +33,10 @@ def _worker() -> str:
 
 
 def _pg_dbname() -> str:
-    # Unique per checkout and per xdist worker: parallel checkouts never share a database.
-    tag = hashlib.sha1(str(REPO).encode()).hexdigest()[:8]
+    # Unique per checkout, per test run and per xdist worker: two runs at once (two checkouts,
+    # or a quick run beside a long one) never drop each other's database.
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID", "")[:8] or str(os.getpid())
+    tag = hashlib.sha1(f"{REPO}:{run}".encode()).hexdigest()[:10]
     return f"sendwell_test_{tag}_{_worker()}"
 
 
