@@ -1,9 +1,10 @@
 """The job queue: Huey on SQLite in the data folder (embedded) or on Redis (scale-out).
 
 Jobs carry ids only and are idempotent: the database decides what is still to send, so a
-re-delivered job finds its sends already claimed or sent and does nothing. Lease recovery
-and the re-enqueueing of due retries run in a thread next to the consumer, every
-SENDWELL_RECOVERY_INTERVAL seconds (Huey's periodic tasks fire at most once a minute).
+re-delivered job finds its sends already claimed or sent and does nothing. Lease recovery,
+the re-enqueueing of due retries and the hygiene scheduler run in a thread next to the
+consumer, every SENDWELL_RECOVERY_INTERVAL seconds (Huey's periodic tasks fire at most once
+a minute, and would fire in every worker; the hygiene lease lets only one process run it).
 """
 
 from __future__ import annotations
@@ -125,6 +126,19 @@ class Queue:
         with transaction(self.runtime.factory) as session:
             roll_up(session)
 
+    def hygiene(self) -> dict[str, Any] | None:
+        """Run the hygiene pass if it is due and this process holds the scheduler lease
+        (hygiene/scheduler.py: one process per installation, whatever the shape); queue its mails."""
+        from sendwell.hygiene.scheduler import run_if_due
+
+        result = run_if_due(self.runtime.factory, settings=self.runtime.settings)
+        if result is None:
+            return None
+        for campaign_id, batches in result.batches:
+            self.enqueue_batches(campaign_id, batches)
+        log.info("hygiene pass %s done", result.run_id)
+        return result.report
+
     def _recovery_loop(self, stop: threading.Event) -> None:
         interval = self.runtime.settings.recovery_interval
         next_insight = 0.0
@@ -133,6 +147,10 @@ class Queue:
                 self.recover()
             except Exception:  # a database hiccup must not kill the scanner
                 log.exception("lease recovery failed; retrying in %ss", interval)
+            try:
+                self.hygiene()
+            except Exception:
+                log.exception("hygiene pass failed; the next scan tries again")
             if time.monotonic() >= next_insight:
                 next_insight = time.monotonic() + INSIGHT_INTERVAL
                 try:
