@@ -9,6 +9,8 @@ from typing import Any
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from sendwell.hygiene.addresses import ROLE_ADDRESSES
+
 CONFIG_FILE_NAME = "sendwell.env"
 
 
@@ -93,9 +95,7 @@ class Settings(BaseSettings):
     sunset_days: int = Field(default=180, ge=1)  # no engagement this long → re-engagement
     reconfirm_days: int = Field(default=30, ge=1)  # no answer this long after the ask → suppressed (sunset)
     # Local parts flagged as role addresses (a team's mailbox, not a person's consent).
-    role_addresses: str = ("admin,administrator,billing,contact,enquiries,enquiry,hello,help,hostmaster,info,"
-                           "inquiries,inquiry,marketing,noreply,no-reply,office,postmaster,sales,support,"
-                           "team,webmaster")
+    role_addresses: str = ROLE_ADDRESSES  # comma-separated local parts
     mx_check: bool = False  # look up each domain's MX when flagging addresses (needs DNS; off in tests)
     hygiene_interval_hours: float = Field(default=24.0, ge=0)  # between scheduled passes; 0 = never
 

@@ -9,6 +9,9 @@ from pathlib import Path
 
 from email_validator import EmailNotValidError, EmailUndeliverableError, validate_email
 
+# Local parts of shared mailboxes (a team's inbox, not a person's consent); SENDWELL_ROLE_ADDRESSES.
+ROLE_ADDRESSES = ("admin,administrator,billing,contact,enquiries,enquiry,hello,help,hostmaster,info,inquiries,"
+                  "inquiry,marketing,noreply,no-reply,office,postmaster,sales,support,team,webmaster")
 INVALID = "invalid"
 ROLE = "role_address"
 DISPOSABLE = "disposable"
@@ -74,7 +77,17 @@ def check_address(email: str, *, roles: frozenset[str], mx: bool = False) -> lis
         info = validate_email(email.strip(), check_deliverability=False)
     except EmailNotValidError as exc:
         return [AddressNote(INVALID, str(exc))]
-    local, domain = info.local_part.lower(), info.ascii_domain.lower()
+    domain = info.ascii_domain.lower()
+    notes = notes_for_valid(f"{info.local_part}@{domain}", roles=roles)
+    if mx and not has_mail_server(domain):
+        notes.append(AddressNote(NO_MX, f"{domain} has no MX (or A) record"))
+    return notes
+
+
+def notes_for_valid(email: str, *, roles: frozenset[str]) -> list[AddressNote]:
+    """Role, disposable and typo notes for an address already known to be valid (cheap: the import's hook)."""
+    local, _, domain = email.rpartition("@")
+    local, domain = local.lower(), domain.lower()
     notes: list[AddressNote] = []
     if local in roles or local.split("+", 1)[0] in roles:
         notes.append(AddressNote(ROLE, f"{local}@ is a role address (a shared mailbox, not a person)"))
@@ -82,9 +95,8 @@ def check_address(email: str, *, roles: frozenset[str], mx: bool = False) -> lis
         notes.append(AddressNote(DISPOSABLE, f"{domain} is a disposable-mailbox service"))
     suggestion = suggest_domain(domain)
     if suggestion:
-        notes.append(AddressNote(TYPO, f"did you mean {info.local_part}@{suggestion}?"))
-    if mx and not has_mail_server(domain):
-        notes.append(AddressNote(NO_MX, f"{domain} has no MX (or A) record"))
+        # Suggested, never applied: the address may be right, and only its owner can say.
+        notes.append(AddressNote(TYPO, f"did you mean {email.rpartition('@')[0]}@{suggestion}?"))
     return notes
 
 

@@ -376,10 +376,19 @@ def sunset_flow(
     unasked = session.scalar(select(func.count()).select_from(Reengagement)
                              .where(open_, Reengagement.campaign_id.is_(None))) or 0
     if unasked:
-        campaign_id, queued = _ask(session, settings=settings, now=now)
-        batches.append((campaign_id, queued))
-        report["campaign_id"] = campaign_id
-        report["queued"] = sum(map(len, queued))
+        from sendwell.content.service import ComplianceError
+
+        try:
+            with session.begin_nested():
+                campaign_id, queued = _ask(session, settings=settings, now=now)
+        except ComplianceError as exc:
+            # The send path's gate holds for hygiene mail too (no DKIM key, no postal address…):
+            # nobody is asked, so nobody can be sunset; the other jobs still ran.
+            report["blocked"] = [f.message for f in exc.report.findings if f.severity == "error"] or [str(exc)]
+        else:
+            batches.append((campaign_id, queued))
+            report["campaign_id"] = campaign_id
+            report["queued"] = sum(map(len, queued))
     report["in_flow"] = session.scalar(select(func.count()).select_from(Reengagement).where(open_)) or 0
     return report, batches
 
