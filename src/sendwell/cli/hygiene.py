@@ -96,32 +96,6 @@ def hygiene_runs(limit: int, as_json: bool) -> None:
         print_report(run["report"])
 
 
-def summary_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
-    """(job, what it did) lines of a pass's report, for the CLI and the demo."""
-    jobs = report["jobs"]
-    s, a = jobs["sunset"], jobs["addresses"]
-    flagged = ", ".join(f"{k} {v}" for k, v in a["flagged"].items() if v) or "nothing flagged"
-    not_asked = s["not_asked"]
-    rows = [
-        ("sunset: entered re-engagement", str(s["entered"])),
-        ("sunset: reconfirmation campaign",
-         f"#{s['campaign_id']}, {s.get('queued', 0)} mails queued" if s["campaign_id"] else "none needed"),
-        ("sunset: asked (mail delivered)", str(s["asked"])),
-        ("sunset: kept / engaged again", str(s["engaged"])),
-        ("sunset: left meanwhile (never asked again)", str(s["left"])),
-        ("sunset: could not be asked", f"{not_asked['count']}" + (
-            f" ({', '.join(f'{k} {v}' for k, v in not_asked['by_reason'].items())})" if not_asked["count"] else "")),
-        ("sunset: suppressed (no answer)", str(s["sunset"])),
-        ("sunset: still waiting for an answer", str(s["in_flow"])),
-        ("addresses checked", f"{a['checked']}: {flagged}; {a['invalid_suppressed']} invalid suppressed"),
-        ("soft-bounce streaks suppressed", str(jobs["soft_bounces"]["suppressed"])),
-        ("CASL implied consent lapsed", f"{jobs['consent_expiry']['expired']} recorded"),
-        ("pauses ended", str(jobs["pauses"]["resumed"])),
-        ("deferrals cleared", str(jobs["deferrals"]["cleared"])),
-    ]
-    return rows
-
-
 def print_report(report: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -132,6 +106,8 @@ def print_report(report: dict[str, Any]) -> None:
     table = Table(title=title, title_justify="left", padding=(0, 1))
     table.add_column("job", no_wrap=True)
     table.add_column("result")
+    from sendwell.hygiene.report import summary_rows
+
     for job, result in summary_rows(report):
         table.add_row(job, result)
     Console(width=max(Console().width, 100)).print(table)

@@ -305,6 +305,14 @@ def sunset_flow(
         .where(open_, Contact.last_engaged_at.is_not(None), Contact.last_engaged_at > Reengagement.inactive_since)))
     _resolve(session, engaged, ENGAGED, now)
     report["engaged"] = len(engaged)
+    # Keep-me clicks resolve their row at once (keep_subscribed); count those since the last pass.
+    last = session.scalar(select(func.max(HygieneRun.as_of)).where(HygieneRun.dry_run.is_(False),
+                                                                   HygieneRun.as_of < now))
+    kept = select(func.count()).select_from(Reengagement).where(Reengagement.outcome == KEPT,
+                                                                 Reengagement.resolved_at <= now)
+    if last is not None:
+        kept = kept.where(Reengagement.resolved_at > last)
+    report["kept"] = session.scalar(kept) or 0
 
     # 2. Left meanwhile (opted out, complained, bounced, left every topic): out of the flow for good.
     left = list(session.scalars(
