@@ -63,6 +63,30 @@ def hygiene_pass(runtime: Runtime, at: datetime, *, deliver: bool = True, dry_ru
     return result
 
 
+def cli_env(settings: Any) -> dict[str, str]:
+    """The SENDWELL_* environment a `sendwell` command needs to act on the test's database as `settings`."""
+    names = ("data_dir", "database_url", "smtp_url", "secret_key", "hash_pepper", "from_", "company_name",
+             "postal_address", "contact_email", "base_url", "dkim_domain", "dkim_key_file", "privacy_url",
+             "stage_caps", "click_tracking")
+    return {f"SENDWELL_{n.rstrip('_').upper()}": str(getattr(settings, n)).lower() if isinstance(
+        getattr(settings, n), bool) else str(getattr(settings, n)) for n in names}
+
+
+def cli_pass(runtime: Runtime, at: datetime) -> dict[str, Any]:
+    """`sendwell hygiene run --as-of AT --wait --json`: one pass, its mails delivered; the report."""
+    import json
+
+    from click.testing import CliRunner
+
+    from sendwell.cli.main import _register, cli
+
+    _register()
+    result = CliRunner().invoke(cli, ["hygiene", "run", "--as-of", at.isoformat(), "--wait", "--json"],
+                                env=cli_env(runtime.settings))
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
 def deliver_all(runtime: Runtime, campaign_ids: list[int]) -> None:
     deliverer = runtime.make_deliverer()
     try:

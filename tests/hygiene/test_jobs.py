@@ -231,7 +231,7 @@ def test_keep_link_get_changes_nothing_post_keeps_and_lifts_only_a_sunset(runtim
     assert client.post(_keep_path(runtime, asked.id)[:-2] + "xx").status_code == 400  # tampered: nothing
     answer = client.post(_keep_path(runtime, sunset.id))
     assert answer.status_code == 200
-    refused = client.post(_keep_path(runtime, left.id))
+    refused = client.post(_keep_path(runtime, left.id) + "?lang=en")
     assert refused.status_code == 200 and "does not change that" in refused.text
     with transaction(runtime.factory) as s:
         row = s.scalar(select(Reengagement))

@@ -14,7 +14,7 @@ from sendwell.optout.service import unsubscribe_contact, update_preferences
 from sendwell.policy.service import set_frequency_preference
 from sendwell.suppression.service import suppress
 from sendwell.web.app import create_app
-from tests.hygiene.conftest import hygiene_pass, keep_url, old_contact
+from tests.hygiene.conftest import cli_pass, keep_url, old_contact
 
 DAY = timedelta(days=1)
 # The year runs in the past, so every simulated time is before the real clock (engagement
@@ -56,8 +56,7 @@ def test_a_year_of_hygiene(mail_runtime, smtp_server) -> None:
                                    now=at(150))
             if day == 210:
                 record_engagement(s, contact_id=ids["replier"], kind="replied", occurred_at=at(205))
-        result = hygiene_pass(rt, at(day))
-        reports[day] = result.report["jobs"]
+        reports[day] = cli_pass(rt, at(day))["jobs"]  # `sendwell hygiene run --as-of … --wait`
         if not kept_clicked and _received(smtp_server, "keeper"):
             url = keep_url(_received(smtp_server, "keeper")[0])
             path = url.split("://", 1)[1].split("/", 1)[1]
