@@ -34,8 +34,14 @@ from sendwell.db.models import (
     Suppression,
     SuppressionReason,
 )
+from sendwell.feedback.service import SOFT_BOUNCE_LIMIT, soft_bounce_streak
 from sendwell.hygiene import addresses
 from sendwell.suppression.service import suppress
+
+# Loaded here rather than inside the pass: a first import under the pass's write lock would
+# hold SQLite's single writer slot for as long as the import takes.
+import sendwell.contacts.fields  # noqa: E402,F401  (used by addresses.check_address)
+import sendwell.content.service  # noqa: E402,F401  (the send flow's lint gate)
 
 SAMPLE = 20  # contact ids kept per job in a run's report: enough to look at, small enough to store
 INVALID_ADDRESS = "invalid_address"  # suppression reason (policy/eligibility.py maps it to a skip)
@@ -202,8 +208,6 @@ def apply_soft_bounce_streaks(session: Session, *, now: datetime) -> dict[str, A
     The rule itself is feedback.service.soft_bounce_streak; ingest already applies it to each
     new bounce, so this normally finds nothing.
     """
-    from sendwell.feedback.service import SOFT_BOUNCE_LIMIT, soft_bounce_streak
-
     suppressed = exists(select(Suppression.id).where(
         Suppression.email_hash == Contact.email_hash, Suppression.scope == SCOPE_ALL))
     candidates = session.scalars(

@@ -142,15 +142,18 @@ class Queue:
     def _recovery_loop(self, stop: threading.Event) -> None:
         interval = self.runtime.settings.recovery_interval
         next_insight = 0.0
+        first = True
         while not stop.is_set():
             try:
                 self.recover()
             except Exception:  # a database hiccup must not kill the scanner
                 log.exception("lease recovery failed; retrying in %ss", interval)
-            try:
-                self.hygiene()
-            except Exception:
-                log.exception("hygiene pass failed; the next scan tries again")
+            if not first:  # not at start-up: let the consumer and the recovery scan settle first
+                try:
+                    self.hygiene()
+                except Exception:
+                    log.exception("hygiene pass failed; the next scan tries again")
+            first = False
             if time.monotonic() >= next_insight:
                 next_insight = time.monotonic() + INSIGHT_INTERVAL
                 try:
