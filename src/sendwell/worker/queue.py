@@ -22,6 +22,9 @@ log = logging.getLogger("sendwell.worker")
 
 
 INSIGHT_INTERVAL = 60.0  # seconds between alert re-checks and counter roll-ups
+# Seconds between asks "is a hygiene pass due?" (the first one after start-up too): each ask
+# is a write transaction, and on SQLite every writer waits its turn.
+HYGIENE_CHECK_INTERVAL = 60.0
 
 
 class Queue:
@@ -142,18 +145,18 @@ class Queue:
     def _recovery_loop(self, stop: threading.Event) -> None:
         interval = self.runtime.settings.recovery_interval
         next_insight = 0.0
-        first = True
+        next_hygiene = time.monotonic() + HYGIENE_CHECK_INTERVAL
         while not stop.is_set():
             try:
                 self.recover()
             except Exception:  # a database hiccup must not kill the scanner
                 log.exception("lease recovery failed; retrying in %ss", interval)
-            if not first:  # not at start-up: let the consumer and the recovery scan settle first
+            if time.monotonic() >= next_hygiene:
+                next_hygiene = time.monotonic() + HYGIENE_CHECK_INTERVAL
                 try:
                     self.hygiene()
                 except Exception:
-                    log.exception("hygiene pass failed; the next scan tries again")
-            first = False
+                    log.exception("hygiene pass failed; the next check tries again")
             if time.monotonic() >= next_insight:
                 next_insight = time.monotonic() + INSIGHT_INTERVAL
                 try:
