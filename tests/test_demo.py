@@ -50,7 +50,8 @@ def test_demo_runs_the_mission(tmp_path) -> None:
     assert summary["checks"] == {"get_status": 200, "repeat_post_status": 200}
     assert summary["mails_received"] == (delivered_first + second["states"]["sent"]
                                          + optout["thank_you_sent"] + optout["magic_links_sent"]
-                                         + insight["sent"] + insight["thank_you_sent"])
+                                         + insight["sent"] + insight["thank_you_sent"]
+                                         + summary["hygiene"]["sent"])
     # Issue 9: the spike on the badly targeted campaign, what drove it, and the advice.
     assert insight["leavers"] >= 5 and insight["thank_you_sent"] == insight["leavers"]
     critical = [a for a in insight["alerts"] if a["severity"] == "critical"]
@@ -81,6 +82,19 @@ def test_demo_runs_the_mission(tmp_path) -> None:
                   + summary["feedback"]["suppressed"]["hard_bounce"])
     assert audience["exported"] == audience["contacts_before_export"] - suppressed
     assert audience["erasure"]["reimport_kept_out"] == 1 and audience["erasure"]["reimport_created"] == 0
+    # Issue 10: one hygiene pass mails last year's quiet leads once (never the one who clicked
+    # recently nor the one who unsubscribed); the keep-me GET changes nothing, the POST keeps;
+    # a pass 31 days on suppresses the unanswered with reason sunset.
+    hygiene = summary["hygiene"]
+    assert hygiene["asked"] == hygiene["sent"] == 4
+    assert (hygiene["keep_get_status"], hygiene["keep_post_status"]) == (200, 200)
+    assert hygiene["kept"] == ["a.dubois@lumiere-lyon.example"]
+    assert hygiene["sunset"] == ["info@lichthaus-berlin.example", "j.smith@gmial.com",
+                                 "m.rossi@illuminazione-rossi.example"]
+    assert hygiene["flagged"]["role_address"] >= 1 and hygiene["flagged"]["typo_suspected"] >= 1
+    pass1, pass2 = hygiene["reports"]
+    assert pass1["jobs"]["sunset"]["entered"] == 4 and pass2["jobs"]["sunset"]["sunset"] == 3
+    assert pass2["jobs"]["sunset"]["kept"] == 1
 
 
 

@@ -9,6 +9,8 @@ from typing import Any
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from sendwell.hygiene.addresses import ROLE_ADDRESSES
+
 CONFIG_FILE_NAME = "sendwell.env"
 
 
@@ -91,6 +93,13 @@ class Settings(BaseSettings):
     # Sending window in the recipient's local time, e.g. "mon-fri 09:00-17:00" for every
     # region, or per region: "mon-fri 09:00-17:00; us=mon-fri 08:00-18:00". Empty = any time.
     send_window: str = ""
+    # List hygiene (docs/hygiene.md): the sunset flow, address cleaning and the scheduler.
+    sunset_days: int = Field(default=180, ge=1)  # no engagement this long → re-engagement
+    reconfirm_days: int = Field(default=30, ge=1)  # no answer this long after the ask → suppressed (sunset)
+    # Local parts flagged as role addresses (a team's mailbox, not a person's consent).
+    role_addresses: str = ROLE_ADDRESSES  # comma-separated local parts
+    mx_check: bool = False  # look up each domain's MX when flagging addresses (needs DNS; off in tests)
+    hygiene_interval_hours: float = Field(default=24.0, ge=0)  # between scheduled passes; 0 = never
 
     @field_validator("smtp_url")
     @classmethod
@@ -187,6 +196,10 @@ class Settings(BaseSettings):
         """Domains whose bounce+, unsubscribe+ and reply addresses Sendwell receives mail for."""
         domains = [d.strip().lower() for d in self.inbound_domains.split(",") if d.strip()]
         return domains or [self.sender_domain.lower()]
+
+    @property
+    def role_address_set(self) -> frozenset[str]:
+        return frozenset(p.strip().lower() for p in self.role_addresses.split(",") if p.strip())
 
     @property
     def webhook_url_list(self) -> list[str]:

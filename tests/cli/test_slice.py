@@ -103,7 +103,7 @@ def test_unknown_segment_field_is_one_line(tmp_path, env) -> None:
     assert result.exit_code != 0
     assert result.output.strip() == (
         "Error: --segment: unknown segment field 'favourite_colour' at position 1 (known fields: industry, stage, "
-        "country, region, language, company, job_title, tag, topic, email_domain, consent, custom.<name>)"
+        "country, region, language, company, job_title, tag, topic, email_domain, consent, hygiene, custom.<name>)"
     )
 
 

@@ -9,9 +9,11 @@ from sendwell.cli.contacts import contacts
 from sendwell.cli.demo import demo
 from sendwell.cli.dkim import dkim
 from sendwell.cli.feedback import feedback
+from sendwell.cli.hygiene import hygiene
 from sendwell.cli.report import report
 from sendwell.cli.segments import segments
 from sendwell.cli.system import init, serve, worker
 from sendwell.cli.webhooks import webhooks
 
-ALL = [init, contacts, segments, campaigns, serve, worker, demo, dkim, feedback, report, api_tokens, webhooks]
+ALL = [init, contacts, segments, campaigns, serve, worker, demo, dkim, feedback, report, api_tokens, webhooks,
+       hygiene]

@@ -61,7 +61,8 @@ def contacts_import(file: Path, source: str, consent: str | None, consent_source
                     consent_source=consent_source, wording=wording, topic=topic, mapping=overrides,
                     dry_run=dry_run, skip_invalid=skip_invalid,
                     rejected_path=rejected_file or default_rejected_path(file),
-                    region_map=runtime.settings.region_overrides, on_progress=on_progress,
+                    region_map=runtime.settings.region_overrides, roles=runtime.settings.role_address_set,
+                    on_progress=on_progress,
                 )
     except ImportError_ as exc:
         fail(f"{file}: {exc}")
@@ -81,6 +82,10 @@ def contacts_import(file: Path, source: str, consent: str | None, consent_source
         lines.append(f"  {result.suppressed} suppressed addresses kept out (an import never resubscribes)")
     if result.rejected:
         lines.append(f"  {result.rejected} bad rows skipped; see {result.rejected_file}")
+    if result.warning_count:
+        # Address cleaning (docs/hygiene.md): imported as given; a person should look.
+        lines.append(f"  {result.warning_count} address warnings (imported as given):")
+        lines.extend(f"    {w}" for w in result.warnings[:10])
     if result.consents:
         lines.append(f"  {result.consents} consent records")
     elif not dry_run and result.created + result.updated:

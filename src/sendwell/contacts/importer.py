@@ -26,6 +26,7 @@ from sendwell.contacts.lawful_basis import expiry_for, normalise_kind
 from sendwell.contacts.regions import region_for
 from sendwell.contacts.tabular import FileFormatError, open_table
 from sendwell.contacts.vocabulary import INDUSTRY, STAGE, load_vocabulary
+from sendwell.hygiene.addresses import ROLE_ADDRESSES, notes_for_valid
 from sendwell.db.models import (
     SCOPE_ALL,
     Consent,
@@ -57,6 +58,17 @@ class ImportResult:
     rejected_file: str | None = None
     custom_columns: list[str] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
+    # Address cleaning's notes (role address, disposable domain, likely typo): imported, but
+    # worth a look; the first KEEP_ERRORS are kept (hygiene/addresses.py).
+    warnings: list[RowError] = field(default_factory=list)
+    warning_count: int = 0
+
+    def note_address(self, row: int, email: str, roles: frozenset[str]) -> None:
+        """The import's address-cleaning hook: warn on the row, never change the address."""
+        for note in notes_for_valid(email, roles=roles):
+            self.warning_count += 1
+            if len(self.warnings) < KEEP_ERRORS:
+                self.warnings.append(RowError(row, "email", str(note)))
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -75,6 +87,8 @@ class ImportResult:
             "rejected_file": self.rejected_file,
             "custom_columns": self.custom_columns,
             "errors": [str(e) for e in self.errors],
+            "warnings": [str(w) for w in self.warnings],
+            "warning_count": self.warning_count,
         }
 
 
@@ -124,12 +138,14 @@ def import_contacts(
     skip_invalid: bool = False,
     rejected_path: Path | None | bool = True,
     region_map: dict[str, str] | None = None,
+    roles: frozenset[str] | None = None,
     now: datetime | None = None,
     on_progress: Callable[[int, int | None, int], None] | None = None,
     chunk_size: int = CHUNK,
 ) -> ImportResult:
     """Import a CSV or XLSX file; all or nothing unless `skip_invalid`. ImportError_ for file-level faults."""
     now = now or datetime.now(timezone.utc)
+    roles = roles if roles is not None else frozenset(ROLE_ADDRESSES.split(","))
     try:
         consent_kind = normalise_kind(consent) if consent else None
     except ValueError as exc:
@@ -192,6 +208,7 @@ def import_contacts(
                         result.duplicates += 1
                         fields = _merge_rows(earlier[1], fields)
                     valid[fields["email"]] = (number, fields)
+                    result.note_address(number, fields["email"], roles)
                 # All or nothing: after the first bad row nothing more is written, but every
                 # row is still validated so the rejected-rows file lists them all.
                 if valid and (skip_invalid or result.rejected == 0):

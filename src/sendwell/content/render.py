@@ -23,7 +23,7 @@ MAX_POWER_BITS = 4096  # largest integer a template may build with `**` (CPU gua
 # Names a template may use; anything else is an unknown variable (lint) and an error at render.
 KNOWN_VARIABLES = frozenset({
     "contact", "first_name", "last_name", "company", "sender", "region", "industry", "stage",
-    "country", "language", "unsubscribe_url", "preferences_url", "range", "dict", "namespace",
+    "country", "language", "unsubscribe_url", "preferences_url", "keep_url", "range", "dict", "namespace",
 })
 
 
@@ -69,6 +69,7 @@ class TemplateError(ValueError):
 class Links:
     unsubscribe: str  # the one-click / page URL (https in production)
     preferences: str
+    keep: str = ""  # reconfirmation mail only: the "keep me subscribed" page (docs/hygiene.md)
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,7 @@ def template_context(contact: Any, links: Links, settings: Settings) -> dict[str
         "language": language_of(contact.language),
         "unsubscribe_url": links.unsubscribe,
         "preferences_url": links.preferences,
+        "keep_url": links.keep,
     }
 
 

@@ -118,7 +118,8 @@ def _links(settings: Settings, sample: Sample, purpose: str) -> Links:
     # Never real tokens: a click on a preview must not unsubscribe anybody.
     tag = sample.label.replace("/", "-")
     return Links(unsubscribe=f"{settings.base_url}/u/{purpose}-{tag}",
-                 preferences=f"{settings.base_url}/p/{purpose}-{tag}")
+                 preferences=f"{settings.base_url}/p/{purpose}-{tag}",
+                 keep=f"{settings.base_url}/k/{purpose}-{tag}")
 
 
 def lint_campaign(session: Session, *, settings: Settings, campaign_id: int) -> LintReport:

@@ -437,3 +437,61 @@ class WebhookDelivery(Base):
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
     attempted_at: Mapped[datetime] = mapped_column(default=utcnow)
     next_retry_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Reengagement(Base):
+    """One contact's pass through the sunset flow (docs/hygiene.md): inactive → asked → kept or sunset."""
+
+    __tablename__ = "reengagements"
+    __table_args__ = (Index("ix_reengagements_open", "resolved_at", "contact_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    # The last sign of life the pass saw: last engagement, else the latest consent, else creation.
+    inactive_since: Mapped[datetime]
+    entered_at: Mapped[datetime]
+    campaign_id: Mapped[int | None] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="SET NULL"), default=None
+    )
+    # When the reconfirmation mail reached the contact; the answer window starts here.
+    asked_at: Mapped[datetime | None] = mapped_column(default=None)
+    resolved_at: Mapped[datetime | None] = mapped_column(default=None)
+    outcome: Mapped[str | None] = mapped_column(String(20), default=None)  # kept | engaged | left | sunset
+
+
+class AddressFlag(Base):
+    """Something address cleaning noticed: role address, disposable domain, likely typo, no MX."""
+
+    __tablename__ = "address_flags"
+    __table_args__ = (UniqueConstraint("contact_id", "flag"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    flag: Mapped[str] = mapped_column(String(30))
+    detail: Mapped[str] = mapped_column(String(300), default="")
+    flagged_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class HygieneRun(Base):
+    """One hygiene pass and its report (what each job did or, in a dry run, would do)."""
+
+    __tablename__ = "hygiene_runs"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    as_of: Mapped[datetime]
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    trigger: Mapped[str] = mapped_column(String(20), default="cli")  # cli | scheduler | demo
+    report: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class SchedulerLease(Base):
+    """Who may run a periodic job now: one row per job, taken by a conditional UPDATE."""
+
+    __tablename__ = "scheduler_leases"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(100), default="")
+    lease_until: Mapped[datetime | None] = mapped_column(default=None)
+    next_run_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -37,6 +37,7 @@ from sendwell.delivery.transport import Outcome, Transport, TransportUnavailable
 from sendwell.delivery.verp import make_return_path
 from sendwell.metrics import smtp_timer
 from sendwell.optout.tokens import (
+    SALT_KEEP,
     SALT_PREFERENCES,
     SALT_UNSUBSCRIBE,
     TokenData,
@@ -500,6 +501,8 @@ class Deliverer:
         links = Links(
             unsubscribe=unsubscribe_url,
             preferences=f"{s.base_url}/p/{make_token(keys, SALT_PREFERENCES, token_data)}",
+            keep=f"{s.base_url}/k/{make_token(keys, SALT_KEEP, token_data)}"
+            if campaign.kind == CampaignKind.RECONFIRMATION.value else "",
         )
         rendered = compiled.render(contact, links, facts)
         html = rendered.html
@@ -508,7 +511,7 @@ class Deliverer:
 
             html = rewrite_links(
                 html, lambda url: f"{s.base_url}/r/{make_click_token(keys, send.id, url)}",
-                keep={links.unsubscribe, links.preferences},
+                keep={links.unsubscribe, links.preferences, links.keep},
             )
         domain = self.sender_domain
         mailto = f"mailto:unsubscribe+{make_mailto_token(keys, contact.id, campaign.id)}@{domain}?subject=unsubscribe"

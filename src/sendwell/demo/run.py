@@ -130,6 +130,11 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
             total_contacts = session.scalar(select(func.count()).select_from(Contact))
             statuses = [campaign_status(session, campaign_id=c["id"]) for c in (first, second)]
         audience = run_audience_demo(runtime, data_dir, optouts["addresses"], say=say)
+        # Last, so its sunset suppressions change none of the steps above (issue 10).
+        from sendwell.demo.hygiene import show_hygiene
+
+        with BackgroundServer(create_app(runtime, outbox=False), web_port):
+            hygiene = show_hygiene(runtime, settings.base_url, smtp.messages, say)
         runtime.dispose()
         summary = {
             "data_dir": str(data_dir),
@@ -148,6 +153,7 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
             "insight": insight,
             "policy": policy,
             "audience": audience,
+            "hygiene": hygiene,
         }
     return DemoResult(data_dir=data_dir, summary=summary)
 
@@ -229,6 +235,10 @@ def format_summary(summary: dict[str, Any]) -> str:
                      f"wrong scope → {api['wrong_scope_status']}; /metrics mails sent: {api['metrics_mails_sent']}")
     if "audience" in summary:
         lines.extend(format_audience(summary["audience"]))
+    if "hygiene" in summary:
+        from sendwell.demo.hygiene import format_hygiene
+
+        lines.extend(format_hygiene(summary["hygiene"]))
     lines.append(f"Mails (.eml):  {summary['mails_dir']}")
     lines.append(f"Database:      {summary['database']}")
     lines.append(f"Open the web app on this data:  SENDWELL_DATA_DIR={summary['data_dir']} sendwell serve")

@@ -167,6 +167,13 @@ def _reply(session: Session, raw: bytes, rcpt: str, settings: Settings, raw_ref:
     if send is not None:
         original_subject = session.scalar(select(Campaign.subject).where(Campaign.id == send.campaign_id))
     if not asks_to_stop(_subject(msg), body_text(msg), original_subject=original_subject):
+        # A person answering our mail is engaged (the sunset flow counts replies, docs/hygiene.md);
+        # only a reply that quotes one of our sends names the contact, as anyone can write to us.
+        if send is not None:
+            from sendwell.insight.engagement import record_engagement
+
+            record_engagement(session, contact_id=send.contact_id, kind="replied", campaign_id=send.campaign_id,
+                              occurred_at=now, source="reply")
         return InboundResult(rcpt, "reply", "ignored")
     contact = _contact_by_from(session, msg, settings)
     campaign_id = send.campaign_id if send is not None else None

@@ -269,6 +269,9 @@ def _restore(session: Session, contact: Contact, *, wording: str, method: str, i
                OutboxMessage.status == "pending")
         .values(status="skipped", last_error="resubscribed before it was sent")
     )
+    # Coming back is the person's own action: it counts as engagement for the sunset flow.
+    if contact.last_engaged_at is None or contact.last_engaged_at < now:
+        contact.last_engaged_at = now
     session.add(Event(kind="resubscribed", contact_id=contact.id, method=method, ip=ip[:64],
                       user_agent=user_agent[:500], occurred_at=now, data={"lifted": lifted}))
     _webhook(session, "contact.resubscribed", contact, now, {"method": method})
@@ -287,11 +290,14 @@ def resubscribe_contact(
     if SuppressionReason.COMPLAINT.value in reasons or _complained_since_confirmation(session, contact.id):
         # RFC 5965 / COMPLIANCE rule 28: only a fresh double opt-in lifts a complaint.
         return ResubscribeResult("needs_confirmation")
-    if SuppressionReason.UNSUBSCRIBE.value not in reasons:
+    # A sunset (docs/hygiene.md) is lifted the same way: only by the person's own action.
+    liftable = {SuppressionReason.UNSUBSCRIBE.value, SuppressionReason.SUNSET.value}
+    lifted = sorted(reasons & liftable)
+    if not lifted:
         return ResubscribeResult("not_unsubscribed")
-    lift(session, email_hash=contact.email_hash, reasons=(SuppressionReason.UNSUBSCRIBE.value,))
+    lift(session, email_hash=contact.email_hash, reasons=tuple(lifted))
     _restore(session, contact, wording=RESUBSCRIBE_WORDING, method="undo", ip=ip, user_agent=user_agent,
-             now=now, lifted=[SuppressionReason.UNSUBSCRIBE.value])
+             now=now, lifted=lifted)
     return ResubscribeResult("resubscribed")
 
 
@@ -328,7 +334,7 @@ def confirm_double_opt_in(
     contact = _lock_contact(session, contact_id)
     if contact is None:
         raise OptOutError("unknown contact")
-    liftable = (SuppressionReason.COMPLAINT.value, SuppressionReason.UNSUBSCRIBE.value)
+    liftable = (SuppressionReason.COMPLAINT.value, SuppressionReason.UNSUBSCRIBE.value, SuppressionReason.SUNSET.value)
     lifted = sorted(suppression_reasons(session, contact=contact) & set(liftable))
     if not lifted:
         return ResubscribeResult("not_unsubscribed")
@@ -384,6 +390,10 @@ def update_preferences(
     if topics is not None:
         changes.update(_set_topics(session, contact, set(topics), now))
     if changes:
+        # The person's own choice is a sign of life: it counts as engagement for the sunset
+        # flow (docs/hygiene.md), as a click does.
+        if contact.last_engaged_at is None or contact.last_engaged_at < now:
+            contact.last_engaged_at = now
         session.add(Event(kind="preferences_changed", contact_id=contact.id, method=method, ip=ip[:64],
                           user_agent=user_agent[:500], occurred_at=now, data={"changes": changes}))
         _webhook(session, "contact.preferences_changed", contact, now, {"method": method, "changes": changes})

@@ -13,6 +13,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 # One salt per purpose: a preference-center token cannot be replayed as an unsubscribe.
 SALT_UNSUBSCRIBE = "sendwell.unsubscribe"
 SALT_PREFERENCES = "sendwell.preferences"
+SALT_KEEP = "sendwell.keep"  # the reconfirmation mail's "keep me subscribed" (docs/hygiene.md)
 _MAILTO_SALT = b"sendwell.mailto"
 _MAILTO_SIG_LEN = 16
 

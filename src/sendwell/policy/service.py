@@ -187,8 +187,12 @@ def set_frequency_preference(
         changes["paused_until"] = [_iso(contact.paused_until), _iso(paused_until)]
         contact.paused_until = paused_until
     if changes:
+        when = now or datetime.now(timezone.utc)
+        # A preference change is engagement for the sunset flow (docs/hygiene.md).
+        if contact.last_engaged_at is None or contact.last_engaged_at < when:
+            contact.last_engaged_at = when
         session.add(Event(kind="preferences_changed", contact_id=contact_id, method=method,
-                          data={"changes": changes}, occurred_at=now or datetime.now(timezone.utc)))
+                          data={"changes": changes}, occurred_at=when))
         session.flush()
     return changes
 

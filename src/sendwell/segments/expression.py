@@ -9,7 +9,7 @@ Text grammar (case-insensitive keywords):
     OP    := "=" | "!=" | "in" | "not in"
     VALUE := word | 'quoted' | "quoted" | "(" value ("," value)* ")"
     FIELD := industry | stage | country | region | language | company | job_title | tag
-           | topic | email_domain | consent | custom.<name>
+           | topic | email_domain | consent | hygiene | custom.<name>
 
 JSON form of the same rules:
     {"and": [...]} | {"or": [...]} | {"not": {...}}
@@ -55,7 +55,11 @@ COLUMNS = {
     "company": Contact.company,
     "job_title": Contact.job_title,
 }
-SPECIAL = ("tag", "topic", "email_domain", "consent")
+SPECIAL = ("tag", "topic", "email_domain", "consent", "hygiene")
+# `hygiene = …` (docs/hygiene.md): the sunset flow's states and address cleaning's flags.
+HYGIENE_STATES = ("reengagement", "unasked")
+HYGIENE_FLAGS = ("role_address", "disposable", "typo_suspected", "no_mx")
+HYGIENE_VALUES = HYGIENE_STATES + HYGIENE_FLAGS
 FIELDS = tuple(COLUMNS) + SPECIAL + ("custom.<name>",)
 ENGAGEMENTS = ("opened", "clicked", "engaged")
 OPERATORS = ("=", "!=", "in", "not in")
@@ -430,6 +434,8 @@ def _condition(node: Cond, now: datetime, vocab: Vocabularies) -> ColumnElement[
                 or_(Consent.expires_at.is_(None), Consent.expires_at > now),
             )
         )
+    if field == "hygiene":
+        return or_(*(_hygiene(_normalise(node, i, vocab)) for i in range(len(values))))
     if field.startswith("custom."):
         # A missing key counts as empty, so `custom.x != v` includes contacts without x.
         cell = func.coalesce(Contact.custom[field[7:]].as_string(), "")
@@ -441,6 +447,18 @@ def _condition(node: Cond, now: datetime, vocab: Vocabularies) -> ColumnElement[
                      for v in normalised))
     column = COLUMNS[field]
     return column == normalised[0] if len(normalised) == 1 else column.in_(normalised)
+
+
+def _hygiene(value: str) -> ColumnElement[bool]:
+    from sendwell.db.models import AddressFlag, Reengagement
+
+    if value in HYGIENE_STATES:
+        # In the sunset flow now (an open re-engagement); `unasked`: not yet in a reconfirmation campaign.
+        where = [Reengagement.contact_id == Contact.id, Reengagement.resolved_at.is_(None)]
+        if value == "unasked":
+            where.append(Reengagement.campaign_id.is_(None))
+        return exists(select(Reengagement.id).where(*where))
+    return exists(select(AddressFlag.id).where(AddressFlag.contact_id == Contact.id, AddressFlag.flag == value))
 
 
 def _at(message: str, where: str) -> str:
@@ -469,6 +487,10 @@ def _normalise(node: Cond, index: int, vocab: Vocabularies) -> str:
         if vocab.strict or (field == "stage" and not re.fullmatch(r"[a-z0-9_]{1,20}", value.lower())):
             raise SegmentError(f"unknown {field} {value!r} at {where} (known: {words.describe()})")
         return slug(value).replace("-", "_") if field == "stage" else slug(value)
+    if field == "hygiene":
+        if value.lower() not in HYGIENE_VALUES:
+            raise SegmentError(f"unknown hygiene value {value!r} at {where} (use one of {', '.join(HYGIENE_VALUES)})")
+        return value.lower()
     if field == "consent":
         try:
             return normalise_kind(value)

@@ -27,6 +27,7 @@ from sendwell.optout import service
 from sendwell.optout.dispatch import mask_email
 from sendwell.optout.mail import gettext_for
 from sendwell.optout.tokens import (
+    SALT_KEEP,
     SALT_PREFERENCES,
     SALT_UNSUBSCRIBE,
     InvalidToken,
@@ -226,6 +227,40 @@ def create_app(runtime: Runtime, *, outbox: bool = True) -> FastAPI:
         if data is None:
             return invalid(request, 400)
         return _resubscribe(request, data.contact_id, token)
+
+    # ------------------------------------------------------------------ keep me subscribed (hygiene)
+    @app.get("/k/{token}", response_class=HTMLResponse)
+    def keep_page(request: Request, token: str) -> Response:
+        # A GET only shows the button: link scanners prefetch, and an answer must be the person's.
+        data = read(token, SALT_KEEP)
+        if data is None:
+            return invalid(request)
+        with transaction(runtime.factory) as session:
+            contact = session.get(Contact, data.contact_id)
+            if contact is None:
+                return invalid(request)
+            return page(request, "keep.html", language_of(request, contact), masked=mask_email(contact.email),
+                        token=token,
+                        preferences_url=f"/p/{make_token(settings.secret_keys, SALT_PREFERENCES, data)}")
+
+    @app.post("/k/{token}", response_class=HTMLResponse)
+    def keep(request: Request, token: str) -> Response:
+        from sendwell.hygiene.service import HygieneError, keep_subscribed
+
+        data = read(token, SALT_KEEP)
+        if data is None:
+            return invalid(request, 400)
+        ip, ua = _client(request)
+        with transaction(runtime.factory) as session:
+            try:
+                result = keep_subscribed(session, contact_id=data.contact_id, campaign_id=data.campaign_id,
+                                         ip=ip, user_agent=ua)
+            except HygieneError:
+                return invalid(request)
+            contact = session.get(Contact, data.contact_id)
+            lang, masked = language_of(request, contact), mask_email(contact.email if contact else "")
+        return page(request, "kept.html", lang, status_=result.status, masked=masked,
+                    preferences_url=f"/p/{make_token(settings.secret_keys, SALT_PREFERENCES, data)}")
 
     def _resubscribe(request: Request, contact_id: int, token: str) -> Response:
         ip, ua = _client(request)

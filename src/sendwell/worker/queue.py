@@ -1,9 +1,10 @@
 """The job queue: Huey on SQLite in the data folder (embedded) or on Redis (scale-out).
 
 Jobs carry ids only and are idempotent: the database decides what is still to send, so a
-re-delivered job finds its sends already claimed or sent and does nothing. Lease recovery
-and the re-enqueueing of due retries run in a thread next to the consumer, every
-SENDWELL_RECOVERY_INTERVAL seconds (Huey's periodic tasks fire at most once a minute).
+re-delivered job finds its sends already claimed or sent and does nothing. Lease recovery,
+the re-enqueueing of due retries and the hygiene scheduler run in a thread next to the
+consumer, every SENDWELL_RECOVERY_INTERVAL seconds (Huey's periodic tasks fire at most once
+a minute, and would fire in every worker; the hygiene lease lets only one process run it).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ log = logging.getLogger("sendwell.worker")
 
 
 INSIGHT_INTERVAL = 60.0  # seconds between alert re-checks and counter roll-ups
+# Seconds between asks "is a hygiene pass due?" (the first one after start-up too): each ask
+# is a write transaction, and on SQLite every writer waits its turn.
+HYGIENE_CHECK_INTERVAL = 60.0
 
 
 class Queue:
@@ -125,14 +129,34 @@ class Queue:
         with transaction(self.runtime.factory) as session:
             roll_up(session)
 
+    def hygiene(self) -> dict[str, Any] | None:
+        """Run the hygiene pass if it is due and this process holds the scheduler lease
+        (hygiene/scheduler.py: one process per installation, whatever the shape); queue its mails."""
+        from sendwell.hygiene.scheduler import run_if_due
+
+        result = run_if_due(self.runtime.factory, settings=self.runtime.settings)
+        if result is None:
+            return None
+        for campaign_id, batches in result.batches:
+            self.enqueue_batches(campaign_id, batches)
+        log.info("hygiene pass %s done", result.run_id)
+        return result.report
+
     def _recovery_loop(self, stop: threading.Event) -> None:
         interval = self.runtime.settings.recovery_interval
         next_insight = 0.0
+        next_hygiene = time.monotonic() + HYGIENE_CHECK_INTERVAL
         while not stop.is_set():
             try:
                 self.recover()
             except Exception:  # a database hiccup must not kill the scanner
                 log.exception("lease recovery failed; retrying in %ss", interval)
+            if time.monotonic() >= next_hygiene:
+                next_hygiene = time.monotonic() + HYGIENE_CHECK_INTERVAL
+                try:
+                    self.hygiene()
+                except Exception:
+                    log.exception("hygiene pass failed; the next check tries again")
             if time.monotonic() >= next_insight:
                 next_insight = time.monotonic() + INSIGHT_INTERVAL
                 try:
