@@ -12,5 +12,6 @@ from sendwell.cli.feedback import feedback
 from sendwell.cli.report import report
 from sendwell.cli.segments import segments
 from sendwell.cli.system import init, serve, worker
+from sendwell.cli.users import users
 
-ALL = [init, contacts, segments, campaigns, serve, worker, demo, dkim, feedback, report, api_tokens]
+ALL = [init, contacts, segments, campaigns, serve, worker, demo, dkim, feedback, report, api_tokens, users]
