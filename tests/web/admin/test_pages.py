@@ -104,3 +104,31 @@ def test_no_get_changes_anything(as_role, runtime) -> None:
         assert client.get(path).status_code == 405, path
     with transaction(runtime.factory) as s:
         assert s.get(Campaign, cid).status == "sending"
+
+
+def test_admin_creates_and_demotes_users_but_not_itself(as_role, runtime) -> None:
+    from sendwell.access.users import get_user_by_email
+    from tests.web.admin.conftest import page_csrf
+
+    client = as_role("admin")
+    token = page_csrf(client, "/admin/users")
+    created = client.post("/admin/users", data={"csrf_token": token, "email": "mei@bright-lighting.example",
+                                                "password": "a long enough password", "role": "marketer",
+                                                "language": "zh_Hans"})
+    assert created.status_code == 303
+    assert "short" not in client.get("/admin/users").text
+    with transaction(runtime.factory) as s:
+        mei = get_user_by_email(s, email="mei@bright-lighting.example")
+        me = get_user_by_email(s, email="admin@bright-lighting.example")
+        assert (mei.role, mei.language) == ("marketer", "zh_Hans")
+        mei_id, my_id = mei.id, me.id
+    assert client.post(f"/admin/users/{mei_id}", data={"csrf_token": token, "role": "viewer",
+                                                       "state": "enable"}).status_code == 303
+    refused = client.post(f"/admin/users/{my_id}", data={"csrf_token": token, "role": "viewer", "state": "enable"})
+    assert refused.status_code == 400 and "cannot demote or disable yourself" in refused.text
+    weak = client.post("/admin/users", data={"csrf_token": token, "email": "x@b.example", "password": "short",
+                                             "role": "viewer", "language": "en"})
+    assert weak.status_code == 400 and "at least 10" in weak.text
+    with transaction(runtime.factory) as s:
+        assert get_user_by_email(s, email="mei@bright-lighting.example").role == "viewer"
+        assert get_user_by_email(s, email="admin@bright-lighting.example").role == "admin"
