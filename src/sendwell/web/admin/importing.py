@@ -81,7 +81,9 @@ def router(admin: Admin) -> APIRouter:
                      report: Any = None) -> Response:
         headers = headers_of(path)
         prefilled, detect_error = _prefill(headers)
-        return admin.render(request, "import_mapping.html", user, status=status, token=token, filename=path.name,
+        name_file = path.with_suffix(".name")
+        filename = name_file.read_text(encoding="utf-8") if name_file.exists() else path.name
+        return admin.render(request, "import_mapping.html", user, status=status, token=token, filename=filename,
                             columns=list(zip(headers, chosen or prefilled)), choices=_choices,
                             error=error or detect_error, consent_kinds=CONSENT_KINDS,
                             options=options or {"consent": "", "source": "", "topic": "", "skip_invalid": False},
@@ -108,6 +110,8 @@ def router(admin: Admin) -> APIRouter:
             return admin.render(request, "import_upload.html", user, status=413,
                                 error="The file is larger than 50 MB; split it or use `sendwell contacts import`.")
         path.write_bytes(data)
+        # The name the marketer knows the file by, for the mapping page (the stored name is random).
+        path.with_suffix(".name").write_text(Path(upload.filename).name[:200], encoding="utf-8")
         try:
             headers_of(path)
         except (FileFormatError, OSError, ValueError) as exc:
@@ -136,6 +140,7 @@ def router(admin: Admin) -> APIRouter:
         if dry_run or not result.written:
             return mapping_page(request, user, token, path, chosen=chosen, options=options, report=result)
         path.unlink(missing_ok=True)
+        path.with_suffix(".name").unlink(missing_ok=True)
         return admin.render(request, "import_done.html", user, report=result)
 
     @r.post("/{token}/check")

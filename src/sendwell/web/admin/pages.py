@@ -54,7 +54,20 @@ def percent(value: float | None) -> str:
     return "–" if value is None else f"{value:.2%}"
 
 
+# Stored codes shown to people: the English text is the catalog's msgid (`_(code|label)`).
+LABELS = {
+    "not_relevant": "Not relevant", "too_many": "Too many emails", "never_signed_up": "Never signed up",
+    "situation_changed": "My situation changed", "other": "Other reason",
+    "new_lead": "New lead", "prospect": "Prospect", "customer": "Customer",
+}
+
+
+def label(code: str) -> str:
+    return LABELS.get(code, code)
+
+
 TEMPLATES.env.filters["percent"] = percent
+TEMPLATES.env.filters["label"] = label
 
 
 class Admin:
