@@ -101,7 +101,7 @@ class Admin:
             raise Forbidden(f"your role ({viewer.role}) does not allow this; it needs {needed}")
         return viewer
 
-    def render(self, request: Request, name: str, viewer: Viewer | None, *, status: int = 200,
+    def render(self, request: Request, template: str, viewer: Viewer | None, *, status: int = 200,
                language: str | None = None, csrf: str | None = None, **ctx: Any) -> HTMLResponse:
         lang = language or (viewer.language if viewer else "en")
         ctx.update(
@@ -110,7 +110,7 @@ class Admin:
             languages=[(code, LANGUAGE_NAMES[code]) for code in LANGUAGES],
             company=self.runtime.settings.company_name,
         )
-        return TEMPLATES.TemplateResponse(request, name, ctx, status_code=status, headers=security_headers())
+        return TEMPLATES.TemplateResponse(request, template, ctx, status_code=status, headers=security_headers())
 
 
 def security_headers() -> dict[str, str]:
