@@ -138,3 +138,29 @@ def test_a_bad_segment_is_named(as_role) -> None:
     page = client.post("/admin/campaigns", data={"csrf_token": token, "name": "x", "subject": "y", "html": "<p>z</p>",
                                                  "segment": "colour = red", "kind": "marketing"})
     assert page.status_code == 400 and "segment:" in page.text
+
+
+def test_test_send_mails_one_marked_copy_and_records_nothing(as_role, runtime) -> None:
+    import email
+    import email.policy
+
+    from sendwell.db.models import Event
+
+    with transaction(runtime.factory) as s:
+        make_contact(s, country="DE", first_name="Anna", source="Canton Fair")
+    client = as_role("marketer")
+    cid = make_draft(client, "<p>Hello {{ first_name }}</p>")
+    token = page_csrf(client, f"/admin/campaigns/{cid}")
+    page = client.post(f"/admin/campaigns/{cid}/test", data={"csrf_token": token, "to": "boss@bright-lighting.example"})
+    assert page.status_code == 200 and "Test mail sent to boss@bright-lighting.example." in page.text
+    (path,) = runtime.settings.capture_dir.glob("*.eml")
+    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    assert message["X-Envelope-To"] == "<boss@bright-lighting.example>" and message["To"] == "boss@bright-lighting.example"
+    assert message["Subject"] == "[TEST] New panels" and message["DKIM-Signature"]
+    assert "Anna" in message.get_body(("html",)).get_content()
+    with transaction(runtime.factory) as s:
+        assert s.scalar(select(func.count()).select_from(Send)) == 0
+        assert s.scalar(select(func.count()).select_from(Event)) == 0
+        assert s.get(Campaign, cid).status == "draft"
+    bad = client.post(f"/admin/campaigns/{cid}/test", data={"csrf_token": token, "to": "not an address"})
+    assert bad.status_code == 400 and "test mail:" in bad.text

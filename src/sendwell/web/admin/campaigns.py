@@ -70,7 +70,7 @@ def router(admin: Admin) -> APIRouter:
 
     def campaign_page(request: Request, user: Viewer, campaign_id: int, *, status: int = 200,
                       values: dict[str, str] | None = None, error: str = "", notice: str = "",
-                      report: Any = None) -> Response:
+                      report: Any = None, test_to: str = "") -> Response:
         with transaction(runtime.factory) as db:
             campaign = db.get(Campaign, campaign_id)
             if campaign is None:
@@ -81,7 +81,8 @@ def router(admin: Admin) -> APIRouter:
                 report = lint_campaign(db, settings=runtime.settings, campaign_id=campaign_id)
             db.expunge_all()
         return admin.render(request, "campaign.html", user, status=status, campaign=campaign, values=values,
-                            kinds=KINDS, state=state, lint=report, error=error, notice=notice)
+                            kinds=KINDS, state=state, lint=report, error=error, notice=notice,
+                            test_to=test_to)
 
     @r.get("")
     def campaigns(request: Request, user: Viewer = Depends(viewer)) -> Response:
@@ -166,6 +167,30 @@ def router(admin: Admin) -> APIRouter:
             return campaign_page(request, user, campaign_id, status=409, error=_problem(exc))
         get_queue().enqueue_batches(campaign_id, batches)  # after the commit, as the API does
         return RedirectResponse(f"/admin/campaigns/{campaign_id}?sent=1", status_code=303)
+
+    @r.post("/{campaign_id}/test")
+    async def test_send(request: Request, campaign_id: int, user: Viewer = Depends(marketer)) -> Response:
+        from sendwell.delivery.transport import make_transport
+        from sendwell.flows import send_test
+
+        to = str((await request.form()).get("to", ""))[:320]
+        s = runtime.settings
+        transport = make_transport(s.smtp_url, s.capture_dir, timeout=s.smtp_timeout, ca_file=s.smtp_ca_file)
+        try:
+            transport.open()
+            with transaction(runtime.factory) as db:
+                result = send_test(db, settings=s, campaign_id=campaign_id, to=to, signer=runtime.signer,
+                                   transport=transport)
+        except (ValueError, TemplateError, delivery.CampaignError) as exc:
+            return campaign_page(request, user, campaign_id, status=400, error=f"test mail: {exc}")
+        except Exception as exc:  # the SMTP server is down or refused: say so, change nothing
+            return campaign_page(request, user, campaign_id, status=502, error=f"test mail: {exc}")
+        finally:
+            transport.close()
+        if result["status"] != "sent":
+            return campaign_page(request, user, campaign_id, status=502,
+                                 error=f"test mail: the server answered {result['message']}")
+        return campaign_page(request, user, campaign_id, notice="test", test_to=result["to"])
 
     def control(action: str) -> Any:
         async def handler(request: Request, campaign_id: int, user: Viewer = Depends(marketer)) -> Response:
