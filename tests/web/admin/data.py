@@ -10,7 +10,7 @@ from tests.helpers import make_contact
 XSS = "<script>alert(1)</script>"
 
 
-def seed_history(session, *, days: int = 5, per_day: int = 60) -> Campaign:
+def seed_history(session, *, days: int = 5, per_day: int = 60, comment: str = "Too often " + XSS) -> Campaign:
     """One finished campaign delivered over `days` days; each day some unsubscribe or complain."""
     start = datetime(2026, 11, 1, 9, tzinfo=timezone.utc)
     campaign = Campaign(name="Autumn LED panels", subject="New panels", html="<p>Hi</p>", status="finished",
@@ -29,7 +29,7 @@ def seed_history(session, *, days: int = 5, per_day: int = 60) -> Campaign:
                 session.add(Event(kind="unsubscribed", contact_id=contact.id, campaign_id=campaign.id,
                                   method="one_click", occurred_at=at))
                 session.add(Event(kind="unsubscribe_reason", contact_id=contact.id, campaign_id=campaign.id,
-                                  data={"reason": "too_many", "text": "Too often " + XSS}, occurred_at=at))
+                                  data={"reason": "too_many", "text": comment}, occurred_at=at))
             if i == 59 and day % 2 == 0:
                 session.add(Event(kind="complained", contact_id=contact.id, campaign_id=campaign.id, occurred_at=at))
     session.flush()

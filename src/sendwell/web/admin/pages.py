@@ -59,6 +59,8 @@ LABELS = {
     "not_relevant": "Not relevant", "too_many": "Too many emails", "never_signed_up": "Never signed up",
     "situation_changed": "My situation changed", "other": "Other reason",
     "new_lead": "New lead", "prospect": "Prospect", "customer": "Customer",
+    "unsubscribed": "Unsubscribed", "unsubscribe_reason": "Reason given", "resubscribed": "Resubscribed",
+    "bounced": "Bounced", "complained": "Complaint", "auto_reply": "Auto-reply", "clicked": "Clicked",
 }
 
 
