@@ -59,3 +59,54 @@ def one_click_url(message: email.message.EmailMessage) -> str:
     match = _URL.search(str(message["List-Unsubscribe"]))
     assert match, message["List-Unsubscribe"]
     return match.group(1)
+
+
+class WebhookReceiver:
+    """A real HTTP endpoint on loopback (http.server in a thread) that records every POST.
+
+    `fail` maps a path to how many of its first requests answer 500; `status` overrides the
+    answer for a path for good (e.g. 500 forever).
+    """
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.calls: list[dict[str, Any]] = []
+        self.fail: dict[str, int] = {}
+        self.status: dict[str, int] = {}
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with receiver._lock:
+                    receiver.calls.append({"path": self.path, "body": body,
+                                           "headers": {k.lower(): v for k, v in self.headers.items()}})
+                    seen = sum(1 for c in receiver.calls if c["path"] == self.path)
+                    code = receiver.status.get(self.path, 500 if seen <= receiver.fail.get(self.path, 0) else 204)
+                self.send_response(code)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> WebhookReceiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def bodies(self, path: str | None = None) -> list[dict[str, Any]]:
+        """The JSON bodies received (at `path`), in order."""
+        import json
+
+        return [json.loads(c["body"]) for c in self.calls if path is None or c["path"] == path]

@@ -81,7 +81,9 @@ class Settings(BaseSettings):
     # Opt-out follow-ups (sendwell.optout): which regions get the thank-you mail after an
     # unsubscribe ("all", "none", or e.g. "eu,uk,us"), and outbound webhooks to a CRM.
     thank_you_regions: str = "all"
-    webhook_urls: str = ""  # comma-separated endpoints; empty = no webhooks
+    # Comma-separated endpoints, each `URL [event-type ...]` (none = every event type);
+    # empty = no webhooks. See sendwell.webhooks.service.parse_endpoints.
+    webhook_urls: str = ""
     webhook_secret: str = ""  # HMAC-SHA256 key of the webhook body; empty = the newest secret key
     # Frequency policy (docs/policy.md): caps as name=COUNT/PERIOD, periods in h, d or w.
     stage_caps: str = "new_lead=2/30d,prospect=1/7d,customer=3/30d"
@@ -119,6 +121,14 @@ class Settings(BaseSettings):
         from sendwell.contacts.regions import parse_region_map
 
         parse_region_map(value)  # ValueError names the bad entry
+        return value
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _check_webhook_urls(cls, value: str) -> str:
+        from sendwell.webhooks.service import parse_endpoints
+
+        parse_endpoints(value)  # ValueError names the bad URL or event type
         return value
 
     @field_validator("domain_limits")
@@ -180,7 +190,14 @@ class Settings(BaseSettings):
 
     @property
     def webhook_url_list(self) -> list[str]:
-        return [u.strip() for u in self.webhook_urls.split(",") if u.strip()]
+        return [e.url for e in self.webhook_endpoints]
+
+    @property
+    def webhook_endpoints(self) -> list[Any]:
+        """The webhook endpoints with the event types each one subscribes to."""
+        from sendwell.webhooks.service import parse_endpoints
+
+        return parse_endpoints(self.webhook_urls)
 
     @property
     def webhook_signing_key(self) -> str:

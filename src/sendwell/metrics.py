@@ -20,7 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
-from sendwell.db.models import Alert, Event, Send, SendState, Suppression
+from sendwell.db.models import Alert, Event, OutboxMessage, Send, SendState, Suppression, WebhookDelivery
 
 # Not registered in the global registry: /metrics builds its own per scrape (see exposition).
 SMTP_SECONDS = Histogram(
@@ -62,6 +62,11 @@ class DatabaseCollector(Collector):
             alerts = session.execute(
                 select(Alert.kind, Alert.severity, Alert.resolved_at.is_(None), func.count())
                 .group_by(Alert.kind, Alert.severity, Alert.resolved_at.is_(None))).all()
+            deliveries = session.execute(
+                select(WebhookDelivery.event_type, WebhookDelivery.status, func.count())
+                .group_by(WebhookDelivery.event_type, WebhookDelivery.status)).all()
+            webhooks_pending = session.scalar(select(func.count()).select_from(OutboxMessage).where(
+                OutboxMessage.kind.in_(("event", "webhook")), OutboxMessage.status == "pending")) or 0
 
         sent = CounterMetricFamily("sendwell_mails_sent", "Mails accepted by the SMTP server")
         sent.add_metric([], states.get(SendState.SENT.value, 0))
@@ -97,6 +102,14 @@ class DatabaseCollector(Collector):
             raised.add_metric([kind, severity], count)
         yield raised
         yield open_
+        hooks = CounterMetricFamily("sendwell_webhook_deliveries", "Webhook POST attempts, by event type and outcome",
+                                    labels=["event_type", "status"])
+        for event_type, status, count in deliveries:
+            hooks.add_metric([event_type, status], count)
+        yield hooks
+        backlog = GaugeMetricFamily("sendwell_webhooks_pending", "Webhook events and POSTs waiting for the dispatcher")
+        backlog.add_metric([], webhooks_pending)
+        yield backlog
         depth = GaugeMetricFamily("sendwell_queue_depth", "Sends waiting for a worker (queued or deferred)")
         depth.add_metric([], states.get(SendState.QUEUED.value, 0) + states.get(SendState.DEFERRED.value, 0))
         yield depth

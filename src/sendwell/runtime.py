@@ -46,9 +46,12 @@ class Runtime:
     def delivery_failure_hooks(self) -> list:  # type: ignore[type-arg]
         """Called with (session, send_id=, code=, message=) when a send fails permanently (5xx).
 
-        The seam for the bounce policy (issue 8): append its hook here.
+        The bounce policy judges the refusal like a bounce report, in the same transaction
+        that records the failure: a 550 5.1.1 suppresses the address at once.
         """
-        return []
+        from sendwell.feedback.service import smtp_refusal_hook
+
+        return [smtp_refusal_hook(self.settings)]
 
     def make_deliverer(self, should_stop=None):  # type: ignore[no-untyped-def]
         """A deliverer with its own SMTP session; make one per thread."""

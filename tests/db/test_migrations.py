@@ -20,7 +20,7 @@ def test_migrated_schema_matches_models(db_url: str) -> None:
     assert diff == [], f"models and migrations disagree: {diff}"
     expected = {"contacts", "topics", "subscriptions", "consents", "segments", "campaigns",
                 "sends", "events", "suppressions", "alerts", "outbox", "vocabulary", "api_tokens",
-                "insight_counters", "alembic_version"}
+                "insight_counters", "webhook_deliveries", "alembic_version"}
     assert expected <= tables
 
 

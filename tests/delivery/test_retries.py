@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from sendwell.db.models import Send
 from sendwell.db.session import transaction
@@ -143,6 +143,30 @@ def test_a_5xx_reaches_the_failure_hook_in_the_recording_transaction(rt, server)
 
     _run(rt, _campaign(rt), failure_hooks=[hook])
     assert seen == [("failed", 550, "5.1.1 No such user")]
+
+
+def test_refusals_in_our_own_session_are_judged_like_bounces(rt, server) -> None:
+    from sendwell.db.models import Alert, Contact, Event, Suppression
+
+    with transaction(rt.factory) as s:
+        for name in ("gone", "spam", "full", "ok"):
+            make_contact(s, email=f"{name}@buyers.example")
+    server.handler.replies["gone@buyers.example"] = "550 5.1.1 No such user here"
+    server.handler.replies["full@buyers.example"] = "552 5.2.2 Mailbox full"
+    server.handler.data_faults["spam@buyers.example"] = ["554 5.7.1 Message rejected as spam"]
+    _run(rt, _campaign(rt))  # the runtime's own failure hooks, as a worker has them
+    with transaction(rt.factory) as s:
+        suppressed = dict(s.execute(select(Contact.email, Suppression.reason)
+                                    .join(Suppression, Suppression.email_hash == Contact.email_hash)).all())
+        events = {(email, kind) for email, kind in s.execute(
+            select(Contact.email, Event.kind).join(Event, Event.contact_id == Contact.id))}
+        alerts = s.scalar(select(func.count()).select_from(Alert))
+    # 5.1.1 is the mailbox: suppressed at once. 5.2.2 is soft; 5.7.1 is the sender's problem.
+    assert suppressed == {"gone@buyers.example": "hard_bounce"}
+    assert ("gone@buyers.example", "bounced") in events
+    assert ("full@buyers.example", "bounced") in events
+    assert ("spam@buyers.example", "sender_fault") in events and alerts >= 1
+    assert _sends(rt)["full@buyers.example"].state == "failed"
 
 
 def test_pause_mid_batch_stops_within_the_batch_and_resume_finishes(rt, server) -> None:

@@ -142,3 +142,16 @@ def test_breakdown_and_reasons_and_recommendations(session) -> None:
 def test_unknown_dimension_is_a_clear_error(session) -> None:
     with pytest.raises(ValueError, match="unknown dimension 'colour'"):
         breakdown(session, dimension="colour")
+
+
+def test_a_new_alert_queues_an_alert_raised_webhook_in_its_transaction(session) -> None:
+    from sendwell.db.models import OutboxMessage
+
+    campaign, contacts = make_sent_campaign(session, delivered=200)
+    add_events(session, campaign, contacts, "unsubscribed", 5)
+    [alert] = check_campaign(session, campaign_id=campaign.id, thresholds=T)
+    events = [r.payload for r in session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "event"))]
+    assert [(e["event"], e["data"]["alert_id"], e["data"]["kind"], e["data"]["campaign_id"]) for e in events] == [
+        ("alert.raised", alert.id, "unsubscribe_spike", campaign.id)]
+    assert check_campaign(session, campaign_id=campaign.id, thresholds=T) == []  # no new alert, no new event
+    assert len(session.scalars(select(OutboxMessage)).all()) == 1

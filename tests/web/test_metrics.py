@@ -12,7 +12,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from sendwell.access.service import create_token
-from sendwell.db.models import Alert, Campaign, Send
+from sendwell.db.models import Alert, Campaign, Send, WebhookDelivery
 from sendwell.db.session import transaction
 from sendwell.delivery.service import create_campaign, plan_campaign, queue_campaign, run_campaign
 from sendwell.metrics import SMTP_SECONDS
@@ -58,6 +58,9 @@ def test_metrics_count_from_the_database(runtime) -> None:
         plan_campaign(s, campaign=campaign)
         queue_campaign(s, campaign=campaign)
         s.add(Alert(kind="unsubscribe_spike", severity="critical", campaign_id=campaign.id, message="x"))
+        for attempt, status in ((1, "retrying"), (2, "delivered")):
+            s.add(WebhookDelivery(endpoint="https://crm.example/hook", event_type="contact.bounced", event_id=1,
+                                  attempt=attempt, status=status, http_status=500 if attempt == 1 else 204))
         campaign_id = campaign.id
     before = _histogram_count()
     deliverer = runtime.make_deliverer()
@@ -81,6 +84,10 @@ def test_metrics_count_from_the_database(runtime) -> None:
     assert got[("sendwell_alerts_total", (("kind", "unsubscribe_spike"), ("severity", "critical")))] == 1
     assert got[("sendwell_alerts_open", (("kind", "unsubscribe_spike"), ("severity", "critical")))] == 1
     assert got[("sendwell_queue_depth", ())] == 2
+    assert got[("sendwell_webhook_deliveries_total", (("event_type", "contact.bounced"), ("status", "retrying")))] == 1
+    assert got[("sendwell_webhook_deliveries_total", (("event_type", "contact.bounced"), ("status", "delivered")))] == 1
+    # The two opt-outs' contact.unsubscribed events wait for the dispatcher (no endpoint drains them here).
+    assert got[("sendwell_webhooks_pending", ())] == 2
     assert got[("sendwell_sends", (("state", "sent"),))] == 2
     assert got[("sendwell_smtp_send_seconds_count", ())] >= 2
     with transaction(runtime.factory) as s:

@@ -46,10 +46,10 @@ def test_workers_handle_success_4xx_5xx_disconnect_and_slow_server(shape, tmp_pa
     h.replies["buyer1@buyers.example"] = "451 4.7.1 Greylisted"  # at RCPT, every time: retried, still deferred
     h.replies["buyer2@buyers.example"] = "550 5.1.1 No such user"
     h.data_faults["buyer3@buyers.example"] = ["disconnect"]  # then accepted on the retry
-    h.data_faults["buyer4@buyers.example"] = ["sleep:0.5"]  # slow, within the 2 s timeout
-    h.data_faults["buyer5@buyers.example"] = ["sleep:3"]  # slower than the timeout: deferred, then ok
+    h.data_faults["buyer4@buyers.example"] = ["sleep:0.5"]  # slow, well within the 3 s timeout
+    h.data_faults["buyer5@buyers.example"] = ["sleep:6"]  # slower than the timeout: deferred, then ok
     support.start_campaign(runtime, queue)
-    env = support.worker_env(runtime.settings, SENDWELL_SMTP_TIMEOUT="2", SENDWELL_RETRY_BASE_SECONDS="1")
+    env = support.worker_env(runtime.settings, SENDWELL_SMTP_TIMEOUT="3", SENDWELL_RETRY_BASE_SECONDS="1")
     workers = [support.start_worker(env, tmp_path / "w.log") for _ in range(n_workers)]
     try:
         # Done when everything but the greylisted one is final and it has been retried at least once.

@@ -30,7 +30,10 @@ SCOPES: dict[str, str] = {
     "campaigns:read": "read campaigns, their status and sends",
     "events:read": "read events (sent, unsubscribed, bounced, clicked, …)",
     "campaigns:write": "create, send, pause, resume and cancel campaigns",
+    "contacts:erase": "erase a contact (GDPR Art 17): delete the data, keep the suppression hash",
     "reports:read": "read reports",
+    "webhooks:read": "read the webhook endpoints and the delivery log",
+    "webhooks:write": "redeliver a webhook event",
     "metrics:read": "scrape /metrics",
     ADMIN: "everything",
 }

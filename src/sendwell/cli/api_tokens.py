@@ -26,8 +26,8 @@ def _as_dict(token) -> dict:  # type: ignore[no-untyped-def]
 @api_tokens.command("create")
 @click.option("--name", required=True, help="Who or what uses the token, e.g. \"CRM sync\".")
 @click.option("--scope", "scopes", multiple=True, required=True,
-              help="Repeat for each scope: contacts:read, contacts:write, events:write, campaigns:read, "
-                   "campaigns:write, reports:read, metrics:read, admin.")
+              help="Repeat for each scope: contacts:read, contacts:write, contacts:erase, events:read, events:write, campaigns:read, "
+                   "campaigns:write, reports:read, webhooks:read, webhooks:write, metrics:read, admin.")
 @json_option
 def tokens_create(name: str, scopes: tuple[str, ...], as_json: bool) -> None:
     """Create a token and print it once; only its hash is kept."""

@@ -186,19 +186,32 @@ def assert_sendable(session: Session, *, settings: Settings, campaign_id: int) -
 
 
 def preview_campaign(
-    session: Session, *, settings: Settings, campaign_id: int, contact_email: str | None = None
+    session: Session, *, settings: Settings, campaign_id: int, contact_email: str | None = None,
+    contact_id: int | None = None, region: str | None = None, language: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Rendered mails (subject, HTML, text, the whole .eml) for one contact or one per sample."""
+    """Rendered mails (subject, HTML, text, the whole .eml) for one contact or one per sample.
+
+    `region` / `language` keep the samples of that region / language; when the audience has
+    none, a synthetic stand-in of that region and language is rendered instead.
+    """
     from sendwell.delivery.mime import build_message
 
     campaign = _campaign(session, campaign_id)
-    if contact_email:
-        contact = session.scalar(select(Contact).where(func.lower(Contact.email) == contact_email.strip().lower()))
-        if contact is None:
-            raise ContentError(f"no contact with email {contact_email!r}")
+    if contact_email or contact_id is not None:
+        if contact_id is not None:
+            contact = session.get(Contact, contact_id)
+            if contact is None:
+                raise ContentError(f"no contact with id {contact_id}")
+        else:
+            assert contact_email is not None
+            contact = session.scalar(select(Contact).where(func.lower(Contact.email) == contact_email.strip().lower()))
+            if contact is None:
+                raise ContentError(f"no contact with email {contact_email!r}")
         samples = [Sample(contact, recipient_facts(session, contact_ids=[contact.id])[contact.id])]
     else:
         samples = sample_recipients(session, campaign=campaign)
+        if region or language:
+            samples = _filter_samples(samples, region=region, language=language)
     compiled = CompiledCampaign(subject=campaign.subject, html=campaign.html, text=campaign.text,
                                 settings=settings, kind=campaign.kind)
     domain = settings.sender_domain
@@ -235,6 +248,20 @@ def preview_campaign(
             "findings": [f.as_dict() for f in merge([(f, None) for f in lint_rendered(rendered, links)])],
         })
     return previews
+
+
+def _filter_samples(samples: list[Sample], *, region: str | None, language: str | None) -> list[Sample]:
+    def fits(contact: Any) -> bool:
+        return ((not region or (contact.region or "other") == region)
+                and (not language or choose_language(contact.language) == language))
+
+    kept = [s for s in samples if fits(s.contact)]
+    if kept:
+        return kept
+    # Nobody in the audience fits: stand-ins show that region's footer in that language.
+    rows = [row for row in SYNTHETIC_SAMPLES if not region or row[0] == region] or [
+        (region or "other", "en", "", "Alex", "Sample Trading Co.")]
+    return [_synthetic(i, row[0], language or row[1], *row[2:]) for i, row in enumerate(rows)]
 
 
 def _contact_data(sample: Sample) -> dict[str, Any]:

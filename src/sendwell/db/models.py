@@ -437,3 +437,30 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(default=None)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One attempt to POST a webhook event to one endpoint: the delivery log.
+
+    No body and no address here: the log outlives an erased contact (its outbox row goes by
+    the foreign key; `outbox_id` becomes NULL and the attempt stays as a statistic).
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_event_type", "event_type", "id"),
+                      Index("ix_webhook_deliveries_status", "status", "id"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    outbox_id: Mapped[int | None] = mapped_column(
+        ForeignKey("outbox.id", ondelete="SET NULL"), index=True, default=None
+    )
+    endpoint: Mapped[str] = mapped_column(String(2000))
+    event_type: Mapped[str] = mapped_column(String(50))
+    event_id: Mapped[int] = mapped_column(Id)  # the `id` in the body: the same for every endpoint and retry
+    attempt: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(12))  # delivered | retrying | failed
+    http_status: Mapped[int | None] = mapped_column(Integer, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+    attempted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    next_retry_at: Mapped[datetime | None] = mapped_column(default=None)

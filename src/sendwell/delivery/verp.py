@@ -14,9 +14,14 @@ def _sig(key: str, send_id: int) -> str:
     return base64.b32encode(mac).decode().lower()[:10]
 
 
+def verp_detail(keys: list[str], send_id: int) -> str:
+    """`<send id>.<hmac>`: the part of the return path after `bounce+`."""
+    return f"{send_id}.{_sig(keys[-1], send_id)}"
+
+
 def make_return_path(keys: list[str], send_id: int, domain: str) -> str:
     """The envelope sender for one send; the HMAC stops forged bounces from suppressing anyone."""
-    return f"bounce+{send_id}.{_sig(keys[-1], send_id)}@{domain}"
+    return f"bounce+{verp_detail(keys, send_id)}@{domain}"
 
 
 def read_verp(keys: list[str], detail: str) -> int | None:

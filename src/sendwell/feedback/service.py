@@ -24,6 +24,7 @@ from sendwell.delivery.verp import read_verp
 from sendwell.feedback.classify import AUTO_REPLY, COMPLAINT, HARD, OTHER, SOFT, Classification
 from sendwell.optout.service import unsubscribe_contact
 from sendwell.suppression.service import hash_email, suppress
+from sendwell.webhooks.service import emit_alert, emit_event
 
 # COMPLIANCE row 27: suppress after this many consecutive soft bounces on different sends.
 SOFT_BOUNCE_LIMIT = 3
@@ -178,6 +179,20 @@ def record_feedback(
     return outcomes
 
 
+def smtp_refusal_hook(settings: Settings) -> Any:
+    """The delivery engine's failure hook: a permanent refusal in our own SMTP session is a bounce."""
+    from sendwell.delivery.verp import verp_detail
+    from sendwell.feedback.classify import classify_smtp_reply
+
+    def on_refusal(session: Session, *, send_id: int, code: int, message: str) -> None:
+        email = session.scalar(select(Contact.email).join(Send, Send.contact_id == Contact.id)
+                               .where(Send.id == send_id))
+        record_feedback(session, classification=classify_smtp_reply(email or "", code, message), settings=settings,
+                        raw_ref=f"smtp:{send_id}", source="smtp", verp_detail=verp_detail(settings.secret_keys, send_id))
+
+    return on_refusal
+
+
 def _outcome(action: str, target: _Target, suppressed: str | None = None) -> FeedbackOutcome:
     return FeedbackOutcome(
         action,
@@ -246,16 +261,20 @@ def _apply(session: Session, c: Classification, target: _Target, evidence: dict[
             target.send.state = SendState.FAILED.value
             target.send.last_error = f"bounced: {c.status or c.reply_code or ''} {c.reason}".strip()[:1000]
             target.send.updated_at = now
-        return _outcome("hard_bounce", target, SuppressionReason.HARD_BOUNCE.value if suppressed else None)
+        outcome = _outcome("hard_bounce", target, SuppressionReason.HARD_BOUNCE.value if suppressed else None)
+        _bounce_webhook(session, c, outcome, target, now)
+        return outcome
     if c.kind == SOFT:
         _event(session, "bounced", target, {**evidence, **bounce}, now)
         session.flush()
         streak = soft_bounce_streak(session, contact=target.contact)
+        outcome = _outcome("soft_bounce", target)
         if len(streak) >= SOFT_BOUNCE_LIMIT:
             reason = SuppressionReason.SOFT_BOUNCE_STREAK.value
             if _suppress(session, target, reason, evidence, now, sends=streak):
-                return _outcome("soft_bounce", target, reason)
-        return _outcome("soft_bounce", target)
+                outcome = _outcome("soft_bounce", target, reason)
+        _bounce_webhook(session, c, outcome, target, now)
+        return outcome
     if c.kind == COMPLAINT:
         return _complaint(session, c, target, evidence, now)
     if c.kind == AUTO_REPLY:
@@ -268,6 +287,16 @@ def _apply(session: Session, c: Classification, target: _Target, evidence: dict[
     return _outcome("ignored", target)
 
 
+def _bounce_webhook(session: Session, c: Classification, outcome: FeedbackOutcome, target: _Target,
+                    now: datetime) -> None:
+    # In the bounce's own transaction: a rolled-back report tells nobody (delays and
+    # sender-fault rejections are not bounces of the recipient and send no contact.bounced).
+    emit_event(session, event_type="contact.bounced", contact_id=target.contact.id, email=target.contact.email,
+               now=now, data={"kind": c.kind, "status": c.status, "reason": c.reason,
+                              "campaign_id": outcome.campaign_id, "send_id": outcome.send_id,
+                              "suppressed": outcome.suppressed})
+
+
 def _is_delivery(c: Classification) -> bool:
     # RFC 3464 §2.3.3: only "delivered" reaches the mailbox; "relayed" and "expanded" do not.
     return c.reason == "delivered" or c.reason.startswith("delivery succeeded (delivered")
@@ -276,6 +305,11 @@ def _is_delivery(c: Classification) -> bool:
 def _complaint(session: Session, c: Classification, target: _Target, evidence: dict[str, Any],
                now: datetime) -> FeedbackOutcome:
     _event(session, "complained", target, {"feedback_type": c.feedback_type or "abuse", **evidence}, now)
+    # Before the opt-out's own contact.unsubscribed, so a receiver learns the cause first.
+    emit_event(session, event_type="contact.complained", contact_id=target.contact.id, email=target.contact.email,
+               now=now, data={"feedback_type": c.feedback_type or "abuse", "source": evidence.get("source"),
+                              "campaign_id": target.send.campaign_id if target.send else None,
+                              "send_id": target.send.id if target.send else None})
     # Flushed first: the opt-out below must see the complaint (it sends no thank-you mail
     # after one, and Undo then needs a fresh double opt-in).
     session.flush()
@@ -358,18 +392,19 @@ def _raise_alert(session: Session, c: Classification, target: _Target, now: date
             data.update(count=int(data.get("count", 1)) + 1, domains=domains, last_at=now.isoformat())
             alert.data = data  # a new dict: JSON columns do not track in-place changes
             return
-    session.add(
-        Alert(
-            kind="sender_fault",
-            severity="critical" if (c.status or c.reply_code or "").startswith("5") else "warning",
-            campaign_id=campaign_id,
-            message=(
-                f"Receiving servers reject our mail: {c.status or c.reply_code or 'no status'} "
-                f"{c.reason}. Check SPF, DKIM and DMARC alignment, sending IP reputation and rate; "
-                "recipients were not suppressed."
-            ),
-            data={"key": key, "status": c.status, "reply_code": c.reply_code, "reason": c.reason,
-                  "count": 1, "domains": [domain], "first_at": now.isoformat(), "last_at": now.isoformat()},
-            created_at=now,
-        )
+    alert = Alert(
+        kind="sender_fault",
+        severity="critical" if (c.status or c.reply_code or "").startswith("5") else "warning",
+        campaign_id=campaign_id,
+        message=(
+            f"Receiving servers reject our mail: {c.status or c.reply_code or 'no status'} "
+            f"{c.reason}. Check SPF, DKIM and DMARC alignment, sending IP reputation and rate; "
+            "recipients were not suppressed."
+        ),
+        data={"key": key, "status": c.status, "reply_code": c.reply_code, "reason": c.reason,
+              "count": 1, "domains": [domain], "first_at": now.isoformat(), "last_at": now.isoformat()},
+        created_at=now,
     )
+    session.add(alert)
+    session.flush()  # the id, for the webhook
+    emit_alert(session, alert=alert, now=now)

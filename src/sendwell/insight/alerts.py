@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from sendwell.db.models import Alert, Campaign, CampaignStatus
 from sendwell.insight.metrics import DIMENSIONS, Rates, breakdown, campaign_rates
+from sendwell.webhooks.service import emit_alert
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,9 @@ def check_campaign(session: Session, *, campaign_id: int, thresholds: Thresholds
         session.add(alert)
         created.append(alert)
     session.flush()
+    for alert in created:
+        # In the alert's own transaction, like every webhook event (sendwell.webhooks.service).
+        emit_alert(session, alert=alert)
     return created
 
 

@@ -1,4 +1,9 @@
-"""Drain the outbox: send thank-you, magic-link and double opt-in mails, fan out and post webhooks."""
+"""Drain the outbox: send thank-you, magic-link and double opt-in mails, fan out and post webhooks.
+
+Webhook events (opt-outs, bounces, complaints, alerts: sendwell.webhooks.service) are fanned
+out to the endpoints that subscribe to their type, one row each; every POST is recorded in
+the delivery log (`webhook_deliveries`) in the same transaction as the row's new state.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,15 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from sendwell.db.models import SCOPE_ALL, Contact, Event, OutboxMessage, Suppression, SuppressionReason
+from sendwell.db.models import (
+    SCOPE_ALL,
+    Contact,
+    Event,
+    OutboxMessage,
+    Suppression,
+    SuppressionReason,
+    WebhookDelivery,
+)
 from sendwell.db.session import transaction
 from sendwell.i18n import choose_language
 from sendwell.optout import mail
@@ -56,6 +69,10 @@ def dispatch_outbox(runtime: Any, *, now: datetime | None = None, transport: Any
         transport = make_transport(s.smtp_url, s.capture_dir, timeout=s.smtp_timeout)
     try:
         for job in _load(runtime, ids, now):
+            if job["kind"] == "webhook":
+                counts[_post_webhook(runtime, job, now)] += 1
+                time.sleep(0)
+                continue
             status, error = _process(runtime, job, transport, now)
             if status != "done_recorded":
                 finish(runtime.factory, job["id"], status=status, error=error)
@@ -84,13 +101,19 @@ def _load(runtime: Any, ids: list[int], now: datetime) -> list[dict[str, Any]]:
             reasons.setdefault(email_hash, set()).add(reason)
         complained = set(session.scalars(select(Event.contact_id).where(
             Event.contact_id.in_(contact_ids), Event.kind == "complained")))
+        endpoints = settings.webhook_endpoints
         for row in rows:
             if row.kind == "event":
-                # Fan out to the configured endpoints in this transaction; one row each.
-                for url in settings.webhook_url_list:
+                # Fan out to the endpoints subscribed to this event type in this transaction;
+                # one row each. The event row's id is the event id every endpoint and retry sees.
+                event_type = row.payload.get("event", "")
+                wanted = [e.url for e in endpoints if e.wants(event_type)]
+                for url in wanted:
                     enqueue(session, kind="webhook", contact_id=row.contact_id,
-                            payload={"url": url, "body": dict(row.payload)}, now=now)
-                row.status, row.lease_until, row.attempts, row.sent_at = "done", None, row.attempts + 1, now
+                            payload={"url": url, "body": {"id": row.id, **row.payload}}, now=now)
+                row.status = "done" if wanted else "skipped"
+                row.last_error = None if wanted else f"no endpoint subscribes to {event_type}"
+                row.lease_until, row.attempts, row.sent_at = None, row.attempts + 1, now
                 continue
             contact = contacts.get(row.contact_id) if row.contact_id else None
             contact_reasons = reasons.get(contact.email_hash, set()) if contact else set()
@@ -104,12 +127,33 @@ def _load(runtime: Any, ids: list[int], now: datetime) -> list[dict[str, Any]]:
     return jobs
 
 
+def _post_webhook(runtime: Any, job: dict[str, Any], now: datetime) -> str:
+    """POST one webhook row to its endpoint and log the attempt; returns done / retry."""
+    url, body = job["payload"]["url"], job["payload"]["body"]
+    event_type, event_id = str(body.get("event", "")), int(body.get("id") or job["id"])
+    # The attempt's own time, not the batch's: a batch of slow endpoints can take minutes,
+    # and the backoff counts from this attempt. (`now` wins when a caller moves the clock ahead.)
+    at = max(now, datetime.now(timezone.utc))
+    result = deliver_webhook(url, runtime.settings.webhook_signing_key, webhook_body(body),
+                             headers={"X-Sendwell-Event": event_type, "X-Sendwell-Event-Id": str(event_id)})
+
+    def record(session: Any, row: OutboxMessage) -> None:
+        status = "delivered" if result.ok else "failed" if row.status == "failed" else "retrying"
+        session.add(WebhookDelivery(
+            outbox_id=row.id, endpoint=url, event_type=event_type, event_id=event_id, attempt=row.attempts,
+            status=status, http_status=result.http_status, error=result.error,
+            duration_ms=round(result.seconds * 1000), attempted_at=at,
+            next_retry_at=row.next_attempt_at if status == "retrying" else None,
+        ))
+
+    status = "done" if result.ok else "retry"
+    finish(runtime.factory, job["id"], status=status, error=result.error, now=at, record=record)
+    return status
+
+
 def _process(runtime: Any, job: dict[str, Any], transport: Any, now: datetime) -> tuple[str, str | None]:
     settings = runtime.settings
     kind, payload, contact = job["kind"], job["payload"], job["contact"]
-    if kind == "webhook":
-        error = deliver_webhook(payload["url"], settings.webhook_signing_key, webhook_body(payload["body"]))
-        return ("done", None) if error is None else ("retry", error)
     if contact is None:
         return "skipped", "contact no longer exists"
     reasons = job["reasons"]

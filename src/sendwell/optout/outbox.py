@@ -21,6 +21,9 @@ import hmac
 import json
 import logging
 import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -83,8 +86,12 @@ def claim(factory: sessionmaker[Session], *, now: datetime, limit: int = 200) ->
 
 
 def finish(factory: sessionmaker[Session], row_id: int, *, status: str, error: str | None = None,
-           now: datetime | None = None) -> None:
-    """Record a row's outcome: done / skipped / failed, or back to pending with a backoff."""
+           now: datetime | None = None, record: Callable[[Session, OutboxMessage], None] | None = None) -> None:
+    """Record a row's outcome: done / skipped / failed, or back to pending with a backoff.
+
+    `record(session, row)` runs in the same transaction once the row is settled (the webhook
+    delivery log), so the log and the row's state never disagree.
+    """
     now = now or datetime.now(timezone.utc)
     with transaction(factory) as session:
         row = session.get(OutboxMessage, row_id)
@@ -92,32 +99,51 @@ def finish(factory: sessionmaker[Session], row_id: int, *, status: str, error: s
             return
         row.lease_until = None
         row.last_error = error[:1000] if error else None
+        row.attempts += 1
         if status == "retry":
-            row.attempts += 1
             if row.attempts >= MAX_ATTEMPTS:
                 row.status = "failed"
             else:
                 row.next_attempt_at = now + backoff(row.attempts)
-            return
-        row.status = status
-        row.attempts += 1
-        if status == "done":
-            row.sent_at = now
+        else:
+            row.status = status
+            if status == "done":
+                row.sent_at = now
+        if record is not None:
+            record(session, row)
 
 
-def deliver_webhook(url: str, secret: str, body: bytes, timeout: float = 10.0) -> str | None:
-    """POST one signed body; None on 2xx, else the error text."""
+@dataclass(frozen=True)
+class WebhookResult:
+    """What one POST to an endpoint came to."""
+
+    http_status: int | None  # None when no answer came (connection refused, timeout, …)
+    error: str | None  # None on 2xx
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def deliver_webhook(url: str, secret: str, body: bytes, timeout: float = 10.0,
+                    headers: dict[str, str] | None = None) -> WebhookResult:
+    """POST one signed body and report the answer; never raises for network trouble."""
     import httpx
 
-    headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign_body(secret, body),
-               "User-Agent": "Sendwell-Webhook/1"}
+    sent = {"Content-Type": "application/json", SIGNATURE_HEADER: sign_body(secret, body),
+            "User-Agent": "Sendwell-Webhook/1", **(headers or {})}
+    start = time.perf_counter()
     try:
-        response = httpx.post(url, content=body, headers=headers, timeout=timeout, follow_redirects=False)
+        # No redirects: a 3xx is an endpoint misconfiguration to see in the log, and following
+        # one would re-send the signed body to a host nobody configured.
+        response = httpx.post(url, content=body, headers=sent, timeout=timeout, follow_redirects=False)
     except httpx.HTTPError as exc:
-        return f"{type(exc).__name__}: {exc}"
+        return WebhookResult(None, f"{type(exc).__name__}: {exc}"[:1000], time.perf_counter() - start)
+    seconds = time.perf_counter() - start
     if 200 <= response.status_code < 300:
-        return None
-    return f"HTTP {response.status_code}"
+        return WebhookResult(response.status_code, None, seconds)
+    return WebhookResult(response.status_code, f"HTTP {response.status_code}", seconds)
 
 
 def webhook_body(payload: dict[str, Any]) -> bytes:

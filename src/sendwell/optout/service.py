@@ -195,11 +195,9 @@ _SQL_OUTBOX_ONCE = Statement(_OUTBOX.format(key=":key") + " ON CONFLICT (dedupe_
 
 
 def _webhook(session: Session, event: str, contact: Contact, now: datetime, data: dict[str, Any]) -> None:
-    # One outbox row per event; the dispatcher fans it out to the configured endpoints.
-    enqueue(session, kind="event", contact_id=contact.id, now=now, payload={
-        "event": event, "contact_id": contact.id, "email": contact.email,
-        "occurred_at": now.isoformat(), "data": data,
-    })
+    from sendwell.webhooks.service import emit_event
+
+    emit_event(session, event_type=event, contact_id=contact.id, email=contact.email, data=data, now=now)
 
 
 def _latest_unsubscribe(session: Session, contact_id: int) -> Event | None:

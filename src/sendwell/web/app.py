@@ -348,7 +348,7 @@ def create_app(runtime: Runtime, *, outbox: bool = True) -> FastAPI:
     app.include_router(feedback_router(runtime))  # provider webhooks (issue 8)
     from sendwell.web.api import mount_api
 
-    mount_api(app, runtime)
+    mount_api(app, runtime, wake)
     from sendwell.web.admin import mount_admin
 
     mount_admin(app, runtime)  # the web admin under /admin (issue 11)

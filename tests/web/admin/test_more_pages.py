@@ -84,3 +84,10 @@ def test_segments_live_count_save_and_delete(as_role, runtime) -> None:
     viewer = as_role("viewer")
     assert viewer.post("/admin/segments", data={"csrf_token": page_csrf(viewer, "/admin/segments"), "name": "x",
                                                 "expression": "region = eu"}).status_code == 403
+
+
+def test_settings_list_webhook_endpoints_with_their_event_types(as_role, runtime) -> None:
+    runtime.settings.webhook_urls = "https://crm.example/hook, https://ops:pw@ops.example/hook alert.raised"
+    page = as_role("admin").get("/admin/settings").text
+    assert "https://crm.example/hook" in page and "every event type" in page
+    assert "alert.raised" in page and "pw@" not in page

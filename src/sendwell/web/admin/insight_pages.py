@@ -122,7 +122,7 @@ def router(admin: Admin) -> APIRouter:
                     ("SENDWELL_PRIVACY_URL", s.privacy_url), ("SENDWELL_BASE_URL", s.base_url)]
         policy = [("SENDWELL_STAGE_CAPS", s.stage_caps), ("SENDWELL_TIER_CAPS", s.tier_caps),
                   ("SENDWELL_SEND_WINDOW", s.send_window), ("SENDWELL_THANK_YOU_REGIONS", s.thank_you_regions)]
-        webhooks = [u.strip() for u in s.webhook_urls.split(",") if u.strip()]
+        webhooks = [(_without_password(e.url), sorted(e.events) if e.events else []) for e in s.webhook_endpoints]
         return admin.render(request, "settings.html", user, identity=identity, policy=policy, records=records,
                             dkim_domain=s.dkim_domain, dkim_error=dkim_error, webhooks=webhooks,
                             reason_codes=REASONS, smtp=_without_password(s.smtp_url))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from fastapi import FastAPI
 from starlette.routing import Mount
 
 from sendwell.runtime import Runtime
-from sendwell.web.api import campaigns, contacts, events, reports, segments, suppressions, topics
+from sendwell.web.api import campaigns, contacts, events, reports, segments, suppressions, topics, webhooks
 from sendwell.web.api.auth import scope_guard
 from sendwell.web.api.problems import install_problem_handlers, problem_openapi
 
@@ -18,7 +19,7 @@ with `sendwell api-tokens create --name N --scope S`). Errors are RFC 9457
 `application/problem+json`. Lists are pages in id order: pass `next_after` as `after`."""
 
 
-def create_api(runtime: Runtime) -> FastAPI:
+def create_api(runtime: Runtime, wake: Callable[[], None] = lambda: None) -> FastAPI:
     """The API app over one runtime; mounted at /api/v1 by sendwell.web.app.create_app."""
     api = FastAPI(title="Sendwell API", version="1", description=DESCRIPTION,
                   docs_url=None, redoc_url=None, openapi_url="/openapi.json")
@@ -26,6 +27,8 @@ def create_api(runtime: Runtime) -> FastAPI:
     require = scope_guard(runtime)
     for module in (contacts, topics, segments, campaigns, events, suppressions, reports):
         api.include_router(module.router(runtime, require))
+    # `wake` nudges the outbox dispatcher of `sendwell serve` after a commit that queued work.
+    api.include_router(webhooks.router(runtime, require, wake))
     api.openapi = lambda: problem_openapi(api)  # type: ignore[method-assign]
     return api
 
@@ -42,6 +45,6 @@ class _ApiMount(Mount):
         self.path_regex = re.compile(self.path_regex.pattern, re.DOTALL)
 
 
-def mount_api(app: FastAPI, runtime: Runtime) -> None:
+def mount_api(app: FastAPI, runtime: Runtime, wake: Callable[[], None] = lambda: None) -> None:
     """Mount the API at /api/v1 on the web app."""
-    app.router.routes.append(_ApiMount(PREFIX, create_api(runtime)))
+    app.router.routes.append(_ApiMount(PREFIX, create_api(runtime, wake)))

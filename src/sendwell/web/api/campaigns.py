@@ -1,23 +1,26 @@
-"""/campaigns: create, list, status, send (plan + queue), pause, resume, cancel, and their sends."""
+"""/campaigns: create, list, status, lint, preview, send (plan + queue), pause, resume, cancel, and their sends."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from sendwell.content.render import TemplateError
+from sendwell.contacts.regions import REGIONS
+from sendwell.content import service as content
 from sendwell.content.service import ComplianceError
 from sendwell.flows import start_sending
 from sendwell.db.models import Campaign, CampaignKind, SendState, Topic
 from sendwell.db.session import transaction
 from sendwell.delivery import service as delivery
+from sendwell.i18n import SUPPORTED as LANGUAGES
 from sendwell.runtime import Runtime
 from sendwell.segments.expression import SegmentError
 from sendwell.web.api.problems import ApiProblem, FieldError, invalid
-from sendwell.web.api.schemas import After, CampaignId, Limit, Page, page_of, bounded
+from sendwell.web.api.schemas import MAX_ID, After, CampaignId, Limit, Page, page_of, bounded
 from sendwell.web.api.topics import SLUG
 
 NOT_FOUND = {404: {"description": "no such campaign"}}
@@ -71,6 +74,56 @@ class SendOut(BaseModel):
     message_id: str | None
     last_error: str | None
     updated_at: datetime
+
+
+class FindingOut(BaseModel):
+    code: str = Field(description="the lint rule id, e.g. `postal-address`, `unsubscribe-link`")
+    severity: str = Field(description="`error` (compliance: blocks sending) or `warning` (readability)")
+    blocking: bool
+    rule: int | None = Field(description="the COMPLIANCE.md checklist row of a compliance finding")
+    message: str
+    samples: list[str] = Field(description="the region/language samples it was found in")
+
+
+class LintOut(BaseModel):
+    campaign_id: int
+    ok: bool = Field(description="true when nothing blocks sending (warnings allowed)")
+    errors: int
+    warnings: int
+    samples: list[str] = Field(description="the region/language labels rendered")
+    rendered: int = Field(description="sample recipients rendered")
+    findings: list[FindingOut]
+
+
+class PreviewContactOut(BaseModel):
+    id: int | None = Field(description="null for a synthetic stand-in")
+    email: str
+    region: str
+    language: str
+    country: str
+    synthetic: bool
+    consent_kind: str | None
+    data_source: str
+
+
+class PreviewOut(BaseModel):
+    label: str = Field(description="region/language")
+    contact: PreviewContactOut
+    subject: str | None = None
+    html: str | None = Field(default=None, description="as sent: CSS inlined, with the compliance footer")
+    text: str | None = None
+    size: int | None = Field(default=None, description="bytes of the whole message")
+    error: str | None = Field(default=None, description="why this sample cannot be rendered")
+    findings: list[FindingOut]
+
+
+class PreviewsOut(BaseModel):
+    campaign_id: int
+    previews: list[PreviewOut]
+
+
+def _finding(data: dict[str, Any]) -> FindingOut:
+    return FindingOut(blocking=data["severity"] == "error", **data)
 
 
 def _out(session: Any, campaign: Campaign) -> CampaignOut:
@@ -128,6 +181,48 @@ def router(runtime: Runtime, require: Any) -> APIRouter:
         with transaction(runtime.factory) as session:
             _existing(session, campaign_id)
             return StatusOut(**delivery.campaign_status(session, campaign_id=campaign_id))
+
+    @r.post("/{campaign_id}/lint", response_model=LintOut, dependencies=[require("campaigns:read")],
+            responses={**NOT_FOUND, 409: {"description": "the campaign's segment or template cannot be used"}})
+    def lint_campaign(campaign_id: CampaignId) -> LintOut:
+        """The compliance (blocking) and readability (warning) lint over the audience's samples; changes nothing."""
+        try:
+            with transaction(runtime.factory) as session:
+                _existing(session, campaign_id)
+                report = content.lint_campaign(session, settings=runtime.settings, campaign_id=campaign_id)
+        except (SegmentError, RecursionError) as exc:
+            raise ApiProblem(409, f"the campaign's segment cannot be evaluated: {exc}", kind="conflict") from None
+        data = report.as_dict()
+        return LintOut(**{**data, "campaign_id": campaign_id, "findings": [_finding(f) for f in data["findings"]]})
+
+    @r.get("/{campaign_id}/preview", response_model=PreviewsOut, dependencies=[require("campaigns:read")],
+           responses={404: {"description": "no such campaign or contact"},
+                      409: {"description": "the campaign's segment or template cannot be used"}})
+    def preview_campaign(
+        campaign_id: CampaignId,
+        region: Annotated[Literal[REGIONS] | None, Query(description="only samples of this region")] = None,  # type: ignore[valid-type]
+        language: Annotated[Literal[LANGUAGES] | None, Query(description="only samples in this language")] = None,  # type: ignore[valid-type]
+        contact_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="render for this contact (region and language are then ignored)")] = None,
+    ) -> PreviewsOut:
+        """The mail as recipients get it (subject, HTML, text with the real footer), one per region and language.
+
+        Links in a preview carry no real tokens: clicking one unsubscribes nobody.
+        """
+        try:
+            with transaction(runtime.factory) as session:
+                _existing(session, campaign_id)
+                previews = content.preview_campaign(session, settings=runtime.settings, campaign_id=campaign_id,
+                                                    contact_id=contact_id, region=region, language=language)
+        except content.ContentError as exc:
+            raise ApiProblem(404, str(exc), kind="not-found") from None
+        except (SegmentError, RecursionError, TemplateError) as exc:
+            raise ApiProblem(409, f"the campaign cannot be rendered: {exc}", kind="conflict") from None
+        out = []
+        for p in previews:
+            fields = {k: v for k, v in p.items() if k not in ("eml", "findings", "contact")}
+            out.append(PreviewOut(**fields, contact=PreviewContactOut(**p["contact"]),
+                                  findings=[_finding(f) for f in p["findings"]]))
+        return PreviewsOut(campaign_id=campaign_id, previews=out)
 
     @r.post("/{campaign_id}/send", response_model=StatusOut, dependencies=[require("campaigns:write")],
             responses={**NOT_FOUND, **CONFLICT, 422: {"description": "the compliance lint blocks sending"}})

@@ -1,4 +1,4 @@
-"""/contacts: create, read, update, upsert, bulk upsert, list by segment, consents, unsubscribe."""
+"""/contacts: create, read, update, upsert, bulk upsert, list by segment, consents, unsubscribe, erase."""
 
 from __future__ import annotations
 
@@ -111,6 +111,24 @@ class UnsubscribeOut(BaseModel):
     already_unsubscribed: bool
 
 
+class EraseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = bounded(320, min_length=1, json_schema_extra={"format": "email"})
+
+
+class ErasureOut(BaseModel):
+    erased: bool = Field(description="false if no contact had this address (the suppression hash is still kept)")
+    email_hash: str = Field(description="the peppered hash that stays on the suppression list")
+    suppression_reason: str = Field(description="`erased`, or the earlier reason (an unsubscribe stays an unsubscribe)")
+    events_scrubbed: int = Field(description="events kept for the statistics without the contact, IP, user agent or text")
+
+
+def _erasure_out(result: contacts.ErasureResult) -> ErasureOut:
+    return ErasureOut(erased=result.found, email_hash=result.email_hash,
+                      suppression_reason=result.suppression_reason, events_scrubbed=result.events_scrubbed)
+
+
 def contact_out(contact: Contact, suppressed: bool) -> ContactOut:
     return ContactOut(
         id=contact.id, email=contact.email, first_name=contact.first_name, last_name=contact.last_name,
@@ -196,6 +214,19 @@ def router(runtime: Runtime, require: Any) -> APIRouter:
             raise ApiProblem(422, f"{len(errors)} invalid items; nothing was written", kind="validation",
                              errors=errors) from None
 
+    @r.post("/erase", response_model=ErasureOut, dependencies=[require("contacts:erase")])
+    def erase_by_address(body: EraseIn) -> ErasureOut:
+        """Erase the person with this address (GDPR Art 17), stored or not: the address stays unmailable.
+
+        A POST so the address stays out of URLs and access logs.
+        """
+        try:
+            address = contacts.normalise_email(body.email)
+        except ValueError as exc:
+            raise invalid("email", f"{body.email!r} is not a valid address: {exc}") from None
+        with transaction(runtime.factory) as session:
+            return _erasure_out(contacts.erase_contact(session, email=address, pepper=runtime.settings.pepper))
+
     @r.get("/{contact_id}", response_model=ContactOut, dependencies=[require("contacts:read")],
            responses={404: {"description": "no such contact"}})
     def get_contact(contact_id: ContactId) -> ContactOut:
@@ -217,6 +248,16 @@ def router(runtime: Runtime, require: Any) -> APIRouter:
                 return _outs(session, [contact])[0]
         except contacts.ContactError as exc:
             raise _contact_error(exc) from None
+
+    @r.delete("/{contact_id}", response_model=ErasureOut, dependencies=[require("contacts:erase")],
+              responses={404: {"description": "no such contact"}})
+    def erase(contact_id: ContactId) -> ErasureOut:
+        """Erase the contact (GDPR Art 17): data deleted, the peppered hash kept on the suppression list."""
+        with transaction(runtime.factory) as session:
+            contact = contacts.get_contact(session, contact_id=contact_id)
+            if contact is None:
+                raise ApiProblem(404, f"no contact with id {contact_id}", kind="not-found")
+            return _erasure_out(contacts.erase_contact(session, email=contact.email, pepper=runtime.settings.pepper))
 
     @r.post("/{contact_id}/unsubscribe", response_model=UnsubscribeOut, dependencies=[require("contacts:write")],
             responses={404: {"description": "no such contact"}})

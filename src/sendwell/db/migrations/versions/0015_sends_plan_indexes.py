@@ -7,7 +7,7 @@ Measured with bench/plan.py: the plan's INSERT … SELECT of 1,000,000 rows on P
 from 20.3 s to 16.8 s.
 
 Revision ID: 0015
-Revises: 0012
+Revises: 0014
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015"
-down_revision = "0012"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 

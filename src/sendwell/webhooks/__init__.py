@@ -1,0 +1,1 @@
+"""Outbound webhooks: event types, endpoint subscriptions, the delivery log and redelivery."""
