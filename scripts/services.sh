@@ -26,5 +26,14 @@ if ! command -v dovecot >/dev/null 2>&1 && [ ! -x /usr/sbin/dovecot ]; then
     || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q dovecot-imapd >/dev/null 2>&1; } \
     || echo "services: could not install dovecot-imapd" >&2
 fi
+# The web admin's browser tests drive Debian's chromium with Playwright (tests/web/admin/test_browser.py);
+# CJK fonts so the Chinese pages and screenshots render.
+if ! command -v chromium >/dev/null 2>&1 || [ ! -d /usr/share/fonts/opentype/noto ]; then
+  echo "services: installing chromium and fonts-noto-cjk"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q chromium fonts-noto-cjk >/dev/null 2>&1 \
+    || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium fonts-noto-cjk >/dev/null 2>&1; } \
+    || echo "services: could not install chromium" >&2
+fi
 pg_up || { echo "services: PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1; }
 redis_up || { echo "services: Redis is not reachable on 127.0.0.1:6379" >&2; exit 1; }

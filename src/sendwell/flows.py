@@ -26,3 +26,32 @@ def start_sending(
     assert_sendable(session, settings=settings, campaign_id=campaign_id)
     plan_campaign(session, campaign=campaign, settings=settings, now=now)
     return queue_campaign(session, campaign=campaign, batch_size=settings.batch_size)
+
+
+def send_test(session: Session, *, settings: Settings, campaign_id: int, to: str, signer: object | None,
+              transport: object) -> dict[str, str]:
+    """Mail the campaign as rendered for its first sample recipient to `to`, marked as a test.
+
+    Nothing is planned or recorded: no send row, no event, no frequency-cap use. The links
+    in a test mail are preview links, so they do not unsubscribe anyone.
+    """
+    import email
+    import email.policy
+    from email.utils import parseaddr
+
+    from sendwell.contacts.fields import normalise_email
+    from sendwell.content.service import ContentError, preview_campaign
+
+    address = normalise_email(to)  # ValueError names what is wrong
+    rendered = next((p for p in preview_campaign(session, settings=settings, campaign_id=campaign_id)
+                     if "eml" in p), None)
+    if rendered is None:
+        raise ContentError("the campaign cannot be rendered for any sample recipient; see the compliance check")
+    message = email.message_from_bytes(rendered["eml"].encode("ascii", "replace"), policy=email.policy.SMTP)
+    message.replace_header("To", address)
+    message.replace_header("Subject", f"[TEST] {rendered['subject']}")
+    data = message.as_bytes()
+    if signer is not None:
+        data = signer.sign(data) + data  # type: ignore[attr-defined]
+    outcome = transport.send(parseaddr(settings.from_)[1], address, data)  # type: ignore[attr-defined]
+    return {"to": address, "sample": rendered["label"], "status": outcome.status, "message": outcome.message}

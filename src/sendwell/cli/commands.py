@@ -13,7 +13,8 @@ from sendwell.cli.hygiene import hygiene
 from sendwell.cli.report import report
 from sendwell.cli.segments import segments
 from sendwell.cli.system import init, serve, worker
+from sendwell.cli.users import users
 from sendwell.cli.webhooks import webhooks
 
 ALL = [init, contacts, segments, campaigns, serve, worker, demo, dkim, feedback, report, api_tokens, webhooks,
-       hygiene]
+       hygiene, users]

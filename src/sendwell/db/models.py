@@ -388,6 +388,33 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+class AdminUser(Base):
+    """A person who signs in to the web admin; only an argon2id hash of the password is kept."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20), default="viewer")  # admin | marketer | viewer
+    language: Mapped[str] = mapped_column(String(10), default="en")  # en | zh_Hans
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(default=None)
+    disabled_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class LoginFailure(Base):
+    """One failed sign-in, keyed by `email:…` and `ip:…`; kept in the database so the throttle
+    holds across web processes."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_key_time", "key", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    key: Mapped[str] = mapped_column(String(400))
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class OutboxMessage(Base):
     """Work that must follow a committed change (thank-you mail, magic link, webhook), written
     in the same transaction as the change so it is never lost and never sent for a rollback."""

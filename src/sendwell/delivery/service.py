@@ -96,6 +96,38 @@ def create_campaign(
     return campaign
 
 
+def update_campaign(
+    session: Session,
+    *,
+    settings: Settings,
+    campaign_id: int,
+    name: str,
+    subject: str,
+    html: str,
+    text: str = "",
+    segment: str = "",
+    topic: str | None = None,
+    kind: str = CampaignKind.MARKETING.value,
+) -> Campaign:
+    """Change a draft campaign's content and audience, with the same checks as create_campaign."""
+    campaign = get_campaign(session, campaign_id=campaign_id)
+    if campaign.status != CampaignStatus.DRAFT.value:
+        raise CampaignError(f"campaign {campaign_id} is {campaign.status}: only a draft can be changed")
+    if kind not in {k.value for k in CampaignKind}:
+        raise CampaignError(f"unknown campaign kind {kind!r} (use one of {', '.join(k.value for k in CampaignKind)})")
+    if not name.strip():
+        raise CampaignError("the campaign needs a name")
+    if not subject.strip():
+        raise CampaignError("the campaign needs a subject")
+    compile_segment(segment)  # SegmentError names the field or token at fault
+    CompiledCampaign(subject=subject, html=html, text=text, settings=settings, kind=kind)  # TemplateError
+    campaign.name, campaign.subject, campaign.html, campaign.text = name.strip(), subject, html, text
+    campaign.segment_expr, campaign.kind = segment, kind
+    campaign.topic_id = ensure_topic(session, slug=topic).id if topic else None
+    session.flush()
+    return campaign
+
+
 def get_campaign(session: Session, *, campaign_id: int) -> Campaign:
     campaign = session.get(Campaign, campaign_id)
     if campaign is None:

@@ -172,7 +172,7 @@ def reasons(session: Session, *, campaign_id: int | None = None, dimension: str 
 
 
 def over_time(session: Session, *, days: int = 90) -> list[dict[str, Any]]:
-    """Daily delivered and unsubscribed counts, for the dashboard's trend chart."""
+    """Daily delivered, unsubscribed and complained counts, for the dashboard's trend chart."""
     day_sent = func.date(Send.sent_at)
     day_event = func.date(Event.occurred_at)
     delivered = dict(
@@ -180,12 +180,12 @@ def over_time(session: Session, *, days: int = 90) -> list[dict[str, Any]]:
             select(day_sent, func.count()).where(Send.state == SendState.SENT.value).group_by(day_sent)
         ).all()
     )
-    unsubscribed = dict(
-        session.execute(
-            select(day_event, func.count()).where(Event.kind == "unsubscribed").group_by(day_event)
-        ).all()
-    )
-    days_seen = sorted({str(d) for d in delivered} | {str(d) for d in unsubscribed})[-days:]
+    per_kind = {
+        kind: {str(k): v for k, v in session.execute(
+            select(day_event, func.count()).where(Event.kind == kind).group_by(day_event)).all()}
+        for kind in ("unsubscribed", "complained")
+    }
     by_str_d = {str(k): v for k, v in delivered.items()}
-    by_str_u = {str(k): v for k, v in unsubscribed.items()}
-    return [{"day": d, "delivered": by_str_d.get(d, 0), "unsubscribed": by_str_u.get(d, 0)} for d in days_seen]
+    days_seen = sorted(set(by_str_d) | set(per_kind["unsubscribed"]) | set(per_kind["complained"]))[-days:]
+    return [{"day": d, "delivered": by_str_d.get(d, 0), "unsubscribed": per_kind["unsubscribed"].get(d, 0),
+             "complained": per_kind["complained"].get(d, 0)} for d in days_seen]

@@ -384,6 +384,9 @@ def create_app(runtime: Runtime, *, outbox: bool = True) -> FastAPI:
     from sendwell.web.api import mount_api
 
     mount_api(app, runtime, wake)
+    from sendwell.web.admin import mount_admin
+
+    mount_admin(app, runtime)  # the web admin under /admin (issue 11)
     from sendwell.web.metrics import metrics_router
 
     app.include_router(metrics_router(runtime))

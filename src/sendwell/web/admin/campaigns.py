@@ -1,0 +1,225 @@
+"""Campaigns: list, editor with live lint and per-region / per-language preview, send / pause / resume, report.
+
+Sending goes through flows.start_sending, the CLI's and the REST API's path, so the same
+compliance lint blocks it; the live lint is that lint too, run on the unsaved form in a
+transaction that is rolled back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
+
+from sendwell.content.render import TemplateError
+from sendwell.content.service import ComplianceError, ContentError, lint_campaign, preview_campaign
+from sendwell.db.models import Campaign, CampaignKind, Topic
+from sendwell.db.session import transaction
+from sendwell.delivery import service as delivery
+from sendwell.flows import start_sending
+from sendwell.insight.report import build_report
+from sendwell.segments.expression import SegmentError
+from sendwell.web.admin.pages import Admin, Viewer
+
+KINDS = [k.value for k in CampaignKind]
+FIELDS = ("name", "subject", "html", "text", "segment", "topic", "kind")
+LIMITS = {"name": 200, "subject": 500, "html": 1_000_000, "text": 1_000_000, "segment": 2000, "topic": 100,
+          "kind": 20}
+
+
+def _values(form: Any) -> dict[str, str]:
+    values = {f: str(form.get(f, ""))[: LIMITS[f]] for f in FIELDS}
+    values["kind"] = values["kind"] or CampaignKind.MARKETING.value
+    return values
+
+
+def _of(campaign: Campaign, topic: str) -> dict[str, str]:
+    return {"name": campaign.name, "subject": campaign.subject, "html": campaign.html, "text": campaign.text,
+            "segment": campaign.segment_expr, "topic": topic, "kind": campaign.kind}
+
+
+def _problem(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return "segment: nested too deeply"
+    prefix = "segment: " if isinstance(exc, SegmentError) else "template: " if isinstance(exc, TemplateError) else ""
+    return prefix + str(exc)
+
+
+def router(admin: Admin) -> APIRouter:
+    r = APIRouter(prefix="/admin/campaigns")
+    runtime = admin.runtime
+    queue: list[Any] = []
+
+    def get_queue() -> Any:
+        if not queue:
+            from sendwell.worker.queue import Queue
+
+            queue.append(Queue(runtime))
+        return queue[0]
+
+    async def viewer(request: Request) -> Viewer:
+        return await admin.require(request, "viewer")
+
+    async def marketer(request: Request) -> Viewer:
+        return await admin.require(request, "marketer")
+
+    def topic_slug(db: Any, campaign: Campaign) -> str:
+        return (db.scalar(select(Topic.slug).where(Topic.id == campaign.topic_id)) or "") if campaign.topic_id else ""
+
+    def campaign_page(request: Request, user: Viewer, campaign_id: int, *, status: int = 200,
+                      values: dict[str, str] | None = None, error: str = "", notice: str = "",
+                      report: Any = None, test_to: str = "") -> Response:
+        with transaction(runtime.factory) as db:
+            campaign = db.get(Campaign, campaign_id)
+            if campaign is None:
+                return admin.render(request, "not_found.html", user, status=404)
+            values = values or _of(campaign, topic_slug(db, campaign))
+            state = delivery.campaign_status(db, campaign_id=campaign_id)
+            if report is None and campaign.status == "draft":
+                report = lint_campaign(db, settings=runtime.settings, campaign_id=campaign_id)
+            db.expunge_all()
+        return admin.render(request, "campaign.html", user, status=status, campaign=campaign, values=values,
+                            kinds=KINDS, state=state, lint=report, error=error, notice=notice,
+                            test_to=test_to)
+
+    @r.get("")
+    def campaigns(request: Request, user: Viewer = Depends(viewer)) -> Response:
+        with transaction(runtime.factory) as db:
+            rows = list(db.scalars(select(Campaign).order_by(Campaign.id.desc()).limit(200)))
+            db.expunge_all()
+        return admin.render(request, "campaigns.html", user, campaigns=rows)
+
+    @r.get("/new")
+    def new_form(request: Request, user: Viewer = Depends(marketer)) -> Response:
+        return admin.render(request, "campaign_new.html", user, values=dict.fromkeys(FIELDS, "") | {"kind": "marketing"},
+                            kinds=KINDS)
+
+    @r.post("")
+    async def create(request: Request, user: Viewer = Depends(marketer)) -> Response:
+        values = _values(await request.form())
+        try:
+            with transaction(runtime.factory) as db:
+                campaign = delivery.create_campaign(
+                    db, settings=runtime.settings, name=values["name"], subject=values["subject"], html=values["html"],
+                    text=values["text"], segment=values["segment"], topic=values["topic"] or None, kind=values["kind"])
+                campaign_id = campaign.id
+        except (SegmentError, TemplateError, delivery.CampaignError, RecursionError, ValueError) as exc:
+            return admin.render(request, "campaign_new.html", user, status=400, values=values, kinds=KINDS,
+                                error=_problem(exc))
+        return RedirectResponse(f"/admin/campaigns/{campaign_id}", status_code=303)
+
+    @r.get("/{campaign_id}")
+    def show(request: Request, campaign_id: int, user: Viewer = Depends(viewer)) -> Response:
+        return campaign_page(request, user, campaign_id)
+
+    @r.post("/{campaign_id}")
+    async def save(request: Request, campaign_id: int, user: Viewer = Depends(marketer)) -> Response:
+        values = _values(await request.form())
+        try:
+            with transaction(runtime.factory) as db:
+                delivery.update_campaign(db, settings=runtime.settings, campaign_id=campaign_id, **_args(values))
+        except (SegmentError, TemplateError, delivery.CampaignError, RecursionError, ValueError) as exc:
+            return campaign_page(request, user, campaign_id, status=400, values=values, error=_problem(exc))
+        return campaign_page(request, user, campaign_id, notice="saved")
+
+    @r.post("/{campaign_id}/lint")
+    async def live_lint(request: Request, campaign_id: int, user: Viewer = Depends(marketer)) -> Response:
+        # The send gate's own lint on the form as typed: applied, linted, rolled back.
+        values = _values(await request.form())
+        db = runtime.factory()
+        try:
+            delivery.update_campaign(db, settings=runtime.settings, campaign_id=campaign_id, **_args(values))
+            report, error = lint_campaign(db, settings=runtime.settings, campaign_id=campaign_id), ""
+        except (SegmentError, TemplateError, delivery.CampaignError, RecursionError, ValueError) as exc:
+            report, error = None, _problem(exc)
+        finally:
+            db.rollback()
+            db.close()
+        return admin.render(request, "lint.html", user, lint=report, error=error)
+
+    @r.get("/{campaign_id}/preview")
+    def preview(request: Request, campaign_id: int, user: Viewer = Depends(viewer)) -> Response:
+        with transaction(runtime.factory) as db:
+            campaign = db.get(Campaign, campaign_id)
+            if campaign is None:
+                return admin.render(request, "not_found.html", user, status=404)
+            try:
+                samples, error = preview_campaign(db, settings=runtime.settings, campaign_id=campaign_id), ""
+            except (ContentError, TemplateError) as exc:
+                samples, error = [], str(exc)
+            db.expunge_all()
+        return admin.render(request, "preview.html", user, campaign=campaign, samples=samples, error=error)
+
+    @r.post("/{campaign_id}/send")
+    async def send(request: Request, campaign_id: int, user: Viewer = Depends(marketer)) -> Response:
+        try:
+            with transaction(runtime.factory) as db:
+                campaign = delivery.get_campaign(db, campaign_id=campaign_id)
+                if campaign.status == "paused":
+                    raise delivery.CampaignError(f"campaign {campaign_id} is paused: resume it instead")
+                batches = start_sending(db, settings=runtime.settings, campaign_id=campaign_id)
+        except ComplianceError as exc:
+            return campaign_page(request, user, campaign_id, status=422, report=exc.report,
+                                 error="The compliance check blocks sending; fix the errors below.")
+        except (SegmentError, delivery.CampaignError) as exc:
+            return campaign_page(request, user, campaign_id, status=409, error=_problem(exc))
+        get_queue().enqueue_batches(campaign_id, batches)  # after the commit, as the API does
+        return RedirectResponse(f"/admin/campaigns/{campaign_id}?sent=1", status_code=303)
+
+    @r.post("/{campaign_id}/test")
+    async def test_send(request: Request, campaign_id: int, user: Viewer = Depends(marketer)) -> Response:
+        from sendwell.delivery.transport import make_transport
+        from sendwell.flows import send_test
+
+        to = str((await request.form()).get("to", ""))[:320]
+        s = runtime.settings
+        transport = make_transport(s.smtp_url, s.capture_dir, timeout=s.smtp_timeout, ca_file=s.smtp_ca_file)
+        try:
+            transport.open()
+            with transaction(runtime.factory) as db:
+                result = send_test(db, settings=s, campaign_id=campaign_id, to=to, signer=runtime.signer,
+                                   transport=transport)
+        except (ValueError, TemplateError, delivery.CampaignError) as exc:
+            return campaign_page(request, user, campaign_id, status=400, error=f"test mail: {exc}")
+        except Exception as exc:  # the SMTP server is down or refused: say so, change nothing
+            return campaign_page(request, user, campaign_id, status=502, error=f"test mail: {exc}")
+        finally:
+            transport.close()
+        if result["status"] != "sent":
+            return campaign_page(request, user, campaign_id, status=502,
+                                 error=f"test mail: the server answered {result['message']}")
+        return campaign_page(request, user, campaign_id, notice="test", test_to=result["to"])
+
+    def control(action: str) -> Any:
+        async def handler(request: Request, campaign_id: int, user: Viewer = Depends(marketer)) -> Response:
+            try:
+                with transaction(runtime.factory) as db:
+                    delivery.set_campaign_status(db, campaign_id=campaign_id, action=action)
+            except delivery.CampaignError as exc:
+                return campaign_page(request, user, campaign_id, status=409, error=str(exc))
+            return RedirectResponse(f"/admin/campaigns/{campaign_id}", status_code=303)
+
+        handler.__name__ = f"admin_{action}_campaign"
+        return handler
+
+    for action in ("pause", "resume", "cancel"):
+        r.add_api_route(f"/{{campaign_id}}/{action}", control(action), methods=["POST"])
+
+    @r.get("/{campaign_id}/report")
+    def report(request: Request, campaign_id: int, user: Viewer = Depends(viewer)) -> Response:
+        with transaction(runtime.factory) as db:
+            campaign = db.get(Campaign, campaign_id)
+            if campaign is None:
+                return admin.render(request, "not_found.html", user, status=404)
+            data = build_report(db, campaign_id=campaign_id)
+            db.expunge_all()
+        return admin.render(request, "campaign_report.html", user, campaign=campaign, report=data)
+
+    return r
+
+
+def _args(values: dict[str, str]) -> dict[str, Any]:
+    return {"name": values["name"], "subject": values["subject"], "html": values["html"], "text": values["text"],
+            "segment": values["segment"], "topic": values["topic"] or None, "kind": values["kind"]}

@@ -1,0 +1,154 @@
+"""The import wizard: upload → column mapping (prefilled) → dry-run report with rejected rows → import.
+
+Every step calls contacts.importer.import_contacts, the function behind `sendwell contacts
+import`, so the checks and the all-or-nothing rule are the CLI's.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from starlette.datastructures import UploadFile
+
+from sendwell.contacts.fields import FIELDS, IGNORE, ImportError_, map_headers
+from sendwell.contacts.importer import import_contacts
+from sendwell.contacts.tabular import FileFormatError, open_table
+from sendwell.db.models import ConsentKind
+from sendwell.db.session import transaction
+from sendwell.web.admin.pages import Admin, Viewer
+
+SUFFIXES = (".csv", ".txt", ".tsv", ".xlsx")
+MAX_UPLOAD = 50 * 1024 * 1024
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{20,64}")
+CONSENT_KINDS = [k.value for k in ConsentKind if k is not ConsentKind.LEGITIMATE_INTEREST]
+
+
+def _uploads(admin: Admin) -> Path:
+    folder = admin.runtime.settings.data_dir / "admin-imports"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _upload_path(admin: Admin, token: str) -> Path | None:
+    """The uploaded file for a wizard token; None for a malformed or unknown token."""
+    if not _TOKEN.fullmatch(token):
+        return None
+    found = [p for p in _uploads(admin).glob(token + ".*") if p.suffix in SUFFIXES]
+    return found[0] if found else None
+
+
+def _choices(header: str) -> list[tuple[str, str]]:
+    return [(f, f) for f in FIELDS] + [("custom:" + header, "custom"), (IGNORE, "ignore")]
+
+
+def _prefill(headers: list[str]) -> tuple[list[str], str]:
+    """The field each column maps to, as the CLI's header detection sees it, and its error if any."""
+    try:
+        columns, _custom = map_headers(headers)
+        error = ""
+    except ImportError_ as exc:
+        columns, error = {}, str(exc)
+    chosen = []
+    for index, header in enumerate(headers):
+        field = columns.get(index)
+        chosen.append(field if field else (IGNORE if not header.strip() else "custom:" + header.strip()))
+    return chosen, error
+
+
+def _options(form: Any) -> dict[str, Any]:
+    consent = str(form.get("consent", ""))
+    return {"consent": consent if consent in CONSENT_KINDS else "", "source": str(form.get("source", ""))[:200],
+            "topic": str(form.get("topic", "")).strip()[:100], "skip_invalid": form.get("skip_invalid") == "1"}
+
+
+def router(admin: Admin) -> APIRouter:
+    r = APIRouter(prefix="/admin/import")
+
+    async def marketer(request: Request) -> Viewer:
+        return await admin.require(request, "marketer")
+
+    def headers_of(path: Path) -> list[str]:
+        with open_table(path) as table:
+            return [h.strip().lstrip("\ufeff") for h in table.headers]
+
+    def mapping_page(request: Request, user: Viewer, token: str, path: Path, *, status: int = 200,
+                     chosen: list[str] | None = None, error: str = "", options: dict[str, Any] | None = None,
+                     report: Any = None) -> Response:
+        headers = headers_of(path)
+        prefilled, detect_error = _prefill(headers)
+        name_file = path.with_suffix(".name")
+        filename = name_file.read_text(encoding="utf-8") if name_file.exists() else path.name
+        return admin.render(request, "import_mapping.html", user, status=status, token=token, filename=filename,
+                            columns=list(zip(headers, chosen or prefilled)), choices=_choices,
+                            error=error or detect_error, consent_kinds=CONSENT_KINDS,
+                            options=options or {"consent": "", "source": "", "topic": "", "skip_invalid": False},
+                            report=report)
+
+    @r.get("")
+    def upload_form(request: Request, user: Viewer = Depends(marketer)) -> Response:
+        return admin.render(request, "import_upload.html", user)
+
+    @r.post("")
+    async def upload(request: Request, user: Viewer = Depends(marketer)) -> Response:
+        form = await request.form()  # already parsed (and its CSRF token checked) by `marketer`
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile) or not upload.filename:
+            return admin.render(request, "import_upload.html", user, status=400, error="Choose a CSV or XLSX file.")
+        suffix = Path(upload.filename).suffix.lower()
+        if suffix not in SUFFIXES:
+            return admin.render(request, "import_upload.html", user, status=400,
+                                error="Only .csv, .tsv, .txt and .xlsx files can be imported.")
+        token = secrets.token_urlsafe(24)
+        path = _uploads(admin) / f"{token}{suffix}"
+        data = await upload.read(MAX_UPLOAD + 1)
+        if len(data) > MAX_UPLOAD:
+            return admin.render(request, "import_upload.html", user, status=413,
+                                error="The file is larger than 50 MB; split it or use `sendwell contacts import`.")
+        path.write_bytes(data)
+        # The name the marketer knows the file by, for the mapping page (the stored name is random).
+        path.with_suffix(".name").write_text(Path(upload.filename).name[:200], encoding="utf-8")
+        try:
+            headers_of(path)
+        except (FileFormatError, OSError, ValueError) as exc:
+            path.unlink(missing_ok=True)
+            return admin.render(request, "import_upload.html", user, status=400, error=str(exc))
+        return mapping_page(request, user, token, path)
+
+    def run(request: Request, user: Viewer, token: str, form: Any, *, dry_run: bool) -> Response:
+        path = _upload_path(admin, token)
+        if path is None:
+            return admin.render(request, "not_found.html", user, status=404)
+        headers = headers_of(path)
+        chosen = [str(form.get(f"map_{i}", IGNORE)) for i in range(len(headers))]
+        mapping = {h: c for h, c in zip(headers, chosen) if h}
+        options = _options(form)
+        try:
+            with transaction(admin.runtime.factory) as db:
+                result = import_contacts(
+                    db, path=path, pepper=admin.runtime.settings.pepper, source=options["source"],
+                    consent=options["consent"] or None, topic=options["topic"] or None, mapping=mapping,
+                    dry_run=dry_run, skip_invalid=options["skip_invalid"], rejected_path=False,
+                    region_map=admin.runtime.settings.region_overrides)
+        except ImportError_ as exc:
+            return mapping_page(request, user, token, path, status=400, chosen=chosen, error=str(exc),
+                                options=options)
+        if dry_run or not result.written:
+            return mapping_page(request, user, token, path, chosen=chosen, options=options, report=result)
+        path.unlink(missing_ok=True)
+        path.with_suffix(".name").unlink(missing_ok=True)
+        return admin.render(request, "import_done.html", user, report=result)
+
+    @r.post("/{token}/check")
+    async def check(request: Request, token: str, user: Viewer = Depends(marketer)) -> Response:
+        return run(request, user, token, await request.form(), dry_run=True)
+
+    @r.post("/{token}/run")
+    async def commit(request: Request, token: str, user: Viewer = Depends(marketer)) -> Response:
+        return run(request, user, token, await request.form(), dry_run=False)
+
+    return r

@@ -1,0 +1,135 @@
+"""Unsubscribes (reasons, breakdowns, audit log), feedback (bounces, complaints), the capture outbox, settings."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from sendwell.db.models import Campaign, Contact, Event
+from sendwell.db.session import transaction
+from sendwell.insight.metrics import REASONS, reasons
+from sendwell.insight.report import REPORT_DIMENSIONS
+from sendwell.insight.rollup import dashboard_breakdown, merged_by_value
+from sendwell.web.admin.pages import Admin, Viewer
+
+LOG_SIZE = 100
+OUTBOX_SIZE = 100
+_EML = re.compile(r"[A-Za-z0-9_.-]+\.eml")
+
+
+def event_log(session: Session, *, kinds: tuple[str, ...], limit: int = LOG_SIZE) -> list[dict[str, Any]]:
+    """The newest events of these kinds with the contact's address and the campaign's name."""
+    rows = session.execute(
+        select(Event, Contact.email, Campaign.name)
+        .outerjoin(Contact, Contact.id == Event.contact_id)
+        .outerjoin(Campaign, Campaign.id == Event.campaign_id)
+        .where(Event.kind.in_(kinds)).order_by(Event.occurred_at.desc(), Event.id.desc()).limit(limit))
+    return [{"at": e.occurred_at, "kind": e.kind, "method": e.method, "email": address or "", "campaign": name or "",
+             "campaign_id": e.campaign_id, "contact_id": e.contact_id, "ip": e.ip,
+             "detail": ", ".join(f"{k}: {v}" for k, v in sorted((e.data or {}).items()) if isinstance(v, (str, int)))}
+            for e, address, name in rows]
+
+
+def kind_counts(session: Session, *, kinds: tuple[str, ...]) -> dict[str, int]:
+    return dict(session.execute(select(Event.kind, func.count()).where(Event.kind.in_(kinds)).group_by(Event.kind)).all())
+
+
+def captured_mails(directory: Path, *, limit: int = OUTBOX_SIZE) -> list[dict[str, Any]]:
+    """The newest mails the capture transport kept, with their headers."""
+    if not directory.is_dir():
+        return []
+    files = sorted(directory.glob("*.eml"), key=lambda p: p.stat().st_mtime, reverse=True)[:limit]
+    mails = []
+    for path in files:
+        with path.open("rb") as fh:
+            message = email.message_from_binary_file(fh, policy=email.policy.default)
+        mails.append({"name": path.name, "to": str(message.get("X-Envelope-To", message.get("To", ""))),
+                      "subject": str(message.get("Subject", "")), "from": str(message.get("From", "")),
+                      "at": datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)})
+    return mails
+
+
+def router(admin: Admin) -> APIRouter:
+    r = APIRouter(prefix="/admin")
+    runtime = admin.runtime
+
+    async def viewer(request: Request) -> Viewer:
+        return await admin.require(request, "viewer")
+
+    async def only_admin(request: Request) -> Viewer:
+        return await admin.require(request, "admin")
+
+    @r.get("/unsubscribes")
+    def unsubscribes(request: Request, user: Viewer = Depends(viewer)) -> Response:
+        with transaction(runtime.factory) as db:
+            by = {dim: [row.as_dict() for row in merged_by_value(dashboard_breakdown(db, dimension=dim))
+                        if row.delivered or row.unsubscribed] for dim in REPORT_DIMENSIONS}
+            methods: dict[str, int] = {}
+            for row in by["region"]:
+                for method, n in row["unsubscribed_by_method"].items():
+                    methods[method] = methods.get(method, 0) + n
+            context = {"reasons_all": reasons(db), "reasons_by_region": reasons(db, dimension="region"),
+                       "reasons_by_stage": reasons(db, dimension="stage"), "by": by, "methods": methods,
+                       "log": event_log(db, kinds=("unsubscribed", "resubscribed", "unsubscribe_reason")),
+                       "reason_codes": REASONS}
+        return admin.render(request, "unsubscribes.html", user, **context)
+
+    @r.get("/feedback")
+    def feedback(request: Request, user: Viewer = Depends(viewer)) -> Response:
+        kinds = ("bounced", "complained", "auto_reply")
+        with transaction(runtime.factory) as db:
+            context = {"counts": kind_counts(db, kinds=kinds), "log": event_log(db, kinds=kinds)}
+        return admin.render(request, "feedback.html", user, **context)
+
+    @r.get("/outbox")
+    def outbox(request: Request, user: Viewer = Depends(viewer)) -> Response:
+        directory = runtime.settings.capture_dir
+        return admin.render(request, "outbox.html", user, mails=captured_mails(directory), directory=directory,
+                            capturing=runtime.settings.smtp_url == "capture")
+
+    @r.get("/outbox/{name}")
+    def outbox_mail(request: Request, name: str, user: Viewer = Depends(viewer)) -> Response:
+        path = runtime.settings.capture_dir / name
+        if not _EML.fullmatch(name) or not path.is_file():
+            return admin.render(request, "not_found.html", user, status=404)
+        # Shown as text only (escaped), never as HTML: captured mail is untrusted content.
+        return admin.render(request, "outbox_mail.html", user, mail_name=name,
+                            source=path.read_bytes()[:2_000_000].decode("utf-8", "replace"))
+
+    @r.get("/settings")
+    def settings_page(request: Request, user: Viewer = Depends(only_admin)) -> Response:
+        from sendwell.delivery.dkim import load_signer
+
+        s = runtime.settings
+        try:
+            signer = load_signer(s)
+            dkim_error = ""
+        except ValueError as exc:
+            signer, dkim_error = None, str(exc)
+        records = [(x.selector, x.algorithm, x.dns_record()) for x in getattr(signer, "signers", (signer,)) if x]
+        identity = [("SENDWELL_FROM", s.from_), ("SENDWELL_COMPANY_NAME", s.company_name),
+                    ("SENDWELL_POSTAL_ADDRESS", s.postal_address), ("SENDWELL_CONTACT_EMAIL", s.contact_email),
+                    ("SENDWELL_CONTACT_PHONE", s.contact_phone), ("SENDWELL_WEBSITE", s.website),
+                    ("SENDWELL_PRIVACY_URL", s.privacy_url), ("SENDWELL_BASE_URL", s.base_url)]
+        policy = [("SENDWELL_STAGE_CAPS", s.stage_caps), ("SENDWELL_TIER_CAPS", s.tier_caps),
+                  ("SENDWELL_SEND_WINDOW", s.send_window), ("SENDWELL_THANK_YOU_REGIONS", s.thank_you_regions)]
+        webhooks = [(_without_password(e.url), sorted(e.events) if e.events else []) for e in s.webhook_endpoints]
+        return admin.render(request, "settings.html", user, identity=identity, policy=policy, records=records,
+                            dkim_domain=s.dkim_domain, dkim_error=dkim_error, webhooks=webhooks,
+                            reason_codes=REASONS, smtp=_without_password(s.smtp_url))
+
+    return r
+
+
+def _without_password(url: str) -> str:
+    """`smtps://user:secret@host` → `smtps://user:•••@host`: the page never shows a secret."""
+    return re.sub(r"(//[^:/@]+):[^@]*@", r"\1:•••@", url)

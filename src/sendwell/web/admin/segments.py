@@ -1,0 +1,71 @@
+"""Segments: saved rules with their live counts, and an editor that counts as you type."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
+
+from sendwell.db.session import transaction
+from sendwell.segments.expression import SegmentError
+from sendwell.segments.service import count_segment, create_segment, delete_segment, list_segments
+from sendwell.web.admin.pages import Admin, Viewer
+
+
+def router(admin: Admin) -> APIRouter:
+    r = APIRouter(prefix="/admin/segments")
+
+    async def viewer(request: Request) -> Viewer:
+        return await admin.require(request, "viewer")
+
+    async def marketer(request: Request) -> Viewer:
+        return await admin.require(request, "marketer")
+
+    def live_count(expression: str) -> tuple[dict[str, int] | None, str]:
+        try:
+            with transaction(admin.runtime.factory) as db:
+                return count_segment(db, expression=expression), ""
+        except SegmentError as exc:
+            return None, str(exc)
+        except RecursionError:
+            return None, "nested too deeply"
+
+    def segments_page(request: Request, user: Viewer, *, status: int = 200, name: str = "", expression: str = "",
+                      error: str = "") -> Response:
+        with transaction(admin.runtime.factory) as db:
+            rows = [(s.name, s.expression, count_segment(db, expression=s.expression)) for s in list_segments(db)]
+        count, count_error = live_count(expression) if expression else (None, "")
+        return admin.render(request, "segments.html", user, status=status, segments=rows, name=name,
+                            expression=expression, error=error, count=count, count_error=count_error)
+
+    @r.get("")
+    def segments(request: Request, user: Viewer = Depends(viewer)) -> Response:
+        return segments_page(request, user)
+
+    @r.get("/count")
+    def count(request: Request, expression: str = "", user: Viewer = Depends(viewer)) -> Response:
+        # A GET that only reads: htmx calls it as the rule is typed.
+        result, error = live_count(expression[:2000])
+        return admin.render(request, "segment_count.html", user, count=result, count_error=error)
+
+    @r.post("")
+    async def save(request: Request, user: Viewer = Depends(marketer)) -> Response:
+        form = await request.form()
+        name, expression = str(form.get("name", ""))[:200], str(form.get("expression", ""))[:2000]
+        try:
+            with transaction(admin.runtime.factory) as db:
+                create_segment(db, name=name, expression=expression, replace=form.get("replace") == "1")
+        except SegmentError as exc:
+            return segments_page(request, user, status=400, name=name, expression=expression, error=str(exc))
+        return RedirectResponse("/admin/segments", status_code=303)
+
+    @r.post("/delete")
+    async def delete(request: Request, user: Viewer = Depends(marketer)) -> Response:
+        form = await request.form()
+        try:
+            with transaction(admin.runtime.factory) as db:
+                delete_segment(db, name=str(form.get("name", "")))
+        except SegmentError as exc:
+            return segments_page(request, user, status=404, error=str(exc))
+        return RedirectResponse("/admin/segments", status_code=303)
+
+    return r
