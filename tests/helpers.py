@@ -110,3 +110,41 @@ class WebhookReceiver:
         import json
 
         return [json.loads(c["body"]) for c in self.calls if path is None or c["path"] == path]
+
+
+def run_once(runtime: Any, campaign_id: int) -> dict[str, Any]:
+    """Send what is due of a campaign with one deliverer of the runtime's own, then close it."""
+    from sendwell.delivery.service import run_campaign
+
+    deliverer = runtime.make_deliverer()
+    try:
+        return run_campaign(runtime.factory, deliverer, campaign_id=campaign_id)
+    finally:
+        deliverer.transport.close()
+
+
+def self_signed_certificate(directory: Any) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1 written to `directory`: (cert file, key file)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    (directory / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (directory / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                          serialization.NoEncryption()))
+    return str(directory / "cert.pem"), str(directory / "key.pem")

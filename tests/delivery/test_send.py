@@ -15,12 +15,11 @@ from sendwell.delivery.service import (
     create_campaign,
     plan_campaign,
     queue_campaign,
-    run_campaign,
 )
 from sendwell.delivery.transport import TransportUnavailable
 from sendwell.delivery.verp import read_verp
 from sendwell.optout.service import unsubscribe_contact
-from tests.helpers import make_contact, parse_strict
+from tests.helpers import make_contact, parse_strict, run_once
 
 HTML = "<p>Dear {{ first_name }},</p><p>Our new CE-marked panels for {{ contact.company }}.</p>"
 
@@ -34,12 +33,7 @@ def _campaign(runtime, segment="region = eu", **kw):
         return c.id
 
 
-def _run(runtime, campaign_id):
-    deliverer = runtime.make_deliverer()
-    try:
-        return run_campaign(runtime.factory, deliverer, campaign_id=campaign_id)
-    finally:
-        deliverer.transport.close()
+_run = run_once
 
 
 @pytest.fixture

@@ -2,40 +2,20 @@
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import ssl
 
 import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from sendwell.delivery.transport import SmtpTransport, TransportUnavailable
 from tests.delivery.faults import FaultySMTPServer
+from tests.helpers import self_signed_certificate
 
 
 @pytest.fixture(scope="module")
 def cert(tmp_path_factory):
     """A self-signed certificate for 127.0.0.1: (cert file, key file)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    d = tmp_path_factory.mktemp("tls")
-    (d / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    (d / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                  serialization.NoEncryption()))
-    return str(d / "cert.pem"), str(d / "key.pem")
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"))
 
 
 def _server_ctx(cert) -> ssl.SSLContext:

@@ -10,23 +10,18 @@ classified by the bounce policy, nothing ever sent in clear text, nobody lost.
 from __future__ import annotations
 
 import datetime
-import ipaddress
 import ssl
 from datetime import timedelta, timezone
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from sqlalchemy import select, update
 
 from sendwell.db.models import Contact, Event, Send, Suppression
 from sendwell.db.session import transaction
-from sendwell.delivery.service import campaign_status, create_campaign, plan_campaign, queue_campaign, run_campaign
+from sendwell.delivery.service import campaign_status, create_campaign, plan_campaign, queue_campaign
 from sendwell.delivery.transport import TransportUnavailable
 from tests.delivery.faults import FaultySMTPServer
-from tests.helpers import make_contact
+from tests.helpers import make_contact, run_once, self_signed_certificate
 from tests.reliability.conftest import record_figures
 
 pytestmark = pytest.mark.slow
@@ -44,32 +39,6 @@ FAULTS = {
 }
 
 
-def _certificate(directory) -> tuple[str, str]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
-            .not_valid_after(now + timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    (directory / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (directory / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                                          serialization.PrivateFormat.PKCS8,
-                                                          serialization.NoEncryption()))
-    return str(directory / "cert.pem"), str(directory / "key.pem")
-
-
-def _run(runtime, campaign_id):
-    deliverer = runtime.make_deliverer()
-    try:
-        return run_campaign(runtime.factory, deliverer, campaign_id=campaign_id)
-    finally:
-        deliverer.transport.close()
-
-
 def _make_due(runtime) -> None:
     with transaction(runtime.factory) as s:
         s.execute(update(Send).where(Send.state == "deferred")
@@ -77,7 +46,7 @@ def _make_due(runtime) -> None:
 
 
 def test_every_smtp_fault_ends_classified_and_the_campaign_finishes(runtime, tmp_path) -> None:
-    cert = _certificate(tmp_path)
+    cert = self_signed_certificate(tmp_path)
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_tls.load_cert_chain(*cert)
     with FaultySMTPServer(tls_context=server_tls, require_starttls=True) as server:
@@ -102,7 +71,7 @@ def test_every_smtp_fault_ends_classified_and_the_campaign_finishes(runtime, tmp
 
         # 1. The certificate is not trusted: no session, nothing sent in clear, nothing lost.
         with pytest.raises(TransportUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
-            _run(runtime, campaign_id)
+            run_once(runtime, campaign_id)
         assert server.messages == []
         with transaction(runtime.factory) as s:
             errors = set(s.scalars(select(Send.last_error).where(Send.last_error.is_not(None))))
@@ -117,7 +86,7 @@ def test_every_smtp_fault_ends_classified_and_the_campaign_finishes(runtime, tmp
             rounds += 1
             assert rounds <= 6, f"the campaign did not finish: {status}"
             _make_due(runtime)
-            status = _run(runtime, campaign_id)
+            status = run_once(runtime, campaign_id)
 
     with transaction(runtime.factory) as s:
         states = dict(s.execute(select(Contact.email, Send.state).join(Send, Send.contact_id == Contact.id)).all())

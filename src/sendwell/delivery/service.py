@@ -79,6 +79,19 @@ def create_campaign(
     """Validate and store a draft campaign."""
     if over_cap not in OVER_CAP_MODES:
         raise CampaignError(f"unknown over-cap handling {over_cap!r} (use skip or defer)")
+    _check_campaign(settings, name=name, subject=subject, html=html, text=text, segment=segment, kind=kind)
+    campaign = Campaign(
+        name=name.strip(), subject=subject, html=html, text=text, segment_expr=segment, kind=kind, over_cap=over_cap,
+        topic_id=ensure_topic(session, slug=topic).id if topic else None,
+    )
+    session.add(campaign)
+    session.flush()
+    return campaign
+
+
+def _check_campaign(settings: Settings, *, name: str, subject: str, html: str, text: str, segment: str,
+                    kind: str) -> None:
+    """What create and update both refuse: unknown kind, no name or subject, a bad segment or template."""
     if kind not in {k.value for k in CampaignKind}:
         raise CampaignError(f"unknown campaign kind {kind!r} (use one of {', '.join(k.value for k in CampaignKind)})")
     if not name.strip():
@@ -87,13 +100,6 @@ def create_campaign(
         raise CampaignError("the campaign needs a subject")
     compile_segment(segment)  # SegmentError names the field or token at fault
     CompiledCampaign(subject=subject, html=html, text=text, settings=settings, kind=kind)  # TemplateError
-    campaign = Campaign(
-        name=name.strip(), subject=subject, html=html, text=text, segment_expr=segment, kind=kind, over_cap=over_cap,
-        topic_id=ensure_topic(session, slug=topic).id if topic else None,
-    )
-    session.add(campaign)
-    session.flush()
-    return campaign
 
 
 def update_campaign(
@@ -113,14 +119,7 @@ def update_campaign(
     campaign = get_campaign(session, campaign_id=campaign_id)
     if campaign.status != CampaignStatus.DRAFT.value:
         raise CampaignError(f"campaign {campaign_id} is {campaign.status}: only a draft can be changed")
-    if kind not in {k.value for k in CampaignKind}:
-        raise CampaignError(f"unknown campaign kind {kind!r} (use one of {', '.join(k.value for k in CampaignKind)})")
-    if not name.strip():
-        raise CampaignError("the campaign needs a name")
-    if not subject.strip():
-        raise CampaignError("the campaign needs a subject")
-    compile_segment(segment)  # SegmentError names the field or token at fault
-    CompiledCampaign(subject=subject, html=html, text=text, settings=settings, kind=kind)  # TemplateError
+    _check_campaign(settings, name=name, subject=subject, html=html, text=text, segment=segment, kind=kind)
     campaign.name, campaign.subject, campaign.html, campaign.text = name.strip(), subject, html, text
     campaign.segment_expr, campaign.kind = segment, kind
     campaign.topic_id = ensure_topic(session, slug=topic).id if topic else None
