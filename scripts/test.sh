@@ -5,7 +5,9 @@ cd "$(dirname "$0")/.."
 bash scripts/services.sh
 .venv/bin/ruff check --quiet --select F,E9 src tests bench
 set +e
-.venv/bin/pytest -n "${PYTEST_WORKERS:-2}" "$@"
+# worksteal: an idle worker takes queued tests from a busy one, so the slow reliability tests
+# (100,000-mail campaigns) do not end up queued behind each other on one worker.
+.venv/bin/pytest -n "${PYTEST_WORKERS:-2}" --dist worksteal "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then
