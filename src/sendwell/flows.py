@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+from datetime import datetime, timezone
+from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from sendwell.config import Settings
+
+log = logging.getLogger("sendwell.flows")
 
 
 def start_sending(
@@ -26,6 +30,71 @@ def start_sending(
     assert_sendable(session, settings=settings, campaign_id=campaign_id)
     plan_campaign(session, campaign=campaign, settings=settings, now=now)
     return queue_campaign(session, campaign=campaign, batch_size=settings.batch_size)
+
+
+def schedule_sending(session: Session, *, settings: Settings, campaign_id: int, at: datetime,
+                     now: datetime | None = None) -> Any:
+    """Give a draft a start time, after the same blocking compliance lint a send runs.
+
+    The lint runs again when the campaign starts (settings may change in between); if it
+    blocks then, the campaign goes back to draft and a critical alert says why.
+    """
+    from sendwell.content.service import assert_sendable
+    from sendwell.delivery.service import get_campaign, schedule_campaign
+
+    get_campaign(session, campaign_id=campaign_id)  # a missing campaign is named before the lint
+    assert_sendable(session, settings=settings, campaign_id=campaign_id)
+    return schedule_campaign(session, campaign_id=campaign_id, at=at, now=now)
+
+
+def start_due_campaigns(factory: sessionmaker[Session], *, settings: Settings,
+                        now: datetime | None = None) -> list[tuple[int, list[list[int]]]]:
+    """Start every scheduled campaign whose time has come; returns (campaign id, batches) to enqueue.
+
+    Each campaign starts in its own transaction, claimed by a conditional UPDATE so that one
+    of several scanning workers starts it. A campaign that can no longer be sent (the lint
+    blocks, its segment no longer compiles) goes back to draft with a critical alert, which
+    the dashboard lists and the alert webhook carries; a database error leaves it scheduled
+    for the next scan.
+    """
+    from sendwell.content.render import TemplateError
+    from sendwell.content.service import ComplianceError, ContentError
+    from sendwell.db.models import Alert, Campaign, CampaignStatus
+    from sendwell.db.session import transaction
+    from sendwell.delivery.service import CampaignError, claim_scheduled, due_scheduled
+    from sendwell.segments.expression import SegmentError
+    from sendwell.webhooks.service import emit_alert
+
+    now = now or datetime.now(timezone.utc)
+    with transaction(factory) as session:
+        due = due_scheduled(session, now=now)
+    started: list[tuple[int, list[list[int]]]] = []
+    for campaign_id in due:
+        try:
+            with transaction(factory) as session:
+                if not claim_scheduled(session, campaign_id=campaign_id):
+                    continue  # another worker started it
+                batches = start_sending(session, settings=settings, campaign_id=campaign_id)
+            started.append((campaign_id, batches))
+            log.info("scheduled campaign %s started: %d batches", campaign_id, len(batches))
+        except (ComplianceError, ContentError, TemplateError, SegmentError, CampaignError) as exc:
+            with transaction(factory) as session:
+                campaign = session.get(Campaign, campaign_id)
+                if campaign is None or campaign.status != CampaignStatus.SCHEDULED.value:
+                    continue
+                planned_for = campaign.scheduled_at
+                campaign.status, campaign.scheduled_at = CampaignStatus.DRAFT.value, None
+                alert = Alert(kind="schedule_failed", severity="critical", campaign_id=campaign_id,
+                              message=f"Campaign {campaign_id} ({campaign.name}) did not start at its scheduled "
+                                      f"time and is a draft again: {exc}",
+                              data={"scheduled_at": planned_for.isoformat() if planned_for else None,
+                                    "error": str(exc)},
+                              created_at=now)
+                session.add(alert)
+                session.flush()
+                emit_alert(session, alert=alert, now=now)
+            log.warning("scheduled campaign %s did not start: %s", campaign_id, exc)
+    return started
 
 
 def send_test(session: Session, *, settings: Settings, campaign_id: int, to: str, signer: object | None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -93,6 +94,32 @@ def campaigns_send(campaign_id: int, wait: bool, as_json: bool) -> None:
     _deliver_now(runtime, campaign_id, as_json)
 
 
+@campaigns.command("schedule")
+@click.argument("campaign_id", type=int)
+@click.option("--at", "at", required=True, metavar="TIME",
+              help="ISO 8601 start time with its offset, e.g. 2026-12-01T09:00+08:00 (or ...Z for UTC).")
+@json_option
+def campaigns_schedule(campaign_id: int, at: str, as_json: bool) -> None:
+    """Start a draft at a later time (the worker starts it; `unschedule` to edit it again)."""
+    from sendwell.cli.content import refuse_unsendable
+    from sendwell.delivery.service import CampaignError, get_campaign
+    from sendwell.flows import schedule_sending
+
+    try:
+        when = datetime.fromisoformat(at)
+    except ValueError:
+        fail(f"--at: {at!r} is not an ISO 8601 time such as 2026-12-01T09:00+08:00")
+    runtime = get_runtime()
+    try:
+        with transaction(runtime.factory) as session:
+            get_campaign(session, campaign_id=campaign_id)
+            refuse_unsendable(session, runtime.settings, campaign_id, as_json)
+            schedule_sending(session, settings=runtime.settings, campaign_id=campaign_id, at=when)
+    except CampaignError as exc:
+        fail(str(exc))
+    _status_out(runtime, campaign_id, as_json, prefix=f"scheduled for {when.isoformat()}")
+
+
 def _deliver_now(runtime: Runtime, campaign_id: int, as_json: bool) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -133,6 +160,8 @@ def _status_out(runtime: Runtime, campaign_id: int, as_json: bool, prefix: str =
         fail(str(exc))
     lines = [prefix] if prefix else []
     lines.append(f"campaign {status['id']} “{status['name']}”: {status['status']}, {status['total']} recipients")
+    if status.get("scheduled_at"):
+        lines.append(f"  starts at {status['scheduled_at']}")
     lines.append("  " + ", ".join(f"{k} {v}" for k, v in status["states"].items() if v))
     if status["skipped"]:
         lines.append("  skipped: " + ", ".join(f"{k} {v}" for k, v in status["skipped"].items()))
@@ -190,7 +219,7 @@ def _status_command(action: str) -> click.Command:
     return command
 
 
-for _action in ("pause", "resume", "cancel"):
+for _action in ("pause", "resume", "unschedule", "cancel"):
     campaigns.add_command(_status_command(_action))
 
 

@@ -100,6 +100,7 @@ class CampaignKind(str, enum.Enum):
 
 class CampaignStatus(str, enum.Enum):
     DRAFT = "draft"
+    SCHEDULED = "scheduled"  # a draft with a start time; unschedule to edit it again
     SENDING = "sending"
     PAUSED = "paused"
     FINISHED = "finished"
@@ -243,6 +244,8 @@ class Campaign(Base):
     over_cap: Mapped[str] = mapped_column(String(10), default="skip", server_default="skip")
     policy: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When a scheduled campaign starts (status `scheduled`); the worker's scan starts it.
+    scheduled_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
     # When the insight roll-up counted this campaign's delivered mails (after it finished).

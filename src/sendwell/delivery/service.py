@@ -127,6 +127,54 @@ def update_campaign(
     return campaign
 
 
+def schedule_campaign(session: Session, *, campaign_id: int, at: datetime, now: datetime | None = None) -> Campaign:
+    """Give a draft a start time (status `scheduled`); the worker's scan starts it when due.
+
+    Call it through flows.schedule_sending, which runs the blocking compliance lint first.
+    A scheduled campaign cannot be edited: unschedule it, change it, schedule it again.
+    """
+    campaign = get_campaign(session, campaign_id=campaign_id)
+    if campaign.status != CampaignStatus.DRAFT.value:
+        raise CampaignError(f"campaign {campaign_id} is {campaign.status}: only a draft can be scheduled")
+    if at.tzinfo is None:
+        raise CampaignError("at: the start time needs a time zone (for example 2026-12-01T09:00:00+08:00)")
+    try:
+        utc = at.astimezone(timezone.utc)
+    except OverflowError:
+        raise CampaignError(f"at: {at.isoformat()} is out of range") from None
+    if utc <= (now or _now()):
+        raise CampaignError(f"at: {at.isoformat()} is not in the future; send the campaign now instead")
+    at = utc
+    campaign.status, campaign.scheduled_at = CampaignStatus.SCHEDULED.value, at
+    session.flush()
+    return campaign
+
+
+def due_scheduled(session: Session, *, now: datetime | None = None) -> list[int]:
+    """Scheduled campaigns whose start time has come, earliest first."""
+    return list(session.scalars(
+        select(Campaign.id)
+        .where(Campaign.status == CampaignStatus.SCHEDULED.value, Campaign.scheduled_at <= (now or _now()))
+        .order_by(Campaign.scheduled_at, Campaign.id)
+    ))
+
+
+def claim_scheduled(session: Session, *, campaign_id: int) -> bool:
+    """Turn a due scheduled campaign back into a draft for start_sending, if nobody else did.
+
+    One conditional UPDATE, so when several workers scan at once exactly one starts it (on
+    PostgreSQL the others wait for its row lock and then match nothing).
+    """
+    done = session.execute(
+        update(Campaign)
+        .where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.SCHEDULED.value)
+        .values(status=CampaignStatus.DRAFT.value)
+        .execution_options(synchronize_session=False)
+    )
+    session.expire_all()
+    return bool(done.rowcount)
+
+
 def get_campaign(session: Session, *, campaign_id: int) -> Campaign:
     campaign = session.get(Campaign, campaign_id)
     if campaign is None:
@@ -151,6 +199,9 @@ def plan_campaign(
     now = now or _now()
     if campaign.status in (CampaignStatus.CANCELLED.value, CampaignStatus.FINISHED.value):
         raise CampaignError(f"campaign {campaign.id} is {campaign.status}")
+    if campaign.status == CampaignStatus.SCHEDULED.value:
+        raise CampaignError(f"campaign {campaign.id} is scheduled for {campaign.scheduled_at:%Y-%m-%d %H:%M} UTC: "
+                            "unschedule it to send it now")
     policy = FrequencyPolicy.from_settings(settings) if settings is not None else FrequencyPolicy.from_json(campaign.policy)
     campaign.policy = policy.to_json()
     lock_planning(session)  # before the INSERT's snapshot: see lock_planning for why
@@ -811,6 +862,7 @@ def campaign_status(session: Session, *, campaign_id: int) -> dict[str, Any]:
         "name": campaign.name,
         "kind": campaign.kind,
         "status": campaign.status,
+        "scheduled_at": campaign.scheduled_at.isoformat() if campaign.scheduled_at else None,
         "total": sum(counts.values()),
         "states": states,
         "skipped": {reason: count for reason, count in sorted(skips)},
@@ -855,18 +907,21 @@ def campaign_progress(session: Session, *, campaign: Campaign, states: dict[str,
 
 
 def set_campaign_status(session: Session, *, campaign_id: int, action: str) -> Campaign:
-    """Pause, resume or cancel a campaign."""
+    """Pause, resume, unschedule or cancel a campaign."""
     campaign = get_campaign(session, campaign_id=campaign_id)
     allowed = {
         "pause": ({CampaignStatus.SENDING.value}, CampaignStatus.PAUSED.value),
         "resume": ({CampaignStatus.PAUSED.value}, CampaignStatus.SENDING.value),
-        "cancel": ({CampaignStatus.DRAFT.value, CampaignStatus.SENDING.value, CampaignStatus.PAUSED.value},
-                   CampaignStatus.CANCELLED.value),
+        "unschedule": ({CampaignStatus.SCHEDULED.value}, CampaignStatus.DRAFT.value),
+        "cancel": ({CampaignStatus.DRAFT.value, CampaignStatus.SCHEDULED.value, CampaignStatus.SENDING.value,
+                    CampaignStatus.PAUSED.value}, CampaignStatus.CANCELLED.value),
     }
     sources, target = allowed[action]
     if campaign.status not in sources:
         raise CampaignError(f"cannot {action} campaign {campaign_id}: it is {campaign.status}")
     campaign.status = target
+    if action in ("unschedule", "cancel"):
+        campaign.scheduled_at = None
     if action == "cancel":
         session.execute(
             update(Send)

@@ -2,7 +2,7 @@
 
 Jobs carry ids only and are idempotent: the database decides what is still to send, so a
 re-delivered job finds its sends already claimed or sent and does nothing. Lease recovery,
-the re-enqueueing of due retries and the hygiene scheduler run in a thread next to the
+the re-enqueueing of due retries, the start of scheduled campaigns and the hygiene scheduler run in a thread next to the
 consumer, every SENDWELL_RECOVERY_INTERVAL seconds (Huey's periodic tasks fire at most once
 a minute, and would fire in every worker; the hygiene lease lets only one process run it).
 """
@@ -129,6 +129,15 @@ class Queue:
         with transaction(self.runtime.factory) as session:
             roll_up(session)
 
+    def start_scheduled(self) -> list[int]:
+        """Start the scheduled campaigns whose time has come and queue their mails (flows.py)."""
+        from sendwell.flows import start_due_campaigns
+
+        started = start_due_campaigns(self.runtime.factory, settings=self.runtime.settings)
+        for campaign_id, batches in started:
+            self.enqueue_batches(campaign_id, batches)
+        return [campaign_id for campaign_id, _ in started]
+
     def hygiene(self) -> dict[str, Any] | None:
         """Run the hygiene pass if it is due and this process holds the scheduler lease
         (hygiene/scheduler.py: one process per installation, whatever the shape); queue its mails."""
@@ -151,6 +160,10 @@ class Queue:
                 self.recover()
             except Exception:  # a database hiccup must not kill the scanner
                 log.exception("lease recovery failed; retrying in %ss", interval)
+            try:
+                self.start_scheduled()
+            except Exception:
+                log.exception("starting scheduled campaigns failed; retrying in %ss", interval)
             if time.monotonic() >= next_hygiene:
                 next_hygiene = time.monotonic() + HYGIENE_CHECK_INTERVAL
                 try:

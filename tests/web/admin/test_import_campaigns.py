@@ -164,3 +164,48 @@ def test_test_send_mails_one_marked_copy_and_records_nothing(as_role, runtime) -
         assert s.get(Campaign, cid).status == "draft"
     bad = client.post(f"/admin/campaigns/{cid}/test", data={"csrf_token": token, "to": "not an address"})
     assert bad.status_code == 400 and "test mail:" in bad.text
+
+
+def test_schedule_in_the_browsers_zone_then_unschedule(as_role, runtime) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    with transaction(runtime.factory) as s:
+        make_contact(s, country="DE")
+    client = as_role("marketer")
+    cid = make_draft(client, "<p>Hello {{ first_name }}</p>")
+    token = page_csrf(client, f"/admin/campaigns/{cid}")
+    page = client.get(f"/admin/campaigns/{cid}").text
+    assert 'id="schedule-at"' in page and 'name="tz"' in page
+    # What a browser in Shanghai sends for "tomorrow 09:00" typed into a datetime-local field.
+    local = (datetime.now(timezone.utc) + timedelta(days=1)).astimezone(timezone(timedelta(hours=8)))
+    typed = local.strftime("%Y-%m-%dT09:00")
+    done = client.post(f"/admin/campaigns/{cid}/schedule", data={"csrf_token": token, "at": typed, "tz": "Asia/Shanghai"})
+    assert done.status_code == 303 and done.headers["location"].endswith("?scheduled=1")
+    with transaction(runtime.factory) as s:
+        campaign = s.get(Campaign, cid)
+        assert campaign.status == "scheduled"
+        assert campaign.scheduled_at == datetime.fromisoformat(typed + "+08:00")  # 01:00 UTC
+    page = client.get(f"/admin/campaigns/{cid}?scheduled=1").text
+    assert "Scheduled." in page and f"{local:%Y-%m-%d} 01:00 UTC" in page and 'id="unschedule"' in page
+    assert 'id="editor"' not in page  # no editing while scheduled
+    assert client.post(f"/admin/campaigns/{cid}/send", data={"csrf_token": token}).status_code == 409
+    assert client.post(f"/admin/campaigns/{cid}/unschedule", data={"csrf_token": token}).status_code == 303
+    with transaction(runtime.factory) as s:
+        assert (s.get(Campaign, cid).status, s.get(Campaign, cid).scheduled_at) == ("draft", None)
+
+
+def test_schedule_errors_name_the_field(as_role) -> None:
+    client = as_role("marketer")
+    cid = make_draft(client, "<p>Hello {{ first_name }}</p>")
+    token = page_csrf(client, f"/admin/campaigns/{cid}")
+    zone = client.post(f"/admin/campaigns/{cid}/schedule", data={"csrf_token": token, "at": "2031-01-01T09:00",
+                                                                 "tz": "Mars/Olympus"})
+    assert zone.status_code == 400 and "time zone: unknown zone" in zone.text
+    bad = client.post(f"/admin/campaigns/{cid}/schedule", data={"csrf_token": token, "at": "", "tz": "UTC"})
+    assert bad.status_code == 400 and "start time: enter a date and a time" in bad.text
+    past = client.post(f"/admin/campaigns/{cid}/schedule", data={"csrf_token": token, "at": "2020-01-01T09:00",
+                                                                 "tz": "UTC"})
+    assert past.status_code == 409 and "is not in the future" in past.text
+    viewer = as_role("viewer")
+    assert viewer.post(f"/admin/campaigns/{cid}/schedule",
+                       data={"csrf_token": page_csrf(viewer), "at": "2031-01-01T09:00"}).status_code == 403

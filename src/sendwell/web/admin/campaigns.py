@@ -1,4 +1,5 @@
-"""Campaigns: list, editor with live lint and per-region / per-language preview, send / pause / resume, report.
+"""Campaigns: list, editor with live lint and per-region / per-language preview, send / schedule / pause /
+resume, report.
 
 Sending goes through flows.start_sending, the CLI's and the REST API's path, so the same
 compliance lint blocks it; the live lint is that lint too, run on the unsaved form in a
@@ -7,7 +8,9 @@ transaction that is rolled back.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
@@ -18,7 +21,7 @@ from sendwell.content.service import ComplianceError, ContentError, lint_campaig
 from sendwell.db.models import Campaign, CampaignKind, Topic
 from sendwell.db.session import transaction
 from sendwell.delivery import service as delivery
-from sendwell.flows import start_sending
+from sendwell.flows import schedule_sending, start_sending
 from sendwell.insight.report import build_report
 from sendwell.segments.expression import SegmentError
 from sendwell.web.admin.pages import Admin, Viewer
@@ -168,6 +171,32 @@ def router(admin: Admin) -> APIRouter:
         get_queue().enqueue_batches(campaign_id, batches)  # after the commit, as the API does
         return RedirectResponse(f"/admin/campaigns/{campaign_id}?sent=1", status_code=303)
 
+    @r.post("/{campaign_id}/schedule")
+    async def schedule(request: Request, campaign_id: int, user: Viewer = Depends(marketer)) -> Response:
+        # The browser sends the wall-clock time typed and its own time zone (admin.js fills `tz`).
+        form = await request.form()
+        raw, zone = str(form.get("at", ""))[:40], str(form.get("tz", "") or "UTC")[:64]
+        try:
+            tz = ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            return campaign_page(request, user, campaign_id, status=400, error=f"time zone: unknown zone {zone!r}")
+        try:
+            at = datetime.fromisoformat(raw)
+        except ValueError:
+            return campaign_page(request, user, campaign_id, status=400,
+                                 error="start time: enter a date and a time, e.g. 2026-12-01 09:00")
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=tz)
+        try:
+            with transaction(runtime.factory) as db:
+                schedule_sending(db, settings=runtime.settings, campaign_id=campaign_id, at=at)
+        except ComplianceError as exc:
+            return campaign_page(request, user, campaign_id, status=422, report=exc.report,
+                                 error="The compliance check blocks sending; fix the errors below.")
+        except (SegmentError, TemplateError, ContentError, delivery.CampaignError) as exc:
+            return campaign_page(request, user, campaign_id, status=409, error=_problem(exc).removeprefix("at: "))
+        return RedirectResponse(f"/admin/campaigns/{campaign_id}?scheduled=1", status_code=303)
+
     @r.post("/{campaign_id}/test")
     async def test_send(request: Request, campaign_id: int, user: Viewer = Depends(marketer)) -> Response:
         from sendwell.delivery.transport import make_transport
@@ -204,7 +233,7 @@ def router(admin: Admin) -> APIRouter:
         handler.__name__ = f"admin_{action}_campaign"
         return handler
 
-    for action in ("pause", "resume", "cancel"):
+    for action in ("pause", "resume", "unschedule", "cancel"):
         r.add_api_route(f"/{{campaign_id}}/{action}", control(action), methods=["POST"])
 
     @r.get("/{campaign_id}/report")

@@ -1,4 +1,4 @@
-"""/campaigns: create, list, status, lint, preview, send (plan + queue), pause, resume, cancel, and their sends."""
+"""/campaigns: create, list, status, lint, preview, send (plan + queue), schedule, pause, resume, cancel, and their sends."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from sendwell.content.render import TemplateError
 from sendwell.contacts.regions import REGIONS
 from sendwell.content import service as content
 from sendwell.content.service import ComplianceError
-from sendwell.flows import start_sending
+from sendwell.flows import schedule_sending, start_sending
 from sendwell.db.models import Campaign, CampaignKind, SendState, Topic
 from sendwell.db.session import transaction
 from sendwell.delivery import service as delivery
@@ -48,6 +48,7 @@ class CampaignOut(BaseModel):
     segment: str
     topic: str | None
     created_at: datetime
+    scheduled_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
 
@@ -57,10 +58,17 @@ class StatusOut(BaseModel):
     name: str
     kind: str
     status: str
+    scheduled_at: datetime | None = Field(default=None, description="when a scheduled campaign starts")
     total: int
     states: dict[str, int] = Field(description="sends by state: planned, queued, sending, sent, deferred, failed, skipped")
     skipped: dict[str, int] = Field(description="skipped sends by reason (unsubscribed, no_consent, …)")
     queued_jobs: int | None = Field(default=None, description="jobs handed to the queue by this request (send only)")
+
+
+class ScheduleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    at: AwareDatetime = Field(description="start time with its offset, in the future, e.g. 2026-12-01T09:00:00+08:00")
 
 
 class SendOut(BaseModel):
@@ -130,7 +138,7 @@ def _out(session: Any, campaign: Campaign) -> CampaignOut:
     topic = session.get(Topic, campaign.topic_id) if campaign.topic_id else None
     return CampaignOut(id=campaign.id, name=campaign.name, subject=campaign.subject, kind=campaign.kind,
                        status=campaign.status, segment=campaign.segment_expr, topic=topic.slug if topic else None,
-                       created_at=campaign.created_at, started_at=campaign.started_at,
+                       created_at=campaign.created_at, scheduled_at=campaign.scheduled_at, started_at=campaign.started_at,
                        finished_at=campaign.finished_at)
 
 
@@ -245,6 +253,27 @@ def router(runtime: Runtime, require: Any) -> APIRouter:
         with transaction(runtime.factory) as session:
             return StatusOut(**delivery.campaign_status(session, campaign_id=campaign_id), queued_jobs=jobs)
 
+    @r.post("/{campaign_id}/schedule", response_model=StatusOut, dependencies=[require("campaigns:write")],
+            responses={**NOT_FOUND, **CONFLICT, 422: {"description": "the time is not in the future, or the "
+                                                          "compliance lint blocks sending"}})
+    def schedule_campaign(campaign_id: CampaignId, body: ScheduleIn) -> StatusOut:
+        """Lint now (blocking findings → 422) and start the draft at `at`; `unschedule` makes it a draft again."""
+        try:
+            with transaction(runtime.factory) as session:
+                campaign = _existing(session, campaign_id)
+                if campaign.status != "draft":
+                    raise ApiProblem(409, f"campaign {campaign_id} is {campaign.status}: only a draft can be scheduled",
+                                     kind="conflict")
+                schedule_sending(session, settings=runtime.settings, campaign_id=campaign_id, at=body.at)
+                return StatusOut(**delivery.campaign_status(session, campaign_id=campaign_id))
+        except (SegmentError, TemplateError, content.ContentError) as exc:
+            raise ApiProblem(409, str(exc), kind="conflict") from None
+        except delivery.CampaignError as exc:
+            raise invalid("at", str(exc).removeprefix("at: ")) from None
+        except ComplianceError as exc:
+            raise ApiProblem(422, str(exc), kind="compliance", errors=[
+                FieldError(field=f.code, message=f.line()) for f in exc.report.errors]) from None
+
     def control(action: str) -> Any:
         def handler(campaign_id: CampaignId) -> StatusOut:
             try:
@@ -259,7 +288,7 @@ def router(runtime: Runtime, require: Any) -> APIRouter:
         handler.__doc__ = f"{action.capitalize()} the campaign (409 if its status does not allow it)."
         return handler
 
-    for action in ("pause", "resume", "cancel"):
+    for action in ("pause", "resume", "unschedule", "cancel"):
         r.add_api_route(f"/{{campaign_id}}/{action}", control(action), methods=["POST"], response_model=StatusOut,
                         dependencies=[require("campaigns:write")], responses={**NOT_FOUND, **CONFLICT},
                         name=f"{action}_campaign")

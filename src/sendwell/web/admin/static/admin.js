@@ -31,3 +31,22 @@
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", drawTrend);
   else drawTrend();
 })();
+
+// Scheduling: the form says which time zone the typed time is in (the browser's own), and
+// scheduled times written in UTC by the server are shown in the reader's local time too.
+(function () {
+  "use strict";
+  function localise() {
+    var zone = "UTC";
+    try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC"; } catch (e) { /* keep UTC */ }
+    document.querySelectorAll("input[name=tz]").forEach(function (input) { input.value = zone; });
+    document.querySelectorAll("time[data-local]").forEach(function (el) {
+      var when = new Date(el.getAttribute("datetime"));
+      if (isNaN(when.getTime())) return;
+      el.textContent = when.toLocaleString(document.documentElement.lang || undefined,
+        { dateStyle: "medium", timeStyle: "short" }) + " (" + zone + ")";
+    });
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", localise);
+  else localise();
+})();
