@@ -79,15 +79,18 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> int:
     return proc.wait(timeout=120)
 
 
-def wait_for(predicate: Any, what: str, timeout: float = 240.0, procs: list[Any] = ()) -> None:
-    """Poll until `predicate()`; the timeout only guards against a hang, it measures nothing."""
+def wait_for(predicate: Any, what: str, timeout: float = 240.0, procs: list[Any] = (),
+             describe: Any = None) -> None:
+    """Poll until `predicate()`; the timeout only guards against a hang, it measures nothing.
+
+    `describe()` says what the world looked like when it timed out (for the failure message)."""
     deadline = time.monotonic() + timeout
     while not predicate():
         for p in procs:
             if p.poll() is not None:
                 raise AssertionError(f"worker exited early with {p.returncode} while waiting for {what}")
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out waiting for {what}" + (f": {describe()}" if describe else ""))
         time.sleep(0.05)
 
 

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 from sqlalchemy import select
 
-from sendwell.db.models import Contact, Send
+from sendwell.db.models import Campaign, Contact, Send
 from sendwell.db.session import transaction
 from sendwell.delivery.service import set_campaign_status
 from sendwell.runtime import Runtime
@@ -60,7 +60,15 @@ def test_workers_handle_success_4xx_5xx_disconnect_and_slow_server(shape, tmp_pa
             open_ = [e for e, (st, _) in rows.items() if st not in ("sent", "failed") and e != "buyer1@buyers.example"]
             return not open_ and rows["buyer1@buyers.example"][1] >= 2
 
-        support.wait_for(settled, "the campaign to settle", procs=workers)
+        def describe() -> str:
+            with transaction(runtime.factory) as s:
+                status = s.scalar(select(Campaign.status))
+                rows = s.execute(select(Contact.email, Send.state, Send.attempts, Send.retry_at, Send.last_error)
+                                 .join(Send, Send.contact_id == Contact.id)
+                                 .where(Send.state.not_in(["sent", "failed"]))).all()
+            return f"campaign {status}; open sends {rows}"
+
+        support.wait_for(settled, "the campaign to settle", procs=workers, describe=describe)
     finally:
         for w in workers:
             support.stop(w, signal.SIGTERM)

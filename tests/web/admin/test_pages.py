@@ -132,3 +132,19 @@ def test_admin_creates_and_demotes_users_but_not_itself(as_role, runtime) -> Non
     with transaction(runtime.factory) as s:
         assert get_user_by_email(s, email="mei@bright-lighting.example").role == "viewer"
         assert get_user_by_email(s, email="admin@bright-lighting.example").role == "admin"
+    # Another user's language and password: the page shows the language; the new password signs in.
+    assert client.post(f"/admin/users/{mei_id}", data={"csrf_token": token, "role": "viewer", "language": "en",
+                                                       "password": "another long password",
+                                                       "state": "enable"}).status_code == 303
+    assert 'data-language="en"' in client.get("/admin/users").text
+    short = client.post(f"/admin/users/{mei_id}", data={"csrf_token": token, "password": "short"})
+    assert short.status_code == 400 and "at least 10" in short.text
+    bad = client.post(f"/admin/users/{mei_id}", data={"csrf_token": token, "language": "klingon"})
+    assert bad.status_code == 400 and "unknown language" in bad.text
+    from sendwell.access.users import authenticate
+
+    with transaction(runtime.factory) as s:
+        mei = get_user_by_email(s, email="mei@bright-lighting.example")
+        assert mei.language == "en"
+        assert authenticate(s, email="mei@bright-lighting.example", password="another long password",
+                            ip="127.0.0.1").user is not None

@@ -15,10 +15,13 @@ from sendwell.web.admin.pages import HERE, TEMPLATES, Admin, gettext_for, securi
 
 def mount_admin(app: FastAPI, runtime: Runtime) -> None:
     """Add the admin's routes, its static files and its two answers (sign in first; forbidden)."""
-    from sendwell.web.admin import campaigns, contacts, dashboard, importing, insight_pages, segments, session_routes, users
+    from sendwell.web.admin import (
+        campaigns, contacts, dashboard, hygiene_page, importing, insight_pages, segments, session_routes, users,
+    )
 
     admin = Admin(runtime)
-    for module in (session_routes, dashboard, contacts, importing, campaigns, segments, insight_pages, users):
+    for module in (session_routes, dashboard, contacts, importing, campaigns, segments, insight_pages, hygiene_page,
+                   users):
         app.include_router(module.router(admin))
     app.mount("/admin/static", StaticFiles(directory=str(HERE / "static")), name="admin-static")
 

@@ -1,4 +1,5 @@
-"""Users (admins only): list, create, change role, disable — the same service as `sendwell users`."""
+"""Users (admins only): list, create, change role, language or password, disable — the same service as
+`sendwell users`."""
 
 from __future__ import annotations
 
@@ -42,13 +43,15 @@ def router(admin: Admin) -> APIRouter:
     async def change(request: Request, user_id: int, user: Viewer = Depends(only_admin)) -> Response:
         form = await request.form()
         role = str(form.get("role", "")) or None
+        language = str(form.get("language", "")) or None
+        password = str(form.get("password", ""))[:1000] or None  # empty: keep the current one
         disabled = {"disable": True, "enable": False}.get(str(form.get("state", "")))
         if user_id == user.id and (disabled or (role and role != "admin")):
             # Locking yourself out leaves nobody to undo it.
             return users_page(request, user, status=400, error="you cannot demote or disable yourself")
         try:
             with transaction(admin.runtime.factory) as db:
-                update_user(db, user_id=user_id, role=role, disabled=disabled)
+                update_user(db, user_id=user_id, role=role, language=language, password=password, disabled=disabled)
         except UserError as exc:
             return users_page(request, user, status=400, error=str(exc))
         return RedirectResponse("/admin/users", status_code=303)
