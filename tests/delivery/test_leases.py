@@ -91,3 +91,58 @@ def test_a_claim_that_was_recovered_mid_batch_stops_at_the_next_mail(runtime, sm
         d.transport.close()
     assert counts["sent"] == 2 and counts["lost"] == 1
     assert len(smtp_server.messages) == 2
+
+
+def test_queued_sends_count_as_lost_only_when_the_queue_is_dry_and_each_is_handed_over_once(runtime) -> None:
+    from sendwell.delivery.service import due_batches
+
+    campaign_id = _queued(runtime, 4)
+    lease = timedelta(seconds=30)
+    later = datetime.now(timezone.utc) + timedelta(minutes=5)  # every queued send is older than a lease
+    with transaction(runtime.factory) as s:
+        ids = sorted(s.scalars(select(Send.id)))
+        # The queue still holds jobs: a queued send is waiting its turn, not lost.
+        assert due_batches(s, now=later, lease=lease, lost_queued=False) == []
+        # The queue ran dry and they are still queued: their jobs were lost; hand them over once.
+        assert due_batches(s, now=later, lease=lease) == [(campaign_id, ids)]
+        assert due_batches(s, now=later + timedelta(seconds=1), lease=lease) == []
+        # Nobody took them for a whole lease: handed over again.
+        assert due_batches(s, now=later + lease + timedelta(seconds=1), lease=lease) == [(campaign_id, ids)]
+
+
+def test_a_due_retry_is_handed_over_once_per_lease_even_while_the_queue_is_busy(runtime) -> None:
+    from sqlalchemy import update
+
+    from sendwell.delivery.service import due_batches
+
+    campaign_id = _queued(runtime, 3)
+    now = datetime.now(timezone.utc)
+    lease = timedelta(seconds=30)
+    with transaction(runtime.factory) as s:
+        ids = sorted(s.scalars(select(Send.id)))
+        s.execute(update(Send).where(Send.id == ids[0]).values(state="deferred", updated_at=now,
+                                                                retry_at=now + timedelta(seconds=5)))
+        s.execute(update(Send).where(Send.id != ids[0]).values(updated_at=now))
+    with transaction(runtime.factory) as s:
+        assert due_batches(s, now=now + timedelta(seconds=1), lease=lease, lost_queued=False) == []  # not due yet
+        assert due_batches(s, now=now + timedelta(seconds=6), lease=lease, lost_queued=False) == [(campaign_id, [ids[0]])]
+        assert due_batches(s, now=now + timedelta(seconds=7), lease=lease, lost_queued=False) == []
+        again = now + timedelta(seconds=6) + lease + timedelta(seconds=1)
+        assert due_batches(s, now=again, lease=lease, lost_queued=False) == [(campaign_id, [ids[0]])]
+
+
+def test_the_worker_scan_leaves_waiting_sends_alone_while_the_queue_holds_jobs(runtime) -> None:
+    from sqlalchemy import update
+
+    from sendwell.worker.queue import Queue
+
+    campaign_id = _queued(runtime, 3)
+    queue = Queue(runtime)
+    with transaction(runtime.factory) as s:
+        ids = sorted(s.scalars(select(Send.id)))
+        s.execute(update(Send).values(updated_at=datetime.now(timezone.utc) - timedelta(hours=1)))
+    queue.enqueue_batches(campaign_id, [ids])
+    assert queue.recover()["due_batches"] == 0 and queue.pending() == 1
+    queue.huey.flush()  # the job is lost (a flushed Redis): the next scan hands the sends over again
+    assert queue.recover()["due_batches"] == 1 and queue.pending() == 1
+    assert queue.recover()["due_batches"] == 0

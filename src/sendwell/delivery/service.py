@@ -954,16 +954,25 @@ __all__ = [
 
 
 def due_batches(session: Session, *, now: datetime | None = None, batch_size: int = BATCH_SIZE,
-                lease: timedelta = LEASE) -> list[tuple[int, list[int]]]:
-    """(campaign id, send ids) for due deferred sends and stale queued ones of running campaigns.
+                lease: timedelta = LEASE, lost_queued: bool = True) -> list[tuple[int, list[int]]]:
+    """(campaign id, send ids) of running campaigns to hand to the queue (again).
 
-    A queued send untouched for a lease period lost its job (a crash between commit and
-    enqueue, a flushed Redis): enqueueing it again is safe because claiming is idempotent.
+    - Deferred sends whose retry time has come, each once: handing one over stamps its
+      `updated_at`, and it is handed over again only if a lease period passes without a
+      worker taking it (its job was lost).
+    - With `lost_queued`, queued sends untouched for a lease period: their job was lost (a
+      crash between commit and enqueue, a flushed Redis, a worker killed between taking a job
+      and claiming it). Only ask for these when the queue is empty: while it is not, a queued
+      send is simply waiting its turn — in a 100,000-mail campaign most sends wait far longer
+      than a lease — and enqueueing them all again would flood the queue with no-op jobs.
+    Enqueueing a send twice is harmless (claiming is idempotent), only wasteful.
     """
     now = now or _now()
-    due = ((Send.state == SendState.QUEUED.value) & (Send.updated_at < now - lease)) | (
-        (Send.state == SendState.DEFERRED.value) & (Send.retry_at <= now)
-    )
+    stale = now - lease
+    due = (Send.state == SendState.DEFERRED.value) & (Send.retry_at <= now) & (
+        (Send.updated_at < Send.retry_at) | (Send.updated_at < stale))
+    if lost_queued:
+        due = due | ((Send.state == SendState.QUEUED.value) & (Send.updated_at < stale))
     rows = session.execute(
         select(Send.campaign_id, Send.id)
         .join(Campaign, Campaign.id == Send.campaign_id)
@@ -973,10 +982,11 @@ def due_batches(session: Session, *, now: datetime | None = None, batch_size: in
     batches: dict[int, list[int]] = {}
     for campaign_id, send_id in rows:
         batches.setdefault(campaign_id, []).append(send_id)
-    # Touch the stale queued ones so the next scan does not enqueue them again.
-    stale = [i for ids in batches.values() for i in ids]
-    for chunk in _chunks(stale, 500):
-        session.execute(update(Send).where(Send.id.in_(chunk), Send.state == SendState.QUEUED.value)
+    # Stamp what is handed over, so the next scan does not hand it over again.
+    handed = [i for ids in batches.values() for i in ids]
+    for chunk in _chunks(handed, 500):
+        session.execute(update(Send).where(Send.id.in_(chunk),
+                                           Send.state.in_([SendState.QUEUED.value, SendState.DEFERRED.value]))
                         .values(updated_at=now))
     return [
         (campaign_id, ids[i : i + batch_size])

@@ -102,10 +102,11 @@ class Queue:
         from sendwell.delivery.service import due_batches, recover_expired_leases
 
         settings = self.runtime.settings
+        queue_dry = self.pending() == 0  # only then can a queued send's job have been lost (due_batches)
         with transaction(self.runtime.factory) as session:
             report = recover_expired_leases(session)
             batches = due_batches(session, batch_size=settings.batch_size,
-                                  lease=timedelta(seconds=settings.lease_seconds))
+                                  lease=timedelta(seconds=settings.lease_seconds), lost_queued=queue_dry)
         for campaign_id, ids in report.requeued.items():
             for i in range(0, len(ids), settings.batch_size):
                 self._deliver(campaign_id, ids[i : i + settings.batch_size])
