@@ -39,6 +39,11 @@ def record_figures(test: str, **figures: Any) -> None:
             fh.write(json.dumps({"test": test, "at": time.strftime("%Y-%m-%d %H:%M:%S"), **figures}) + "\n")
 
 
+def progress(runtime: Any, campaign_id: int, server: Any) -> Any:
+    """What a timed-out wait prints: the campaign's sends by state and what the server received."""
+    return lambda: f"sends {support.states(runtime, campaign_id)}, received {server.received}"
+
+
 @dataclass
 class ArrivalHandler:
     """Keeps only who received a mail and when (monotonic): 100,000 bodies would be 500 MB."""

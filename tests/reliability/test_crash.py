@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from sendwell.db.models import Contact, Send
 from sendwell.db.session import transaction
-from tests.reliability.conftest import RECIPIENTS, THREADS, record_figures
+from tests.reliability.conftest import RECIPIENTS, THREADS, progress, record_figures
 from tests.worker import support
 
 pytestmark = pytest.mark.slow
@@ -44,7 +44,8 @@ def test_a_worker_stopped_mid_campaign_loses_nobody(shape, sig, tmp_path) -> Non
     workers = [support.start_worker(env, log) for _ in range(n_workers)]
     try:
         support.wait_for(lambda: server.received >= RECIPIENTS // 3, "a third of the mails", procs=workers,
-                         timeout=1800)
+                         timeout=1000,
+                         describe=progress(runtime, campaign_id, server))
         open_at_kill = _open_connections(server.port)
         code = support.stop(workers[0], sig)
         received_at_stop = server.received
@@ -55,7 +56,8 @@ def test_a_worker_stopped_mid_campaign_loses_nobody(shape, sig, tmp_path) -> Non
         assert received_at_stop < RECIPIENTS, "the stop came too late to test anything"
         workers[0] = support.start_worker(env, log)
         support.wait_for(lambda: support.campaign_finished(runtime, campaign_id), "the campaign to finish",
-                         procs=workers, timeout=1800)
+                         procs=workers, timeout=1000,
+                         describe=progress(runtime, campaign_id, server))
     finally:
         for w in workers:
             support.stop(w, signal.SIGKILL)

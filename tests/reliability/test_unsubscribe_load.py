@@ -23,7 +23,7 @@ from sendwell.demo.smtp_server import free_port
 from sendwell.web.app import create_app
 from sendwell.web.server import BackgroundServer
 from tests.optout.conftest import u
-from tests.reliability.conftest import RECIPIENTS, record_figures
+from tests.reliability.conftest import RECIPIENTS, progress, record_figures
 from tests.worker import support
 
 pytestmark = pytest.mark.slow
@@ -78,14 +78,16 @@ def test_every_one_click_is_recorded_and_stops_mail_at_once(shape, tmp_path) -> 
     try:
         with BackgroundServer(create_app(runtime, outbox=False), free_port()) as web:
             support.wait_for(lambda: server.received >= RECIPIENTS // 50, "the first mails", procs=workers,
-                             timeout=1800)
+                             timeout=1000,
+                         describe=progress(runtime, campaign_id, server))
             clicks_began = time.monotonic()
             with ThreadPoolExecutor(CLIENTS) as pool:
                 list(pool.map(click, [links[i::CLIENTS] for i in range(CLIENTS)]))
             clicks_took = time.monotonic() - clicks_began
             received_when_clicks_ended = server.received
             support.wait_for(lambda: _finished_not_paused(runtime, campaign_id), "the campaign to finish",
-                             procs=workers, timeout=1800)
+                             procs=workers, timeout=1000,
+                         describe=progress(runtime, campaign_id, server))
     finally:
         for w in workers:
             support.stop(w, signal.SIGKILL)
