@@ -162,6 +162,11 @@ class Queue:
             except Exception:  # a database hiccup must not kill the scanner
                 log.exception("lease recovery failed; retrying in %ss", interval)
             try:
+                # Settings saved in the admin (sendwell.env) reach this process too.
+                from sendwell.settings_edit import refresh_from_file
+
+                for name in refresh_from_file(self.runtime.settings):
+                    log.info("setting %s changed in the data folder's sendwell.env: applied", name)
                 self.start_scheduled()
             except Exception:
                 log.exception("starting scheduled campaigns failed; retrying in %ss", interval)

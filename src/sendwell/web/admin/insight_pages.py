@@ -1,4 +1,5 @@
-"""Unsubscribes (reasons, breakdowns, audit log), feedback (bounces, complaints), the capture outbox, settings."""
+"""Unsubscribes (reasons, breakdowns, audit log), feedback (bounces, complaints), the capture outbox, settings
+(the sender identity and frequency policy editable: sendwell.settings_edit)."""
 
 from __future__ import annotations
 
@@ -107,7 +108,24 @@ def router(admin: Admin) -> APIRouter:
 
     @r.get("/settings")
     def settings_page(request: Request, user: Viewer = Depends(only_admin)) -> Response:
+        return render_settings(request, user)
+
+    @r.post("/settings")
+    async def save_settings(request: Request, user: Viewer = Depends(only_admin)) -> Response:
+        from sendwell.settings_edit import EDITABLE, SettingsError, update_settings
+
+        form = await request.form()
+        changes = {name: str(form[name])[:2000] for name in EDITABLE if name in form}
+        try:
+            changed = update_settings(runtime.settings, changes)
+        except SettingsError as exc:
+            return render_settings(request, user, status=400, error=str(exc), values=changes, bad=exc.field)
+        return render_settings(request, user, notice="saved" if changed else "unchanged")
+
+    def render_settings(request: Request, user: Viewer, *, status: int = 200, error: str = "", notice: str = "",
+                        values: dict[str, str] | None = None, bad: str = "") -> Response:
         from sendwell.delivery.dkim import load_signer
+        from sendwell.settings_edit import IDENTITY, POLICY, editable_values
 
         s = runtime.settings
         try:
@@ -116,16 +134,13 @@ def router(admin: Admin) -> APIRouter:
         except ValueError as exc:
             signer, dkim_error = None, str(exc)
         records = [(x.selector, x.algorithm, x.dns_record()) for x in getattr(signer, "signers", (signer,)) if x]
-        identity = [("SENDWELL_FROM", s.from_), ("SENDWELL_COMPANY_NAME", s.company_name),
-                    ("SENDWELL_POSTAL_ADDRESS", s.postal_address), ("SENDWELL_CONTACT_EMAIL", s.contact_email),
-                    ("SENDWELL_CONTACT_PHONE", s.contact_phone), ("SENDWELL_WEBSITE", s.website),
-                    ("SENDWELL_PRIVACY_URL", s.privacy_url), ("SENDWELL_BASE_URL", s.base_url)]
-        policy = [("SENDWELL_STAGE_CAPS", s.stage_caps), ("SENDWELL_TIER_CAPS", s.tier_caps),
-                  ("SENDWELL_SEND_WINDOW", s.send_window), ("SENDWELL_THANK_YOU_REGIONS", s.thank_you_regions)]
         webhooks = [(_without_password(e.url), sorted(e.events) if e.events else []) for e in s.webhook_endpoints]
-        return admin.render(request, "settings.html", user, identity=identity, policy=policy, records=records,
-                            dkim_domain=s.dkim_domain, dkim_error=dkim_error, webhooks=webhooks,
-                            reason_codes=REASONS, smtp=_without_password(s.smtp_url))
+        editable = {v.field: v for v in editable_values(s)}
+        typed = values or {}
+        return admin.render(request, "settings.html", user, status=status, base_url=s.base_url, records=records, dkim_domain=s.dkim_domain, dkim_error=dkim_error, webhooks=webhooks,
+                            reason_codes=REASONS, smtp=_without_password(s.smtp_url), error=error, notice=notice,
+                            bad=bad, typed=typed, edit_identity=[editable[f] for f in IDENTITY],
+                            edit_policy=[editable[f] for f in POLICY])
 
     return r
 

@@ -1,0 +1,79 @@
+"""Editing the sender identity and the frequency policy in the admin: validated, written to
+sendwell.env, applied at once; the environment still wins; other processes pick it up."""
+
+from __future__ import annotations
+
+import pytest
+
+from sendwell.config import CONFIG_FILE_NAME, load_settings, read_config_file
+from sendwell.settings_edit import SettingsError, refresh_from_file, update_settings
+from tests.web.admin.conftest import page_csrf
+
+
+@pytest.fixture(autouse=True)
+def _no_sendwell_env(monkeypatch) -> None:
+    # The CI environment could set any of these; the tests decide.
+    for name in ("SENDWELL_COMPANY_NAME", "SENDWELL_POSTAL_ADDRESS", "SENDWELL_STAGE_CAPS", "SENDWELL_FROM",
+                 "SENDWELL_SEND_WINDOW", "SENDWELL_WEBSITE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_admin_changes_identity_and_caps_and_they_apply_at_once(as_role, runtime) -> None:
+    client = as_role("admin")
+    token = page_csrf(client, "/admin/settings")
+    saved = client.post("/admin/settings", data={
+        "csrf_token": token, "company_name": "Ningbo Bright Lighting Group", "postal_address": "1 Harbour Road, Ningbo",
+        "stage_caps": "new_lead=1/30d,prospect=1/14d,customer=2/30d", "website": "https://bright-lighting.example"})
+    assert saved.status_code == 200 and "Saved." in saved.text
+    assert 'value="Ningbo Bright Lighting Group"' in saved.text
+    s = runtime.settings
+    assert (s.company_name, s.postal_address) == ("Ningbo Bright Lighting Group", "1 Harbour Road, Ningbo")
+    assert s.stage_caps == "new_lead=1/30d,prospect=1/14d,customer=2/30d"
+    stored = read_config_file(s.data_dir / CONFIG_FILE_NAME)
+    assert stored["company_name"] == "Ningbo Bright Lighting Group" and stored["website"] == "https://bright-lighting.example"
+    # A new process reads the same file.
+    assert load_settings(data_dir=s.data_dir).postal_address == "1 Harbour Road, Ningbo"
+    again = client.post("/admin/settings", data={"csrf_token": token, "company_name": "Ningbo Bright Lighting Group"})
+    assert "Nothing changed." in again.text
+
+
+def test_a_bad_value_is_named_and_nothing_is_saved(as_role, runtime) -> None:
+    client = as_role("admin")
+    token = page_csrf(client, "/admin/settings")
+    before = runtime.settings.company_name
+    bad = client.post("/admin/settings", data={"csrf_token": token, "company_name": "New name",
+                                               "stage_caps": "prospect=lots"})
+    assert bad.status_code == 400 and "SENDWELL_STAGE_CAPS" in bad.text and 'aria-invalid="true"' in bad.text
+    assert 'value="prospect=lots"' in bad.text  # what was typed stays in the form
+    assert runtime.settings.company_name == before  # all or nothing
+    assert not (runtime.settings.data_dir / CONFIG_FILE_NAME).exists() or \
+        "company_name" not in read_config_file(runtime.settings.data_dir / CONFIG_FILE_NAME)
+    for field, value, words in [("postal_address", "  ", "required"), ("from_", "no address", "not a name and address"),
+                                ("website", "ftp://x", "not an http(s) URL"), ("send_window", "someday", "SEND_WINDOW"),
+                                ("company_name", "A\nB", "one line")]:
+        answer = client.post("/admin/settings", data={"csrf_token": token, field: value})
+        assert answer.status_code == 400 and words in answer.text, (field, answer.text[:300])
+
+
+def test_the_environment_wins_and_the_page_says_so(as_role, runtime, monkeypatch) -> None:
+    monkeypatch.setenv("SENDWELL_COMPANY_NAME", "From the environment Ltd.")
+    client = as_role("admin")
+    page = client.get("/admin/settings").text
+    assert 'data-from-env="company_name"' in page and 'name="company_name"' in page
+    with pytest.raises(SettingsError, match="set in the environment"):
+        update_settings(runtime.settings, {"company_name": "Other"})
+
+
+def test_only_admins_edit_settings(as_role) -> None:
+    marketer = as_role("marketer")
+    assert marketer.post("/admin/settings", data={"csrf_token": page_csrf(marketer),
+                                                  "company_name": "Mine now"}).status_code == 403
+
+
+def test_another_process_picks_up_the_file(runtime, tmp_path) -> None:
+    other = load_settings(data_dir=runtime.settings.data_dir)
+    refresh_from_file(other)  # remember the file as it is
+    update_settings(runtime.settings, {"postal_address": "9 Quay Street, Ningbo"})
+    assert other.postal_address != "9 Quay Street, Ningbo"
+    assert refresh_from_file(other) == ["postal_address"] and other.postal_address == "9 Quay Street, Ningbo"
+    assert refresh_from_file(other) == []  # unchanged file: nothing to do
