@@ -200,3 +200,52 @@ def test_switching_to_chinese(page, make_user, runtime, request) -> None:
     page.get_by_role("link", name="联系人").click()
     assert page.locator("h1").inner_text() == "联系人"
     shoot(page, "contacts-zh_Hans", request)
+
+
+def test_schedule_in_the_browsers_time_zone_and_the_hygiene_and_settings_pages(chromium, site, make_user, runtime,
+                                                                                request) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from sendwell.db.models import Campaign
+    from sendwell.delivery.service import create_campaign
+
+    with transaction(runtime.factory) as s:
+        make_contact(s, country="DE")
+        campaign_id = create_campaign(s, settings=runtime.settings, name="Autumn catalogue", subject="Catalogue",
+                                      html="<p>Dear {{ first_name }}, our catalogue.</p>").id
+    # A marketer in Shanghai: the browser's own zone travels with the typed time.
+    context = chromium.new_context(base_url=site, viewport={"width": 1280, "height": 900}, locale="en-GB",
+                                   timezone_id="Asia/Shanghai")
+    page = context.new_page()
+    page.set_default_timeout(15000)
+    try:
+        sign_in(page, make_user("admin"))
+        page.goto(f"/admin/campaigns/{campaign_id}")
+        day = (datetime.now(timezone.utc) + timedelta(days=2)).astimezone(timezone(timedelta(hours=8)))
+        page.fill("#schedule-at", day.strftime("%Y-%m-%dT09:30"))
+        page.get_by_role("button", name="Schedule", exact=True).click()
+        page.wait_for_selector("text=Scheduled.")
+        assert "(Asia/Shanghai)" in page.locator("#starts-at").inner_text()
+        with transaction(runtime.factory) as s:
+            campaign = s.get(Campaign, campaign_id)
+            assert campaign.status == "scheduled"
+            assert campaign.scheduled_at == datetime.fromisoformat(day.strftime("%Y-%m-%dT09:30") + "+08:00")
+        shoot(page, "campaign-scheduled", request)
+        from sendwell.hygiene.service import run_hygiene
+
+        with transaction(runtime.factory) as s:
+            make_contact(s, email="sales@importer-gmbh.example")  # a role address for the report
+            s.flush()
+            run_hygiene(s, settings=runtime.settings, trigger="scheduler")
+        page.get_by_role("link", name="Hygiene").click()
+        page.wait_for_selector("h1:has-text('List hygiene')")
+        assert "addresses checked" in page.locator("details[open]").inner_text()
+        shoot(page, "hygiene", request)
+        page.get_by_role("link", name="Settings").click()
+        page.fill("#set-postal_address", "1 Harbour Road, Ningbo 315000, China")
+        page.get_by_role("button", name="Save settings").click()
+        page.wait_for_selector("text=Saved.")
+        assert runtime.settings.postal_address == "1 Harbour Road, Ningbo 315000, China"
+        shoot(page, "settings", request)
+    finally:
+        context.close()
