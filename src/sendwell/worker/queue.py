@@ -2,9 +2,10 @@
 
 Jobs carry ids only and are idempotent: the database decides what is still to send, so a
 re-delivered job finds its sends already claimed or sent and does nothing. Lease recovery,
-the re-enqueueing of due retries, the start of scheduled campaigns and the hygiene scheduler run in a thread next to the
-consumer, every SENDWELL_RECOVERY_INTERVAL seconds (Huey's periodic tasks fire at most once
-a minute, and would fire in every worker; the hygiene lease lets only one process run it).
+the re-enqueueing of due retries, the start of scheduled campaigns, the reading of settings
+saved in the admin and the hygiene scheduler run in a thread next to the consumer, every
+SENDWELL_RECOVERY_INTERVAL seconds (Huey's periodic tasks fire at most once a minute, and
+would fire in every worker; the hygiene lease lets only one process run it).
 """
 
 from __future__ import annotations
@@ -167,6 +168,9 @@ class Queue:
 
                 for name in refresh_from_file(self.runtime.settings):
                     log.info("setting %s changed in the data folder's sendwell.env: applied", name)
+            except Exception:
+                log.exception("reading sendwell.env failed; retrying in %ss", interval)
+            try:
                 self.start_scheduled()
             except Exception:
                 log.exception("starting scheduled campaigns failed; retrying in %ss", interval)
