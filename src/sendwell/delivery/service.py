@@ -496,9 +496,7 @@ class Deliverer:
                     with conn.begin():
                         # Opt-out gate (sendwell.optout.gate): the hand-off and an opt-out never
                         # interleave, so no mail leaves after a person's unsubscribe POST returned.
-                        gate = Session(bind=conn)
-                        why = hold_for_send(gate, contact_id=mail.contact_id, email_hash=mail.email_hash)
-                        gate.close()
+                        why = hold_for_send(conn, contact_id=mail.contact_id, email_hash=mail.email_hash)
                         if why is None:
                             with smtp_timer():  # Prometheus SMTP latency (sendwell.metrics)
                                 outcome = self.transport.send(mail.envelope_from, mail.rcpt, mail.data)

@@ -10,20 +10,26 @@ commits entirely before or entirely after the hand-off: no mail leaves after the
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import Connection
 
-from sendwell.db.models import SCOPE_ALL, Contact, Suppression
+from sendwell.db.models import SCOPE_ALL
 from sendwell.policy.eligibility import SUPPRESSION_SKIP
 
+# Driver SQL on the deliverer's own connection, not an ORM Session and a statement built per
+# mail: that cost ~0.5 ms of CPU per mail (cProfile of a deliverer), a fifth of all its work.
+_LOCK_CONTACT = "SELECT id FROM contacts WHERE id = {p} FOR SHARE"  # PostgreSQL only
+_SUPPRESSION = "SELECT reason FROM suppressions WHERE email_hash = {p} AND scope = {p} ORDER BY id LIMIT 1"
 
-def hold_for_send(session: Session, *, contact_id: int, email_hash: str) -> str | None:
-    """Lock the contact against a concurrent opt-out; the skip reason if it must not be mailed."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(Contact.id).where(Contact.id == contact_id).with_for_update(read=True))
-    reason = session.scalar(
-        select(Suppression.reason)
-        .where(Suppression.email_hash == email_hash, Suppression.scope == SCOPE_ALL)
-        .order_by(Suppression.id).limit(1)
-    )
-    return SUPPRESSION_SKIP.get(reason, "suppressed") if reason else None
+
+def hold_for_send(conn: Connection, *, contact_id: int, email_hash: str) -> str | None:
+    """Lock the contact against a concurrent opt-out; the skip reason if it must not be mailed.
+
+    Call it inside the transaction that hands the mail to SMTP (see the module docstring).
+    """
+    p = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(_LOCK_CONTACT.format(p=p), (contact_id,))
+    row = conn.exec_driver_sql(_SUPPRESSION.format(p=p), (email_hash, SCOPE_ALL)).first()
+    if row is None:
+        return None
+    return SUPPRESSION_SKIP.get(row[0], "suppressed")
