@@ -76,6 +76,22 @@ def _check(field: str, value: str) -> None:
         raise SettingsError(field, f"{value!r} is not an http(s) URL")
 
 
+def _validate(settings: Settings, values: dict[str, str]) -> None:
+    """SettingsError naming the first bad value: our checks, then the Settings validators
+    (caps, windows …) on a Settings built with them (init values win over the environment)."""
+    if not values:
+        return
+    for field, value in values.items():
+        _check(field, value)
+    try:
+        Settings(data_dir=settings.data_dir, **values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error.get("loc") else ""
+        field = field if field in values else next(iter(values))
+        raise SettingsError(field, str(error["msg"]).removeprefix("Value error, ")) from None
+
+
 def update_settings(settings: Settings, changes: dict[str, str]) -> dict[str, str]:
     """Validate `changes` (field → new text), write them to sendwell.env, apply them here.
 
@@ -86,18 +102,10 @@ def update_settings(settings: Settings, changes: dict[str, str]) -> dict[str, st
     for field in changes:
         if field not in EDITABLE:
             raise ValueError(f"{field!r} cannot be changed here")
-    for field, value in changed.items():
+    for field in changed:
         if from_environment(field):
             raise SettingsError(field, "set in the environment, which wins over this page; change it there")
-        _check(field, value)
-    try:
-        # The Settings validators (caps, windows …) judge the new values; init values win over the environment.
-        Settings(data_dir=settings.data_dir, **changed)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        field = str(error["loc"][0]) if error.get("loc") else next(iter(changed))
-        field = field if field in EDITABLE else next(iter(changed))
-        raise SettingsError(field, str(error["msg"]).removeprefix("Value error, ")) from None
+    _validate(settings, changed)
     if changed:
         write_config_values(settings.data_dir / CONFIG_FILE_NAME, changed)
         for field, value in changed.items():
@@ -124,9 +132,8 @@ def refresh_from_file(settings: Settings) -> list[str]:
     for field in EDITABLE:
         if field in values and not from_environment(field) and str(getattr(settings, field)) != values[field]:
             try:
-                _check(field, values[field])
-                Settings(data_dir=settings.data_dir, **{field: values[field]})
-            except (SettingsError, ValidationError):
+                _validate(settings, {field: values[field]})
+            except SettingsError:
                 continue  # a hand-edited bad line: keep what runs now (the next start names it)
             setattr(settings, field, values[field])
             applied.append(field)
