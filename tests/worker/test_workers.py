@@ -90,9 +90,9 @@ def test_workers_handle_success_4xx_5xx_disconnect_and_slow_server(shape, tmp_pa
 def test_pause_and_resume_through_the_cli_while_workers_send(shape, tmp_path) -> None:
     runtime, queue, server, n_workers = shape
     support.seed_contacts(runtime, N)
-    # Short DATA delays on purpose: on SQLite each hand-off holds the write lock for its SMTP
-    # transaction (optout/gate.py), and with long ones this test's own pause, a write from
-    # another process, starves behind the worker's back-to-back hand-offs (closing note).
+    # On SQLite each hand-off holds the write lock for its SMTP transaction (optout/gate.py);
+    # this test's pause, a write from another process, gets in between two hand-offs through
+    # the writer gate of db/session.py (tests/db/test_writer_lock.py), not SQLite's polling.
     for n in range(N):
         server.handler.data_faults[f"buyer{n}@buyers.example"] = ["sleep:0.2"]
     campaign_id = support.start_campaign(runtime, queue)

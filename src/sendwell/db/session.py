@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+import fcntl
+import os
 import threading
 
 from sqlalchemy import create_engine, event
@@ -31,10 +33,15 @@ def make_engine(url: str) -> Engine:
 
         # SQLite has one writer. Threads of this process queue on a lock instead of in
         # SQLite's busy handler, whose sleeps (up to 100 ms each) collapse throughput under
-        # concurrent writers (28 vs > 1,000 one-click POSTs/s, bench/unsubscribe.py). Other
-        # processes still meet the busy timeout. The lock is released at commit / rollback /
-        # check-in, from whichever thread; a timeout falls back to the busy handler.
+        # concurrent writers (28 vs > 1,000 one-click POSTs/s, bench/unsubscribe.py).
+        # Processes queue on an flock of a file beside the database: the busy handler polls,
+        # and a writer that holds the lock for most of the time (a deliverer's hand-offs)
+        # leaves it free only for microseconds between transactions, so a writer in another
+        # process (a CLI `pause`) could starve past the busy timeout; the kernel wakes an
+        # flock waiter at the release instead. Both are released at commit / rollback /
+        # check-in, from whichever thread; a thread-lock timeout falls back to the busy handler.
         writer = threading.Lock()
+        gate = _ProcessGate(engine.url.database)
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
@@ -42,10 +49,12 @@ def make_engine(url: str) -> Engine:
             # on a read-then-write upgrade; pysqlite's own BEGIN handling is turned off.
             if writer.acquire(timeout=30):
                 conn.info["sendwell_writer"] = True
+                gate.acquire()
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         def _release(info):  # type: ignore[no-untyped-def]
             if info.pop("sendwell_writer", False):
+                gate.release()
                 writer.release()
 
         event.listen(engine, "commit", lambda conn: _release(conn.info))
@@ -58,6 +67,38 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+class _ProcessGate:
+    """An exclusive flock on `<database>-writer.lock`, held by one thread of this process at a time.
+
+    Written by hand: flock is the one primitive whose waiters the kernel wakes at the release
+    (SQLite's own locks are polled). The caller's thread lock serialises this process's
+    threads, so the one open file description is never locked twice. An in-memory database
+    has no file and no other process: nothing to do.
+    """
+
+    def __init__(self, database: str | None) -> None:
+        self.path = None if not database or database == ":memory:" or database.startswith("file:") else database + "-writer.lock"
+        self.fd: int | None = None
+        self.pid = 0
+
+    def acquire(self) -> None:
+        if self.path is None:
+            return
+        if self.fd is None or self.pid != os.getpid():
+            # A forked child shares its parent's open file description, and with it the
+            # parent's flock: it needs one of its own.
+            try:
+                self.fd, self.pid = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600), os.getpid()
+            except OSError:  # a read-only folder: SQLite's busy handler alone, as before
+                self.path = None
+                return
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
