@@ -379,10 +379,10 @@ class _Mail:
 class Deliverer:
     """Renders, signs and hands mail to a transport; one per SMTP session, reused across batches.
 
-    Crash safety (docs/delivery.md): each mail is marked in flight, durably, right before
-    its SMTP transaction, and its result is committed right after it, in the same commit
-    that marks the next mail in flight. A crash therefore leaves at most one in-flight
-    mail per session, and lease recovery flags exactly those as possible duplicates.
+    Crash safety (docs/delivery.md): each mail is marked in flight, durably, before its
+    SMTP transaction, and its result is committed right after it, in the same commit that
+    marks the next mail in flight. A crash therefore leaves at most one in-flight mail per
+    session, and lease recovery flags exactly those as possible duplicates.
     """
 
     settings: Settings
@@ -478,51 +478,55 @@ class Deliverer:
                                        self._hooks_for(conn))] += 1
             return None
 
-        # One connection for the whole batch, one short transaction per mail.
+        # One connection for the whole batch and one short transaction per mail: the result
+        # of the mail before and the hand-off check of this one (sendwell.optout.gate) commit
+        # together. No transaction stays open during the SMTP exchange, and the next mail is
+        # built before it, so a result is stored right after the server's reply.
         conn = engine.connect()
         try:
             mail = prepare()
-            while mail is not None:
-                with conn.begin():
-                    owned = _mark_in_flight(conn, mail.send_id, _now(), token, self.lease)
-                if owned:
-                    break
-                counts["lost"] += 1
-                mail = prepare()
-            while mail is not None:
-                if self.throttle is not None:
-                    self.throttle.wait_for(mail.rcpt)
-                try:
-                    with conn.begin():
-                        # Opt-out gate (sendwell.optout.gate): the hand-off and an opt-out never
-                        # interleave, so no mail leaves after a person's unsubscribe POST returned.
-                        why = hold_for_send(conn, contact_id=mail.contact_id, email_hash=mail.email_hash)
-                        if why is None:
-                            with smtp_timer():  # Prometheus SMTP latency (sendwell.metrics)
-                                outcome = self.transport.send(mail.envelope_from, mail.rcpt, mail.data)
-                        else:
-                            outcome = Outcome("skip", 0, why)
-                except TransportUnavailable as exc:
-                    unreachable = str(exc)
-                    outcome = Outcome("temporary", 0, unreachable)
-                if unreachable is None and not self.should_stop():
-                    if time.monotonic() >= next_check:
+            done: tuple[_Mail, Outcome] | None = None  # handed to SMTP, result not yet stored
+            while mail is not None or done is not None:
+                if mail is not None:
+                    stop = unreachable is not None or self.should_stop()
+                    if not stop and time.monotonic() >= next_check:
                         next_check = time.monotonic() + 1.0
                         halted = self._halted(engine, campaign_id)
-                    if time.monotonic() >= renew_at and halted is None:
+                    if stop or halted is not None:
+                        pos -= 1  # built but never marked: it goes back (or is deferred) with the rest
+                        mail = None
+                    elif time.monotonic() >= renew_at:
                         renew_at = time.monotonic() + self.settings.lease_seconds / 3
-                        self._renew(engine, [r[0].id for r in todo[pos:]], token)
-                    following = prepare() if halted is None else None
-                else:
-                    following = None
+                        self._renew(engine, [r[0].id for r in todo[pos - 1:]], token)
+                if mail is not None and self.throttle is not None:
+                    self.throttle.wait_for(mail.rcpt)
+                go = False
                 with conn.begin():
-                    # The result of this mail and the in-flight mark of the next: one commit.
-                    counts[_record(conn, mail, outcome.status, outcome.code, outcome.message, policy,
-                                   self._hooks_for(conn))] += 1
-                    while following is not None and not _mark_in_flight(conn, following.send_id, _now(),
-                                                                        token, self.lease):
-                        counts["lost"] += 1  # our claim on it lapsed: someone else has it now
-                        following = prepare()
+                    if done is not None:
+                        counts[_record(conn, done[0], done[1].status, done[1].code, done[1].message, policy,
+                                       self._hooks_for(conn))] += 1
+                        done = None
+                    if mail is not None:
+                        # The opt-out gate: the suppression check and the in-flight mark (durable
+                        # before the SMTP transaction: recovery must know this one may be out).
+                        why = hold_for_send(conn, contact_id=mail.contact_id, email_hash=mail.email_hash)
+                        if why is not None:
+                            counts[_record(conn, mail, "skip", 0, why, policy, None)] += 1
+                        elif _mark_in_flight(conn, mail.send_id, _now(), token, self.lease):
+                            go = True
+                        else:
+                            counts["lost"] += 1  # our claim on it lapsed: someone else has it now
+                if mail is None:
+                    break
+                following = prepare()
+                if go:
+                    try:
+                        with smtp_timer():  # Prometheus SMTP latency (sendwell.metrics)
+                            outcome = self.transport.send(mail.envelope_from, mail.rcpt, mail.data)
+                    except TransportUnavailable as exc:
+                        unreachable = str(exc)
+                        outcome = Outcome("temporary", 0, unreachable)
+                    done = (mail, outcome)
                 mail = following
         finally:
             conn.close()

@@ -30,6 +30,7 @@ from sendwell.db.models import (
 )
 from sendwell.i18n import normalise_language
 from sendwell.optout import scanner
+from sendwell.optout.gate import IN_FLIGHT_SQL
 from sendwell.optout.outbox import enqueue
 from sendwell.optout.rawsql import Statement, read_datetime
 from sendwell.suppression.service import lift
@@ -61,6 +62,9 @@ class OptOutResult:
     scanner_suspected: bool = False
     email: str = ""
     language: str = ""
+    # A mail to this contact was being handed to SMTP when the opt-out committed: the caller
+    # waits for it (optout/gate.py) before answering, so no mail leaves after the answer.
+    hand_off_pending: bool = False
 
 
 def _now(now: datetime | None) -> datetime:
@@ -92,9 +96,8 @@ def is_unsubscribed(session: Session, *, contact: Contact) -> bool:
 
 
 def _lock_contact(session: Session, contact_id: int) -> Contact | None:
-    # On PostgreSQL the row lock makes an opt-out wait for a mail being handed to SMTP for
-    # this contact (see sendwell.optout.gate), so no mail can leave after the 200. SQLite
-    # already serialises writers (BEGIN IMMEDIATE).
+    # On PostgreSQL the row lock orders an opt-out and a mail's hand-off to SMTP for this
+    # contact (see sendwell.optout.gate). SQLite already serialises writers (BEGIN IMMEDIATE).
     if session.get_bind().dialect.name == "postgresql":
         return session.scalar(select(Contact).where(Contact.id == contact_id).with_for_update())
     return session.get(Contact, contact_id)
@@ -129,6 +132,8 @@ def unsubscribe_contact(
     if campaign_id is not None and not campaign_exists:
         campaign_id = None  # the campaign was deleted since the mail went out; the opt-out stands
     is_new = bool(_SQL_SUPPRESS.run(session, h=email_hash, cid=contact_id, camp=campaign_id, now=now))
+    # After the lock: a hand-off that committed its in-flight mark before it (optout/gate.py).
+    hand_off = bool(_SQL_IN_FLIGHT.run(session, cid=contact_id))
     suspected = False
     if is_new:
         event_data: dict[str, Any] = dict(data or {})
@@ -167,16 +172,17 @@ def unsubscribe_contact(
         if isinstance(obj, Consent | Subscription) and obj.contact_id == contact_id:
             session.expire(obj)
     return OptOutResult(contact_id=contact_id, is_new=is_new, unsubscribed_at=first or now,
-                        scanner_suspected=suspected, email=email, language=language)
+                        scanner_suspected=suspected, email=email, language=language, hand_off_pending=hand_off)
 
 
 _CONTACT = ("SELECT c.email, c.email_hash, c.language, (SELECT 1 FROM campaigns WHERE id = :camp), "
             "(SELECT s.sent_at FROM sends s WHERE s.campaign_id = :camp AND s.contact_id = c.id) "
             "FROM contacts c WHERE c.id = :id")
 _SQL_CONTACT = Statement(_CONTACT)
-# On PostgreSQL the row lock makes an opt-out wait for a mail being handed to SMTP for this
-# contact (sendwell.optout.gate); SQLite already serialises writers (BEGIN IMMEDIATE).
+# On PostgreSQL the row lock orders an opt-out and a mail's hand-off for this contact
+# (sendwell.optout.gate); SQLite already serialises writers (BEGIN IMMEDIATE).
 _SQL_CONTACT_PG = Statement(_CONTACT + " FOR UPDATE OF c")
+_SQL_IN_FLIGHT = Statement(IN_FLIGHT_SQL)
 _SQL_SUPPRESS = Statement(
     "INSERT INTO suppressions (email_hash, scope, reason, contact_id, campaign_id, created_at) "
     f"VALUES (:h, '{SCOPE_ALL}', '{SuppressionReason.UNSUBSCRIBE.value}', :cid, :camp, :now) "

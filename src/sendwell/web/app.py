@@ -25,6 +25,7 @@ from sendwell.db.session import transaction
 from sendwell.i18n import SUPPORTED, choose_language, normalise_language
 from sendwell.optout import service
 from sendwell.optout.dispatch import mask_email
+from sendwell.optout.gate import await_hand_off, hand_off_window, wait_for_hand_off
 from sendwell.optout.mail import gettext_for
 from sendwell.optout.tokens import (
     SALT_KEEP,
@@ -158,8 +159,11 @@ def create_app(runtime: Runtime, *, outbox: bool = True) -> FastAPI:
     def _unsubscribe_one(data: TokenData, method: str, ip: str, ua: str) -> service.OptOutResult | None:
         # Committed before the response is built: the opt-out is effective when the 200 leaves.
         with transaction(runtime.factory) as session:
-            return service.unsubscribe_contact(session, contact_id=data.contact_id, campaign_id=data.campaign_id,
-                                               method=method, ip=ip, user_agent=ua)
+            result = service.unsubscribe_contact(session, contact_id=data.contact_id, campaign_id=data.campaign_id,
+                                                 method=method, ip=ip, user_agent=ua)
+        if result is not None and result.hand_off_pending:  # see _GroupCommit.submit
+            wait_for_hand_off(runtime.engine, result.contact_id, window=hand_off_window(settings.smtp_timeout))
+        return result
 
     group = _GroupCommit(runtime, wake=lambda: wake())
 
@@ -464,7 +468,13 @@ class _GroupCommit:
         if not self.scheduled:
             self.scheduled = True
             loop.call_soon(self.flush)
-        return await future
+        result = await future
+        if result is not None and result.hand_off_pending:
+            # A mail to this person was being handed to SMTP when the opt-out committed: the
+            # answer waits for that hand-off, so no mail leaves after it (optout/gate.py).
+            await await_hand_off(self.runtime.engine, result.contact_id,
+                                 window=hand_off_window(self.runtime.settings.smtp_timeout))
+        return result
 
     def flush(self) -> None:
         batch, self.pending, self.scheduled = self.pending, [], False

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sendwell.contacts import service as contacts
 from sendwell.db.models import ConsentKind, Contact, Stage
 from sendwell.db.session import transaction
+from sendwell.optout.gate import hand_off_window, wait_for_hand_off
 from sendwell.optout.service import unsubscribe_contact
 from sendwell.runtime import Runtime
 from sendwell.segments.expression import SegmentError
@@ -271,6 +272,8 @@ def router(runtime: Runtime, require: Any) -> APIRouter:
             )
         if result is None:
             raise ApiProblem(404, f"no contact with id {contact_id}", kind="not-found")
+        if result.hand_off_pending:  # a mail to them is in an SMTP hand-off: answer after it (optout/gate.py)
+            wait_for_hand_off(runtime.engine, contact_id, window=hand_off_window(runtime.settings.smtp_timeout))
         return UnsubscribeOut(contact_id=result.contact_id, unsubscribed_at=result.unsubscribed_at,
                               already_unsubscribed=not result.is_new)
 
