@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     retry_max_delay_seconds: float = Field(default=6 * 3600.0, gt=0)  # backoff cap
     retry_max_age_hours: float = Field(default=72.0, gt=0)  # give up this long after the first attempt
     lease_seconds: float = Field(default=600.0, gt=0)  # a claimed batch is recovered after this
+    outbox_poll_seconds: float = Field(default=2.0, gt=0)  # how often `sendwell worker` looks for follow-ups
     recovery_interval: float = Field(default=30.0, gt=0)  # seconds between lease-recovery scans
     batch_size: int = Field(default=200, ge=1, le=10000)
     base_url: str = "http://127.0.0.1:8025"

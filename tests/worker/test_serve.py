@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
+import time
 
 import httpx
 import pytest
@@ -39,3 +40,56 @@ def test_serve_delivers_queued_mail_and_stops_gracefully_on_sigterm(sqlite_templ
         runtime.dispose()
     assert code == 0, (tmp_path / "serve.log").read_text()[-2000:]
     assert sorted(support.receipts(server).values()) == [1] * 40
+
+
+def test_split_shape_the_worker_sends_the_thank_you_mails_serve_no_outbox_leaves(sqlite_template, tmp_path) -> None:
+    # README "Scale-out", one machine: `serve --workers 0 --no-outbox` only answers requests;
+    # a `sendwell worker` beside it drains the outbox (thank-you mails) by polling.
+    from sendwell.db.models import Contact, OutboxMessage
+    from sendwell.db.session import transaction
+    from sendwell.optout.tokens import SALT_UNSUBSCRIBE, TokenData, make_token
+    from sqlalchemy import select
+
+    db = tmp_path / "sendwell.db"
+    shutil.copyfile(sqlite_template, db)
+    with CaptureSMTPServer() as server:
+        settings = make_settings(tmp_path / "data", database_url=f"sqlite:///{db}", smtp_url=server.url)
+        runtime = Runtime(settings)
+        support.seed_contacts(runtime, 3)
+        port = free_port()
+        env = support.worker_env(settings, SENDWELL_OUTBOX_POLL_SECONDS="0.2")
+        serve = subprocess.Popen([support.SENDWELL, "serve", "--port", str(port), "--workers", "0", "--no-outbox"],
+                                 env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "serve.log", "wb"))
+        procs = [serve]
+
+        def thank_yous() -> list[str]:
+            with transaction(runtime.factory) as s:
+                return list(s.scalars(select(OutboxMessage.status).where(OutboxMessage.kind == "thank_you")))
+
+        try:
+            support.wait_for(lambda: _answers(port), "serve to answer", procs=procs)
+            with transaction(runtime.factory) as s:
+                ids = list(s.scalars(select(Contact.id).order_by(Contact.id)))[:2]
+            for contact_id in ids:
+                tok = make_token(settings.secret_keys, SALT_UNSUBSCRIBE, TokenData(contact_id, None, None))
+                r = httpx.post(f"http://127.0.0.1:{port}/u/{tok}", data={"List-Unsubscribe": "One-Click"}, timeout=30)
+                assert r.status_code == 200
+            # serve's own dispatcher would have sent them after its 0.5 s debounce; it has none.
+            time.sleep(2.0)
+            assert serve.poll() is None and server.messages == [] and thank_yous() == ["pending", "pending"]
+            procs.append(support.start_worker(env, tmp_path / "worker.log"))
+            support.wait_for(lambda: thank_yous() == ["done", "done"], "the worker to send the thank-you mails",
+                             procs=procs)
+        finally:
+            codes = [support.stop(p, signal.SIGTERM) for p in procs]
+        runtime.dispose()
+    assert sorted(m.rcpt_tos[0] for m in server.messages) == ["buyer0@buyers.example", "buyer1@buyers.example"]
+    # uvicorn re-raises the SIGTERM it handled once it has shut down (-15); the worker exits 0.
+    assert codes[0] in (0, -signal.SIGTERM) and codes[1] == 0, (tmp_path / "worker.log").read_text()[-2000:]
+
+
+def _answers(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -37,7 +37,10 @@ def init(as_json: bool) -> None:
 @click.option("--port", default=8025, show_default=True, type=int)
 @click.option("--workers", "queue_workers", default=None, type=int,
               help="Embedded queue worker threads, one SMTP session each; 0 for none [default: SENDWELL_SMTP_CONCURRENCY].")
-def serve(host: str, port: int, queue_workers: int | None) -> None:
+@click.option("--outbox/--no-outbox", default=True, show_default=True,
+              help="Send follow-ups (thank-you mails, webhooks) from this process; --no-outbox leaves "
+                   "them to `sendwell worker` processes.")
+def serve(host: str, port: int, queue_workers: int | None, outbox: bool) -> None:
     """Run the web app with the embedded queue worker and scheduler."""
     import uvicorn
 
@@ -49,7 +52,7 @@ def serve(host: str, port: int, queue_workers: int | None) -> None:
     if consumer is not None:
         consumer.start()
     try:
-        uvicorn.run(create_app(runtime), host=host, port=port, log_level="info")
+        uvicorn.run(create_app(runtime, outbox=outbox), host=host, port=port, log_level="info")
     finally:
         if consumer is not None:
             consumer.stop(graceful=True)
@@ -65,5 +68,14 @@ def worker(threads: int | None) -> None:
     from sendwell.worker.queue import Queue
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from sendwell.optout.outbox import OutboxWorker
+
     runtime = get_runtime()
-    Queue(runtime).consumer(workers=threads).run()
+    # Follow-ups too: nobody wakes this dispatcher after a commit in another process, so it
+    # polls (SENDWELL_OUTBOX_POLL_SECONDS); with `serve --no-outbox` it is the only one.
+    outbox = OutboxWorker(runtime, poll_seconds=runtime.settings.outbox_poll_seconds)
+    outbox.start()
+    try:
+        Queue(runtime).consumer(workers=threads).run()
+    finally:
+        outbox.stop()
