@@ -31,7 +31,7 @@ from sendwell.db.models import (
     Topic,
     UTCDateTime,
 )
-from sendwell.db.session import transaction
+from sendwell.db.session import driver_cursor, transaction
 from sendwell.delivery.mime import HeaderInjection, build_message, idna_address, make_message_id
 from sendwell.delivery.transport import Outcome, Transport, TransportUnavailable
 from sendwell.delivery.verp import make_return_path
@@ -659,11 +659,12 @@ def _mark_in_flight(conn: Any, send_id: int, now: datetime, token: str | None = 
     """
     t = _db_time(conn, now)
     params: tuple[Any, ...] = (t, t, t, _db_time(conn, now + lease), send_id)
+    cursor = driver_cursor(conn)
     if token is None:
-        result = conn.exec_driver_sql(_driver_sql(conn, _MARK_SQL), params)
+        cursor.execute(_driver_sql(conn, _MARK_SQL), params)
     else:
-        result = conn.exec_driver_sql(_driver_sql(conn, _MARK_TOKEN_SQL), params + (token,))
-    return result.rowcount == 1
+        cursor.execute(_driver_sql(conn, _MARK_TOKEN_SQL), params + (token,))
+    return cursor.rowcount == 1
 
 
 def _record(conn: Any, mail: _Mail, status: str, code: int, message: str, policy: RetryPolicy,
@@ -673,7 +674,7 @@ def _record(conn: Any, mail: _Mail, status: str, code: int, message: str, policy
     params: dict[str, Any] = {"sid": mail.send_id, "now": now, "mid": mail.message_id or None, "error": None}
     if status == "sent":
         t = _db_time(conn, now)
-        conn.exec_driver_sql(_driver_sql(conn, _SENT_SQL), (t, t, mail.message_id or None, mail.send_id))
+        driver_cursor(conn).execute(_driver_sql(conn, _SENT_SQL), (t, t, mail.message_id or None, mail.send_id))
         return "sent"
     if status == "skip":
         conn.execute(_SKIP, dict(params, reason=message[:40], error=f"skipped: {message}"))
