@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from sendwell.db.models import Contact, Event, OutboxMessage, Suppression
 from sendwell.db.session import transaction
-from sendwell.optout.tokens import SALT_PREFERENCES, SALT_UNSUBSCRIBE, TokenData, make_token, read_token
+from sendwell.optout.tokens import SALT_PREFERENCES, SALT_UNSUBSCRIBE, TokenData, make_mailto_token, make_token, read_token
 from tests.helpers import make_contact
 from tests.optout.conftest import token
 
@@ -94,3 +94,22 @@ def test_repetitive_ids_are_compressed_as_the_serializer_does() -> None:
     keys = ["new-key-0123456789"]
     made = make_token(keys, SALT_UNSUBSCRIBE, TokenData(10000, 10000, 10000))
     assert made.startswith(".") and made == URLSafeSerializer(keys, salt=SALT_UNSUBSCRIBE).dumps([10000] * 3)
+
+
+@settings(max_examples=200, deadline=None)
+@given(contact=st.integers(1, 10**12), campaign=st.none() | st.integers(1, 10**9), send_id=st.integers(1, 10**12))
+def test_mailto_and_verp_signatures_are_those_of_mails_already_sent(contact, campaign, send_id) -> None:
+    # Both now encode only the MAC bytes they keep; the addresses must not change.
+    import base64
+    import hashlib
+    import hmac as hmac_
+
+    from sendwell.delivery.verp import verp_detail
+    from sendwell.optout.tokens import _MAILTO_SALT, _b36
+
+    key = "new-key-0123456789"
+    body = f"{_b36(contact)}-{_b36(campaign or 0)}"
+    old_mailto = base64.b32encode(hmac_.new(key.encode(), _MAILTO_SALT + body.encode(), hashlib.sha256).digest())
+    assert make_mailto_token([key], contact, campaign).endswith(old_mailto.decode().lower()[:16])
+    old_verp = base64.b32encode(hmac_.new(key.encode(), b"sendwell.verp" + str(send_id).encode(), hashlib.sha256).digest())
+    assert verp_detail([key], send_id) == f"{send_id}.{old_verp.decode().lower()[:10]}"

@@ -10,8 +10,9 @@ _SALT = b"sendwell.verp"
 
 
 def _sig(key: str, send_id: int) -> str:
-    mac = hmac.new(key.encode(), _SALT + str(send_id).encode(), hashlib.sha256).digest()
-    return base64.b32encode(mac).decode().lower()[:10]
+    mac = hmac.digest(key.encode(), _SALT + str(send_id).encode(), hashlib.sha256)
+    # Base32 encodes each 5 bytes on their own: the first 10 characters are those of mac[:10].
+    return base64.b32encode(mac[:10]).decode().lower()[:10]
 
 
 def verp_detail(keys: list[str], send_id: int) -> str:
