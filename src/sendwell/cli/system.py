@@ -42,17 +42,31 @@ def init(as_json: bool) -> None:
                    "them to `sendwell worker` processes.")
 def serve(host: str, port: int, queue_workers: int | None, outbox: bool) -> None:
     """Run the web app with the embedded queue worker and scheduler."""
+    import signal
+
     import uvicorn
 
     from sendwell.web.app import create_app
     from sendwell.worker.queue import Queue
 
     runtime = get_runtime()
+    server = uvicorn.Server(uvicorn.Config(create_app(runtime, outbox=outbox), host=host, port=port,
+                                           log_level="info"))
     consumer = Queue(runtime).consumer(workers=queue_workers) if queue_workers != 0 else None
     if consumer is not None:
         consumer.start()
+        click.echo(f"sendwell serve: embedded queue worker started ({consumer.workers} threads)", err=True)
+
+    def stop(_signum: int, _frame: object) -> None:
+        server.should_exit = True
+
+    # Ours, not huey's (consumer.start set its own, which only its run loop reads): a SIGTERM
+    # or Ctrl-C before uvicorn has taken the signals over (it does once it starts serving, and
+    # hands them back after) still ends the server, and then the consumer gracefully below.
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     try:
-        uvicorn.run(create_app(runtime, outbox=outbox), host=host, port=port, log_level="info")
+        server.run()
     finally:
         if consumer is not None:
             consumer.stop(graceful=True)
