@@ -13,11 +13,11 @@ from sqlalchemy import select
 
 from sendwell.db.models import Alert, Contact
 from sendwell.db.session import transaction
-from sendwell.delivery.service import campaign_status, create_campaign, plan_campaign, queue_campaign, run_campaign
+from sendwell.delivery.service import campaign_status, create_campaign, plan_campaign, queue_campaign
 from sendwell.web.app import create_app
 from sendwell.web.server import BackgroundServer
 from tests.feedback.factories import arf
-from tests.helpers import make_contact, one_click_url, parse_strict
+from tests.helpers import make_contact, one_click_url, parse_strict, run_once
 
 CONTACTS = 1000
 
@@ -45,16 +45,9 @@ def test_a_spike_pauses_the_campaign_mid_send(runtime, smtp_server, unused_port,
         campaign_id = campaign.id
         german = set(s.scalars(select(Contact.email).where(Contact.country == "DE")))
 
-    def send() -> None:
-        deliverer = runtime.make_deliverer()
-        try:
-            run_campaign(runtime.factory, deliverer, campaign_id=campaign_id)
-        finally:
-            deliverer.transport.close()
-
     clicked: list[str] = []
     with BackgroundServer(create_app(runtime), unused_port):
-        sender = threading.Thread(target=send)
+        sender = threading.Thread(target=run_once, args=(runtime, campaign_id))
         sender.start()
         while len(smtp_server.messages) < 150 and sender.is_alive():
             time.sleep(0.005)

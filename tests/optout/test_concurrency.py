@@ -9,10 +9,10 @@ import time
 import httpx
 
 from sendwell.db.session import transaction
-from sendwell.delivery.service import create_campaign, plan_campaign, queue_campaign, run_campaign
+from sendwell.delivery.service import create_campaign, plan_campaign, queue_campaign
 from sendwell.web.app import create_app
 from sendwell.web.server import BackgroundServer
-from tests.helpers import make_contact
+from tests.helpers import make_contact, run_once
 from tests.optout.conftest import u
 
 CONTACTS = 240
@@ -45,15 +45,8 @@ def test_no_mail_reaches_a_contact_after_their_one_click_post_returned(runtime, 
     targets = contacts[CONTACTS // 3 :: 3]
     returned: dict[str, float] = {}
 
-    def send() -> None:
-        deliverer = runtime.make_deliverer()
-        try:
-            run_campaign(runtime.factory, deliverer, campaign_id=campaign_id)
-        finally:
-            deliverer.transport.close()
-
     with BackgroundServer(create_app(runtime, outbox=False), unused_port) as web:
-        sender = threading.Thread(target=send)
+        sender = threading.Thread(target=run_once, args=(runtime, campaign_id))
         sender.start()
         while len(arrived) < 10 and sender.is_alive():
             time.sleep(0.005)

@@ -17,11 +17,11 @@ from sqlalchemy import update
 
 from sendwell.db.models import Send
 from sendwell.db.session import transaction
-from sendwell.delivery.service import create_campaign, plan_campaign, queue_campaign, run_campaign
+from sendwell.delivery.service import create_campaign, plan_campaign, queue_campaign
 from sendwell.optout import gate
 from sendwell.web.app import create_app
 from sendwell.web.server import BackgroundServer
-from tests.helpers import make_contact
+from tests.helpers import make_contact, run_once
 from tests.optout.conftest import u
 
 
@@ -55,15 +55,8 @@ def test_the_one_click_answer_waits_for_the_mail_being_handed_to_smtp(runtime, s
     smtp_server.handler.handle_DATA = held_data
     answered: dict[str, object] = {}
 
-    def send() -> None:
-        deliverer = runtime.make_deliverer()
-        try:
-            run_campaign(runtime.factory, deliverer, campaign_id=campaign_id)
-        finally:
-            deliverer.transport.close()
-
     with BackgroundServer(create_app(runtime, outbox=False), unused_port) as web:
-        sender = threading.Thread(target=send)
+        sender = threading.Thread(target=run_once, args=(runtime, campaign_id))
         sender.start()
         try:
             assert entered.wait(60), "the target's mail never reached DATA"

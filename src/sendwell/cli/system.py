@@ -79,11 +79,10 @@ def worker(threads: int | None) -> None:
     """Run a queue worker (scale-out shape: SENDWELL_QUEUE_URL=redis://…); SIGTERM stops it gracefully."""
     import logging
 
+    from sendwell.optout.outbox import OutboxWorker
     from sendwell.worker.queue import Queue
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    from sendwell.optout.outbox import OutboxWorker
-
     runtime = get_runtime()
     # Follow-ups too: nobody wakes this dispatcher after a commit in another process, so it
     # polls (SENDWELL_OUTBOX_POLL_SECONDS); with `serve --no-outbox` it is the only one.
