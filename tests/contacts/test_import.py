@@ -108,3 +108,21 @@ def test_implied_consent_gets_its_casl_expiry(session, tmp_path) -> None:
     import_contacts(session, path=path, pepper=PEPPER, consent="implied_inquiry")
     consent = session.scalar(select(Consent))
     assert 180 <= (consent.expires_at - consent.obtained_at).days <= 184
+
+
+def test_the_import_page_cache_is_its_own_and_only_while_it_runs(session, tmp_path) -> None:
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        pytest.skip("a SQLite connection setting")
+    cache_size = lambda: connection.exec_driver_sql("PRAGMA cache_size").scalar()  # noqa: E731
+    before = cache_size()
+    seen: list[int] = []
+    path = write(tmp_path, "email\n" + "".join(f"b{i}@shop{i}.example\n" for i in range(5)))
+    import_contacts(session, path=path, pepper=PEPPER, chunk_size=2,
+                    on_progress=lambda *_: seen.append(cache_size()))
+    assert seen and set(seen) == {-65536}
+    assert cache_size() == before != -65536
+    # A failing import gives the connection back as it found it, too.
+    bad = write(tmp_path, "email\nnot-an-address\n", name="bad.csv")
+    import_contacts(session, path=bad, pepper=PEPPER)
+    assert cache_size() == before

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from sendwell.hygiene.addresses import ROLE_ADDRESSES, check_address, disposable_domains, suggest_domain
+from sendwell.hygiene.addresses import (
+    COMMON_DOMAINS,
+    ROLE_ADDRESSES,
+    check_address,
+    disposable_domains,
+    suggest_domain,
+    suggest_domain_difflib,
+)
 
 ROLES = frozenset(ROLE_ADDRESSES.split(","))
 
@@ -36,3 +45,19 @@ def test_the_bundled_disposable_list_is_clean() -> None:
     assert "mailinator.com" in domains and len(domains) > 30
     assert all(d == d.strip().lower() and "." in d and " " not in d for d in domains)
     assert not domains & {"gmail.com", "outlook.com", "qq.com", "163.com"}
+
+
+_DOMAIN_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789.-"
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(
+    st.text(_DOMAIN_CHARS, min_size=1, max_size=20),
+    # Slips of the keyboard on the listed providers: the cases the prefilter must not lose.
+    st.builds(lambda name, i, c, how: (name[:i] + c + name[i:], name[:i] + name[i + 1:],
+                                       name[:i] + c + name[i + 1:], name[:i] + name[i + 1:i + 2] + name[i:i + 1]
+                                       + name[i + 2:])[how],
+              st.sampled_from(COMMON_DOMAINS), st.integers(0, 13), st.sampled_from(_DOMAIN_CHARS), st.integers(0, 3)),
+))
+def test_the_prefiltered_typo_check_agrees_with_difflib_alone(domain) -> None:
+    assert suggest_domain(domain) == suggest_domain_difflib(domain)

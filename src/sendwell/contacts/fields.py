@@ -230,6 +230,8 @@ class RowParser:
     stages: Vocab
     now: datetime
     has_custom: bool = True
+    # The fields the file has columns for; the others are left at their defaults unread.
+    fields: frozenset[str] = frozenset(FIELDS)
 
     def parse(self, values: dict[str, str], row: int, errors: list[RowError]) -> dict[str, Any] | None:
         """Contact fields of one row, or None (with errors appended)."""
@@ -250,14 +252,18 @@ class RowParser:
         for key, limit in (("first_name", 200), ("last_name", 200), ("company", 300), ("job_title", 200)):
             if len(out[key]) > limit:
                 errors.append(RowError(row, key, f"longer than {limit} characters"))
-        out["country"] = self._field(values, "country", _parse_country, row, errors, default="")
-        out["industry"] = self._vocab(values, "industry", self.industries, row, errors)
-        out["stage"] = self._vocab(values, "stage", self.stages, row, errors)
-        out["language"] = self._field(values, "language", parse_language, row, errors)
-        out["timezone"] = self._field(values, "timezone", parse_timezone, row, errors)
-        kind = self._field(values, "consent", normalise_kind, row, errors)
-        out["consent"] = kind
-        when = self._field(values, "consent_date", parse_date, row, errors)
+        present = self.fields
+        out["country"] = self._field(values, "country", _parse_country, row, errors, default="") \
+            if "country" in present else ""
+        out["industry"] = self._vocab(values, "industry", self.industries, row, errors) \
+            if "industry" in present else None
+        out["stage"] = self._vocab(values, "stage", self.stages, row, errors) if "stage" in present else None
+        out["language"] = self._field(values, "language", parse_language, row, errors) \
+            if "language" in present else None
+        out["timezone"] = self._field(values, "timezone", parse_timezone, row, errors) \
+            if "timezone" in present else None
+        out["consent"] = self._field(values, "consent", normalise_kind, row, errors) if "consent" in present else None
+        when = self._field(values, "consent_date", parse_date, row, errors) if "consent_date" in present else None
         if when is not None and when > self.now:
             errors.append(RowError(row, "consent_date", f"{values['consent_date']!r} is in the future"))
         out["consent_date"] = when
