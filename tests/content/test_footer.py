@@ -181,3 +181,14 @@ def test_us_and_eu_recipients_get_their_regional_footers_over_smtp(smtp_runtime,
     assert "Nous avons obtenu vos coordonnées auprès de la source suivante : Salon Lumière." in text["achat@fr.example"]
     assert "at least 60 days" in text["buyer@ca.example"]
     assert "controller of your personal data" not in text["buyer@us.example"]
+
+
+def test_a_style_sheet_is_inlined_and_html_without_one_is_sent_as_written(content_settings) -> None:
+    from tests.content.conftest import render
+
+    styled = render(content_settings, html="<style>p.lead{color:#1a3c6e}</style><p class=lead>Hi</p>").html
+    assert "<style" not in styled and 'style="color: #1a3c6e' in styled.replace("color:#", "color: #")
+    # Nothing to inline: the inliner's parse-and-serialise pass is skipped (it would, for
+    # one, lower-case these tags and quote the attribute).
+    plain = render(content_settings, html="<P CLASS=lead>Hi {{ first_name }}</P>").html
+    assert "<P CLASS=lead>Hi " in plain

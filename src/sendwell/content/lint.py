@@ -19,7 +19,7 @@ from jinja2 import TemplateSyntaxError, UndefinedError, meta, nodes
 from jinja2.exceptions import SecurityError
 
 from sendwell.config import Settings
-from sendwell.content.render import KNOWN_VARIABLES, Links, Rendered, TemplateError, html_to_text
+from sendwell.content.render import KNOWN_VARIABLES, Links, Rendered, TemplateError, as_clients_parse, html_to_text
 from sendwell.content.render import _html_env, _text_env
 from sendwell.content.visibility import parse_html, link_visibility
 
@@ -274,7 +274,7 @@ def lint_rendered(rendered: Rendered, links: Links) -> list[Finding]:
         found.append(Finding("missing-text", ERROR,
                              "no text part: the campaign has no text and none can be derived from its HTML "
                              "(image-only mail?)", 24))
-    visible, reasons = link_visibility(rendered.html, links.unsubscribe)
+    visible, reasons = link_visibility(as_clients_parse(rendered.html), links.unsubscribe)
     if not visible:
         if reasons:
             found.append(Finding("unsubscribe-hidden", ERROR,

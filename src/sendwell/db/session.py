@@ -51,7 +51,9 @@ def make_engine(url: str) -> Engine:
             if writer.acquire(timeout=30):
                 conn.info["sendwell_writer"] = True
                 gate.acquire()
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Straight on the DB-API connection: through exec_driver_sql this statement cost
+            # more than a deliverer's whole per-mail transaction otherwise (~50 µs per mail).
+            conn.connection.driver_connection.execute("BEGIN IMMEDIATE")
 
         def _release(info):  # type: ignore[no-untyped-def]
             if info.pop("sendwell_writer", False):

@@ -647,7 +647,8 @@ def _driver_sql(conn: Any, sql: str) -> str:
 
 def _db_time(conn: Any, now: datetime) -> Any:
     # SQLAlchemy keeps SQLite datetimes as UTC text in this layout (sqlalchemy.dialects.sqlite.DATETIME).
-    return now.strftime("%Y-%m-%d %H:%M:%S.%f") if conn.dialect.name == "sqlite" else now
+    # isoformat is C and a fifth of strftime's cost; the same text for a UTC time.
+    return now.replace(tzinfo=None).isoformat(" ", "microseconds") if conn.dialect.name == "sqlite" else now
 
 
 def _mark_in_flight(conn: Any, send_id: int, now: datetime, token: str | None = None,
