@@ -1,6 +1,6 @@
 """Send speed: a personalised, DKIM-signed campaign to Postfix's smtp-sink, against a naive loop and the RSA ceiling.
 
-    .venv/bin/python bench/send.py [--mails 100000] [--workers 2] [--threads 4] [--naive 300]
+    .venv/bin/python bench/send.py [--mails 100000] [--workers 2] [--threads 1] [--naive 300]
                                    [--database sqlite|postgresql] [--queue embedded|redis]
 
 From the same run it prints:
@@ -189,7 +189,11 @@ def main() -> None:
     parser.add_argument("--mails", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--hygiene", action="store_true", help="let the workers run the hygiene scheduler too")
-    parser.add_argument("--threads", type=int, default=4)
+    # One SMTP session per worker process: against a server on loopback there is no network
+    # latency for more sessions to hide, and threads of one process only contend for the GIL,
+    # which holds up whichever of them holds SQLite's write lock (docs/performance.md).
+    # Against a remote server use more (SENDWELL_SMTP_CONCURRENCY, default 4).
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch", type=int, default=200)
     parser.add_argument("--naive", type=int, default=300)
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
