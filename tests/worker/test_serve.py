@@ -41,6 +41,8 @@ def test_serve_delivers_queued_mail_and_stops_gracefully_on_sigterm(sqlite_templ
         runtime.dispose()
     assert code == 0, (tmp_path / "serve.log").read_text()[-2000:]
     assert sorted(support.receipts(server).values()) == [1] * 40
+    # Two sessions against a server on loopback: serve says one would send more.
+    assert "serve: the SMTP server is on this machine" in (tmp_path / "serve.log").read_text()
 
 
 def test_serve_stops_on_sigterm_even_before_the_web_app_is_up(sqlite_template, tmp_path) -> None:

@@ -85,14 +85,16 @@ def test_workers_handle_success_4xx_5xx_disconnect_and_slow_server(shape, tmp_pa
     # buyer5's first copy arrived after the client gave up waiting: the one case SMTP itself
     # cannot rule out (RFC 5321 §4.5.4.1 timeouts); everyone else got exactly one mail.
     assert {e: n for e, n in counts.items() if n > 1} in ({}, {"buyer5@buyers.example": 2})
+    # Two sessions against a server on loopback: the worker says one would send more.
+    assert "SENDWELL_SMTP_CONCURRENCY=1" in (tmp_path / "w.log").read_text()
 
 
 def test_pause_and_resume_through_the_cli_while_workers_send(shape, tmp_path) -> None:
     runtime, queue, server, n_workers = shape
     support.seed_contacts(runtime, N)
-    # On SQLite each hand-off holds the write lock for its SMTP transaction (optout/gate.py);
-    # this test's pause, a write from another process, gets in between two hand-offs through
-    # the writer gate of db/session.py (tests/db/test_writer_lock.py), not SQLite's polling.
+    # This test's pause, a write from another process, gets in between the workers' per-mail
+    # transactions through the writer gate of db/session.py (tests/db/test_writer_lock.py),
+    # not SQLite's polling.
     for n in range(N):
         server.handler.data_faults[f"buyer{n}@buyers.example"] = ["sleep:0.2"]
     campaign_id = support.start_campaign(runtime, queue)

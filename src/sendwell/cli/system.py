@@ -56,6 +56,11 @@ def serve(host: str, port: int, queue_workers: int | None, outbox: bool) -> None
     if consumer is not None:
         consumer.start()
         click.echo(f"sendwell serve: embedded queue worker started ({consumer.workers} threads)", err=True)
+        from sendwell.delivery.transport import loopback_sessions_hint
+
+        hint = loopback_sessions_hint(runtime.settings.smtp_url, consumer.workers)
+        if hint:
+            click.echo(f"sendwell serve: {hint}", err=True)
 
     def stop(_signum: int, _frame: object) -> None:
         server.should_exit = True
@@ -82,8 +87,13 @@ def worker(threads: int | None) -> None:
     from sendwell.optout.outbox import OutboxWorker
     from sendwell.worker.queue import Queue
 
+    from sendwell.delivery.transport import loopback_sessions_hint
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     runtime = get_runtime()
+    hint = loopback_sessions_hint(runtime.settings.smtp_url, threads or runtime.settings.smtp_concurrency)
+    if hint:
+        click.echo(f"sendwell worker: {hint}", err=True)
     # Follow-ups too: nobody wakes this dispatcher after a commit in another process, so it
     # polls (SENDWELL_OUTBOX_POLL_SECONDS); with `serve --no-outbox` it is the only one.
     outbox = OutboxWorker(runtime, poll_seconds=runtime.settings.outbox_poll_seconds)

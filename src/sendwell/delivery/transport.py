@@ -252,3 +252,28 @@ def make_transport(smtp_url: str, capture_dir: Path, timeout: float = 30.0, ca_f
     if smtp_url == "capture":
         return CaptureTransport(capture_dir)
     return SmtpTransport(smtp_url, timeout=timeout, ca_file=ca_file)
+
+
+def loopback_sessions_hint(smtp_url: str, sessions: int) -> str | None:
+    """A hint when several SMTP sessions per process talk to a server on this machine.
+
+    Sessions exist to hide a server's reply latency; on loopback there is none, and threads of
+    one process then only contend for the GIL (and for SQLite's write lock through it): one
+    session per worker process sends more (docs/delivery.md). The setting is left as given: a
+    loopback port may also be a tunnel to a remote server, where sessions do help.
+    """
+    from ipaddress import ip_address
+    from urllib.parse import urlsplit
+
+    if sessions <= 1 or not smtp_url.startswith(("smtp://", "smtps://")):
+        return None
+    host = (urlsplit(smtp_url).hostname or "").lower()
+    try:
+        loopback = host == "localhost" or ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        return None
+    return (f"the SMTP server is on this machine ({host}) and this process runs {sessions} sessions: "
+            "with no network latency to hide, SENDWELL_SMTP_CONCURRENCY=1 and one worker per core "
+            "usually send more (docs/delivery.md)")
