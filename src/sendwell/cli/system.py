@@ -84,10 +84,9 @@ def worker(threads: int | None) -> None:
     """Run a queue worker (scale-out shape: SENDWELL_QUEUE_URL=redis://…); SIGTERM stops it gracefully."""
     import logging
 
+    from sendwell.delivery.transport import loopback_sessions_hint
     from sendwell.optout.outbox import OutboxWorker
     from sendwell.worker.queue import Queue
-
-    from sendwell.delivery.transport import loopback_sessions_hint
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     runtime = get_runtime()
