@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 
 import click
 
@@ -56,11 +57,7 @@ def serve(host: str, port: int, queue_workers: int | None, outbox: bool) -> None
     if consumer is not None:
         consumer.start()
         click.echo(f"sendwell serve: embedded queue worker started ({consumer.workers} threads)", err=True)
-        from sendwell.delivery.transport import loopback_sessions_hint
-
-        hint = loopback_sessions_hint(runtime.settings.smtp_url, consumer.workers)
-        if hint:
-            click.echo(f"sendwell serve: {hint}", err=True)
+        _hint_sessions("serve", runtime, consumer.workers)
 
     def stop(_signum: int, _frame: object) -> None:
         server.should_exit = True
@@ -84,20 +81,27 @@ def worker(threads: int | None) -> None:
     """Run a queue worker (scale-out shape: SENDWELL_QUEUE_URL=redis://…); SIGTERM stops it gracefully."""
     import logging
 
-    from sendwell.delivery.transport import loopback_sessions_hint
     from sendwell.optout.outbox import OutboxWorker
     from sendwell.worker.queue import Queue
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     runtime = get_runtime()
-    hint = loopback_sessions_hint(runtime.settings.smtp_url, threads or runtime.settings.smtp_concurrency)
-    if hint:
-        click.echo(f"sendwell worker: {hint}", err=True)
+    consumer = Queue(runtime).consumer(workers=threads)
+    _hint_sessions("worker", runtime, consumer.workers)
     # Follow-ups too: nobody wakes this dispatcher after a commit in another process, so it
     # polls (SENDWELL_OUTBOX_POLL_SECONDS); with `serve --no-outbox` it is the only one.
     outbox = OutboxWorker(runtime, poll_seconds=runtime.settings.outbox_poll_seconds)
     outbox.start()
     try:
-        Queue(runtime).consumer(workers=threads).run()
+        consumer.run()
     finally:
         outbox.stop()
+
+
+def _hint_sessions(command: str, runtime: Any, sessions: int) -> None:
+    """Say so when several SMTP sessions talk to a server on loopback (the setting stays as given)."""
+    from sendwell.delivery.transport import loopback_sessions_hint
+
+    hint = loopback_sessions_hint(runtime.settings.smtp_url, sessions)
+    if hint:
+        click.echo(f"sendwell {command}: {hint}", err=True)

@@ -68,7 +68,6 @@ def _common_by_length() -> dict[int, list[str]]:
     return buckets
 
 
-@lru_cache(maxsize=65536)
 def suggest_domain(domain: str) -> str | None:
     """The common provider domain this one is probably a typo of (gmial.com → gmail.com), or None."""
     domain = domain.lower()
@@ -134,7 +133,10 @@ def notes_for_valid(email: str, *, roles: frozenset[str]) -> list[AddressNote]:
 
 @lru_cache(maxsize=65536)
 def _domain_notes(domain: str) -> tuple[bool, str | None]:
-    """(disposable?, typo suggestion) of a lower-case domain: once per domain in a big import."""
+    """(disposable?, typo suggestion) of a lower-case domain: once per domain in a big import.
+
+    The one cache of both checks (suggest_domain itself is not cached: it would hold the same
+    domains a second time)."""
     return _is_disposable(domain), suggest_domain(domain)
 
 
