@@ -17,8 +17,11 @@ from sqlalchemy.orm import Session
 
 from sendwell.config import Settings
 from sendwell.db.models import Campaign, Contact, Event, Send
-from sendwell.feedback.classify import AUTO_REPLY, COMPLAINT, HARD, SOFT, classify_message, decode_text
+from sendwell.feedback.classify.message import classify_message
+from sendwell.feedback.classify.mime import decode_text
+from sendwell.feedback.classify.result import AUTO_REPLY, COMPLAINT, HARD, SOFT
 from sendwell.feedback.service import FeedbackOutcome, record_feedback
+from sendwell.insight.engagement import record_engagement
 from sendwell.optout.service import unsubscribe_contact
 from sendwell.optout.tokens import InvalidToken, read_mailto_token
 from sendwell.suppression.service import hash_email
@@ -170,8 +173,6 @@ def _reply(session: Session, raw: bytes, rcpt: str, settings: Settings, raw_ref:
         # A person answering our mail is engaged (the sunset flow counts replies, docs/hygiene.md);
         # only a reply that quotes one of our sends names the contact, as anyone can write to us.
         if send is not None:
-            from sendwell.insight.engagement import record_engagement
-
             record_engagement(session, contact_id=send.contact_id, kind="replied", campaign_id=send.campaign_id,
                               occurred_at=now, source="reply")
         return InboundResult(rcpt, "reply", "ignored")

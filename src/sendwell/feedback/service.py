@@ -20,8 +20,16 @@ from sendwell.db.models import (
     Suppression,
     SuppressionReason,
 )
-from sendwell.delivery.verp import read_verp
-from sendwell.feedback.classify import AUTO_REPLY, COMPLAINT, HARD, OTHER, SOFT, Classification
+from sendwell.delivery.verp import read_verp, verp_detail
+from sendwell.feedback.classify.result import (
+    AUTO_REPLY,
+    COMPLAINT,
+    HARD,
+    OTHER,
+    SOFT,
+    Classification,
+)
+from sendwell.feedback.classify.smtp_reply import classify_smtp_reply
 from sendwell.optout.service import unsubscribe_contact
 from sendwell.suppression.service import hash_email, suppress
 from sendwell.webhooks.service import emit_alert, emit_event
@@ -181,9 +189,6 @@ def record_feedback(
 
 def smtp_refusal_hook(settings: Settings) -> Any:
     """The delivery engine's failure hook: a permanent refusal in our own SMTP session is a bounce."""
-    from sendwell.delivery.verp import verp_detail
-    from sendwell.feedback.classify import classify_smtp_reply
-
     def on_refusal(session: Session, *, send_id: int, code: int, message: str) -> None:
         email = session.scalar(select(Contact.email).join(Send, Send.contact_id == Contact.id)
                                .where(Send.id == send_id))

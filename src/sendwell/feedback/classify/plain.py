@@ -1,0 +1,133 @@
+"""Bounces without an RFC 3464 report (Exim, qmail, Postfix text, gateways): prose diagnosis and recipients."""
+
+from __future__ import annotations
+
+import re
+from email.message import Message
+from typing import Any
+
+from sendwell.feedback.classify.headers import (
+    ADDR_RE,
+    DAEMON_LOCAL,
+    header_addrs,
+    is_daemon,
+    message_id_of,
+    subject_of,
+)
+from sendwell.feedback.classify.mime import Parts
+from sendwell.feedback.classify.result import SOFT, Classification, dedupe
+from sendwell.feedback.classify.status import best_status, first_reply_code
+from sendwell.feedback.classify.verdict import Evidence, judge
+from sendwell.feedback.classify.wording import DELAY_NOTICE, SENDER_FAULT
+
+HEADERISH_RE = re.compile(
+    r"^[ \t>]*(?:to|from|cc|bcc|reply-to|sender|return-path|message-id|subject|date|received"
+    r"|references|in-reply-to|x-[\w-]+|envelope-from|sent)[ \t]*:",
+    re.I,
+)
+TO_LINE_RE = re.compile(r"^[ \t>]*(?:to|cc)[ \t]*:(.*)$", re.I | re.M)
+MSGID_LINE_RE = re.compile(r"^[ \t]*message-id[ \t]*:[ \t]*(<[^<>\s]+>)", re.I | re.M)
+# Where a plain-text bounce starts quoting the original message: text after this is not diagnosis.
+CUT_RE = re.compile(
+    r"^.*(?:original message follows|original mail as follows|copy of the message"
+    r"|header of the original message|message headers follow|original message:"
+    r"|unsent message below|returned message follows).*$",
+    re.I | re.M,
+)
+BOUNCE_SUBJECT_RE = re.compile(
+    r"undeliver|delivery (?:status|fail|notification|report|problem)|returned mail|failure notice"
+    r"|mail delivery failed|delivery has failed|could not be delivered|non-?delivery|loop alert"
+    r"|error sending your mail|returned to sender"
+    r"|unzustellbar|nicht zustellbar|[ée]chec de (?:la )?remise|non remis|non distribu|no se puede entregar"
+    r"|no entregado|entrega fallida|系统退信|退信|无法投递|投递失败|未送达|未能送达",
+    re.I,
+)
+
+
+def split_text(text: str) -> tuple[str, str]:
+    """(diagnosis, quoted original) of a plain-text bounce."""
+    match = CUT_RE.search(text)
+    if not match:
+        return text, ""
+    return text[: match.start()], text[match.end():]
+
+
+def scan_addrs(text: str, exclude: set[str]) -> list[str]:
+    found: list[str] = []
+    for line in text.splitlines():
+        if "@" not in line or HEADERISH_RE.match(line):
+            continue
+        for match in ADDR_RE.finditer(line):
+            address = match.group(0).lower().strip(".-")
+            local = address.split("@", 1)[0]
+            if address in exclude or local in DAEMON_LOCAL:
+                continue
+            found.append(address)
+    return found
+
+
+def to_line_addrs(text: str, exclude: set[str]) -> list[str]:
+    found: list[str] = []
+    for match in TO_LINE_RE.finditer(text):
+        for address in ADDR_RE.findall(match.group(1)):
+            address = address.lower()
+            if address not in exclude:
+                found.append(address)
+    return found
+
+
+
+def from_plain_bounce(msg: Message, parts: Parts, common: dict[str, Any]) -> Classification:
+    text = "\n".join(parts.texts)
+    diagnosis, quoted = split_text(text)
+    exclude = header_addrs(msg, "From", "To", "Return-Path", "Reply-To", "Sender")
+    failed_hdr = [a.strip().lower() for a in str(msg.get("X-Failed-Recipients", "")).split(",") if "@" in a]
+    rcpts = failed_hdr or scan_addrs(diagnosis, exclude)
+    if not rcpts:
+        rcpts = to_line_addrs(diagnosis, exclude) or to_line_addrs(quoted, exclude)
+    if not rcpts and parts.original is not None:
+        rcpts = sorted(header_addrs(parts.original, "To") - exclude)
+    status = best_status(diagnosis)
+    reply = first_reply_code(diagnosis)
+    lowered = diagnosis.lower()
+    original_id = message_id_of(parts.original)
+    if original_id is None:
+        match = MSGID_LINE_RE.search(quoted or diagnosis)
+        original_id = match.group(1) if match else None
+    subject = subject_of(msg)
+    if DELAY_NOTICE.search(lowered) and re.search(r"warning|delayed", subject, re.I):
+        # Exim/Postfix delay warnings: the MTA is still retrying (RFC 3464 "delayed" in prose).
+        return Classification(
+            kind=SOFT,
+            recipients=dedupe(rcpts),
+            status=status,
+            reason="delivery delayed",
+            reply_code=reply,
+            is_delay=True,
+            is_sender_fault=bool(SENDER_FAULT.search(lowered)),
+            original_message_id=original_id,
+            **common,
+        )
+    kind, reason, sender_fault = judge(Evidence(status, reply, lowered, default_hard=True))
+    return Classification(
+        kind=kind,
+        recipients=dedupe(rcpts),
+        status=status,
+        reason=reason,
+        reply_code=reply,
+        is_sender_fault=sender_fault,
+        original_message_id=original_id,
+        **common,
+    )
+
+
+def looks_like_bounce(msg: Message, parts: Parts) -> bool:
+    if msg.get("X-Failed-Recipients"):
+        return True
+    subject = subject_of(msg)
+    if BOUNCE_SUBJECT_RE.search(subject):
+        return True
+    if is_daemon(msg):
+        return True
+    return False
+

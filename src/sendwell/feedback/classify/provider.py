@@ -1,0 +1,166 @@
+"""Provider event payloads: Amazon SES notifications (raw or SNS-wrapped) and SendGrid event arrays."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sendwell.feedback.classify.result import (
+    COMPLAINT,
+    HARD,
+    OTHER,
+    SOFT,
+    Classification,
+    dedupe,
+)
+from sendwell.feedback.classify.status import (
+    SUCCESS_REPLY_RE,
+    best_status,
+    first_reply_code,
+)
+from sendwell.feedback.classify.verdict import Evidence, judge
+
+LENIENT_JSON = json.JSONDecoder(strict=False)
+
+
+def embedded_json(body: str) -> Any:
+    start = body.find("{")
+    if start < 0 or body[:start].strip():
+        return None
+    try:
+        # strict=False: mail transport may fold a long JSON string across lines.
+        value, _ = LENIENT_JSON.raw_decode(body[start:])
+    except ValueError:
+        return None
+    return value
+
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    # Webhook bodies come from outside: a wrong shape should yield no event, not a crash.
+    return value if isinstance(value, dict) else {}
+
+
+def ses_events(payload: dict[str, Any]) -> list[Classification]:
+    kind_field = payload.get("notificationType") or payload.get("eventType") or ""
+    mail = as_dict(payload.get("mail"))
+    # commonHeaders carries the Message-ID we set (it names our send); mail.messageId is SES's own.
+    message_id = as_dict(mail.get("commonHeaders")).get("messageId") or mail.get("messageId")
+    out: list[Classification] = []
+    if kind_field == "Bounce":
+        bounce = as_dict(payload.get("bounce"))
+        btype = str(bounce.get("bounceType", ""))
+        subtype = str(bounce.get("bounceSubType", ""))
+        for rcpt in map(as_dict, bounce.get("bouncedRecipients") or []):
+            if not rcpt.get("emailAddress"):
+                continue
+            status = str(rcpt.get("status") or "")
+            diag = str(rcpt.get("diagnosticCode") or "")
+            reply = first_reply_code(diag.split(";", 1)[-1])
+            if btype == "Permanent":
+                # SES has already decided the failure is permanent (General, NoEmail, Suppressed…).
+                ev = Evidence(best_status(status, diag), reply, f"{diag} {subtype}".lower())
+                kind, reason, fault = judge(ev)
+                if kind != HARD and not fault:
+                    kind, reason = HARD, f"permanent bounce ({subtype or 'General'})"
+            else:
+                kind, fault = SOFT, False
+                reason = f"transient bounce ({subtype or 'General'})"
+                if subtype == "MailboxFull":
+                    reason = "mailbox full"
+            out.append(
+                Classification(
+                    kind=kind,
+                    recipients=dedupe([str(rcpt.get("emailAddress", "")).lower()]),
+                    status=best_status(status, diag),
+                    reason=reason,
+                    reply_code=reply,
+                    is_sender_fault=fault,
+                    original_message_id=message_id,
+                )
+            )
+    elif kind_field == "Complaint":
+        complaint = as_dict(payload.get("complaint"))
+        ftype = complaint.get("complaintFeedbackType")
+        kind = OTHER if ftype in ("not-spam", "auth-failure") else COMPLAINT
+        for rcpt in map(as_dict, complaint.get("complainedRecipients") or []):
+            out.append(
+                Classification(
+                    kind=kind,
+                    recipients=dedupe([str(rcpt.get("emailAddress", "")).lower()]),
+                    reason="abuse complaint" if kind == COMPLAINT else f"feedback ({ftype})",
+                    feedback_type=ftype or ("abuse" if kind == COMPLAINT else None),
+                    original_message_id=message_id,
+                )
+            )
+    elif kind_field in ("Delivery", "DeliveryDelay"):
+        details = as_dict(payload.get("delivery") or payload.get("deliveryDelay"))
+        recipients = details.get("recipients") or [
+            as_dict(r).get("emailAddress", "") for r in details.get("delayedRecipients") or []
+        ]
+        smtp = str(details.get("smtpResponse") or "")
+        is_delay = kind_field == "DeliveryDelay"
+        for address in recipients:
+            out.append(
+                Classification(
+                    kind=SOFT if is_delay else OTHER,
+                    recipients=dedupe([str(address).lower()]),
+                    status=best_status(smtp),
+                    reason="delivery delayed" if is_delay else "delivered",
+                    reply_code=first_reply_code(smtp) or SUCCESS_REPLY_RE.match(smtp) and smtp[:3] or None,
+                    is_delay=is_delay,
+                    original_message_id=message_id,
+                )
+            )
+    return out
+
+
+def sendgrid_event(event: dict[str, Any]) -> Classification:
+    name = str(event.get("event", "")).lower()
+    rcpt = dedupe([str(event.get("email", "")).lower()])
+    status = best_status(str(event.get("status", "")))
+    reason_text = str(event.get("reason") or event.get("response") or "")
+    reply = first_reply_code(reason_text)
+    message_id = event.get("sg_message_id") or event.get("smtp-id")
+    base = {"recipients": rcpt, "status": status, "reply_code": reply, "original_message_id": message_id}
+    if name == "bounce":
+        ev = Evidence(status, reply, reason_text.lower())
+        kind, reason, fault = judge(ev)
+        if str(event.get("type", "bounce")).lower() == "blocked":
+            # SendGrid "blocked": the receiver refused this message, not necessarily the address.
+            kind = SOFT
+            if reason in ("permanent failure", "user unknown"):
+                reason = "blocked"
+        return Classification(kind=kind, reason=reason, is_sender_fault=fault, **base)
+    if name == "deferred":
+        return Classification(kind=SOFT, reason="delivery delayed", is_delay=True, **base)
+    if name == "spamreport":
+        return Classification(kind=COMPLAINT, reason="abuse complaint", feedback_type="abuse", **base)
+    if name == "dropped":
+        lowered = reason_text.lower()
+        if "spam" in lowered:
+            return Classification(
+                kind=COMPLAINT, reason="dropped: previous spam report", feedback_type="abuse", **base
+            )
+        if "bounce" in lowered or "invalid" in lowered:
+            return Classification(kind=HARD, reason=f"dropped: {reason_text}", **base)
+        return Classification(kind=OTHER, reason=f"dropped: {reason_text or 'unspecified'}", **base)
+    return Classification(kind=OTHER, reason=f"provider event ({name or 'unknown'})", **base)
+
+
+def classify_provider_json(payload: dict[str, Any] | list[Any]) -> list[Classification]:
+    """Classify an Amazon SES (raw or SNS-wrapped) notification or a SendGrid event array."""
+    if isinstance(payload, list):
+        return [sendgrid_event(e) for e in payload if isinstance(e, dict) and "event" in e]
+    if not isinstance(payload, dict):
+        return []
+    if "Message" in payload and isinstance(payload["Message"], str):  # SNS envelope
+        try:
+            inner = LENIENT_JSON.decode(payload["Message"])
+        except ValueError:
+            return []
+        return classify_provider_json(inner)
+    if "event" in payload and "email" in payload:
+        return [sendgrid_event(payload)]
+    return ses_events(payload)
+
