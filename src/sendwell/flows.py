@@ -1,14 +1,37 @@
-"""Use cases that cross contexts; every adapter (CLI, REST API, demo) starts a send through here."""
+"""Use cases that cross contexts: starting and scheduling sends, test mails, and the hygiene pass."""
 
 from __future__ import annotations
 
+import email
+import email.policy
 import logging
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from email.utils import parseaddr
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from sendwell.config import Settings
+from sendwell.contacts.fields import normalise_email
+from sendwell.content.render import TemplateError
+from sendwell.content.service import ComplianceError, ContentError, assert_sendable, preview_campaign
+from sendwell.db.models import Alert, Campaign, CampaignStatus
+from sendwell.db.session import transaction
+from sendwell.delivery.service import (
+    CampaignError,
+    claim_scheduled,
+    create_campaign,
+    due_scheduled,
+    get_campaign,
+    plan_campaign,
+    queue_campaign,
+    schedule_campaign,
+)
+from sendwell.hygiene.scheduler import JOB as HYGIENE_JOB
+from sendwell.hygiene.scheduler import claim_turn, finish_turn, holder_name
+from sendwell.hygiene.service import HygieneResult, Reconfirmation, run_pass
+from sendwell.segments.expression import SegmentError
+from sendwell.webhooks.service import emit_alert
 
 log = logging.getLogger("sendwell.flows")
 
@@ -23,9 +46,6 @@ def start_sending(
     function, so no entry point can skip the gate or plan with the wrong caps. `now` plans as
     of another time (the hygiene pass's --as-of).
     """
-    from sendwell.content.service import assert_sendable
-    from sendwell.delivery.service import get_campaign, plan_campaign, queue_campaign
-
     campaign = get_campaign(session, campaign_id=campaign_id)
     assert_sendable(session, settings=settings, campaign_id=campaign_id)
     plan_campaign(session, campaign=campaign, settings=settings, now=now)
@@ -39,9 +59,6 @@ def schedule_sending(session: Session, *, settings: Settings, campaign_id: int, 
     The lint runs again when the campaign starts (settings may change in between); if it
     blocks then, the campaign goes back to draft and a critical alert says why.
     """
-    from sendwell.content.service import assert_sendable
-    from sendwell.delivery.service import get_campaign, schedule_campaign
-
     get_campaign(session, campaign_id=campaign_id)  # a missing campaign is named before the lint
     assert_sendable(session, settings=settings, campaign_id=campaign_id)
     return schedule_campaign(session, campaign_id=campaign_id, at=at, now=now)
@@ -57,14 +74,6 @@ def start_due_campaigns(factory: sessionmaker[Session], *, settings: Settings,
     the dashboard lists and the alert webhook carries; a database error leaves it scheduled
     for the next scan.
     """
-    from sendwell.content.render import TemplateError
-    from sendwell.content.service import ComplianceError, ContentError
-    from sendwell.db.models import Alert, Campaign, CampaignStatus
-    from sendwell.db.session import transaction
-    from sendwell.delivery.service import CampaignError, claim_scheduled, due_scheduled
-    from sendwell.segments.expression import SegmentError
-    from sendwell.webhooks.service import emit_alert
-
     now = now or datetime.now(timezone.utc)
     with transaction(factory) as session:
         due = due_scheduled(session, now=now)
@@ -104,13 +113,6 @@ def send_test(session: Session, *, settings: Settings, campaign_id: int, to: str
     Nothing is planned or recorded: no send row, no event, no frequency-cap use. The links
     in a test mail are preview links, so they do not unsubscribe anyone.
     """
-    import email
-    import email.policy
-    from email.utils import parseaddr
-
-    from sendwell.contacts.fields import normalise_email
-    from sendwell.content.service import ContentError, preview_campaign
-
     address = normalise_email(to)  # ValueError names what is wrong
     rendered = next((p for p in preview_campaign(session, settings=settings, campaign_id=campaign_id)
                      if "eml" in p), None)
@@ -124,3 +126,43 @@ def send_test(session: Session, *, settings: Settings, campaign_id: int, to: str
         data = signer.sign(data) + data  # type: ignore[attr-defined]
     outcome = transport.send(parseaddr(settings.from_)[1], address, data)  # type: ignore[attr-defined]
     return {"to": address, "sample": rendered["label"], "status": outcome.status, "message": outcome.message}
+
+
+def run_hygiene(session: Session, *, settings: Settings, now: datetime | None = None, dry_run: bool = False,
+                trigger: str = "cli") -> HygieneResult:
+    """One hygiene pass; the reconfirmation campaign its sunset flow asks for starts through start_sending.
+
+    The CLI's `hygiene run`, the scheduler and the demo all run the pass through here, so the
+    reconfirmation mail passes the same compliance gate, plan and caps as any campaign.
+    """
+
+    def start(session: Session, ask: Reconfirmation) -> tuple[int, list[list[int]]]:
+        campaign = create_campaign(session, settings=settings, name=ask.name, subject=ask.subject, html=ask.html,
+                                   segment=ask.segment, kind=ask.kind, over_cap=ask.over_cap)
+        return campaign.id, start_sending(session, settings=settings, campaign_id=campaign.id, now=ask.as_of)
+
+    return run_pass(session, settings=settings, start=start, now=now, dry_run=dry_run, trigger=trigger)
+
+
+def run_hygiene_if_due(
+    factory: sessionmaker[Session], *, settings: Settings, holder: str | None = None, now: datetime | None = None,
+) -> HygieneResult | None:
+    """Run the hygiene pass if it is due and this process wins the lease (hygiene.scheduler); None otherwise."""
+    interval = settings.hygiene_interval_hours
+    if interval <= 0:
+        return None
+    holder = holder or holder_name()
+    now = now or datetime.now(timezone.utc)
+    with transaction(factory) as session:
+        if not claim_turn(session, name=HYGIENE_JOB, holder=holder, now=now):
+            return None
+    try:
+        with transaction(factory) as session:
+            result = run_hygiene(session, settings=settings, now=now, trigger="scheduler")
+    except BaseException:
+        with transaction(factory) as session:
+            finish_turn(session, name=HYGIENE_JOB, holder=holder, next_run_at=None)
+        raise
+    with transaction(factory) as session:
+        finish_turn(session, name=HYGIENE_JOB, holder=holder, next_run_at=now + timedelta(hours=interval))
+    return result

@@ -18,7 +18,8 @@ from sendwell.db.session import transaction
 from sendwell.delivery.dkim import generate_private_key
 from sendwell.delivery.service import run_campaign
 from sendwell.demo.smtp_server import CaptureSMTPServer
-from sendwell.hygiene.service import HygieneResult, run_hygiene
+from sendwell.flows import run_hygiene
+from sendwell.hygiene.service import HygieneResult
 from sendwell.runtime import Runtime
 from tests.conftest import make_settings
 from tests.helpers import make_contact

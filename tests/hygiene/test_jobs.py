@@ -21,7 +21,8 @@ from sendwell.db.models import (
 )
 from sendwell.db.session import transaction
 from sendwell.feedback.inbound import process_inbound
-from sendwell.hygiene.service import keep_subscribed, run_hygiene
+from sendwell.flows import run_hygiene
+from sendwell.hygiene.service import keep_subscribed
 from sendwell.optout.service import resubscribe_contact, unsubscribe_contact, update_preferences
 from sendwell.optout.tokens import SALT_KEEP, TokenData, make_token
 from sendwell.segments.expression import SegmentError, compile_segment

@@ -12,7 +12,8 @@ from sqlalchemy import func, select, update
 from sendwell.cli.main import _register, cli
 from sendwell.db.models import HygieneRun, SchedulerLease
 from sendwell.db.session import transaction
-from sendwell.hygiene.scheduler import JOB, run_if_due
+from sendwell.flows import run_hygiene_if_due
+from sendwell.hygiene.scheduler import JOB
 from sendwell.runtime import Runtime
 from sendwell.setup import initialise
 from tests.conftest import make_settings
@@ -36,7 +37,7 @@ def test_two_schedulers_racing_run_one_pass(runtime, settings) -> None:
 
     def ask(name: str, rt: Runtime) -> None:
         start.wait()
-        results[name] = run_if_due(rt.factory, settings=rt.settings, holder=name, now=NOW)
+        results[name] = run_hygiene_if_due(rt.factory, settings=rt.settings, holder=name, now=NOW)
 
     try:
         threads = [threading.Thread(target=ask, args=(n, rt)) for n, rt in (("a", runtime), ("b", other))]
@@ -49,25 +50,25 @@ def test_two_schedulers_racing_run_one_pass(runtime, settings) -> None:
     assert sorted(r is not None for r in results.values()) == [False, True]
     assert _runs(runtime) == 1
     # Not due again until the interval (24 h by default) has passed, whoever asks.
-    assert run_if_due(runtime.factory, settings=settings, holder="b", now=NOW + 23 * HOUR) is None
-    assert run_if_due(runtime.factory, settings=settings, holder="b", now=NOW + 24 * HOUR) is not None
+    assert run_hygiene_if_due(runtime.factory, settings=settings, holder="b", now=NOW + 23 * HOUR) is None
+    assert run_hygiene_if_due(runtime.factory, settings=settings, holder="b", now=NOW + 24 * HOUR) is not None
     assert _runs(runtime) == 2
 
 
 def test_a_holder_that_died_is_replaced_after_its_lease(runtime, settings) -> None:
-    assert run_if_due(runtime.factory, settings=settings, holder="a", now=NOW) is not None
+    assert run_hygiene_if_due(runtime.factory, settings=settings, holder="a", now=NOW) is not None
     with transaction(runtime.factory) as s:
         # As if "a" took the next turn and died mid-pass: the lease stays taken.
         s.execute(update(SchedulerLease).where(SchedulerLease.name == JOB)
                   .values(holder="a", lease_until=NOW + 25 * HOUR))
-    assert run_if_due(runtime.factory, settings=settings, holder="b", now=NOW + 24 * HOUR) is None
-    assert run_if_due(runtime.factory, settings=settings, holder="b", now=NOW + 25 * HOUR + HOUR) is not None
+    assert run_hygiene_if_due(runtime.factory, settings=settings, holder="b", now=NOW + 24 * HOUR) is None
+    assert run_hygiene_if_due(runtime.factory, settings=settings, holder="b", now=NOW + 25 * HOUR + HOUR) is not None
 
 
 def test_interval_zero_turns_the_scheduler_off(tmp_path, db_url) -> None:
     rt = Runtime(make_settings(tmp_path / "d", database_url=db_url, hygiene_interval_hours=0))
     try:
-        assert run_if_due(rt.factory, settings=rt.settings, now=NOW) is None
+        assert run_hygiene_if_due(rt.factory, settings=rt.settings, now=NOW) is None
         assert _runs(rt) == 0
     finally:
         rt.dispose()

@@ -6,10 +6,17 @@ from datetime import date, datetime, time, timezone
 from typing import Any
 
 import click
+from rich.console import Console
+from rich.table import Table
 
 from sendwell.cli.common import emit, fail, json_option
 from sendwell.cli.context import get_runtime
 from sendwell.db.session import transaction
+from sendwell.delivery.service import CampaignError, run_campaign
+from sendwell.flows import run_hygiene
+from sendwell.hygiene.report import summary_rows
+from sendwell.hygiene.service import HygieneError, list_runs
+from sendwell.worker.queue import Queue
 
 
 def parse_as_of(value: str) -> datetime:
@@ -36,9 +43,6 @@ def hygiene() -> None:
 @json_option
 def hygiene_run(as_of: str | None, dry_run: bool, wait: bool, as_json: bool) -> None:
     """Run one hygiene pass and print its report."""
-    from sendwell.delivery.service import CampaignError
-    from sendwell.hygiene.service import HygieneError, run_hygiene
-
     try:
         now = parse_as_of(as_of) if as_of else None
     except ValueError as exc:
@@ -61,8 +65,6 @@ def deliver_batches(runtime: Any, batches: list[tuple[int, list[list[int]]]], *,
     if not batches:
         return
     if wait:
-        from sendwell.delivery.service import run_campaign
-
         deliverer = runtime.make_deliverer()
         try:
             for campaign_id, _ in batches:
@@ -70,8 +72,6 @@ def deliver_batches(runtime: Any, batches: list[tuple[int, list[list[int]]]], *,
         finally:
             deliverer.transport.close()
         return
-    from sendwell.worker.queue import Queue
-
     queue = Queue(runtime)
     for campaign_id, ids in batches:
         queue.enqueue_batches(campaign_id, ids)
@@ -82,8 +82,6 @@ def deliver_batches(runtime: Any, batches: list[tuple[int, list[list[int]]]], *,
 @json_option
 def hygiene_runs(limit: int, as_json: bool) -> None:
     """The latest hygiene passes and what each did."""
-    from sendwell.hygiene.service import list_runs
-
     runtime = get_runtime()
     with transaction(runtime.factory) as session:
         runs = [{"id": r.id, "as_of": r.as_of.isoformat(), "started_at": r.started_at.isoformat(),
@@ -97,17 +95,12 @@ def hygiene_runs(limit: int, as_json: bool) -> None:
 
 
 def print_report(report: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     title = f"Hygiene pass as of {report['as_of'][:19].replace('T', ' ')} UTC"
     if report.get("dry_run"):
         title += " (dry run: nothing was changed)"
     table = Table(title=title, title_justify="left", padding=(0, 1))
     table.add_column("job", no_wrap=True)
     table.add_column("result")
-    from sendwell.hygiene.report import summary_rows
-
     for job, result in summary_rows(report):
         table.add_row(job, result)
     Console(width=max(Console().width, 100)).print(table)

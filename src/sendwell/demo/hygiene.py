@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx
 from sqlalchemy import select
 
-from sendwell.contacts.service import ensure_topic
+from sendwell.contacts.records import ensure_topic
 from sendwell.db.models import Consent, Contact, Subscription, Suppression
 from sendwell.db.session import transaction
 from sendwell.delivery.service import run_campaign
+from sendwell.flows import run_hygiene
 from sendwell.hygiene.report import summary_rows
-from sendwell.hygiene.service import run_hygiene
 from sendwell.insight.engagement import record_engagement
 from sendwell.optout.service import unsubscribe_contact
 from sendwell.runtime import Runtime
@@ -98,10 +101,6 @@ def _print(report: dict[str, Any], say: Any) -> None:
 
 
 def _keep_link(data: bytes) -> str:
-    import email
-    import email.policy
-    import re
-
     msg = email.message_from_bytes(data, policy=email.policy.default)
     body = msg.get_body(preferencelist=("plain",))
     match = re.search(r"https?://\S+/k/[A-Za-z0-9_.\-]+", body.get_content() if body else "")

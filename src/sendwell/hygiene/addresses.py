@@ -10,9 +10,9 @@ from pathlib import Path
 from email_validator import EmailUndeliverableError, validate_email
 from rapidfuzz import fuzz, process
 
-# Local parts of shared mailboxes (a team's inbox, not a person's consent); SENDWELL_ROLE_ADDRESSES.
-ROLE_ADDRESSES = ("admin,administrator,billing,contact,enquiries,enquiry,hello,help,hostmaster,info,inquiries,"
-                  "inquiry,marketing,noreply,no-reply,office,postmaster,sales,support,team,webmaster")
+from sendwell.contacts.fields import normalise_email
+from sendwell.hygiene.roles import ROLE_ADDRESSES  # noqa: F401  (the default list lives in a leaf)
+
 INVALID = "invalid"
 ROLE = "role_address"
 DISPOSABLE = "disposable"
@@ -100,8 +100,6 @@ def suggest_domain_difflib(domain: str) -> str | None:
 
 def check_address(email: str, *, roles: frozenset[str], mx: bool = False) -> list[AddressNote]:
     """What cleaning notices about one address; an `invalid` note alone when the syntax fails."""
-    from sendwell.contacts.fields import normalise_email
-
     try:
         # The import's own check: a fast pattern for plain ASCII addresses, email-validator
         # (syntax and IDNA, UTS #46) for the rest, so a pass over a big list stays short.

@@ -1,26 +1,23 @@
 """Who runs the hygiene pass, and when: a lease row in the database, so one process in a fleet does.
 
-Every `sendwell serve` and every `sendwell worker` asks on each scan; the conditional UPDATE
-below lets exactly one of them through per interval, whichever database is in use
-(PostgreSQL re-checks the WHERE after taking the row lock; SQLite's BEGIN IMMEDIATE makes
-writers take turns). A process that dies mid-pass holds the lease only until it expires.
+Every `sendwell serve` and every `sendwell worker` asks on each scan (sendwell.flows.run_hygiene_if_due);
+the conditional UPDATE below lets exactly one of them through per interval, whichever database
+is in use (PostgreSQL re-checks the WHERE after taking the row lock; SQLite's BEGIN IMMEDIATE
+makes writers take turns). A process that dies mid-pass holds the lease only until it expires.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from sqlalchemy import or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from sendwell.config import Settings
 from sendwell.db.models import SchedulerLease
-from sendwell.db.session import transaction
-from sendwell.hygiene.service import HygieneResult, run_hygiene
 
 JOB = "hygiene"
 LEASE = timedelta(hours=1)  # longer than any pass; a crashed holder is replaced after this
@@ -53,27 +50,3 @@ def finish_turn(session: Session, *, name: str, holder: str, next_run_at: dateti
         values["next_run_at"] = next_run_at
     session.execute(update(SchedulerLease).where(SchedulerLease.name == name, SchedulerLease.holder == holder)
                     .values(**values))
-
-
-def run_if_due(
-    factory: sessionmaker[Session], *, settings: Settings, holder: str | None = None, now: datetime | None = None,
-) -> HygieneResult | None:
-    """Run the hygiene pass if it is due and this process wins the lease; None otherwise."""
-    interval = settings.hygiene_interval_hours
-    if interval <= 0:
-        return None
-    holder = holder or holder_name()
-    now = now or datetime.now(timezone.utc)
-    with transaction(factory) as session:
-        if not claim_turn(session, name=JOB, holder=holder, now=now):
-            return None
-    try:
-        with transaction(factory) as session:
-            result = run_hygiene(session, settings=settings, now=now, trigger="scheduler")
-    except BaseException:
-        with transaction(factory) as session:
-            finish_turn(session, name=JOB, holder=holder, next_run_at=None)
-        raise
-    with transaction(factory) as session:
-        finish_turn(session, name=JOB, holder=holder, next_run_at=now + timedelta(hours=interval))
-    return result

@@ -3,11 +3,14 @@
 The jobs (docs/hygiene.md): resume ended pauses, record lapsed CASL implied consent, clear
 deferrals that can no longer go out, apply soft-bounce streaks, clean addresses, and the
 sunset flow (inactive → one reconfirmation mail → kept, or suppressed with reason `sunset`).
-Service functions flush and never commit; the CLI command, the scheduler and the demo commit.
+This context decides whom to ask and with which mail; the caller (sendwell.flows) creates
+and starts that campaign. Service functions flush and never commit; the CLI command, the
+scheduler and the demo commit.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -17,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from sendwell.config import Settings
 from sendwell.contacts.lawful_basis import LIFETIME, expiry_for, has_lawful_basis
+from sendwell.content.service import ComplianceError
 from sendwell.db.models import (
     SCOPE_ALL,
     AddressFlag,
@@ -36,12 +40,9 @@ from sendwell.db.models import (
 )
 from sendwell.feedback.service import SOFT_BOUNCE_LIMIT, soft_bounce_streak
 from sendwell.hygiene import addresses
-from sendwell.suppression.service import suppress
-
-# Loaded here rather than inside the pass: a first import under the pass's write lock would
-# hold SQLite's single writer slot for as long as the import takes.
-import sendwell.contacts.fields  # noqa: E402,F401  (used by addresses.check_address)
-import sendwell.content.service  # noqa: E402,F401  (the send flow's lint gate)
+from sendwell.insight.engagement import record_engagement
+from sendwell.optout.service import suppression_reasons
+from sendwell.suppression.service import lift, suppress
 
 SAMPLE = 20  # contact ids kept per job in a run's report: enough to look at, small enough to store
 INVALID_ADDRESS = "invalid_address"  # suppression reason (policy/eligibility.py maps it to a skip)
@@ -68,6 +69,24 @@ class HygieneError(ValueError):
     """A hygiene request that cannot be carried out (unknown contact, bad date…)."""
 
 
+@dataclass(frozen=True)
+class Reconfirmation:
+    """The reconfirmation campaign the sunset flow asks for, as of the pass's time."""
+
+    name: str
+    subject: str
+    html: str
+    segment: str
+    kind: str
+    over_cap: str
+    as_of: datetime
+
+
+# Creates and starts a campaign (sendwell.flows does, through the one send flow); returns
+# its id and the batches of send ids to queue after commit.
+StartCampaign = Callable[[Session, Reconfirmation], tuple[int, list[list[int]]]]
+
+
 @dataclass
 class HygieneResult:
     report: dict[str, Any]
@@ -80,14 +99,15 @@ def _ids(rows: list[int]) -> list[int]:
     return sorted(rows)[:SAMPLE]
 
 
-def run_hygiene(
-    session: Session, *, settings: Settings, now: datetime | None = None, dry_run: bool = False,
-    trigger: str = "cli",
+def run_pass(
+    session: Session, *, settings: Settings, start: StartCampaign, now: datetime | None = None,
+    dry_run: bool = False, trigger: str = "cli",
 ) -> HygieneResult:
     """Run every hygiene job as of `now`; a dry run does the same work in a savepoint and rolls it back.
 
     Doing the real work and rolling it back (rather than counting with separate queries)
-    means the dry run's report is exactly what a real run would do.
+    means the dry run's report is exactly what a real run would do. `start` creates and
+    starts the reconfirmation campaign the sunset flow asks for (sendwell.flows.run_hygiene).
     """
     started = datetime.now(timezone.utc)
     now = now or started
@@ -101,7 +121,7 @@ def run_hygiene(
         jobs["deferrals"] = clear_deferrals(session, settings=settings, now=now)
         jobs["soft_bounces"] = apply_soft_bounce_streaks(session, now=now)
         jobs["addresses"] = clean_addresses(session, settings=settings, now=now)
-        jobs["sunset"], batches = sunset_flow(session, settings=settings, now=now)
+        jobs["sunset"], batches = sunset_flow(session, settings=settings, now=now, start=start)
     except BaseException:
         savepoint.rollback()
         raise
@@ -297,7 +317,7 @@ def inactive_clause(cutoff: datetime) -> Any:
 
 
 def sunset_flow(
-    session: Session, *, settings: Settings, now: datetime
+    session: Session, *, settings: Settings, now: datetime, start: StartCampaign
 ) -> tuple[dict[str, Any], list[tuple[int, list[list[int]]]]]:
     """Move the sunset flow one step: resolve, mark asked, suppress the unanswered, enter, ask."""
     open_ = Reengagement.resolved_at.is_(None)
@@ -388,11 +408,9 @@ def sunset_flow(
     unasked = session.scalar(select(func.count()).select_from(Reengagement)
                              .where(open_, Reengagement.campaign_id.is_(None))) or 0
     if unasked:
-        from sendwell.content.service import ComplianceError
-
         try:
             with session.begin_nested():
-                campaign_id, queued = _ask(session, settings=settings, now=now)
+                campaign_id, queued = _ask(session, settings=settings, now=now, start=start)
         except ComplianceError as exc:
             # The send path's gate holds for hygiene mail too (no DKIM key, no postal address…):
             # nobody is asked, so nobody can be sunset; the other jobs still ran.
@@ -412,26 +430,28 @@ def _resolve(session: Session, row_ids: list[int], outcome: str, now: datetime) 
         session.flush()
 
 
-def _ask(session: Session, *, settings: Settings, now: datetime) -> tuple[int, list[list[int]]]:
-    """Create the reconfirmation campaign for the unasked, and start it through the one send flow."""
-    from sendwell.delivery.service import create_campaign
-    from sendwell.flows import start_sending
-
-    html = RECONFIRM_HTML.replace("{{ days }}", str(settings.reconfirm_days))
-    campaign = create_campaign(
-        session, settings=settings, name=f"Reconfirmation {now.date().isoformat()}", subject=RECONFIRM_SUBJECT,
-        html=html, segment=RECONFIRM_SEGMENT, kind=CampaignKind.RECONFIRMATION.value,
+def reconfirmation(*, settings: Settings, now: datetime) -> Reconfirmation:
+    """The reconfirmation campaign a pass as of `now` sends to everyone not yet asked."""
+    return Reconfirmation(
+        name=f"Reconfirmation {now.date().isoformat()}", subject=RECONFIRM_SUBJECT,
+        html=RECONFIRM_HTML.replace("{{ days }}", str(settings.reconfirm_days)), segment=RECONFIRM_SEGMENT,
+        kind=CampaignKind.RECONFIRMATION.value,
         # Caps still hold for hygiene mail; over the cap it waits instead of never asking.
-        over_cap="defer",
+        over_cap="defer", as_of=now,
     )
-    batches = start_sending(session, settings=settings, campaign_id=campaign.id, now=now)
-    planned = select(Send.contact_id).where(Send.campaign_id == campaign.id)
+
+
+def _ask(session: Session, *, settings: Settings, now: datetime,
+         start: StartCampaign) -> tuple[int, list[list[int]]]:
+    """Have the reconfirmation campaign started for the unasked, and tie their rows to it."""
+    campaign_id, batches = start(session, reconfirmation(settings=settings, now=now))
+    planned = select(Send.contact_id).where(Send.campaign_id == campaign_id)
     session.execute(update(Reengagement)
                     .where(Reengagement.resolved_at.is_(None), Reengagement.campaign_id.is_(None),
                            Reengagement.contact_id.in_(planned))
-                    .values(campaign_id=campaign.id).execution_options(synchronize_session=False))
+                    .values(campaign_id=campaign_id).execution_options(synchronize_session=False))
     session.flush()
-    return campaign.id, batches
+    return campaign_id, batches
 
 
 # ---------------------------------------------------------------- the answer
@@ -450,10 +470,6 @@ def keep_subscribed(
     Only a sunset is lifted: someone who opted out, complained or bounced in another way
     comes back through the unsubscribe page's Undo or a double opt-in, never through this link.
     """
-    from sendwell.insight.engagement import record_engagement
-    from sendwell.optout.service import suppression_reasons
-    from sendwell.suppression.service import lift
-
     now = now or datetime.now(timezone.utc)
     contact = session.get(Contact, contact_id)
     if contact is None:

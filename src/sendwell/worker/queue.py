@@ -13,10 +13,25 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import timedelta
 from typing import Any
 
 from huey import Huey, RedisHuey, SqliteHuey
 
+from sendwell.db.models import CampaignStatus
+from sendwell.db.session import transaction
+from sendwell.delivery.service import (
+    claim_sends,
+    due_batches,
+    finish_if_done,
+    get_campaign,
+    new_claim_token,
+    recover_expired_leases,
+)
+from sendwell.delivery.transport import TransportUnavailable
+from sendwell.flows import run_hygiene_if_due, start_due_campaigns
+from sendwell.insight.alerts import Thresholds, check_recent
+from sendwell.insight.rollup import roll_up
 from sendwell.runtime import Runtime
 
 log = logging.getLogger("sendwell.worker")
@@ -60,16 +75,6 @@ class Queue:
         return deliverer
 
     def _deliver_batch(self, campaign_id: int, send_ids: list[int]) -> None:
-        from sendwell.db.session import transaction
-        from sendwell.delivery.service import (
-            CampaignStatus,
-            claim_sends,
-            finish_if_done,
-            get_campaign,
-            new_claim_token,
-        )
-        from sendwell.delivery.transport import TransportUnavailable
-
         settings = self.runtime.settings
         if self._stopping():
             self._deliver(campaign_id, send_ids)  # not started: leave it for the next worker
@@ -97,11 +102,6 @@ class Queue:
 
     def recover(self) -> dict[str, Any]:
         """Return dead workers' sends to the queue and re-enqueue due retries; one pass."""
-        from datetime import timedelta
-
-        from sendwell.db.session import transaction
-        from sendwell.delivery.service import due_batches, recover_expired_leases
-
         settings = self.runtime.settings
         queue_dry = self.pending() == 0  # only then can a queued send's job have been lost (due_batches)
         with transaction(self.runtime.factory) as session:
@@ -122,10 +122,6 @@ class Queue:
     def insight(self) -> None:
         """Re-judge recently sent campaigns (opt-outs keep arriving) and fold new events into
         the dashboard counters (insight/rollup.py)."""
-        from sendwell.db.session import transaction
-        from sendwell.insight.alerts import Thresholds, check_recent
-        from sendwell.insight.rollup import roll_up
-
         with transaction(self.runtime.factory) as session:
             check_recent(session, thresholds=Thresholds.from_settings(self.runtime.settings))
         with transaction(self.runtime.factory) as session:
@@ -133,8 +129,6 @@ class Queue:
 
     def start_scheduled(self) -> list[int]:
         """Start the scheduled campaigns whose time has come and queue their mails (flows.py)."""
-        from sendwell.flows import start_due_campaigns
-
         started = start_due_campaigns(self.runtime.factory, settings=self.runtime.settings)
         for campaign_id, batches in started:
             self.enqueue_batches(campaign_id, batches)
@@ -143,9 +137,7 @@ class Queue:
     def hygiene(self) -> dict[str, Any] | None:
         """Run the hygiene pass if it is due and this process holds the scheduler lease
         (hygiene/scheduler.py: one process per installation, whatever the shape); queue its mails."""
-        from sendwell.hygiene.scheduler import run_if_due
-
-        result = run_if_due(self.runtime.factory, settings=self.runtime.settings)
+        result = run_hygiene_if_due(self.runtime.factory, settings=self.runtime.settings)
         if result is None:
             return None
         for campaign_id, batches in result.batches:

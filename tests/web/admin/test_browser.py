@@ -231,7 +231,7 @@ def test_schedule_in_the_browsers_time_zone_and_the_hygiene_and_settings_pages(c
             assert campaign.status == "scheduled"
             assert campaign.scheduled_at == datetime.fromisoformat(day.strftime("%Y-%m-%dT09:30") + "+08:00")
         shoot(page, "campaign-scheduled", request)
-        from sendwell.hygiene.service import run_hygiene
+        from sendwell.flows import run_hygiene
 
         with transaction(runtime.factory) as s:
             make_contact(s, email="sales@importer-gmbh.example")  # a role address for the report

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 from sendwell.db.models import Reengagement
 from sendwell.db.session import transaction
-from sendwell.hygiene.service import run_hygiene
+from sendwell.flows import run_hygiene
 from tests.helpers import make_contact
 
 
