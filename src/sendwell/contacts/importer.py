@@ -23,11 +23,10 @@ from sqlalchemy.orm import Session
 
 from sendwell.contacts.fields import ImportError_, RowError, RowParser, map_headers
 from sendwell.contacts.lawful_basis import expiry_for, normalise_kind
+from sendwell.contacts.records import ensure_topic
 from sendwell.contacts.regions import region_for
-from sendwell.contacts.tabular import FileFormatError, open_table
+from sendwell.contacts.tabular import FileFormatError, neutralise, open_table
 from sendwell.contacts.vocabulary import INDUSTRY, STAGE, load_vocabulary
-from sendwell.db.session import driver_cursor
-from sendwell.hygiene.addresses import ROLE_ADDRESSES, notes_for_valid
 from sendwell.db.models import (
     SCOPE_ALL,
     Consent,
@@ -37,6 +36,8 @@ from sendwell.db.models import (
     Subscription,
     Topic,
 )
+from sendwell.db.session import driver_cursor
+from sendwell.hygiene.addresses import ROLE_ADDRESSES, notes_for_valid
 
 CHUNK = 2000
 KEEP_ERRORS = 50  # the first errors kept in memory for the summary; all go to the file
@@ -107,8 +108,6 @@ class _Rejected:
             self._fh = self.path.open("w", newline="", encoding="utf-8-sig")
             self._csv = csv.writer(self._fh)
             self._csv.writerow(["row", "field", "value", "reason"])
-        from sendwell.contacts.tabular import neutralise
-
         self._csv.writerow([row, field_name, neutralise(value[:500]), reason])
 
     def close(self) -> str | None:
@@ -278,8 +277,6 @@ def _merge_rows(first: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
 def _topic_id(session: Session, topic: str | None) -> int | None:
     if not topic:
         return None
-    from sendwell.contacts.service import ensure_topic
-
     return ensure_topic(session, slug=topic).id
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
@@ -14,6 +15,7 @@ from sendwell.contacts.lawful_basis import LIFETIME as CONSENT_LIFETIME
 from sendwell.contacts.regions import parse_country, region_for
 from sendwell.contacts.vocabulary import INDUSTRY, STAGE, load_vocabulary
 from sendwell.db.models import SCOPE_ALL, Consent, ConsentKind, Contact, Subscription, Suppression, Topic
+from sendwell.segments.expression import compile_segment
 from sendwell.suppression.service import hash_email
 
 
@@ -197,8 +199,6 @@ def upsert_contacts(
 
 def list_contacts(session: Session, *, segment: str = "", after: int = 0, limit: int = 50) -> list[Contact]:
     """Contacts by id after a cursor, optionally only those a segment expression selects."""
-    from sendwell.segments.expression import compile_segment
-
     query = select(Contact).where(Contact.id > after).order_by(Contact.id).limit(limit)
     if segment.strip():
         query = query.where(compile_segment(segment))
@@ -238,14 +238,27 @@ def list_consents(session: Session, *, contact_id: int) -> list[Consent]:
     return list(session.scalars(select(Consent).where(Consent.contact_id == contact_id).order_by(Consent.id)))
 
 
+def get_contact(session: Session, *, contact_id: int) -> Contact | None:
+    """One contact by id, or None."""
+    return session.get(Contact, contact_id)
+
+
+def ensure_topic(session: Session, *, slug: str, name: str | None = None) -> Topic:
+    """The topic with this slug, created if missing."""
+    topic = session.scalar(select(Topic).where(Topic.slug == slug))
+    if topic is None:
+        topic = Topic(slug=slug, name=name or slug.replace("-", " ").title())
+        session.add(topic)
+        session.flush()
+    return topic
+
+
 def list_topics(session: Session) -> list[Topic]:
     return list(session.scalars(select(Topic).order_by(Topic.id)))
 
 
 def create_topic(session: Session, *, slug: str, name: str = "", description: str = "") -> Topic:
     """A new topic; ContactError if the slug is taken or malformed."""
-    import re
-
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,99}", slug):
         raise ContactError("slug", f"{slug!r} is not a slug (lower-case letters, digits and '-')")
     if session.scalar(select(Topic.id).where(Topic.slug == slug)) is not None:

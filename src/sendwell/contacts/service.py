@@ -1,4 +1,4 @@
-"""Contacts, topics, subscriptions and consent: import, export, erasure and lookups."""
+"""Contacts in bulk: export without opt-outs, GDPR erasure, counts."""
 
 from __future__ import annotations
 
@@ -11,37 +11,15 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from sendwell.contacts.fields import COLUMN_ALIASES, ImportError_, RowError, map_headers, normalise_email
-from sendwell.contacts.importer import ImportResult, import_contacts
-from sendwell.contacts.lawful_basis import LIFETIME as CONSENT_LIFETIME
-from sendwell.contacts.tabular import TableWriter
-from sendwell.db.models import (
-    SCOPE_ALL,
-    Consent,
-    Contact,
-    Event,
-    Subscription,
-    Suppression,
-    SuppressionReason,
-    Topic,
+from sendwell.contacts.fields import (
+    ImportError_,  # noqa: F401  (re-export until importers move)
+    normalise_email,
 )
+from sendwell.contacts.importer import import_contacts  # noqa: F401  (re-export until importers move)
+from sendwell.contacts.records import ensure_topic, get_contact  # noqa: F401  (re-export until importers move)
+from sendwell.contacts.tabular import TableWriter
+from sendwell.db.models import SCOPE_ALL, Consent, Contact, Event, Subscription, Suppression, SuppressionReason
 from sendwell.suppression.service import hash_email, suppress
-
-
-def ensure_topic(session: Session, *, slug: str, name: str | None = None) -> Topic:
-    """The topic with this slug, created if missing."""
-    topic = session.scalar(select(Topic).where(Topic.slug == slug))
-    if topic is None:
-        topic = Topic(slug=slug, name=name or slug.replace("-", " ").title())
-        session.add(topic)
-        session.flush()
-    return topic
-
-
-def get_contact(session: Session, *, contact_id: int) -> Contact | None:
-    """One contact by id, or None."""
-    return session.get(Contact, contact_id)
-
 
 EXPORT_COLUMNS = ("email", "first_name", "last_name", "company", "job_title", "country",
                   "region", "industry", "stage", "language", "timezone", "tags")
@@ -140,15 +118,3 @@ def erase_contact(session: Session, *, email: str, pepper: bytes, now: datetime 
 def count_contacts(session: Session) -> int:
     """How many contacts are stored."""
     return session.scalar(select(func.count()).select_from(Contact)) or 0
-
-
-__all__ = [
-    "COLUMN_ALIASES", "CONSENT_LIFETIME", "EXPORT_COLUMNS", "ErasureResult", "ImportError_", "ImportResult",
-    "RowError", "count_contacts", "ensure_topic", "erase_contact", "export_contacts", "get_contact",
-    "import_contacts", "map_headers", "normalise_email",
-]
-
-
-# Single-contact use cases for the REST API live in contacts/records.py; re-exported here so
-# every adapter keeps importing the contacts context from one place.
-from sendwell.contacts.records import *  # noqa: E402,F401,F403

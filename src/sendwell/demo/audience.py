@@ -12,7 +12,8 @@ from openpyxl import Workbook
 from sqlalchemy import func, select
 
 from sendwell.contacts.importer import import_contacts
-from sendwell.contacts.service import ensure_topic, erase_contact, export_contacts
+from sendwell.contacts.records import ensure_topic
+from sendwell.contacts.service import erase_contact, export_contacts
 from sendwell.db.models import Consent, Contact
 from sendwell.db.session import transaction
 from sendwell.runtime import Runtime

@@ -15,16 +15,24 @@ import httpx
 from sqlalchemy import func, select
 
 from sendwell.config import CONFIG_FILE_NAME, Settings, load_settings, write_config_values
+from sendwell.contacts.importer import import_contacts
 from sendwell.db.models import Contact, Event
 from sendwell.db.session import transaction
+from sendwell.delivery.service import campaign_status, create_campaign, run_campaign
+from sendwell.demo.api import api_demo
 from sendwell.demo.audience import format_audience, run_audience_demo
+from sendwell.demo.content import content_demo, format_content_summary
 from sendwell.demo.feedback import feed_feedback, format_feedback
+from sendwell.demo.hygiene import format_hygiene, show_hygiene
 from sendwell.demo.insight import format_insight, show_insight
+from sendwell.demo.optout import exercise_optout, format_optout
 from sendwell.demo.policy import format_policy, show_policy
 from sendwell.demo.seed import write_contacts_csv
 from sendwell.demo.smtp_server import CaptureSMTPServer, free_port
 from sendwell.flows import start_sending
 from sendwell.runtime import Runtime
+from sendwell.setup import initialise
+from sendwell.web.app import create_app
 from sendwell.web.server import BackgroundServer
 
 MARKER = ".sendwell-demo"
@@ -69,13 +77,6 @@ def prepare_dir(data_dir: Path) -> None:
 
 def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say: Any = print) -> DemoResult:
     """Run the mission end to end and return the summary."""
-    from sendwell.contacts.service import import_contacts
-    from sendwell.delivery.service import campaign_status
-    from sendwell.demo.content import content_demo
-    from sendwell.setup import initialise
-    from sendwell.demo.optout import exercise_optout
-    from sendwell.web.app import create_app
-
     data_dir = data_dir.resolve()
     prepare_dir(data_dir)
     web_port = free_port()
@@ -117,8 +118,6 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
                                      optouts["addresses"], say)
             say("8. Frequency policy: a same-week extra note to a prospect just mailed and to a customer who paused")
             policy = show_policy(runtime, after_campaign_id=second["id"], say=say)
-            from sendwell.demo.api import api_demo
-
             api = api_demo(runtime, settings.base_url, optouts["addresses"][0], say)
             insight = show_insight(runtime, smtp, _send, say)
         content = content_demo(runtime, [first["id"], second["id"]], say)
@@ -131,8 +130,6 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
             statuses = [campaign_status(session, campaign_id=c["id"]) for c in (first, second)]
         audience = run_audience_demo(runtime, data_dir, optouts["addresses"], say=say)
         # Last, so its sunset suppressions change none of the steps above (issue 10).
-        from sendwell.demo.hygiene import show_hygiene
-
         with BackgroundServer(create_app(runtime, outbox=False), web_port):
             hygiene = show_hygiene(runtime, settings.base_url, smtp.messages, say)
         runtime.dispose()
@@ -160,8 +157,6 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
 
 def _send(runtime: Runtime, name: str, segment: str) -> dict[str, Any]:
     """Create a campaign from the demo template, pass the gate, plan, and deliver it here."""
-    from sendwell.delivery.service import create_campaign, run_campaign
-
     with transaction(runtime.factory) as session:
         campaign = create_campaign(
             session, settings=runtime.settings, name=name,
@@ -206,8 +201,6 @@ def _unsubscribe_some(messages: list[Any], settings: Settings, count: int) -> di
 
 def format_summary(summary: dict[str, Any]) -> str:
     """The closing report a person reads."""
-    from sendwell.demo.content import format_content_summary
-
     lines = ["", "Sendwell demo — summary", "=" * 23]
     for status in summary["campaigns"]:
         states = Counter({k: v for k, v in status["states"].items() if v})
@@ -222,8 +215,6 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines.extend(format_feedback(summary))
     lines.extend(format_content_summary(summary["lint"]))
     if "optout" in summary:
-        from sendwell.demo.optout import format_optout
-
         lines.extend(format_optout(summary["optout"]))
     if "insight" in summary:
         lines.extend(format_insight(summary["insight"]))
@@ -236,8 +227,6 @@ def format_summary(summary: dict[str, Any]) -> str:
     if "audience" in summary:
         lines.extend(format_audience(summary["audience"]))
     if "hygiene" in summary:
-        from sendwell.demo.hygiene import format_hygiene
-
         lines.extend(format_hygiene(summary["hygiene"]))
     lines.append(f"Mails (.eml):  {summary['mails_dir']}")
     lines.append(f"Database:      {summary['database']}")

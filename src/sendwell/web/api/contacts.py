@@ -8,7 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from sendwell.contacts import service as contacts
+from sendwell.contacts import records as contacts
+from sendwell.contacts.fields import normalise_email
+from sendwell.contacts.service import ErasureResult, erase_contact
 from sendwell.db.models import ConsentKind, Contact, Stage
 from sendwell.db.session import transaction
 from sendwell.optout.gate import hand_off_window, wait_for_hand_off
@@ -16,9 +18,7 @@ from sendwell.optout.service import unsubscribe_contact
 from sendwell.runtime import Runtime
 from sendwell.segments.expression import SegmentError
 from sendwell.web.api.problems import ApiProblem, FieldError, invalid
-from sendwell.web.api.schemas import (
-    NO_NUL, After, ContactId, Limit, Page, When, page_of, bounded,
-)
+from sendwell.web.api.schemas import NO_NUL, After, ContactId, Limit, Page, When, bounded, page_of
 
 Tag = Annotated[str, Field(max_length=100, pattern=NO_NUL)]
 CustomKey = Annotated[str, Field(min_length=1, max_length=100, pattern=NO_NUL)]
@@ -125,7 +125,7 @@ class ErasureOut(BaseModel):
     events_scrubbed: int = Field(description="events kept for the statistics without the contact, IP, user agent or text")
 
 
-def _erasure_out(result: contacts.ErasureResult) -> ErasureOut:
+def _erasure_out(result: ErasureResult) -> ErasureOut:
     return ErasureOut(erased=result.found, email_hash=result.email_hash,
                       suppression_reason=result.suppression_reason, events_scrubbed=result.events_scrubbed)
 
@@ -222,11 +222,11 @@ def router(runtime: Runtime, require: Any) -> APIRouter:
         A POST so the address stays out of URLs and access logs.
         """
         try:
-            address = contacts.normalise_email(body.email)
+            address = normalise_email(body.email)
         except ValueError as exc:
             raise invalid("email", f"{body.email!r} is not a valid address: {exc}") from None
         with transaction(runtime.factory) as session:
-            return _erasure_out(contacts.erase_contact(session, email=address, pepper=runtime.settings.pepper))
+            return _erasure_out(erase_contact(session, email=address, pepper=runtime.settings.pepper))
 
     @r.get("/{contact_id}", response_model=ContactOut, dependencies=[require("contacts:read")],
            responses={404: {"description": "no such contact"}})
@@ -258,7 +258,7 @@ def router(runtime: Runtime, require: Any) -> APIRouter:
             contact = contacts.get_contact(session, contact_id=contact_id)
             if contact is None:
                 raise ApiProblem(404, f"no contact with id {contact_id}", kind="not-found")
-            return _erasure_out(contacts.erase_contact(session, email=contact.email, pepper=runtime.settings.pepper))
+            return _erasure_out(erase_contact(session, email=contact.email, pepper=runtime.settings.pepper))
 
     @r.post("/{contact_id}/unsubscribe", response_model=UnsubscribeOut, dependencies=[require("contacts:write")],
             responses={404: {"description": "no such contact"}})

@@ -8,12 +8,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sendwell.contacts.service import find_contact
+from sendwell.contacts.records import find_contact
 from sendwell.db.session import transaction
 from sendwell.insight.engagement import list_events, record_engagement
 from sendwell.runtime import Runtime
 from sendwell.web.api.problems import ApiProblem
-from sendwell.web.api.schemas import MAX_ID, NO_NUL, After, Limit, Page, When, page_of, bounded
+from sendwell.web.api.schemas import MAX_ID, NO_NUL, After, Limit, Page, When, bounded, page_of
 
 DetailKey = Annotated[str, Field(min_length=1, max_length=100, pattern=NO_NUL)]
 DetailValue = Annotated[str, Field(max_length=2000, pattern=NO_NUL)]

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from sendwell.contacts.service import normalise_email
+from sendwell.contacts.fields import normalise_email
 from sendwell.db.models import SCOPE_ALL
 from sendwell.db.session import transaction
 from sendwell.runtime import Runtime

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from sendwell.contacts import service as contacts
+from sendwell.contacts import records as contacts
 from sendwell.db.session import transaction
 from sendwell.runtime import Runtime
 from sendwell.web.api.problems import ApiProblem, FieldError, invalid
