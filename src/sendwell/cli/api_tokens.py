@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from sendwell.access.service import TokenError, create_token, list_tokens, revoke_token
 from sendwell.cli.common import emit, fail, json_option
 from sendwell.cli.context import get_runtime
 from sendwell.db.session import transaction
@@ -31,8 +32,6 @@ def _as_dict(token) -> dict:  # type: ignore[no-untyped-def]
 @json_option
 def tokens_create(name: str, scopes: tuple[str, ...], as_json: bool) -> None:
     """Create a token and print it once; only its hash is kept."""
-    from sendwell.access.service import TokenError, create_token
-
     runtime = get_runtime()
     # Accept `--scope a,b` as well as repeated `--scope`.
     wanted = [s.strip() for value in scopes for s in value.split(",") if s.strip()]
@@ -51,8 +50,6 @@ def tokens_create(name: str, scopes: tuple[str, ...], as_json: bool) -> None:
 @json_option
 def tokens_list(as_json: bool) -> None:
     """List tokens (never their secrets)."""
-    from sendwell.access.service import list_tokens
-
     runtime = get_runtime()
     with transaction(runtime.factory) as session:
         rows = [_as_dict(t) for t in list_tokens(session)]
@@ -69,8 +66,6 @@ def tokens_list(as_json: bool) -> None:
 @json_option
 def tokens_revoke(token_id: int, as_json: bool) -> None:
     """Revoke a token; requests with it get 401 from now on."""
-    from sendwell.access.service import TokenError, revoke_token
-
     runtime = get_runtime()
     try:
         with transaction(runtime.factory) as session:

@@ -1,4 +1,4 @@
-"""`sendwell campaigns …`."""
+"""`sendwell campaigns …`: create, send, schedule, pause and follow campaigns."""
 
 from __future__ import annotations
 
@@ -6,11 +6,29 @@ from datetime import datetime
 from pathlib import Path
 
 import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from sendwell.cli.common import emit, fail, json_option
+from sendwell.cli.content import campaigns_lint, campaigns_preview, refuse_unsendable
 from sendwell.cli.context import get_runtime
+from sendwell.content.render import TemplateError
 from sendwell.db.session import transaction
+from sendwell.delivery.service import (
+    CampaignError,
+    campaign_status,
+    create_campaign,
+    get_campaign,
+    queued_batches,
+    run_campaign,
+    set_campaign_status,
+)
+from sendwell.delivery.transport import TransportUnavailable
+from sendwell.flows import schedule_sending, start_sending
 from sendwell.runtime import Runtime
+from sendwell.segments.expression import SegmentError
+from sendwell.segments.service import resolve_segment
+from sendwell.worker.queue import Queue
+
 
 # ---------------------------------------------------------------- campaigns
 @click.group()
@@ -32,11 +50,6 @@ def campaigns() -> None:
 def campaigns_create(name: str, subject: str, html_file: Path, text_file: Path | None, segment: str,
                      topic: str | None, kind: str, over_cap: str, as_json: bool) -> None:
     """Create a draft campaign; prints its id."""
-    from sendwell.content.render import TemplateError
-    from sendwell.delivery.service import CampaignError, create_campaign
-    from sendwell.segments.expression import SegmentError
-    from sendwell.segments.service import resolve_segment
-
     html = _read_text(html_file)
     text = _read_text(text_file) if text_file else ""
     runtime = get_runtime()
@@ -71,10 +84,6 @@ def _read_text(path: Path) -> str:
 @json_option
 def campaigns_send(campaign_id: int, wait: bool, as_json: bool) -> None:
     """Plan the campaign (eligibility per contact) and queue or deliver it."""
-    from sendwell.cli.content import refuse_unsendable
-    from sendwell.delivery.service import CampaignError, get_campaign
-    from sendwell.flows import start_sending
-
     runtime = get_runtime()
     try:
         with transaction(runtime.factory) as session:
@@ -86,8 +95,6 @@ def campaigns_send(campaign_id: int, wait: bool, as_json: bool) -> None:
     except CampaignError as exc:
         fail(str(exc))
     if not wait:
-        from sendwell.worker.queue import Queue
-
         Queue(runtime).enqueue_batches(campaign_id, batches)
         _status_out(runtime, campaign_id, as_json, prefix=f"queued {sum(map(len, batches))} mails in {len(batches)} jobs")
         return
@@ -101,10 +108,6 @@ def campaigns_send(campaign_id: int, wait: bool, as_json: bool) -> None:
 @json_option
 def campaigns_schedule(campaign_id: int, at: str, as_json: bool) -> None:
     """Start a draft at a later time (the worker starts it; `unschedule` to edit it again)."""
-    from sendwell.cli.content import refuse_unsendable
-    from sendwell.delivery.service import CampaignError, get_campaign
-    from sendwell.flows import schedule_sending
-
     try:
         when = datetime.fromisoformat(at)
     except ValueError:
@@ -121,11 +124,6 @@ def campaigns_schedule(campaign_id: int, at: str, as_json: bool) -> None:
 
 
 def _deliver_now(runtime: Runtime, campaign_id: int, as_json: bool) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from sendwell.delivery.service import run_campaign
-    from sendwell.delivery.transport import TransportUnavailable
-
     # One SMTP session per thread, as many as SENDWELL_SMTP_CONCURRENCY.
     deliverers = [runtime.make_deliverer() for _ in range(runtime.settings.smtp_concurrency)]
     try:
@@ -151,8 +149,6 @@ def _deliver_now(runtime: Runtime, campaign_id: int, as_json: bool) -> None:
 
 
 def _status_out(runtime: Runtime, campaign_id: int, as_json: bool, prefix: str = "") -> None:
-    from sendwell.delivery.service import CampaignError, campaign_status
-
     try:
         with transaction(runtime.factory) as session:
             status = campaign_status(session, campaign_id=campaign_id)
@@ -197,10 +193,6 @@ def _status_command(action: str) -> click.Command:
     @click.argument("campaign_id", type=int)
     @json_option
     def command(campaign_id: int, as_json: bool) -> None:
-        from sendwell.delivery.service import CampaignError, set_campaign_status
-
-        from sendwell.delivery.service import queued_batches
-
         runtime = get_runtime()
         try:
             with transaction(runtime.factory) as session:
@@ -211,8 +203,6 @@ def _status_command(action: str) -> click.Command:
             fail(str(exc))
         if batches:
             # Workers released what they held when the pause came; hand it to the queue again.
-            from sendwell.worker.queue import Queue
-
             Queue(runtime).enqueue_batches(campaign_id, batches)
         _status_out(runtime, campaign_id, as_json)
 
@@ -221,5 +211,6 @@ def _status_command(action: str) -> click.Command:
 
 for _action in ("pause", "resume", "unschedule", "cancel"):
     campaigns.add_command(_status_command(_action))
-
-
+# The content checks are `campaigns` subcommands too; they live with the content adapter.
+campaigns.add_command(campaigns_lint)
+campaigns.add_command(campaigns_preview)

@@ -1,20 +1,22 @@
-"""The command groups the entry point registers; each context's commands live in their own module."""
+"""The command groups of the entry point: each command's name and the module that defines it."""
 
 from __future__ import annotations
 
-from sendwell.cli.api_tokens import api_tokens
-from sendwell.cli.campaigns import campaigns
-from sendwell.cli import content as _content  # noqa: F401  (attaches `campaigns lint|preview`)
-from sendwell.cli.contacts import contacts
-from sendwell.cli.demo import demo
-from sendwell.cli.dkim import dkim
-from sendwell.cli.feedback import feedback
-from sendwell.cli.hygiene import hygiene
-from sendwell.cli.report import report
-from sendwell.cli.segments import segments
-from sendwell.cli.system import init, serve, worker
-from sendwell.cli.users import users
-from sendwell.cli.webhooks import webhooks
-
-ALL = [init, contacts, segments, campaigns, serve, worker, demo, dkim, feedback, report, api_tokens, webhooks,
-       hygiene, users]
+# name → "module:attribute". The entry point imports a module only when its command runs
+# (sendwell.cli.main.LazyGroup), so every module imports what it uses at its top.
+COMMANDS = {
+    "init": "sendwell.cli.system:init",
+    "contacts": "sendwell.cli.contacts:contacts",
+    "segments": "sendwell.cli.segments:segments",
+    "campaigns": "sendwell.cli.campaigns:campaigns",
+    "serve": "sendwell.cli.system:serve",
+    "worker": "sendwell.cli.system:worker",
+    "demo": "sendwell.cli.demo:demo",
+    "dkim": "sendwell.cli.dkim:dkim",
+    "feedback": "sendwell.cli.feedback:feedback",
+    "report": "sendwell.cli.report:report",
+    "api-tokens": "sendwell.cli.api_tokens:api_tokens",
+    "webhooks": "sendwell.cli.webhooks:webhooks",
+    "hygiene": "sendwell.cli.hygiene:hygiene",
+    "users": "sendwell.cli.users:users",
+}

@@ -5,9 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from sendwell.cli.common import emit, fail, json_option
 from sendwell.cli.context import get_runtime
+from sendwell.contacts.fields import parse_mapping
+from sendwell.contacts.importer import ImportError_, default_rejected_path, import_contacts
+from sendwell.contacts.service import erase_contact, export_contacts
+from sendwell.contacts.vocabulary import add_value, list_values
 from sendwell.db.session import transaction
 
 
@@ -38,11 +43,6 @@ def contacts_import(file: Path, source: str, consent: str | None, consent_source
                     topic: str | None, mapping: str, dry_run: bool, skip_invalid: bool,
                     rejected_file: Path | None, as_json: bool) -> None:
     """Import contacts from CSV or XLSX; nothing is written unless every row is valid (or --skip-invalid)."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from sendwell.contacts.fields import parse_mapping
-    from sendwell.contacts.importer import ImportError_, default_rejected_path, import_contacts
-
     if not file.exists():
         fail(f"{file}: no such file")
     runtime = get_runtime()
@@ -101,8 +101,6 @@ def contacts_import(file: Path, source: str, consent: str | None, consent_source
 @json_option
 def contacts_export(file: Path, fmt: str | None, as_json: bool) -> None:
     """Export contacts to CSV or XLSX; suppressed addresses are never exported."""
-    from sendwell.contacts.service import export_contacts
-
     runtime = get_runtime()
     with transaction(runtime.factory) as session:
         count = export_contacts(session, path=file, fmt=fmt)
@@ -115,8 +113,6 @@ def contacts_export(file: Path, fmt: str | None, as_json: bool) -> None:
 @json_option
 def contacts_erase(email: str, yes: bool, as_json: bool) -> None:
     """Erase a person's data (GDPR Art 17); only a peppered hash stays, so the opt-out survives."""
-    from sendwell.contacts.service import erase_contact
-
     if not yes and not as_json:
         click.confirm(f"Erase every personal detail of {email}? This cannot be undone", abort=True)
     runtime = get_runtime()
@@ -137,8 +133,6 @@ def vocabulary() -> None:
 @json_option
 def vocabulary_list(kind: str, as_json: bool) -> None:
     """List the values (built-in and added) with their accepted spellings."""
-    from sendwell.contacts.vocabulary import list_values
-
     runtime = get_runtime()
     with transaction(runtime.factory) as session:
         values = list_values(session, kind=kind)
@@ -155,8 +149,6 @@ def vocabulary_list(kind: str, as_json: bool) -> None:
 @json_option
 def vocabulary_add(kind: str, value: str, aliases: tuple[str, ...], label: str, as_json: bool) -> None:
     """Add an industry or stage (or more spellings of one)."""
-    from sendwell.contacts.vocabulary import add_value
-
     runtime = get_runtime()
     try:
         with transaction(runtime.factory) as session:

@@ -1,4 +1,4 @@
-"""`sendwell campaigns lint|preview ID`, attached to the `campaigns` group."""
+"""`sendwell campaigns lint|preview ID` and the send path's gate; the `campaigns` group adds them."""
 
 from __future__ import annotations
 
@@ -8,16 +8,16 @@ from typing import Any
 
 import click
 
-from sendwell.cli.campaigns import campaigns
 from sendwell.cli.common import emit, fail, json_option
 from sendwell.cli.context import get_runtime
+from sendwell.content.render import TemplateError
+from sendwell.content.service import ComplianceError, ContentError, assert_sendable, lint_campaign, preview_campaign
 from sendwell.db.session import transaction
+from sendwell.segments.expression import SegmentError
 
 
 def refuse_unsendable(session: Any, settings: Any, campaign_id: int, as_json: bool) -> None:
     """The send path's gate: print one line per blocking finding and exit 1, or return."""
-    from sendwell.content.service import ComplianceError, ContentError, assert_sendable
-
     try:
         assert_sendable(session, settings=settings, campaign_id=campaign_id)
     except ContentError as exc:
@@ -32,13 +32,11 @@ def refuse_unsendable(session: Any, settings: Any, campaign_id: int, as_json: bo
         raise click.exceptions.Exit(1) from exc
 
 
-@campaigns.command("lint")
+@click.command("lint")
 @click.argument("campaign_id", type=int)
 @json_option
 def campaigns_lint(campaign_id: int, as_json: bool) -> None:
     """Compliance (blocking) and readability (warning) findings; exit 1 if anything blocks."""
-    from sendwell.content.service import ContentError, lint_campaign
-
     runtime = get_runtime()
     try:
         with transaction(runtime.factory) as session:
@@ -52,7 +50,7 @@ def campaigns_lint(campaign_id: int, as_json: bool) -> None:
         raise click.exceptions.Exit(1)
 
 
-@campaigns.command("preview")
+@click.command("preview")
 @click.argument("campaign_id", type=int)
 @click.option("--contact", "contact_email", default=None, help="Render for this contact's email address.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -60,10 +58,6 @@ def campaigns_lint(campaign_id: int, as_json: bool) -> None:
 @json_option
 def campaigns_preview(campaign_id: int, contact_email: str | None, out_dir: Path | None, as_json: bool) -> None:
     """Render the campaign for one contact, or one sample per region and language."""
-    from sendwell.content.render import TemplateError
-    from sendwell.content.service import ContentError, preview_campaign
-    from sendwell.segments.expression import SegmentError
-
     runtime = get_runtime()
     try:
         with transaction(runtime.factory) as session:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import click
 from sqlalchemy import inspect
+from sqlalchemy.engine import make_url
 
 from sendwell.cli.common import fail, get_settings
 from sendwell.runtime import Runtime
+
+
 def get_runtime(ready: bool = True) -> Runtime:
     """The runtime for this command; with `ready`, fail clearly if `init` was never run."""
     ctx = click.get_current_context()
@@ -31,8 +34,6 @@ def get_runtime(ready: bool = True) -> Runtime:
 
 
 def safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
     return make_url(url).render_as_string(hide_password=True)
 
 

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from pathlib import Path
 
 import click
+import uvicorn
 
+from sendwell.access.users import create_user, get_user_by_email, update_user
 from sendwell.cli.common import emit, fail, json_option
+from sendwell.config import load_settings
+from sendwell.db.session import transaction
+from sendwell.demo.run import format_summary, run_demo
+from sendwell.runtime import Runtime
+from sendwell.web.app import create_app
+from sendwell.worker.queue import Queue
 
 
 @click.command()
@@ -21,8 +30,6 @@ from sendwell.cli.common import emit, fail, json_option
 @json_option
 def demo(data_dir: Path, contacts: int, serve_after: bool, host: str, port: int, as_json: bool) -> None:
     """Run the whole mission on the embedded default with loopback SMTP and HTTP."""
-    from sendwell.demo.run import format_summary, run_demo
-
     started = time.monotonic()
     say = (lambda _msg: None) if as_json else click.echo
     try:
@@ -37,17 +44,6 @@ def demo(data_dir: Path, contacts: int, serve_after: bool, host: str, port: int,
 
 def serve_demo(data_dir: Path, *, host: str, port: int, as_json: bool) -> None:
     """Keep the web app running on the demo folder, with a fresh admin login printed once."""
-    import secrets
-
-    import uvicorn
-
-    from sendwell.access.users import create_user, get_user_by_email, update_user
-    from sendwell.config import load_settings
-    from sendwell.db.session import transaction
-    from sendwell.runtime import Runtime
-    from sendwell.web.app import create_app
-    from sendwell.worker.queue import Queue
-
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     url = f"http://{shown_host}:{port}"
     # Mail sent from the admin is captured in the demo folder: nothing leaves the machine.

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+from collections import Counter
+
 import click
 
 from sendwell.cli.common import emit, fail, json_option
+from sendwell.cli.context import get_runtime
+from sendwell.db.session import transaction
 from sendwell.feedback.classify import Classification, classify_file
+from sendwell.feedback.inbound import process_inbound
+from sendwell.feedback.listener import FeedbackListener
+from sendwell.feedback.sources import SourceError, open_source
 
 
 @click.group()
@@ -59,13 +68,6 @@ def _flags(item: Classification) -> str:
 @click.option("--imap", "imap_url", help="Read unseen mail from imaps://user:password@host/INBOX instead.")
 def ingest(path: str | None, imap_url: str | None, as_json: bool) -> None:
     """Process stored inbound mail: a maildir folder, an mbox file, one .eml file, or an IMAP mailbox."""
-    from collections import Counter
-
-    from sendwell.cli.context import get_runtime
-    from sendwell.db.session import transaction
-    from sendwell.feedback.inbound import process_inbound
-    from sendwell.feedback.sources import SourceError, open_source
-
     if bool(path) == bool(imap_url):
         fail("give either a PATH (maildir or mbox) or --imap URL")
     runtime = get_runtime()
@@ -97,12 +99,6 @@ def ingest(path: str | None, imap_url: str | None, as_json: bool) -> None:
 @click.option("--port", default=None, type=int, help="Port (default SENDWELL_INBOUND_PORT, 2525).")
 def listen(host: str | None, port: int | None) -> None:
     """Receive bounces, mailto unsubscribes and replies over SMTP until interrupted."""
-    import signal
-    import threading
-
-    from sendwell.cli.context import get_runtime
-    from sendwell.feedback.listener import FeedbackListener
-
     runtime = get_runtime()
     listener = FeedbackListener(runtime.factory, runtime.settings, host=host, port=port)
     stop = threading.Event()

@@ -5,10 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich.console import Console
+from rich.table import Table
 
 from sendwell.cli.common import emit, fail, json_option
 from sendwell.cli.context import get_runtime
 from sendwell.db.session import transaction
+from sendwell.insight.alerts import Thresholds, check_recent
+from sendwell.insight.report import build_report, render_html, write_csv
 
 
 @click.command()
@@ -19,9 +23,6 @@ from sendwell.db.session import transaction
 @json_option
 def report(campaign_id: int | None, csv_file: Path | None, html_file: Path | None, as_json: bool) -> None:
     """Unsubscribe, complaint and bounce rates by campaign and audience, reasons, alerts, advice."""
-    from sendwell.insight.alerts import Thresholds, check_recent
-    from sendwell.insight.report import build_report, render_html, write_csv
-
     runtime = get_runtime()
     try:
         with transaction(runtime.factory) as session:
@@ -41,9 +42,6 @@ def report(campaign_id: int | None, csv_file: Path | None, html_file: Path | Non
 
 
 def _print_rich(data: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     console = Console(width=max(Console().width, 110))
 
     def rates_table(title: str, first: str, rows: list[dict]) -> Table:

@@ -7,6 +7,15 @@ import click
 from sendwell.cli.common import emit, fail, json_option
 from sendwell.cli.context import get_runtime
 from sendwell.db.session import transaction
+from sendwell.segments.expression import SegmentError
+from sendwell.segments.service import (
+    count_segment,
+    create_segment,
+    delete_segment,
+    describe,
+    get_segment,
+    list_segments,
+)
 
 
 @click.group()
@@ -21,9 +30,6 @@ def segments() -> None:
 @json_option
 def segments_create(name: str, expression: str, replace: bool, as_json: bool) -> None:
     """Save a segment: EXPRESSION is text (`region = eu and stage = prospect`) or JSON."""
-    from sendwell.segments.expression import SegmentError
-    from sendwell.segments.service import count_segment, create_segment, describe
-
     runtime = get_runtime()
     try:
         with transaction(runtime.factory) as session:
@@ -39,8 +45,6 @@ def segments_create(name: str, expression: str, replace: bool, as_json: bool) ->
 @json_option
 def segments_list(as_json: bool) -> None:
     """List saved segments."""
-    from sendwell.segments.service import describe, list_segments
-
     runtime = get_runtime()
     with transaction(runtime.factory) as session:
         rows = [describe(s) for s in list_segments(session)]
@@ -52,9 +56,6 @@ def segments_list(as_json: bool) -> None:
 @json_option
 def segments_show(name: str, as_json: bool) -> None:
     """Show a saved segment's rule (text and JSON) and its live counts."""
-    from sendwell.segments.expression import SegmentError
-    from sendwell.segments.service import count_segment, describe, get_segment
-
     runtime = get_runtime()
     try:
         with transaction(runtime.factory) as session:
@@ -72,9 +73,6 @@ def segments_show(name: str, as_json: bool) -> None:
 @json_option
 def segments_count(expression: str, as_json: bool) -> None:
     """Count the contacts of a rule (or of `@saved-name`) right now."""
-    from sendwell.segments.expression import SegmentError
-    from sendwell.segments.service import count_segment
-
     runtime = get_runtime()
     try:
         with transaction(runtime.factory) as session:
@@ -90,9 +88,6 @@ def segments_count(expression: str, as_json: bool) -> None:
 @json_option
 def segments_delete(name: str, as_json: bool) -> None:
     """Forget a saved segment (campaigns keep their own copy of the rule)."""
-    from sendwell.segments.expression import SegmentError
-    from sendwell.segments.service import delete_segment
-
     runtime = get_runtime()
     try:
         with transaction(runtime.factory) as session:

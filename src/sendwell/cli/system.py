@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import logging
+import signal
 from typing import Any
 
 import click
+import uvicorn
 
 from sendwell.cli.common import emit, fail, get_settings, json_option
 from sendwell.cli.context import get_runtime, safe_url
+from sendwell.delivery.transport import loopback_sessions_hint
+from sendwell.optout.outbox import OutboxWorker
+from sendwell.setup import initialise
+from sendwell.web.app import create_app
+from sendwell.worker.queue import Queue
+
 
 # ---------------------------------------------------------------- init
 @click.command()
 @json_option
 def init(as_json: bool) -> None:
     """Create the data folder, keys and the database schema."""
-    from sendwell.setup import initialise
-
     settings = get_settings()
     try:
         settings, created = initialise(settings)
@@ -43,13 +50,6 @@ def init(as_json: bool) -> None:
                    "them to `sendwell worker` processes.")
 def serve(host: str, port: int, queue_workers: int | None, outbox: bool) -> None:
     """Run the web app with the embedded queue worker and scheduler."""
-    import signal
-
-    import uvicorn
-
-    from sendwell.web.app import create_app
-    from sendwell.worker.queue import Queue
-
     runtime = get_runtime()
     server = uvicorn.Server(uvicorn.Config(create_app(runtime, outbox=outbox), host=host, port=port,
                                            log_level="info"))
@@ -79,11 +79,6 @@ def serve(host: str, port: int, queue_workers: int | None, outbox: bool) -> None
               help="Consumer threads, one SMTP session each [default: SENDWELL_SMTP_CONCURRENCY].")
 def worker(threads: int | None) -> None:
     """Run a queue worker (scale-out shape: SENDWELL_QUEUE_URL=redis://…); SIGTERM stops it gracefully."""
-    import logging
-
-    from sendwell.optout.outbox import OutboxWorker
-    from sendwell.worker.queue import Queue
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     runtime = get_runtime()
     consumer = Queue(runtime).consumer(workers=threads)
@@ -100,8 +95,6 @@ def worker(threads: int | None) -> None:
 
 def _hint_sessions(command: str, runtime: Any, sessions: int) -> None:
     """Say so when several SMTP sessions talk to a server on loopback (the setting stays as given)."""
-    from sendwell.delivery.transport import loopback_sessions_hint
-
     hint = loopback_sessions_hint(runtime.settings.smtp_url, sessions)
     if hint:
         click.echo(f"sendwell {command}: {hint}", err=True)

@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from sendwell.access.users import UserError, create_user, get_user_by_email, list_users, update_user
 from sendwell.cli.common import emit, fail, json_option
 from sendwell.cli.context import get_runtime
 from sendwell.db.session import transaction
@@ -40,8 +41,6 @@ def _read_password(from_stdin: bool) -> str:
 @json_option
 def users_create(email: str, role: str, language: str, password_stdin: bool, as_json: bool) -> None:
     """Create a user who can sign in to the web admin at /admin."""
-    from sendwell.access.users import UserError, create_user
-
     runtime = get_runtime()
     password = _read_password(password_stdin)
     try:
@@ -57,8 +56,6 @@ def users_create(email: str, role: str, language: str, password_stdin: bool, as_
 @json_option
 def users_list(as_json: bool) -> None:
     """List users (never their password hashes)."""
-    from sendwell.access.users import list_users
-
     runtime = get_runtime()
     with transaction(runtime.factory) as session:
         rows = [_as_dict(u) for u in list_users(session)]
@@ -77,8 +74,6 @@ def users_list(as_json: bool) -> None:
 def users_set(email: str, role: str | None, new_password: bool, password_stdin: bool, disable: bool | None,
               as_json: bool) -> None:
     """Change a user's role or password, or disable the user."""
-    from sendwell.access.users import UserError, get_user_by_email, update_user
-
     runtime = get_runtime()
     password = _read_password(password_stdin) if (new_password or password_stdin) else None
     try:

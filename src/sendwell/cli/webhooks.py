@@ -9,6 +9,7 @@ import click
 from sendwell.cli.common import emit, fail, json_option
 from sendwell.cli.context import get_runtime
 from sendwell.db.session import transaction
+from sendwell.webhooks.service import EVENT_TYPES, WebhookError, get_delivery, list_deliveries, redeliver
 
 
 @click.group("webhooks")
@@ -46,8 +47,6 @@ def webhooks_endpoints(as_json: bool) -> None:
 @json_option
 def webhooks_deliveries(event_type: str | None, status: str | None, after: int, limit: int, as_json: bool) -> None:
     """The delivery log: every POST to an endpoint, oldest first."""
-    from sendwell.webhooks.service import EVENT_TYPES, list_deliveries
-
     if event_type is not None and event_type not in EVENT_TYPES:
         fail(f"--event-type: unknown event type {event_type!r} (one of {', '.join(EVENT_TYPES)})")
     runtime = get_runtime()
@@ -69,8 +68,6 @@ def webhooks_deliveries(event_type: str | None, status: str | None, after: int, 
 @json_option
 def webhooks_redeliver(delivery_id: int, as_json: bool) -> None:
     """POST the event of a logged attempt to its endpoint again (made by the dispatcher in `sendwell serve`)."""
-    from sendwell.webhooks.service import WebhookError, get_delivery, redeliver
-
     runtime = get_runtime()
     try:
         with transaction(runtime.factory) as session:

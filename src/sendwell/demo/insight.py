@@ -12,6 +12,9 @@ from sqlalchemy import select
 
 from sendwell.db.models import Contact
 from sendwell.db.session import transaction
+from sendwell.insight.alerts import Thresholds, check_campaign
+from sendwell.insight.recommendations import recommend
+from sendwell.optout.dispatch import dispatch_outbox
 
 SEGMENT = "industry in (furniture, textiles)"
 _URL = re.compile(r"<(https?://[^>]+)>")
@@ -19,9 +22,6 @@ _URL = re.compile(r"<(https?://[^>]+)>")
 
 def show_insight(runtime: Any, smtp: Any, send: Any, say: Any = print) -> dict[str, Any]:
     """Mail LED panels to furniture and textile buyers; some leave saying "not relevant"; report it."""
-    from sendwell.insight.alerts import Thresholds, check_campaign
-    from sendwell.insight.recommendations import recommend
-
     before = len(smtp.messages)
     campaign = send(runtime, "Solar floodlights for everyone (badly targeted)", SEGMENT)
     received = smtp.messages[before:]
@@ -37,8 +37,6 @@ def show_insight(runtime: Any, smtp: Any, send: Any, say: Any = print) -> dict[s
             client.post(f"{url}/reason", data={"reason": "not_relevant",
                                                 "text": "We make sofas, we do not buy floodlights."}).raise_for_status()
     # The thank-you mails now, not when the background dispatcher next wakes: a repeatable count.
-    from sendwell.optout.dispatch import dispatch_outbox
-
     thanked = 0
     while True:
         counts = dispatch_outbox(runtime)

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from sendwell.db.models import Contact, Event, Send, SendState
 from sendwell.db.session import transaction
+from sendwell.delivery.service import campaign_status, create_campaign, finish_if_done, plan_campaign, queue_campaign
 from sendwell.runtime import Runtime
 
 TAG = "policy-demo"
@@ -17,8 +18,6 @@ HTML = "<p>Dear {{ first_name or 'buyer' }},</p><p>One more note about our LED p
 
 def show_policy(runtime: Runtime, *, after_campaign_id: int, say: Any = print) -> dict[str, Any]:
     """Mail a prospect again the same day and a contact who paused; both are skipped with their reasons."""
-    from sendwell.delivery.service import campaign_status, create_campaign, finish_if_done, plan_campaign, queue_campaign
-
     now = datetime.now(timezone.utc)
     with transaction(runtime.factory) as session:
         # Contacts the last campaign mailed, or skipped only for the cap (prospects mailed by the

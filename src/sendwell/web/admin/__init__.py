@@ -9,16 +9,23 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from sendwell.runtime import Runtime
+from sendwell.web.admin import (
+    campaigns,
+    contacts,
+    dashboard,
+    hygiene_page,
+    importing,
+    insight_pages,
+    segments,
+    session_routes,
+    users,
+)
 from sendwell.web.admin.auth import Forbidden, NotSignedIn
 from sendwell.web.admin.pages import HERE, TEMPLATES, Admin, gettext_for, security_headers
 
 
 def mount_admin(app: FastAPI, runtime: Runtime) -> None:
     """Add the admin's routes, its static files and its two answers (sign in first; forbidden)."""
-    from sendwell.web.admin import (
-        campaigns, contacts, dashboard, hygiene_page, importing, insight_pages, segments, session_routes, users,
-    )
-
     admin = Admin(runtime)
     for module in (session_routes, dashboard, contacts, importing, campaigns, segments, insight_pages, hygiene_page,
                    users):

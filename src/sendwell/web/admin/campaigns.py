@@ -21,10 +21,12 @@ from sendwell.content.service import ComplianceError, ContentError, lint_campaig
 from sendwell.db.models import Campaign, CampaignKind, Topic
 from sendwell.db.session import transaction
 from sendwell.delivery import service as delivery
-from sendwell.flows import schedule_sending, start_sending
+from sendwell.delivery.transport import make_transport
+from sendwell.flows import schedule_sending, send_test, start_sending
 from sendwell.insight.report import build_report
 from sendwell.segments.expression import SegmentError
 from sendwell.web.admin.pages import Admin, Viewer
+from sendwell.worker.queue import Queue
 
 KINDS = [k.value for k in CampaignKind]
 FIELDS = ("name", "subject", "html", "text", "segment", "topic", "kind")
@@ -57,8 +59,6 @@ def router(admin: Admin) -> APIRouter:
 
     def get_queue() -> Any:
         if not queue:
-            from sendwell.worker.queue import Queue
-
             queue.append(Queue(runtime))
         return queue[0]
 
@@ -199,9 +199,6 @@ def router(admin: Admin) -> APIRouter:
 
     @r.post("/{campaign_id}/test")
     async def test_send(request: Request, campaign_id: int, user: Viewer = Depends(marketer)) -> Response:
-        from sendwell.delivery.transport import make_transport
-        from sendwell.flows import send_test
-
         to = str((await request.form()).get("to", ""))[:320]
         s = runtime.settings
         transport = make_transport(s.smtp_url, s.capture_dir, timeout=s.smtp_timeout, ca_file=s.smtp_ca_file)

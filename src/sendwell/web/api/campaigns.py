@@ -8,20 +8,21 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from sendwell.content.render import TemplateError
 from sendwell.contacts.regions import REGIONS
 from sendwell.content import service as content
+from sendwell.content.render import TemplateError
 from sendwell.content.service import ComplianceError
-from sendwell.flows import schedule_sending, start_sending
 from sendwell.db.models import Campaign, CampaignKind, SendState, Topic
 from sendwell.db.session import transaction
 from sendwell.delivery import service as delivery
+from sendwell.flows import schedule_sending, start_sending
 from sendwell.i18n import SUPPORTED as LANGUAGES
 from sendwell.runtime import Runtime
 from sendwell.segments.expression import SegmentError
 from sendwell.web.api.problems import ApiProblem, FieldError, invalid
-from sendwell.web.api.schemas import MAX_ID, After, CampaignId, Limit, Page, page_of, bounded
+from sendwell.web.api.schemas import MAX_ID, After, CampaignId, Limit, Page, bounded, page_of
 from sendwell.web.api.topics import SLUG
+from sendwell.worker.queue import Queue
 
 NOT_FOUND = {404: {"description": "no such campaign"}}
 CONFLICT = {409: {"description": "the campaign is not in a state that allows this"}}
@@ -155,8 +156,6 @@ def router(runtime: Runtime, require: Any) -> APIRouter:
 
     def get_queue() -> Any:
         if not queue:
-            from sendwell.worker.queue import Queue
-
             queue.append(Queue(runtime))
         return queue[0]
 
