@@ -133,6 +133,7 @@ def _cell_text(value: Any) -> str:
 
 class XlsxTable(Table):
     def __init__(self, path: Path) -> None:
+        # deferred: openpyxl is heavy and only the XLSX path needs it
         from openpyxl import load_workbook
 
         try:
@@ -195,6 +196,7 @@ class TableWriter:
         self.fmt = fmt or ("xlsx" if path.suffix.lower() == ".xlsx" else "csv")
         self._tmp = path.with_name(path.name + ".tmp")
         if self.fmt == "xlsx":
+            # deferred: openpyxl is heavy and only the XLSX path needs it
             from openpyxl import Workbook
 
             self._book = Workbook(write_only=True)
@@ -208,6 +210,7 @@ class TableWriter:
     def write(self, cells: list[str]) -> None:
         safe = [neutralise(c) for c in cells]
         if self.fmt == "xlsx":
+            # deferred: openpyxl is heavy and only the XLSX path needs it
             from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
             # XML 1.0 cannot hold most control characters; openpyxl would refuse the cell.

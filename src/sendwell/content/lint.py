@@ -15,13 +15,23 @@ from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from jinja2 import TemplateSyntaxError, UndefinedError, meta, nodes
 from jinja2.exceptions import SecurityError
 
 from sendwell.config import Settings
-from sendwell.content.render import KNOWN_VARIABLES, Links, Rendered, TemplateError, as_clients_parse, html_to_text
-from sendwell.content.render import _html_env, _text_env
-from sendwell.content.visibility import parse_html, link_visibility
+from sendwell.content.render import (
+    HTML_ENV,
+    KNOWN_VARIABLES,
+    TEXT_ENV,
+    Links,
+    Rendered,
+    TemplateError,
+    as_clients_parse,
+    html_to_text,
+)
+from sendwell.content.visibility import link_visibility, parse_html
 
 ERROR = "error"
 WARNING = "warning"
@@ -178,9 +188,6 @@ def _lint_dkim(settings: Settings, from_address: str) -> list[Finding]:
         found.append(Finding("dkim-alignment", ERROR,
                              f"From domain {from_domain} is not aligned with the DKIM domain {dkim_domain} (DMARC)", 23))
     try:
-        from cryptography.hazmat.primitives.asymmetric import rsa
-        from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
         key = load_pem_private_key(Path(settings.dkim_key_file).read_bytes(), password=None)
     except (OSError, ValueError, TypeError) as exc:
         return found + [Finding("dkim-missing", ERROR, f"cannot read the DKIM key {settings.dkim_key_file}: {exc}", 23)]
@@ -213,7 +220,7 @@ _DICT_METHODS = frozenset({"items", "keys", "values", "get"})
 def lint_templates(*, subject: str, html: str, text: str) -> list[Finding]:
     """Syntax, unknown variables (jinja2.meta), and a deceptive subject, from the source."""
     found: list[Finding] = []
-    for what, source, env in (("subject", subject, _text_env), ("html", html, _html_env), ("text", text, _text_env)):
+    for what, source, env in (("subject", subject, TEXT_ENV), ("html", html, HTML_ENV), ("text", text, TEXT_ENV)):
         if not source.strip():
             continue
         try:

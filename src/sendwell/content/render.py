@@ -53,8 +53,9 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return operator.mul(left, right)
 
 
-_html_env = _Sandbox(autoescape=True)
-_text_env = _Sandbox(autoescape=False)
+# The sandboxes templates render in; the lint parses with the same ones.
+HTML_ENV = _Sandbox(autoescape=True)
+TEXT_ENV = _Sandbox(autoescape=False)
 # Lenient twins, for the lint only: after reporting an unknown variable it still renders the
 # rest (empty for what is unknown) so the footer and layout checks can run in the same pass.
 _lenient_envs = {True: _Sandbox(autoescape=True, undefined=ChainableUndefined),
@@ -86,7 +87,7 @@ _FORBIDDEN_NODES = (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport
 
 def compile_template(source: str, *, html: bool, what: str, lenient: bool = False) -> Any:
     """Parse and compile one template in the sandbox; TemplateError names the line."""
-    env = _lenient_envs[html] if lenient else (_html_env if html else _text_env)
+    env = _lenient_envs[html] if lenient else (HTML_ENV if html else TEXT_ENV)
     try:
         ast = env.parse(source)
         for node in ast.find_all(_FORBIDDEN_NODES):

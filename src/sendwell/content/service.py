@@ -26,6 +26,7 @@ from sendwell.content.lint import (
 from sendwell.content.recipients import recipient_facts
 from sendwell.content.render import CompiledCampaign, Links, TemplateError
 from sendwell.db.models import Campaign, Contact
+from sendwell.delivery.mime import build_message
 from sendwell.i18n import choose_language
 from sendwell.segments.expression import compile_segment
 
@@ -195,8 +196,6 @@ def preview_campaign(
     `region` / `language` keep the samples of that region / language; when the audience has
     none, a synthetic stand-in of that region and language is rendered instead.
     """
-    from sendwell.delivery.mime import build_message
-
     campaign = _campaign(session, campaign_id)
     if contact_email or contact_id is not None:
         if contact_id is not None:

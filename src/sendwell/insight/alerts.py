@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import select
@@ -173,8 +173,6 @@ def open_alerts(session: Session, *, campaign_id: int | None = None) -> list[Ale
 
 def check_recent(session: Session, *, thresholds: Thresholds, days: int = 14) -> list[Alert]:
     """Re-judge campaigns sending now or finished in the last `days`: opt-outs keep arriving after a send."""
-    from datetime import timedelta
-
     since = datetime.now(timezone.utc) - timedelta(days=days)
     ids = session.scalars(
         select(Campaign.id).where(

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
 
-from sendwell.db.models import Campaign, CampaignKind, Contact, Send, SendState
+from sendwell.db.models import Campaign, CampaignKind, Contact, Event, Send, SendState
 from sendwell.policy.caps import TIERS, FrequencyPolicy, PolicyError
 from sendwell.policy.eligibility import DEFER_FREQUENCY_CAP, DEFER_SEND_WINDOW, IN_FLIGHT, SKIP_FREQUENCY_CAP
 from sendwell.policy.windows import window_for, zone_for
@@ -171,8 +171,6 @@ def set_frequency_preference(
     writes `frequency_tier` or `paused_until`. `paused_until=None` ends a pause now.
     Returns the changes made ({} when nothing changed).
     """
-    from sendwell.db.models import Event
-
     contact = session.get(Contact, contact_id)
     if contact is None:
         raise PolicyError(f"no contact with id {contact_id}")

@@ -35,10 +35,11 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.expression import ClauseElement
 from sqlalchemy.types import Boolean
 
+from sendwell.contacts.fields import parse_language
 from sendwell.contacts.lawful_basis import normalise_kind
 from sendwell.contacts.regions import REGIONS, parse_country
 from sendwell.contacts.vocabulary import INDUSTRY, STAGE, Vocab, load_vocabulary, slug
-from sendwell.db.models import Consent, Contact, Event, Subscription, Topic
+from sendwell.db.models import AddressFlag, Consent, Contact, Event, Reengagement, Subscription, Topic
 
 
 class SegmentError(ValueError):
@@ -450,8 +451,6 @@ def _condition(node: Cond, now: datetime, vocab: Vocabularies) -> ColumnElement[
 
 
 def _hygiene(value: str) -> ColumnElement[bool]:
-    from sendwell.db.models import AddressFlag, Reengagement
-
     if value in HYGIENE_STATES:
         # In the sunset flow now (an open re-engagement); `unasked`: not yet in a reconfirmation campaign.
         where = [Reengagement.contact_id == Contact.id, Reengagement.resolved_at.is_(None)]
@@ -497,8 +496,6 @@ def _normalise(node: Cond, index: int, vocab: Vocabularies) -> str:
         except ValueError as exc:
             raise SegmentError(_at(str(exc), where)) from None
     if field == "language":
-        from sendwell.contacts.fields import parse_language
-
         try:
             return parse_language(value)
         except ValueError as exc:

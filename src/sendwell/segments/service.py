@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from sendwell.contacts.lawful_basis import has_lawful_basis
 from sendwell.db.models import SCOPE_ALL, Contact, Segment, Suppression
-from sendwell.segments.expression import SegmentError, Vocabularies, compile_segment, parse, to_text
+from sendwell.segments.expression import SegmentError, Vocabularies, compile_segment, parse, to_json, to_text
 
 
 class SegmentExists(SegmentError):
@@ -109,8 +109,6 @@ def count_segment(session: Session, *, expression: str, now: datetime | None = N
 
 def describe(segment: Segment) -> dict[str, Any]:
     """A saved segment as a dict, with its rule in text and JSON form."""
-    from sendwell.segments.expression import to_json
-
     return {"name": segment.name, "expression": segment.expression,
             "json": to_json(parse(segment.expression)), "created_at": segment.created_at.isoformat()}
 
