@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from sendwell.config import Settings
+from sendwell.config import Settings, parse_domain_limits
 from sendwell.db.session import make_engine, make_session_factory
+from sendwell.delivery.deliverer import Deliverer, FailureHook, RateCheck
+from sendwell.delivery.dkim import load_signer
+from sendwell.delivery.ports import Signer, Throttle
+from sendwell.delivery.throttle import Throttle as TokenThrottle
+from sendwell.delivery.transport import make_transport
+from sendwell.feedback.service import smtp_refusal_hook
+from sendwell.insight.alerts import Thresholds, check_campaign
+
+# Cached properties built from settings, dropped by replace_settings so they are built again.
+_FROM_SETTINGS = ("signer", "throttle")
 
 
 @dataclass
@@ -26,44 +38,56 @@ class Runtime:
         return make_session_factory(self.engine)
 
     @cached_property
-    def signer(self):  # type: ignore[no-untyped-def]
+    def signer(self) -> Signer | None:
         """The DKIM signer, or None when no key is configured."""
         if not (self.settings.dkim_domain and self.settings.dkim_key_file):
             return None
-        from sendwell.delivery.dkim import load_signer
-
         return load_signer(self.settings)
 
     @cached_property
-    def throttle(self):  # type: ignore[no-untyped-def]
+    def throttle(self) -> Throttle | None:
         """The process's rate limits (SENDWELL_RATE_LIMIT, SENDWELL_DOMAIN_LIMITS), shared by its deliverers."""
-        from sendwell.config import parse_domain_limits
-        from sendwell.delivery.throttle import Throttle
-
-        throttle = Throttle(rate=self.settings.rate_limit, domains=parse_domain_limits(self.settings.domain_limits))
+        throttle = TokenThrottle(rate=self.settings.rate_limit, domains=parse_domain_limits(self.settings.domain_limits))
         return throttle if throttle.active else None
 
-    def delivery_failure_hooks(self) -> list:  # type: ignore[type-arg]
+    def replace_settings(self, new: Settings) -> None:
+        """Run on `new` settings from now on: the signer and throttle are built again from them.
+
+        Deliverers made by make_deliverer switch at their next batch. The engine stays: the
+        database is not changed under a running process.
+        """
+        self.settings = new
+        for name in _FROM_SETTINGS:
+            self.__dict__.pop(name, None)
+
+    def delivery_failure_hooks(self) -> list[FailureHook]:
         """Called with (session, send_id=, code=, message=) when a send fails permanently (5xx).
 
         The bounce policy judges the refusal like a bounce report, in the same transaction
         that records the failure: a 550 5.1.1 suppresses the address at once.
         """
-        from sendwell.feedback.service import smtp_refusal_hook
+        def on_refusal(session: Session, **refusal: Any) -> None:
+            # Built per refusal (rare) from the current settings, so a reload reaches it.
+            smtp_refusal_hook(self.settings)(session, **refusal)
 
-        return [smtp_refusal_hook(self.settings)]
+        return [on_refusal]
 
-    def make_deliverer(self, should_stop=None):  # type: ignore[no-untyped-def]
+    def delivery_rate_check(self) -> RateCheck:
+        """The circuit breaker after each batch: insight's spike check, which pauses the campaign."""
+        def check(session: Session, campaign_id: int) -> None:
+            check_campaign(session, campaign_id=campaign_id, thresholds=Thresholds.from_settings(self.settings))
+
+        return check
+
+    def make_deliverer(self, should_stop: Callable[[], bool] | None = None) -> Deliverer:
         """A deliverer with its own SMTP session; make one per thread."""
-        from sendwell.delivery.service import Deliverer
-        from sendwell.delivery.transport import make_transport
-
         transport = make_transport(
             self.settings.smtp_url, self.settings.capture_dir, timeout=self.settings.smtp_timeout,
             ca_file=self.settings.smtp_ca_file,
         )
         deliverer = Deliverer(settings=self.settings, factory=self.factory, transport=transport, signer=self.signer,
-                              throttle=self.throttle, failure_hooks=self.delivery_failure_hooks())
+                              throttle=self.throttle, failure_hooks=self.delivery_failure_hooks(),
+                              rate_check=self.delivery_rate_check(), settings_source=lambda: self.settings)
         if should_stop is not None:
             deliverer.should_stop = should_stop
         return deliverer

@@ -1,0 +1,1 @@
+"""The campaign context: a campaign's own use cases, which delivery plans and sends."""

@@ -1,0 +1,182 @@
+"""The campaign's own use cases: create, update, schedule, status changes and listings."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from sendwell.config import Settings
+from sendwell.contacts.service import ensure_topic
+from sendwell.content.render import CompiledCampaign
+from sendwell.db.models import Campaign, CampaignKind, CampaignStatus, Send, SendState, Topic
+from sendwell.policy.caps import OVER_CAP_MODES
+from sendwell.segments.expression import compile_segment
+
+
+class CampaignError(ValueError):
+    """The campaign cannot be created or changed as asked."""
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def create_campaign(
+    session: Session,
+    *,
+    settings: Settings,
+    name: str,
+    subject: str,
+    html: str,
+    text: str = "",
+    segment: str = "",
+    topic: str | None = None,
+    kind: str = CampaignKind.MARKETING.value,
+    over_cap: str = "skip",
+) -> Campaign:
+    """Validate and store a draft campaign."""
+    if over_cap not in OVER_CAP_MODES:
+        raise CampaignError(f"unknown over-cap handling {over_cap!r} (use skip or defer)")
+    _check_campaign(settings, name=name, subject=subject, html=html, text=text, segment=segment, kind=kind)
+    campaign = Campaign(
+        name=name.strip(), subject=subject, html=html, text=text, segment_expr=segment, kind=kind, over_cap=over_cap,
+        topic_id=ensure_topic(session, slug=topic).id if topic else None,
+    )
+    session.add(campaign)
+    session.flush()
+    return campaign
+
+
+def _check_campaign(settings: Settings, *, name: str, subject: str, html: str, text: str, segment: str,
+                    kind: str) -> None:
+    """What create and update both refuse: unknown kind, no name or subject, a bad segment or template."""
+    if kind not in {k.value for k in CampaignKind}:
+        raise CampaignError(f"unknown campaign kind {kind!r} (use one of {', '.join(k.value for k in CampaignKind)})")
+    if not name.strip():
+        raise CampaignError("the campaign needs a name")
+    if not subject.strip():
+        raise CampaignError("the campaign needs a subject")
+    compile_segment(segment)  # SegmentError names the field or token at fault
+    CompiledCampaign(subject=subject, html=html, text=text, settings=settings, kind=kind)  # TemplateError
+
+
+def update_campaign(
+    session: Session,
+    *,
+    settings: Settings,
+    campaign_id: int,
+    name: str,
+    subject: str,
+    html: str,
+    text: str = "",
+    segment: str = "",
+    topic: str | None = None,
+    kind: str = CampaignKind.MARKETING.value,
+) -> Campaign:
+    """Change a draft campaign's content and audience, with the same checks as create_campaign."""
+    campaign = get_campaign(session, campaign_id=campaign_id)
+    if campaign.status != CampaignStatus.DRAFT.value:
+        raise CampaignError(f"campaign {campaign_id} is {campaign.status}: only a draft can be changed")
+    _check_campaign(settings, name=name, subject=subject, html=html, text=text, segment=segment, kind=kind)
+    campaign.name, campaign.subject, campaign.html, campaign.text = name.strip(), subject, html, text
+    campaign.segment_expr, campaign.kind = segment, kind
+    campaign.topic_id = ensure_topic(session, slug=topic).id if topic else None
+    session.flush()
+    return campaign
+
+
+def schedule_campaign(session: Session, *, campaign_id: int, at: datetime, now: datetime | None = None) -> Campaign:
+    """Give a draft a start time (status `scheduled`); the worker's scan starts it when due.
+
+    Call it through flows.schedule_sending, which runs the blocking compliance lint first.
+    A scheduled campaign cannot be edited: unschedule it, change it, schedule it again.
+    """
+    campaign = get_campaign(session, campaign_id=campaign_id)
+    if campaign.status != CampaignStatus.DRAFT.value:
+        raise CampaignError(f"campaign {campaign_id} is {campaign.status}: only a draft can be scheduled")
+    if at.tzinfo is None:
+        raise CampaignError("at: the start time needs a time zone (for example 2026-12-01T09:00:00+08:00)")
+    try:
+        utc = at.astimezone(timezone.utc)
+    except OverflowError:
+        raise CampaignError(f"at: {at.isoformat()} is out of range") from None
+    if utc <= (now or _now()):
+        raise CampaignError(f"at: {at.isoformat()} is not in the future; send the campaign now instead")
+    at = utc
+    campaign.status, campaign.scheduled_at = CampaignStatus.SCHEDULED.value, at
+    session.flush()
+    return campaign
+
+
+def due_scheduled(session: Session, *, now: datetime | None = None) -> list[int]:
+    """Scheduled campaigns whose start time has come, earliest first."""
+    return list(session.scalars(
+        select(Campaign.id)
+        .where(Campaign.status == CampaignStatus.SCHEDULED.value, Campaign.scheduled_at <= (now or _now()))
+        .order_by(Campaign.scheduled_at, Campaign.id)
+    ))
+
+
+def claim_scheduled(session: Session, *, campaign_id: int) -> bool:
+    """Turn a due scheduled campaign back into a draft for start_sending, if nobody else did.
+
+    One conditional UPDATE, so when several workers scan at once exactly one starts it (on
+    PostgreSQL the others wait for its row lock and then match nothing).
+    """
+    done = session.execute(
+        update(Campaign)
+        .where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.SCHEDULED.value)
+        .values(status=CampaignStatus.DRAFT.value)
+        .execution_options(synchronize_session=False)
+    )
+    session.expire_all()
+    return bool(done.rowcount)
+
+
+def get_campaign(session: Session, *, campaign_id: int) -> Campaign:
+    """The campaign with this id; CampaignError when there is none."""
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise CampaignError(f"no campaign with id {campaign_id}")
+    return campaign
+
+
+def topic_slug(session: Session, campaign: Campaign) -> str | None:
+    """The slug of the campaign's topic, or None when it goes to everyone in its segment."""
+    if campaign.topic_id is None:
+        return None
+    return session.scalar(select(Topic.slug).where(Topic.id == campaign.topic_id))
+
+
+def set_campaign_status(session: Session, *, campaign_id: int, action: str) -> Campaign:
+    """Pause, resume, unschedule or cancel a campaign."""
+    campaign = get_campaign(session, campaign_id=campaign_id)
+    allowed = {
+        "pause": ({CampaignStatus.SENDING.value}, CampaignStatus.PAUSED.value),
+        "resume": ({CampaignStatus.PAUSED.value}, CampaignStatus.SENDING.value),
+        "unschedule": ({CampaignStatus.SCHEDULED.value}, CampaignStatus.DRAFT.value),
+        "cancel": ({CampaignStatus.DRAFT.value, CampaignStatus.SCHEDULED.value, CampaignStatus.SENDING.value,
+                    CampaignStatus.PAUSED.value}, CampaignStatus.CANCELLED.value),
+    }
+    sources, target = allowed[action]
+    if campaign.status not in sources:
+        raise CampaignError(f"cannot {action} campaign {campaign_id}: it is {campaign.status}")
+    campaign.status = target
+    if action in ("unschedule", "cancel"):
+        campaign.scheduled_at = None
+    if action == "cancel":
+        session.execute(
+            update(Send)
+            .where(Send.campaign_id == campaign_id,
+                   Send.state.in_([SendState.PLANNED.value, SendState.QUEUED.value, SendState.DEFERRED.value]))
+            .values(state=SendState.SKIPPED.value, skip_reason="cancelled", updated_at=_now())
+        )
+    session.flush()
+    return campaign
+
+
+def list_campaigns(session: Session, *, after: int = 0, limit: int = 50) -> list[Campaign]:
+    """Campaigns in id order after a cursor."""
+    return list(session.scalars(select(Campaign).where(Campaign.id > after).order_by(Campaign.id).limit(limit)))
