@@ -278,7 +278,7 @@ class DkimSigner:
         for name in self._header_names:
             positions = by_name.get(name)
             if not positions:
-                continue  # sign only what is present (the rule)
+                continue  # h= names only the fields this message carries
             # RFC 6376 §5.4.2: repeated fields are taken bottom-up, one per h= entry.
             for i in reversed(positions):
                 signed.append(name + b":" + _relaxed_value(fields[i][1]))
