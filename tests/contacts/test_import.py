@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from sendwell.contacts.service import ImportError_, export_contacts, import_contacts
+from sendwell.contacts.service import ImportFileError, export_contacts, import_contacts
 from sendwell.db.models import Consent, Contact, Subscription
 from sendwell.optout.service import unsubscribe_contact
 
@@ -76,7 +76,7 @@ def test_bad_rows_are_named_and_nothing_is_written(session, tmp_path) -> None:
 
 def test_missing_email_header_is_a_clear_error(session, tmp_path) -> None:
     path = write(tmp_path, "name,company\nAnna,X\n")
-    with pytest.raises(ImportError_, match="no email column"):
+    with pytest.raises(ImportFileError, match="no email column"):
         import_contacts(session, path=path, pepper=PEPPER)
 
 

@@ -12,7 +12,7 @@ from openpyxl import Workbook
 from sqlalchemy import func, select
 
 from sendwell.contacts.fields import parse_mapping
-from sendwell.contacts.importer import ImportError_, import_contacts
+from sendwell.contacts.importer import ImportFileError, import_contacts
 from sendwell.contacts.vocabulary import add_value
 from sendwell.db.models import Consent, Contact, Subscription
 from sendwell.optout.service import unsubscribe_contact
@@ -122,16 +122,16 @@ def test_skip_invalid_imports_the_good_rows(session, tmp_path) -> None:
 
 def test_mapping_override(session, tmp_path) -> None:
     path = write(tmp_path, "Mail Address,Firma,Notes,Status\nkim@firma.example,Firma AG,call back,lead\n")
-    with pytest.raises(ImportError_, match="no email column"):
+    with pytest.raises(ImportFileError, match="no email column"):
         import_contacts(session, path=path, pepper=PEPPER)
     mapping = parse_mapping("Mail Address=email, Firma=company, Notes=-, Status=custom.crm_status")
     result = import_contacts(session, path=path, pepper=PEPPER, mapping=mapping)
     assert result.created == 1
     contact = session.scalar(select(Contact))
     assert (contact.company, contact.custom, contact.stage) == ("Firma AG", {"crm_status": "lead"}, "new_lead")
-    with pytest.raises(ImportError_, match="unknown field 'colour'"):
+    with pytest.raises(ImportFileError, match="unknown field 'colour'"):
         parse_mapping("Firma=colour")
-    with pytest.raises(ImportError_, match="'Fax', which is not a column"):
+    with pytest.raises(ImportFileError, match="'Fax', which is not a column"):
         import_contacts(session, path=path, pepper=PEPPER, mapping={"Fax": "email"})
 
 
@@ -205,7 +205,7 @@ def test_consent_kind_source_wording_and_casl_dates(session, tmp_path) -> None:
 
 def test_unknown_consent_kind_is_a_clear_error(session, tmp_path) -> None:
     path = write(tmp_path, "email\na@b.example\n")
-    with pytest.raises(ImportError_, match="--consent: unknown consent kind 'maybe'"):
+    with pytest.raises(ImportFileError, match="--consent: unknown consent kind 'maybe'"):
         import_contacts(session, path=path, pepper=PEPPER, consent="maybe")
 
 
@@ -239,10 +239,10 @@ def test_dry_run_writes_nothing_but_counts(session, tmp_path) -> None:
 
 def test_a_non_table_file_is_a_clear_error(session, tmp_path) -> None:
     (tmp_path / "old.xls").write_bytes(b"\xd0\xcf\x11\xe0" + b"\0" * 100)
-    with pytest.raises(ImportError_, match="old Excel .xls"):
+    with pytest.raises(ImportFileError, match="old Excel .xls"):
         import_contacts(session, path=tmp_path / "old.xls", pepper=PEPPER)
     (tmp_path / "empty.csv").write_bytes(b"")
-    with pytest.raises(ImportError_, match="empty"):
+    with pytest.raises(ImportFileError, match="empty"):
         import_contacts(session, path=tmp_path / "empty.csv", pepper=PEPPER)
 
 

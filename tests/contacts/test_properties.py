@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select, text
 
 from sendwell.contacts.fields import normalise_email, normalise_email_slow
-from sendwell.contacts.importer import ImportError_, import_contacts
+from sendwell.contacts.importer import ImportFileError, import_contacts
 from sendwell.db.models import Contact
 from sendwell.segments.expression import SegmentError, compile_segment, parse, to_json, to_text
 
@@ -78,7 +78,7 @@ def test_import_rows_give_a_correct_result_or_clear_errors(session, tmp_path_fac
     before = session.scalar(select(func.count()).select_from(Contact))
     try:
         result = import_contacts(session, path=path, pepper=PEPPER, consent="express", now=NOW)
-    except ImportError_ as exc:
+    except ImportFileError as exc:
         assert str(exc)  # a file-level problem, said in words
         return
     after = session.scalar(select(func.count()).select_from(Contact))

@@ -18,7 +18,7 @@ from sendwell.contacts.service import ensure_topic
 from sendwell.db.models import Event, Subscription, Suppression
 from sendwell.db.session import transaction
 from sendwell.delivery.service import create_campaign
-from sendwell.demo.run import _send as demo_send
+from sendwell.demo.run import send_campaign as demo_send
 from sendwell.flows import start_sending
 from sendwell.optout.dispatch import dispatch_outbox
 from sendwell.optout.service import unsubscribe_contact

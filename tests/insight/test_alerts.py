@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from sendwell.db.models import Alert, Campaign, Event, Send
 from sendwell.insight.alerts import Thresholds, check_campaign
-from sendwell.insight.metrics import breakdown, campaign_rates, reasons
+from sendwell.insight.rates import breakdown, campaign_rates, reasons
 from sendwell.insight.recommendations import recommend
 from tests.helpers import make_contact
 

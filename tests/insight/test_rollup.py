@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from sendwell.db.models import Event
-from sendwell.insight.metrics import breakdown
+from sendwell.insight.rates import breakdown
 from sendwell.insight.rollup import dashboard_breakdown, merged_by_value, roll_up, roll_up_events
 from tests.insight.test_alerts import add_events, make_sent_campaign
 

@@ -10,7 +10,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from sendwell.cli.common import emit, fail, json_option
 from sendwell.cli.context import get_runtime
 from sendwell.contacts.fields import parse_mapping
-from sendwell.contacts.importer import ImportError_, default_rejected_path, import_contacts
+from sendwell.contacts.importer import ImportFileError, default_rejected_path, import_contacts
 from sendwell.contacts.service import erase_contact, export_contacts
 from sendwell.contacts.vocabulary import add_value, list_values
 from sendwell.db.session import transaction
@@ -64,7 +64,7 @@ def contacts_import(file: Path, source: str, consent: str | None, consent_source
                     region_map=runtime.settings.region_overrides, roles=runtime.settings.role_address_set,
                     on_progress=on_progress,
                 )
-    except ImportError_ as exc:
+    except ImportFileError as exc:
         fail(f"{file}: {exc}")
     data = result.as_dict()
     if result.rejected and not skip_invalid:

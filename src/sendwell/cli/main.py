@@ -33,11 +33,14 @@ def cli() -> None:
     """Sendwell: email campaigns that treat the unsubscribe as a first-class signal."""
 
 
-def _register() -> None:
+def register_commands() -> None:
     """Load every command now (tests walk the whole tree; the entry point loads them on demand)."""
     ctx = click.Context(cli)
     for name in COMMANDS:
         cli.get_command(ctx, name)
+
+
+_register = register_commands  # the former name, until every importer uses the new one
 
 
 def main() -> None:

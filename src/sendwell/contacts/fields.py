@@ -40,8 +40,11 @@ IGNORE = "-"
 _HEADER_LOOKUP = {alias.casefold(): key for key, aliases in COLUMN_ALIASES.items() for alias in aliases}
 
 
-class ImportError_(ValueError):
+class ImportFileError(ValueError):
     """The file cannot be imported; nothing was written."""
+
+
+ImportError_ = ImportFileError  # the former name, until every importer uses the new one
 
 
 @dataclass
@@ -94,13 +97,13 @@ def normalise_email_slow(value: str) -> str:
 
 # ------------------------------------------------------------------- headers
 def parse_mapping(text: str) -> dict[str, str]:
-    """`--map "Mail Address=email,Firma=company,Notes=-"` → {header: field}; ImportError_ if malformed."""
+    """`--map "Mail Address=email,Firma=company,Notes=-"` → {header: field}; ImportFileError if malformed."""
     mapping: dict[str, str] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         header, sep, target = part.rpartition("=")
         header, target = header.strip(), target.strip()
         if not sep or not header:
-            raise ImportError_(f"--map entry {part!r}: expected 'Column header=field'")
+            raise ImportFileError(f"--map entry {part!r}: expected 'Column header=field'")
         key = target.lower()
         if key in ("ignore", IGNORE):
             mapping[header] = IGNORE
@@ -109,7 +112,7 @@ def parse_mapping(text: str) -> dict[str, str]:
         elif key in FIELDS:
             mapping[header] = key
         else:
-            raise ImportError_(
+            raise ImportFileError(
                 f"--map entry {part!r}: unknown field {target!r} "
                 f"(use one of {', '.join(FIELDS)}, custom.<name>, or - to ignore the column)"
             )
@@ -117,14 +120,14 @@ def parse_mapping(text: str) -> dict[str, str]:
 
 
 def map_headers(headers: list[str], overrides: dict[str, str] | None = None) -> tuple[dict[int, str], list[str]]:
-    """Column index → field name; unknown headers become custom fields. ImportError_ on no email."""
+    """Column index → field name; unknown headers become custom fields. ImportFileError on no email."""
     given = {k.strip(): v for k, v in (overrides or {}).items()}
     overrides = {k.casefold(): v for k, v in given.items()}
     cleaned = [h.strip().lstrip("\ufeff") for h in headers]
     present = {h.casefold() for h in cleaned}
     missing = [k for k in given if k.casefold() not in present]
     if missing:
-        raise ImportError_(
+        raise ImportFileError(
             f"--map names {', '.join(repr(m) for m in missing)}, which is not a column of the file "
             f"(columns: {', '.join(repr(h) for h in cleaned if h)})"
         )
@@ -141,12 +144,12 @@ def map_headers(headers: list[str], overrides: dict[str, str] | None = None) -> 
             custom.append(name)
             continue
         if key in seen:
-            raise ImportError_(f"header {header!r} duplicates column {seen[key]!r} (both mean {key}); "
+            raise ImportFileError(f"header {header!r} duplicates column {seen[key]!r} (both mean {key}); "
                                f"use --map '{header}=-' to ignore one")
         seen[key] = header
         mapping[index] = key
     if "email" not in seen:
-        raise ImportError_(
+        raise ImportFileError(
             "no email column: expected a header such as 'email', 'E-mail' or '邮箱' "
             f"(or --map 'Your header=email'); found {', '.join(repr(h) for h in cleaned if h) or 'no headers'}"
         )

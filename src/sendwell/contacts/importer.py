@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import JSON, func, select, update
 from sqlalchemy.orm import Session
 
-from sendwell.contacts.fields import ImportError_, RowError, RowParser, map_headers
+from sendwell.contacts.fields import ImportError_, ImportFileError, RowError, RowParser, map_headers
 from sendwell.contacts.lawful_basis import expiry_for, normalise_kind
 from sendwell.contacts.records import ensure_topic
 from sendwell.contacts.regions import region_for
@@ -142,15 +142,15 @@ def import_contacts(
     on_progress: Callable[[int, int | None, int], None] | None = None,
     chunk_size: int = CHUNK,
 ) -> ImportResult:
-    """Import a CSV or XLSX file; all or nothing unless `skip_invalid`. ImportError_ for file-level faults."""
+    """Import a CSV or XLSX file; all or nothing unless `skip_invalid`. ImportFileError for file-level faults."""
     now = now or datetime.now(timezone.utc)
     roles = roles if roles is not None else frozenset(ROLE_ADDRESSES.split(","))
     try:
         consent_kind = normalise_kind(consent) if consent else None
     except ValueError as exc:
-        raise ImportError_(f"--consent: {exc}") from None
+        raise ImportFileError(f"--consent: {exc}") from None
     if consent_source not in {s.value for s in ConsentSource}:
-        raise ImportError_(f"unknown consent source {consent_source!r} "
+        raise ImportFileError(f"unknown consent source {consent_source!r} "
                            f"(use one of {', '.join(s.value for s in ConsentSource)})")
     source = source or path.name
     wording = wording or f"Imported from {source} ({consent_source})"
@@ -161,9 +161,9 @@ def import_contacts(
     try:
         table = open_table(path)
     except FileFormatError as exc:
-        raise ImportError_(str(exc)) from None
+        raise ImportFileError(str(exc)) from None
     except OSError as exc:
-        raise ImportError_(f"cannot read the file: {exc.strerror or exc}") from None
+        raise ImportFileError(f"cannot read the file: {exc.strerror or exc}") from None
     result = ImportResult(dry_run=dry_run, skip_invalid=skip_invalid, file_format=table.description)
     rejected = _Rejected(rejected_path if isinstance(rejected_path, Path) else None)
     savepoint = session.begin_nested()
@@ -515,4 +515,5 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
-__all__ = ["ImportError_", "ImportResult", "RowError", "Topic", "default_rejected_path", "import_contacts"]
+__all__ = ["ImportError_", "ImportFileError", "ImportResult", "RowError", "Topic", "default_rejected_path",
+           "import_contacts"]

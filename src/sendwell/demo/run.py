@@ -101,7 +101,7 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
         # The demo dispatches follow-up mails itself (exercise_optout), so each step's output is settled.
         with BackgroundServer(create_app(runtime, outbox=False), web_port):
             say(f"3. Web app on {settings.base_url}, capture SMTP server on {smtp.url}")
-            first = _send(runtime, "Spring LED range — EU, UK and North America",
+            first = send_campaign(runtime, "Spring LED range — EU, UK and North America",
                           "region in (eu, uk, us, ca)")
             say(f"4. Campaign {first['id']} sent {first['states']['sent']} mails over SMTP")
 
@@ -110,7 +110,7 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
                 f"a GET changed nothing; a repeated POST was harmless")
             feedback = feed_feedback(runtime, smtp.messages, optouts["addresses"], say)  # issue 8: bounces
 
-            second = _send(runtime, "Summer LED follow-up — same audience",
+            second = send_campaign(runtime, "Summer LED follow-up — same audience",
                            "region in (eu, uk, us, ca)")
             say(f"6. Campaign {second['id']} sent {second['states']['sent']} mails, "
                 f"skipped {sum(second['skipped'].values())}: {second['skipped']}")
@@ -119,7 +119,7 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
             say("8. Frequency policy: a same-week extra note to a prospect just mailed and to a customer who paused")
             policy = show_policy(runtime, after_campaign_id=second["id"], say=say)
             api = api_demo(runtime, settings.base_url, optouts["addresses"][0], say)
-            insight = show_insight(runtime, smtp, _send, say)
+            insight = show_insight(runtime, smtp, send_campaign, say)
         content = content_demo(runtime, [first["id"], second["id"]], say)
 
         with transaction(runtime.factory) as session:
@@ -155,7 +155,7 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
     return DemoResult(data_dir=data_dir, summary=summary)
 
 
-def _send(runtime: Runtime, name: str, segment: str) -> dict[str, Any]:
+def send_campaign(runtime: Runtime, name: str, segment: str) -> dict[str, Any]:
     """Create a campaign from the demo template, pass the gate, plan, and deliver it here."""
     with transaction(runtime.factory) as session:
         campaign = create_campaign(

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sendwell.db.models import Alert, Campaign, CampaignStatus
-from sendwell.insight.metrics import DIMENSIONS, Rates, breakdown, campaign_rates
+from sendwell.insight.rates import DIMENSIONS, Rates, breakdown, campaign_rates
 from sendwell.webhooks.service import emit_alert
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from sendwell.db.models import Contact, Event
-from sendwell.insight.metrics import breakdown, reasons
+from sendwell.insight.rates import breakdown, reasons
 
 MIN_ANSWERS = 3  # fewer survey answers than this say nothing about a group
 CONCENTRATION = 0.5  # a group holding at least half of one reason's answers is "concentrated"

@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 
 from sendwell.db.models import Campaign
 from sendwell.insight.alerts import open_alerts
-from sendwell.insight.metrics import over_time, reasons
-from sendwell.insight.rollup import dashboard_breakdown, merged_by_value
+from sendwell.insight.rates import over_time, reasons
 from sendwell.insight.recommendations import recommend
+from sendwell.insight.rollup import dashboard_breakdown, merged_by_value
 
 REPORT_DIMENSIONS = ("region", "stage", "industry", "country", "language")
 

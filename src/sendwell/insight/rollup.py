@@ -22,7 +22,7 @@ from sendwell.db.models import (
     Send,
     SendState,
 )
-from sendwell.insight.metrics import DIMENSIONS, Rates
+from sendwell.insight.rates import DIMENSIONS, Rates
 
 ROLLED_KINDS = ("unsubscribed", "complained", "bounced", "clicked", "opened")
 ALL = "all"

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from sendwell.db.session import transaction
-from sendwell.insight.metrics import Rates
+from sendwell.insight.rates import Rates
 from sendwell.insight.report import build_report
 from sendwell.web.admin.pages import Admin, Viewer
 

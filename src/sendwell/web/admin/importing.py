@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
-from sendwell.contacts.fields import FIELDS, IGNORE, ImportError_, map_headers
+from sendwell.contacts.fields import FIELDS, IGNORE, ImportFileError, map_headers
 from sendwell.contacts.importer import import_contacts
 from sendwell.contacts.tabular import FileFormatError, open_table
 from sendwell.db.models import ConsentKind
@@ -51,7 +51,7 @@ def _prefill(headers: list[str]) -> tuple[list[str], str]:
     try:
         columns, _custom = map_headers(headers)
         error = ""
-    except ImportError_ as exc:
+    except ImportFileError as exc:
         columns, error = {}, str(exc)
     chosen = []
     for index, header in enumerate(headers):
@@ -134,7 +134,7 @@ def router(admin: Admin) -> APIRouter:
                     consent=options["consent"] or None, topic=options["topic"] or None, mapping=mapping,
                     dry_run=dry_run, skip_invalid=options["skip_invalid"], rejected_path=False,
                     region_map=admin.runtime.settings.region_overrides)
-        except ImportError_ as exc:
+        except ImportFileError as exc:
             return mapping_page(request, user, token, path, status=400, chosen=chosen, error=str(exc),
                                 options=options)
         if dry_run or not result.written:
