@@ -1,1 +1,1 @@
-"""API access: bearer tokens with scopes."""
+"""Access: admin users with roles, and API bearer tokens with scopes."""

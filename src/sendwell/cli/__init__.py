@@ -1,1 +1,1 @@
-"""Sendwell."""
+"""The `sendwell` console adapter (Click): one module per command group, loaded when the command runs."""

@@ -1,1 +1,1 @@
-"""Sendwell."""
+"""Contacts: people, topics and subscriptions, consent records, vocabularies, CSV/XLSX import and export, erasure."""

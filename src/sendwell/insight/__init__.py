@@ -1,1 +1,1 @@
-"""Sendwell."""
+"""Insight: rates per campaign and audience dimension, reasons, spike alerts, circuit breaker, recommendations."""

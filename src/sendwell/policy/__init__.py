@@ -1,1 +1,1 @@
-"""Sendwell."""
+"""Frequency policy: per-stage caps, per-contact tiers, pauses, the transactional exemption, and eligibility to send."""
