@@ -25,7 +25,7 @@ def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
 
 
 # ---------------------------------------------------------------- single contacts (REST API, CLI)
-# Added for the REST API (issue 12); the CSV import above stays the bulk path for files.
+# The REST API's per-contact use cases; the CSV/XLSX import (contacts.importer) stays the bulk path.
 
 EDITABLE_FIELDS = ("first_name", "last_name", "company", "job_title", "industry", "stage",
                    "country", "language", "timezone", "tags", "custom")

@@ -31,7 +31,7 @@ def show_policy(runtime: Runtime, *, after_campaign_id: int, say: Any = print) -
         )
         prospect = session.scalars(mailed.where(Contact.stage == "prospect").limit(1)).one()
         customer = session.scalars(mailed.where(Contact.stage == "customer").limit(1)).one()
-        # What the unsubscribe page's "pause 3 months" does for the person (issue 7 owns the page).
+        # What the unsubscribe page's "pause 3 months" does for the person (the page itself is optout's).
         customer.paused_until = now + timedelta(days=90)
         session.add(Event(kind="preferences_changed", contact_id=customer.id, method="demo",
                           data={"changes": {"paused_until": customer.paused_until.isoformat()}}))

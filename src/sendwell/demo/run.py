@@ -108,7 +108,7 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
             optouts = _unsubscribe_some(smtp.messages, settings, unsubscribes)
             say(f"5. {optouts['posted']} recipients clicked one-click unsubscribe (real HTTP POSTs); "
                 f"a GET changed nothing; a repeated POST was harmless")
-            feedback = feed_feedback(runtime, smtp.messages, optouts["addresses"], say)  # issue 8: bounces
+            feedback = feed_feedback(runtime, smtp.messages, optouts["addresses"], say)  # DSN bounces and a complaint
 
             second = send_campaign(runtime, "Summer LED follow-up — same audience",
                            "region in (eu, uk, us, ca)")
@@ -129,7 +129,7 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
             total_contacts = session.scalar(select(func.count()).select_from(Contact))
             statuses = [campaign_status(session, campaign_id=c["id"]) for c in (first, second)]
         audience = run_audience_demo(runtime, data_dir, optouts["addresses"], say=say)
-        # Last, so its sunset suppressions change none of the steps above (issue 10).
+        # Last, so its sunset suppressions change none of the steps above.
         with BackgroundServer(create_app(runtime, outbox=False), web_port):
             hygiene = show_hygiene(runtime, settings.base_url, smtp.messages, say)
         runtime.dispose()

@@ -167,7 +167,7 @@ def set_frequency_preference(
 ) -> dict[str, Any]:
     """The recipient's own frequency choice (tier and/or pause); records `preferences_changed`.
 
-    The seam for the preference center and the API (issue 7): they call this, nothing else
+    The seam for the preference center and the API: they call this, nothing else
     writes `frequency_tier` or `paused_until`. `paused_until=None` ends a pause now.
     Returns the changes made ({} when nothing changed).
     """
