@@ -7,11 +7,13 @@ from contextlib import contextmanager
 import fcntl
 import os
 import threading
-from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+
+# Temporary re-export for the deliverer and the importer; the lead points them at db.rawsql.
+from sendwell.db.rawsql import driver_cursor  # noqa: F401
 
 
 def make_engine(url: str) -> Engine:
@@ -102,20 +104,6 @@ class _ProcessGate:
     def release(self) -> None:
         if self.fd is not None:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
-
-
-def driver_cursor(conn: Any) -> Any:
-    """A DB-API cursor of a SQLAlchemy Connection, in its transaction; made once per connection.
-
-    For the few statements run per mail (delivery, optout/gate.py): SQLAlchemy's execution
-    and result layers cost several times the statement itself there (cProfile of a
-    deliverer: ~0.3 ms of ~2.4 ms per mail). Parameters use the driver's own style
-    (`?` for SQLite, `%s` for psycopg).
-    """
-    cursor = conn.info.get("sendwell_cursor")
-    if cursor is None:
-        cursor = conn.info["sendwell_cursor"] = conn.connection.driver_connection.cursor()
-    return cursor
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -30,9 +30,12 @@ from sendwell.db.models import (
 )
 from sendwell.i18n import normalise_language
 from sendwell.optout import scanner
-from sendwell.optout.gate import IN_FLIGHT_SQL
+from sendwell.db.rawsql import Statement, read_datetime
+from sendwell.optout.audit import record_unsubscribed
+from sendwell.optout.gate import IN_FLIGHT
 from sendwell.optout.outbox import enqueue
-from sendwell.optout.rawsql import Statement, read_datetime
+from sendwell.optout.outbox_rows import enqueue_fast
+from sendwell.suppression.fast import suppress_fast
 from sendwell.suppression.service import lift
 
 METHODS = ("one_click", "page", "preference_center", "mailto", "reply", "complaint", "bounce", "admin", "api")
@@ -122,8 +125,8 @@ def unsubscribe_contact(
     if method not in METHODS:
         raise ValueError(f"unknown opt-out method {method!r}")
     now = _now(now)
-    # Driver-level SQL (optout/rawsql.py): this is the hottest write and it sits inside the
-    # one-click request, before the 200.
+    # Driver-level SQL (db/rawsql.py), each statement beside the table it writes: this is the
+    # hottest write and it sits inside the one-click request, before the 200.
     row = (_SQL_CONTACT_PG if session.get_bind().dialect.name == "postgresql" else _SQL_CONTACT).run(
         session, id=contact_id, camp=campaign_id)
     if not row:
@@ -131,9 +134,10 @@ def unsubscribe_contact(
     email, email_hash, language, campaign_exists, sent_at = row[0]
     if campaign_id is not None and not campaign_exists:
         campaign_id = None  # the campaign was deleted since the mail went out; the opt-out stands
-    is_new = bool(_SQL_SUPPRESS.run(session, h=email_hash, cid=contact_id, camp=campaign_id, now=now))
+    is_new = suppress_fast(session, email_hash=email_hash, reason=SuppressionReason.UNSUBSCRIBE.value,
+                           contact_id=contact_id, campaign_id=campaign_id, now=now)
     # After the lock: a hand-off that committed its in-flight mark before it (optout/gate.py).
-    hand_off = bool(_SQL_IN_FLIGHT.run(session, cid=contact_id))
+    hand_off = bool(IN_FLIGHT.run(session, cid=contact_id))
     suspected = False
     if is_new:
         event_data: dict[str, Any] = dict(data or {})
@@ -149,13 +153,13 @@ def unsubscribe_contact(
         event_data["topics"] = sorted(r[0] for r in _SQL_UNSUBSCRIBE_TOPICS.run(session, cid=contact_id, now=now))
         # GDPR Art 7(3): the opt-out withdraws every consent on record.
         _SQL_WITHDRAW.run(session, cid=contact_id, now=now)
-        _SQL_EVENT.run(session, cid=contact_id, camp=campaign_id, method=method, ip=ip[:64], ua=user_agent[:500],
-                       data=event_data, now=now)
+        record_unsubscribed(session, contact_id=contact_id, campaign_id=campaign_id, method=method, ip=ip,
+                            user_agent=user_agent, data=event_data, now=now)
         if method not in NO_THANK_YOU:
             # Never sent twice: the dedupe key is unique, one thank-you per contact, ever.
-            _SQL_OUTBOX_ONCE.run(session, kind="thank_you", key=f"thank_you:{contact_id}", cid=contact_id,
-                                 payload={"campaign_id": campaign_id}, now=now)
-        _SQL_OUTBOX.run(session, kind="event", cid=contact_id, now=now, payload={
+            enqueue_fast(session, kind="thank_you", dedupe_key=f"thank_you:{contact_id}", contact_id=contact_id,
+                         payload={"campaign_id": campaign_id}, now=now)
+        enqueue_fast(session, kind="event", contact_id=contact_id, now=now, payload={
             "event": "contact.unsubscribed", "contact_id": contact_id, "email": email,
             "occurred_at": now.isoformat(),
             "data": {"method": method, "campaign_id": campaign_id, "scanner_suspected": suspected}})
@@ -182,22 +186,10 @@ _SQL_CONTACT = Statement(_CONTACT)
 # On PostgreSQL the row lock orders an opt-out and a mail's hand-off for this contact
 # (sendwell.optout.gate); SQLite already serialises writers (BEGIN IMMEDIATE).
 _SQL_CONTACT_PG = Statement(_CONTACT + " FOR UPDATE OF c")
-_SQL_IN_FLIGHT = Statement(IN_FLIGHT_SQL)
-_SQL_SUPPRESS = Statement(
-    "INSERT INTO suppressions (email_hash, scope, reason, contact_id, campaign_id, created_at) "
-    f"VALUES (:h, '{SCOPE_ALL}', '{SuppressionReason.UNSUBSCRIBE.value}', :cid, :camp, :now) "
-    "ON CONFLICT (email_hash, scope) DO NOTHING RETURNING id")
 _SQL_UNSUBSCRIBE_TOPICS = Statement(
     "UPDATE subscriptions SET status = 'unsubscribed', updated_at = :now "
     "WHERE contact_id = :cid AND status = 'subscribed' RETURNING topic_id")
 _SQL_WITHDRAW = Statement("UPDATE consents SET withdrawn_at = :now WHERE contact_id = :cid AND withdrawn_at IS NULL")
-_SQL_EVENT = Statement(
-    "INSERT INTO events (kind, contact_id, campaign_id, method, ip, user_agent, data, occurred_at) "
-    "VALUES ('unsubscribed', :cid, :camp, :method, :ip, :ua, JSON(:data), :now)")
-_OUTBOX = ("INSERT INTO outbox (kind, dedupe_key, contact_id, payload, status, attempts, next_attempt_at, created_at) "
-           "VALUES (:kind, {key}, :cid, JSON(:payload), 'pending', 0, :now, :now)")
-_SQL_OUTBOX = Statement(_OUTBOX.format(key="NULL"))
-_SQL_OUTBOX_ONCE = Statement(_OUTBOX.format(key=":key") + " ON CONFLICT (dedupe_key) DO NOTHING")
 
 
 def _webhook(session: Session, event: str, contact: Contact, now: datetime, data: dict[str, Any]) -> None:
