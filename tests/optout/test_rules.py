@@ -39,7 +39,7 @@ def test_no_campaign_kind_reaches_an_unsubscribed_contact(runtime, kind) -> None
 def test_mailto_unsubscribe_seam(runtime) -> None:
     """Row 14 (our half): a mailto token from the List-Unsubscribe header identifies the contact, and
     `unsubscribe_contact(method="mailto")` suppresses it and queues the thank-you. The inbound
-    listener that receives the mail belongs to the feedback issue."""
+    listener that receives the mail is tested with the feedback context."""
     keys = runtime.settings.secret_keys
     with transaction(runtime.factory) as s:
         c = make_contact(s)
