@@ -1,15 +1,28 @@
-"""All of Sendwell's settings, read once from SENDWELL_* variables and the data folder."""
+"""All of Sendwell's settings, read once from SENDWELL_* variables and the data folder.
+
+Config sits below every context: besides the standard library and pydantic it imports only
+the leaf parsers of its string settings (caps, windows, region map, webhook endpoints, the
+role-address list), which import nothing of Sendwell themselves. Each string setting is
+checked when the object is built and parsed into its typed value once per object, on first
+use (cached on the object).
+"""
 
 from __future__ import annotations
 
+import os
 from email.utils import parseaddr
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from sendwell.hygiene.addresses import ROLE_ADDRESSES
+from sendwell.contacts.regions import parse_region_map
+from sendwell.hygiene.roles import ROLE_ADDRESSES
+from sendwell.policy.caps import Cap, parse_caps
+from sendwell.policy.windows import SendWindow, parse_windows
+from sendwell.webhooks.endpoints import Endpoint, parse_endpoints
 
 CONFIG_FILE_NAME = "sendwell.env"
 
@@ -85,7 +98,7 @@ class Settings(BaseSettings):
     # unsubscribe ("all", "none", or e.g. "eu,uk,us"), and outbound webhooks to a CRM.
     thank_you_regions: str = "all"
     # Comma-separated endpoints, each `URL [event-type ...]` (none = every event type);
-    # empty = no webhooks. See sendwell.webhooks.service.parse_endpoints.
+    # empty = no webhooks. See sendwell.webhooks.endpoints.parse_endpoints.
     webhook_urls: str = ""
     webhook_secret: str = ""  # HMAC-SHA256 key of the webhook body; empty = the newest secret key
     # Frequency policy (docs/policy.md): caps as name=COUNT/PERIOD, periods in h, d or w.
@@ -112,32 +125,24 @@ class Settings(BaseSettings):
     @field_validator("stage_caps", "tier_caps")
     @classmethod
     def _check_caps(cls, value: str) -> str:
-        from sendwell.policy.caps import parse_caps
-
         parse_caps(value, setting="SENDWELL_STAGE_CAPS / SENDWELL_TIER_CAPS")
         return value
 
     @field_validator("send_window")
     @classmethod
     def _check_window(cls, value: str) -> str:
-        from sendwell.policy.windows import parse_windows
-
         parse_windows(value, setting="SENDWELL_SEND_WINDOW")
         return value
 
     @field_validator("region_map")
     @classmethod
     def _check_region_map(cls, value: str) -> str:
-        from sendwell.contacts.regions import parse_region_map
-
         parse_region_map(value)  # ValueError names the bad entry
         return value
 
     @field_validator("webhook_urls")
     @classmethod
     def _check_webhook_urls(cls, value: str) -> str:
-        from sendwell.webhooks.service import parse_endpoints
-
         parse_endpoints(value)  # ValueError names the bad URL or event type
         return value
 
@@ -166,19 +171,21 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, _DataDirFileSource(settings_cls, init_kwargs.get("data_dir")))
 
     # ---- derived values -------------------------------------------------
+    # Typed values parsed from the strings above, once per object (cached_property); a new
+    # Settings object (replace) starts with none of them.
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'sendwell.db').resolve()}"
 
-    @property
+    @cached_property
     def from_address(self) -> str:
         return parseaddr(self.from_)[1]
 
-    @property
+    @cached_property
     def sender_domain(self) -> str:
         return self.from_address.rpartition("@")[2] or "sendwell.example"
 
-    @property
+    @cached_property
     def secret_keys(self) -> list[str]:
         """Signing keys, newest last; the newest signs, all verify."""
         keys = [k.strip() for k in self.secret_key.split(",") if k.strip()]
@@ -192,45 +199,60 @@ class Settings(BaseSettings):
             raise RuntimeError("no SENDWELL_HASH_PEPPER configured: run `sendwell init` first")
         return self.hash_pepper.encode()
 
-    @property
+    @cached_property
     def inbound_domain_list(self) -> list[str]:
         """Domains whose bounce+, unsubscribe+ and reply addresses Sendwell receives mail for."""
         domains = [d.strip().lower() for d in self.inbound_domains.split(",") if d.strip()]
         return domains or [self.sender_domain.lower()]
 
-    @property
+    @cached_property
     def role_address_set(self) -> frozenset[str]:
         return frozenset(p.strip().lower() for p in self.role_addresses.split(",") if p.strip())
 
-    @property
+    @cached_property
+    def webhook_endpoints(self) -> list[Endpoint]:
+        """The webhook endpoints with the event types each one subscribes to."""
+        return parse_endpoints(self.webhook_urls)
+
+    @cached_property
     def webhook_url_list(self) -> list[str]:
         return [e.url for e in self.webhook_endpoints]
-
-    @property
-    def webhook_endpoints(self) -> list[Any]:
-        """The webhook endpoints with the event types each one subscribes to."""
-        from sendwell.webhooks.service import parse_endpoints
-
-        return parse_endpoints(self.webhook_urls)
 
     @property
     def webhook_signing_key(self) -> str:
         return self.webhook_secret or self.secret_keys[-1]
 
-    def sends_thank_you_to(self, region: str) -> bool:
-        """Whether contacts of this region get the thank-you mail (configurable per region)."""
+    @cached_property
+    def thank_you_region_set(self) -> frozenset[str] | None:
+        """The regions that get the thank-you mail: None for every region ("all" or empty)."""
         value = self.thank_you_regions.strip().lower()
         if value in ("", "all"):
-            return True
+            return None
         if value == "none":
-            return False
-        return region in {r.strip() for r in value.split(",")}
+            return frozenset()
+        return frozenset(r.strip() for r in value.split(","))
 
-    @property
+    @cached_property
     def region_overrides(self) -> dict[str, str]:
-        from sendwell.contacts.regions import parse_region_map
-
         return parse_region_map(self.region_map)
+
+    @cached_property
+    def stage_cap_rules(self) -> dict[str, Cap]:
+        return parse_caps(self.stage_caps, setting="SENDWELL_STAGE_CAPS")
+
+    @cached_property
+    def tier_cap_rules(self) -> dict[str, Cap]:
+        return parse_caps(self.tier_caps, setting="SENDWELL_TIER_CAPS")
+
+    @cached_property
+    def send_windows(self) -> dict[str, SendWindow]:
+        """Region (or "*" for every region) → sending window."""
+        return parse_windows(self.send_window, setting="SENDWELL_SEND_WINDOW")
+
+    @cached_property
+    def domain_limit_map(self) -> dict[str, float]:
+        """SENDWELL_DOMAIN_LIMITS as destination domain → mails per second."""
+        return parse_domain_limits(self.domain_limits)
 
     @property
     def capture_dir(self) -> Path:
@@ -239,6 +261,20 @@ class Settings(BaseSettings):
     @property
     def config_file(self) -> Path:
         return self.data_dir / CONFIG_FILE_NAME
+
+    def replace(self, **changes: Any) -> Settings:
+        """A new, validated Settings object with these fields changed (environment and file not re-read)."""
+        return type(self).model_validate({**self.model_dump(), **changes})
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Until every caller swaps in a new object (replace) instead of assigning a field, an
+        # assignment drops the values parsed from the old text.
+        super().__setattr__(name, value)
+        for derived in _DERIVED:
+            self.__dict__.pop(derived, None)
+
+
+_DERIVED = tuple(name for name, value in vars(Settings).items() if isinstance(value, cached_property))
 
 
 class _DataDirFileSource(PydanticBaseSettingsSource):
@@ -252,8 +288,6 @@ class _DataDirFileSource(PydanticBaseSettingsSource):
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        import os
-
         data_dir = Path(self.data_dir or os.environ.get("SENDWELL_DATA_DIR", ".sendwell"))
         return read_config_file(data_dir / CONFIG_FILE_NAME)
 

@@ -13,11 +13,11 @@ from sqlalchemy import select
 
 from sendwell.db.models import Consent, Event, OutboxMessage, Suppression
 from sendwell.db.session import transaction
-from sendwell.optout.dispatch import dispatch_outbox
-from sendwell.optout.outbox import SIGNATURE_HEADER, sign_body
+from sendwell.followups import dispatch_outbox
 from sendwell.optout.service import unsubscribe_contact
 from sendwell.suppression.service import suppress
 from sendwell.web.server import BackgroundServer
+from sendwell.webhooks.delivery import SIGNATURE_HEADER, sign_body
 from tests.helpers import make_contact, parse_strict
 from tests.optout.conftest import count, outbox, suppressed, u
 

@@ -10,7 +10,7 @@ from sendwell.cli.main import _register, cli
 from sendwell.db.session import transaction
 from sendwell.feedback.classify import Classification
 from sendwell.feedback.service import record_feedback
-from sendwell.optout.dispatch import dispatch_outbox
+from sendwell.followups import dispatch_outbox
 from tests.conftest import TEST_PEPPER, TEST_SECRET
 from tests.helpers import WebhookReceiver, make_contact
 

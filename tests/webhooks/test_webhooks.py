@@ -15,9 +15,10 @@ from sendwell.db.models import OutboxMessage, WebhookDelivery
 from sendwell.db.session import transaction
 from sendwell.feedback.classify import Classification
 from sendwell.feedback.service import record_feedback
-from sendwell.optout import outbox
-from sendwell.optout.dispatch import dispatch_outbox
-from sendwell.webhooks.service import parse_endpoints
+from sendwell.followups import dispatch_outbox
+from sendwell.outbox import store
+from sendwell.webhooks.delivery import deliver_webhook
+from sendwell.webhooks.endpoints import parse_endpoints
 from tests.helpers import WebhookReceiver, make_contact
 
 SECRET = "crm-shared-secret"
@@ -115,7 +116,7 @@ def test_a_rolled_back_bounce_tells_nobody(runtime) -> None:
 
 
 def test_an_endpoint_that_keeps_failing_is_given_up_and_logged_as_failed(runtime, monkeypatch) -> None:
-    monkeypatch.setattr(outbox, "MAX_ATTEMPTS", 2)
+    monkeypatch.setattr(store, "MAX_ATTEMPTS", 2)
     with WebhookReceiver() as hook:
         hook.status["/down"] = 500
         runtime.settings.webhook_urls = f"{hook.url}/down contact.bounced"
@@ -133,7 +134,7 @@ def test_an_endpoint_that_keeps_failing_is_given_up_and_logged_as_failed(runtime
 
 
 def test_an_unreachable_endpoint_is_logged_without_a_status() -> None:
-    result = outbox.deliver_webhook("http://127.0.0.1:9/hook", SECRET, b"{}", timeout=2)
+    result = deliver_webhook("http://127.0.0.1:9/hook", SECRET, b"{}", timeout=2)
     assert result.http_status is None and not result.ok and "Error" in result.error
 
 

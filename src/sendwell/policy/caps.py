@@ -1,4 +1,8 @@
-"""Frequency policy: per-stage caps, recipient tiers and sending windows, parsed from settings."""
+"""Frequency policy: per-stage caps, recipient tiers and sending windows, parsed from settings.
+
+A leaf: it imports only the standard library and policy.windows, so config can parse its
+settings with it.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,8 @@ from typing import Any
 
 from sendwell.policy.windows import SendWindow, parse_windows
 
-# DESIGN.md / issue 4: the seed's defaults (new lead ≤ 2 per 30 days, prospect ≤ 1 per 7
-# days, customer ≤ 3 per 30 days).
+# DESIGN.md's defaults: new lead ≤ 2 per 30 days, prospect ≤ 1 per 7 days, customer ≤ 3 per
+# 30 days.
 DEFAULT_STAGE_CAPS = "new_lead=2/30d,prospect=1/7d,customer=3/30d"
 # Tiers the recipient chooses on the preference center; `launches_only` is not a count but
 # a kind filter (see eligibility.py).
@@ -68,11 +72,8 @@ class FrequencyPolicy:
     @classmethod
     def from_settings(cls, settings: Any) -> FrequencyPolicy:
         """Build the policy from SENDWELL_STAGE_CAPS, SENDWELL_TIER_CAPS and SENDWELL_SEND_WINDOW."""
-        return cls(
-            stage_caps=parse_caps(settings.stage_caps, setting="SENDWELL_STAGE_CAPS"),
-            tier_caps=parse_caps(settings.tier_caps, setting="SENDWELL_TIER_CAPS"),
-            windows=parse_windows(settings.send_window, setting="SENDWELL_SEND_WINDOW"),
-        )
+        # Parsed once per settings object (config caches them), not once per campaign.
+        return cls(stage_caps=settings.stage_cap_rules, tier_caps=settings.tier_cap_rules, windows=settings.send_windows)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -1,1 +1,1 @@
-"""Outbound webhooks: event types, endpoint subscriptions, the delivery log and redelivery."""
+"""Outbound webhooks: event types and endpoint subscriptions, emitting events, signed delivery from the outbox, the delivery log and redelivery."""

@@ -1,13 +1,12 @@
-"""Outbound webhooks: event types, which endpoint gets which, emitting an event, the delivery log.
+"""Outbound webhooks: emitting an event, the delivery log and redelivery.
 
-The machinery (outbox row in the caller's transaction, fan-out per endpoint, HMAC signature,
-retries with backoff) is the opt-out outbox in sendwell.optout.outbox / dispatch; this module
-is the vocabulary and the use cases around it.
+The machinery is the transactional outbox (sendwell.outbox): the event row is written in the
+caller's transaction, fanned out per endpoint and POSTed by the handlers in
+sendwell.webhooks.delivery; event types and endpoints are in sendwell.webhooks.endpoints.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -15,57 +14,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sendwell.db.models import Alert, OutboxMessage, WebhookDelivery
-from sendwell.optout.outbox import enqueue
+from sendwell.outbox.store import enqueue
+from sendwell.webhooks.endpoints import EVENT_TYPES
 
-# Every event a webhook endpoint can receive; the names are a contract (docs/api.md).
-EVENT_TYPES: dict[str, str] = {
-    "contact.unsubscribed": "a contact opted out of all marketing (any method)",
-    "contact.preferences_changed": "a contact chose fewer mails, a pause or other topics",
-    "contact.resubscribed": "a contact undid an opt-out or confirmed a double opt-in",
-    "contact.bounced": "a hard or soft bounce was recorded for a contact",
-    "contact.complained": "a contact marked a mail as spam (an ARF or provider complaint)",
-    "alert.raised": "a new alert: a spike of unsubscribes, complaints or bounces, or receivers rejecting our mail",
-}
 DELIVERY_STATUSES = ("delivered", "retrying", "failed")
 
 
 class WebhookError(ValueError):
     """A webhook request that cannot be carried out as asked."""
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    url: str
-    events: frozenset[str] | None  # None = every event type
-
-    def wants(self, event_type: str) -> bool:
-        """True if this endpoint subscribes to the event type."""
-        if self.events is None:
-            return True
-        return event_type in self.events or f"{event_type.partition('.')[0]}.*" in self.events
-
-
-def parse_endpoints(value: str) -> list[Endpoint]:
-    """`SENDWELL_WEBHOOK_URLS`: comma-separated `URL [event-type ...]`; no event types = all of them.
-
-    `https://crm.example/hook, https://ops.example/hook alert.raised contact.complained`
-    (a `contact.*` wildcard is accepted). Raises ValueError naming the bad entry.
-    """
-    endpoints = []
-    for entry in value.split(","):
-        parts = entry.split()
-        if not parts:
-            continue
-        url, wanted = parts[0], parts[1:]
-        if not url.startswith(("http://", "https://")):
-            raise ValueError(f"SENDWELL_WEBHOOK_URLS: {url!r} is not an http(s) URL")
-        for name in wanted:
-            if name not in EVENT_TYPES and not (name.endswith(".*") and any(
-                    e.startswith(name[:-1]) for e in EVENT_TYPES)):
-                raise ValueError(f"SENDWELL_WEBHOOK_URLS: unknown event type {name!r} for {url} "
-                                 f"(one of {', '.join(EVENT_TYPES)})")
-        endpoints.append(Endpoint(url, frozenset(wanted) if wanted else None))
-    return endpoints
 
 
 def emit_event(

@@ -1,0 +1,28 @@
+"""Which handlers drain the outbox in Sendwell: the opt-out mails and the webhooks (composition only)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sendwell.optout.followup_mails import register_mail_handlers
+from sendwell.outbox.worker import Dispatcher, OutboxWorker
+from sendwell.webhooks.delivery import register_webhook_handlers
+
+
+def outbox_dispatcher(runtime: Any, *, transport: Any = None) -> Dispatcher:
+    """A dispatcher over the runtime's database with every follow-up handler registered."""
+    dispatcher = Dispatcher(runtime.factory)
+    register_mail_handlers(dispatcher, runtime, transport=transport)
+    register_webhook_handlers(dispatcher, runtime)
+    return dispatcher
+
+
+def dispatch_outbox(runtime: Any, *, now: datetime | None = None, transport: Any = None) -> dict[str, int]:
+    """Process every due outbox row once; returns counts by outcome (and `claimed`)."""
+    return outbox_dispatcher(runtime, transport=transport).dispatch(now=now)
+
+
+def outbox_worker(runtime: Any, poll_seconds: float = 15.0, debounce_seconds: float = 0.5) -> OutboxWorker:
+    """The dispatcher thread of `sendwell serve` / `sendwell worker`, with every follow-up handler."""
+    return OutboxWorker(outbox_dispatcher(runtime), poll_seconds=poll_seconds, debounce_seconds=debounce_seconds)

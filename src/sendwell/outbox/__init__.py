@@ -1,0 +1,1 @@
+"""The transactional outbox: work written in the caller's transaction and done after its commit."""
