@@ -1,10 +1,11 @@
 """Settings a marketer may change in the web admin: the sender identity and the frequency policy.
 
 They are written to `sendwell.env` in the data folder — the same file `sendwell init` writes
-and every process reads at start — and applied to the running process at once. The
-environment still wins (DESIGN.md): a value set by a SENDWELL_* variable is shown as such
-and cannot be changed here. Other processes on the machine (`sendwell worker`) pick the
-file up on their next recovery scan (`refresh_from_file`).
+and every process reads at start. Settings objects are never changed in place: both functions
+return a new object, which the caller swaps in (`Runtime.replace_settings`) so the running
+process applies it at once. The environment still wins (DESIGN.md): a value set by a
+SENDWELL_* variable is shown as such and cannot be changed here. Other processes on the
+machine (`sendwell worker`) pick the file up on their next recovery scan (`refresh_from_file`).
 """
 
 from __future__ import annotations
@@ -76,15 +77,13 @@ def _check(field: str, value: str) -> None:
         raise SettingsError(field, f"{value!r} is not an http(s) URL")
 
 
-def _validate(settings: Settings, values: dict[str, str]) -> None:
-    """SettingsError naming the first bad value: our checks, then the Settings validators
-    (caps, windows …) on a Settings built with them (init values win over the environment)."""
-    if not values:
-        return
+def _replaced(settings: Settings, values: dict[str, str]) -> Settings:
+    """A new Settings with these values; SettingsError naming the first bad value: our checks,
+    then the Settings validators (caps, windows …)."""
     for field, value in values.items():
         _check(field, value)
     try:
-        Settings(data_dir=settings.data_dir, **values)
+        return settings.replace(**values)
     except ValidationError as exc:
         error = exc.errors()[0]
         field = str(error["loc"][0]) if error.get("loc") else ""
@@ -92,11 +91,12 @@ def _validate(settings: Settings, values: dict[str, str]) -> None:
         raise SettingsError(field, str(error["msg"]).removeprefix("Value error, ")) from None
 
 
-def update_settings(settings: Settings, changes: dict[str, str]) -> dict[str, str]:
-    """Validate `changes` (field → new text), write them to sendwell.env, apply them here.
+def update_settings(settings: Settings, changes: dict[str, str]) -> tuple[Settings, dict[str, str]]:
+    """Validate `changes` (field → new text) and write them to sendwell.env.
 
     All or nothing: one bad value changes nothing, and the error names its variable. Values
-    set in the environment are refused. Returns what actually changed.
+    set in the environment are refused. Returns the new settings (`settings` itself when
+    nothing changed) and what actually changed; the caller swaps the new object in.
     """
     changed = {k: v.strip() for k, v in changes.items() if k in EDITABLE and v.strip() != str(getattr(settings, k))}
     for field in changes:
@@ -105,36 +105,40 @@ def update_settings(settings: Settings, changes: dict[str, str]) -> dict[str, st
     for field in changed:
         if from_environment(field):
             raise SettingsError(field, "set in the environment, which wins over this page; change it there")
-    _validate(settings, changed)
-    if changed:
-        write_config_values(settings.data_dir / CONFIG_FILE_NAME, changed)
-        for field, value in changed.items():
-            setattr(settings, field, value)
-    return changed
+    if not changed:
+        return settings, changed
+    new = _replaced(settings, changed)
+    write_config_values(settings.data_dir / CONFIG_FILE_NAME, changed)
+    return new, changed
 
 
 _seen: dict[str, float] = {}
 
 
-def refresh_from_file(settings: Settings) -> list[str]:
-    """Apply editable values changed in sendwell.env since the last look (not those the environment sets)."""
+def refresh_from_file(settings: Settings) -> tuple[Settings, list[str]] | None:
+    """Editable values changed in sendwell.env since the last look (not those the environment sets).
+
+    Returns the new settings and the names of the fields that changed, or None when nothing
+    did; the caller swaps the new object in.
+    """
     path = settings.data_dir / CONFIG_FILE_NAME
     try:
         mtime = path.stat().st_mtime
     except OSError:
-        return []
+        return None
     key = str(path.resolve())
     if _seen.get(key) == mtime:
-        return []
+        return None
     _seen[key] = mtime
     values: dict[str, Any] = read_config_file(path)
-    applied = []
+    applied: dict[str, str] = {}
     for field in EDITABLE:
         if field in values and not from_environment(field) and str(getattr(settings, field)) != values[field]:
             try:
-                _validate(settings, {field: values[field]})
+                _replaced(settings, {field: values[field]})
             except SettingsError:
                 continue  # a hand-edited bad line: keep what runs now (the next start names it)
-            setattr(settings, field, values[field])
-            applied.append(field)
-    return applied
+            applied[field] = values[field]
+    if not applied:
+        return None
+    return settings.replace(**applied), list(applied)

@@ -75,5 +75,16 @@ def test_another_process_picks_up_the_file(runtime, tmp_path) -> None:
     refresh_from_file(other)  # remember the file as it is
     update_settings(runtime.settings, {"postal_address": "9 Quay Street, Ningbo"})
     assert other.postal_address != "9 Quay Street, Ningbo"
-    assert refresh_from_file(other) == ["postal_address"] and other.postal_address == "9 Quay Street, Ningbo"
-    assert refresh_from_file(other) == []  # unchanged file: nothing to do
+    reloaded, applied = refresh_from_file(other)
+    assert applied == ["postal_address"] and reloaded.postal_address == "9 Quay Street, Ningbo"
+    assert other.postal_address != "9 Quay Street, Ningbo"  # a new object; the old one is never changed
+    assert refresh_from_file(reloaded) is None  # unchanged file: nothing to do
+
+
+def test_saving_builds_new_settings_and_leaves_the_old_object_alone(runtime) -> None:
+    before = runtime.settings
+    new, changed = update_settings(before, {"stage_caps": "prospect=1/14d", "company_name": before.company_name})
+    assert changed == {"stage_caps": "prospect=1/14d"}
+    assert new is not before and before.stage_caps != "prospect=1/14d"
+    assert new.stage_cap_rules["prospect"].window == 14 * 86400  # parsed from the new text
+    assert update_settings(new, {"stage_caps": "prospect=1/14d"}) == (new, {})  # nothing changed: same object

@@ -117,9 +117,10 @@ def router(admin: Admin) -> APIRouter:
         form = await request.form()
         changes = {name: str(form[name])[:2000] for name in EDITABLE if name in form}
         try:
-            changed = update_settings(runtime.settings, changes)
+            new_settings, changed = update_settings(runtime.settings, changes)
         except SettingsError as exc:
             return render_settings(request, user, status=400, error=str(exc), values=changes, bad=exc.field)
+        runtime.replace_settings(new_settings)
         return render_settings(request, user, notice="saved" if changed else "unchanged")
 
     def render_settings(request: Request, user: Viewer, *, status: int = 200, error: str = "", notice: str = "",
