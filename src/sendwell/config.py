@@ -267,8 +267,9 @@ class Settings(BaseSettings):
         return type(self).model_validate({**self.model_dump(), **changes})
 
     def __setattr__(self, name: str, value: Any) -> None:
-        # Until every caller swaps in a new object (replace) instead of assigning a field, an
-        # assignment drops the values parsed from the old text.
+        # Sendwell's own code never assigns a field (it swaps in a new object: replace and
+        # Runtime.replace_settings), but many tests still do; until they stop, and the model
+        # is made frozen, an assignment drops the values parsed from the old text.
         super().__setattr__(name, value)
         for derived in _DERIVED:
             self.__dict__.pop(derived, None)

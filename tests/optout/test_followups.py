@@ -24,8 +24,7 @@ from tests.optout.conftest import count, outbox, suppressed, u
 
 @pytest.fixture
 def mail_runtime(runtime, smtp_server):
-    runtime.settings.smtp_url = smtp_server.url
-    runtime.settings.contact_phone = "+86 574 8888 6666"
+    runtime.replace_settings(runtime.settings.replace(smtp_url=smtp_server.url, contact_phone="+86 574 8888 6666"))
     return runtime
 
 
@@ -91,7 +90,7 @@ def test_thank_you_is_never_sent_after_a_complaint(mail_runtime, smtp_server, ho
 
 
 def test_thank_you_is_configurable_per_region(mail_runtime, smtp_server) -> None:
-    mail_runtime.settings.thank_you_regions = "us,ca"
+    mail_runtime.replace_settings(mail_runtime.settings.replace(thank_you_regions="us,ca"))
     with transaction(mail_runtime.factory) as s:
         eu, us = make_contact(s, country="DE"), make_contact(s, country="US")
     _unsubscribe(mail_runtime, eu.id)
@@ -112,8 +111,7 @@ def test_every_opt_out_method_gets_the_thank_you(mail_runtime, smtp_server, meth
 
 
 def test_smtp_down_retries_later_and_the_opt_out_stands(runtime, unused_port) -> None:
-    runtime.settings.smtp_url = f"smtp://127.0.0.1:{unused_port}"
-    runtime.settings.smtp_timeout = 2
+    runtime.replace_settings(runtime.settings.replace(smtp_url=f"smtp://127.0.0.1:{unused_port}", smtp_timeout=2))
     with transaction(runtime.factory) as s:
         c = make_contact(s)
     _unsubscribe(runtime, c.id)
@@ -185,8 +183,8 @@ def test_webhooks_are_signed_and_retried_with_backoff(runtime, web, unused_port)
 
     receiver = Receiver(fail=1)
     with BackgroundServer(receiver.app, free_port()) as hook:
-        runtime.settings.webhook_urls = f"{hook.url}/hook"
-        runtime.settings.webhook_secret = "crm-shared-secret"
+        runtime.replace_settings(runtime.settings.replace(webhook_urls=f"{hook.url}/hook",
+                                                          webhook_secret="crm-shared-secret"))
         with transaction(runtime.factory) as s:
             c = make_contact(s, language="en")
         web.post(u(runtime, c.id) + "/alternative", data={"choice": "monthly"})
@@ -214,7 +212,7 @@ def test_without_endpoints_events_are_skipped_not_kept(runtime, web) -> None:
     with transaction(runtime.factory) as s:
         c = make_contact(s)
     web.post(u(runtime, c.id), data={"List-Unsubscribe": "One-Click"})
-    runtime.settings.thank_you_regions = "none"
+    runtime.replace_settings(runtime.settings.replace(thank_you_regions="none"))
     dispatch_outbox(runtime)
     with transaction(runtime.factory) as s:
         assert set(s.scalars(select(OutboxMessage.status))) == {"skipped"}

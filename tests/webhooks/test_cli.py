@@ -21,7 +21,7 @@ def test_the_delivery_log_and_redelivery_from_the_command_line(runtime, db_url, 
     with WebhookReceiver() as hook:
         hook.fail["/crm"] = 1
         urls = f"{hook.url}/crm contact.bounced"
-        runtime.settings.webhook_urls = urls
+        runtime.replace_settings(runtime.settings.replace(webhook_urls=urls))
         env = {"SENDWELL_DATA_DIR": str(tmp_path / "cli"), "SENDWELL_DATABASE_URL": db_url,
                "SENDWELL_SECRET_KEY": TEST_SECRET, "SENDWELL_HASH_PEPPER": TEST_PEPPER, "SENDWELL_WEBHOOK_URLS": urls}
 

@@ -47,8 +47,8 @@ def _verified(call) -> bool:
 def test_bounce_complaint_and_alert_reach_the_subscribed_endpoints_signed_and_retried(runtime) -> None:
     with WebhookReceiver() as hook:
         hook.fail["/crm"] = 1  # the CRM's first answer is a 500
-        runtime.settings.webhook_urls = f"{hook.url}/crm, {hook.url}/ops alert.raised contact.complained"
-        runtime.settings.webhook_secret = SECRET
+        runtime.replace_settings(runtime.settings.replace(
+            webhook_urls=f"{hook.url}/crm, {hook.url}/ops alert.raised contact.complained", webhook_secret=SECRET))
         with transaction(runtime.factory) as s:
             anna = make_contact(s, email="anna@licht.example").id
             bob = make_contact(s, email="bob@bulbs.example").id
@@ -99,7 +99,7 @@ def test_bounce_complaint_and_alert_reach_the_subscribed_endpoints_signed_and_re
 
 def test_a_rolled_back_bounce_tells_nobody(runtime) -> None:
     with WebhookReceiver() as hook:
-        runtime.settings.webhook_urls = f"{hook.url}/crm"
+        runtime.replace_settings(runtime.settings.replace(webhook_urls=f"{hook.url}/crm"))
         with transaction(runtime.factory) as s:
             make_contact(s, email="anna@licht.example")
         with pytest.raises(RuntimeError):
@@ -119,7 +119,7 @@ def test_an_endpoint_that_keeps_failing_is_given_up_and_logged_as_failed(runtime
     monkeypatch.setattr(store, "MAX_ATTEMPTS", 2)
     with WebhookReceiver() as hook:
         hook.status["/down"] = 500
-        runtime.settings.webhook_urls = f"{hook.url}/down contact.bounced"
+        runtime.replace_settings(runtime.settings.replace(webhook_urls=f"{hook.url}/down contact.bounced"))
         with transaction(runtime.factory) as s:
             make_contact(s, email="anna@licht.example")
         _record(runtime, HARD)
@@ -155,7 +155,7 @@ def test_endpoint_subscriptions_are_parsed_and_bad_ones_named() -> None:
 
 def test_events_nobody_subscribes_to_are_skipped_with_the_reason(runtime) -> None:
     with WebhookReceiver() as hook:
-        runtime.settings.webhook_urls = f"{hook.url}/ops alert.raised"
+        runtime.replace_settings(runtime.settings.replace(webhook_urls=f"{hook.url}/ops alert.raised"))
         with transaction(runtime.factory) as s:
             make_contact(s, email="anna@licht.example")
         _record(runtime, HARD)
