@@ -11,22 +11,21 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from sendwell.campaigns.service import (
+    CampaignError,
+    claim_scheduled,
+    create_campaign,
+    due_scheduled,
+    get_campaign,
+    schedule_campaign,
+)
 from sendwell.config import Settings
 from sendwell.contacts.fields import normalise_email
 from sendwell.content.render import TemplateError
 from sendwell.content.service import ComplianceError, ContentError, assert_sendable, preview_campaign
 from sendwell.db.models import Alert, Campaign, CampaignStatus
 from sendwell.db.session import transaction
-from sendwell.delivery.service import (
-    CampaignError,
-    claim_scheduled,
-    create_campaign,
-    due_scheduled,
-    get_campaign,
-    plan_campaign,
-    queue_campaign,
-    schedule_campaign,
-)
+from sendwell.delivery.planning import plan_campaign, queue_campaign
 from sendwell.hygiene.scheduler import JOB as HYGIENE_JOB
 from sendwell.hygiene.scheduler import claim_turn, finish_turn, holder_name
 from sendwell.hygiene.service import HygieneResult, Reconfirmation, run_pass

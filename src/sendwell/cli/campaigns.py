@@ -8,20 +8,15 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from sendwell.campaigns.service import CampaignError, create_campaign, get_campaign, set_campaign_status
 from sendwell.cli.common import emit, fail, json_option
 from sendwell.cli.content import campaigns_lint, campaigns_preview, refuse_unsendable
 from sendwell.cli.context import get_runtime
 from sendwell.content.render import TemplateError
 from sendwell.db.session import transaction
-from sendwell.delivery.service import (
-    CampaignError,
-    campaign_status,
-    create_campaign,
-    get_campaign,
-    queued_batches,
-    run_campaign,
-    set_campaign_status,
-)
+from sendwell.delivery.planning import queued_batches
+from sendwell.delivery.progress import campaign_status
+from sendwell.delivery.runner import run_campaign
 from sendwell.delivery.transport import TransportUnavailable
 from sendwell.flows import schedule_sending, start_sending
 from sendwell.runtime import Runtime

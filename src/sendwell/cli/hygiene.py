@@ -9,10 +9,11 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from sendwell.campaigns.service import CampaignError
 from sendwell.cli.common import emit, fail, json_option
 from sendwell.cli.context import get_runtime
 from sendwell.db.session import transaction
-from sendwell.delivery.service import CampaignError, run_campaign
+from sendwell.delivery.runner import run_campaign
 from sendwell.flows import run_hygiene
 from sendwell.hygiene.report import summary_rows
 from sendwell.hygiene.service import HygieneError, list_runs

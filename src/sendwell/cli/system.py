@@ -9,11 +9,11 @@ from typing import Any
 import click
 import uvicorn
 
+from sendwell.bootstrap import initialise
 from sendwell.cli.common import emit, fail, get_settings, json_option
 from sendwell.cli.context import get_runtime, safe_url
 from sendwell.delivery.transport import loopback_sessions_hint
-from sendwell.optout.outbox import OutboxWorker
-from sendwell.setup import initialise
+from sendwell.followups import outbox_worker
 from sendwell.web.app import create_app
 from sendwell.worker.queue import Queue
 
@@ -85,7 +85,7 @@ def worker(threads: int | None) -> None:
     _hint_sessions("worker", runtime, consumer.workers)
     # Follow-ups too: nobody wakes this dispatcher after a commit in another process, so it
     # polls (SENDWELL_OUTBOX_POLL_SECONDS); with `serve --no-outbox` it is the only one.
-    outbox = OutboxWorker(runtime, poll_seconds=runtime.settings.outbox_poll_seconds)
+    outbox = outbox_worker(runtime, poll_seconds=runtime.settings.outbox_poll_seconds)
     outbox.start()
     try:
         consumer.run()

@@ -36,7 +36,7 @@ from sendwell.db.models import (
     Subscription,
     Topic,
 )
-from sendwell.db.session import driver_cursor
+from sendwell.db.rawsql import driver_cursor
 from sendwell.hygiene.addresses import ROLE_ADDRESSES, notes_for_valid
 
 CHUNK = 2000

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from sendwell.campaigns.service import create_campaign
 from sendwell.content.service import ComplianceError, assert_sendable, lint_campaign, preview_campaign
 from sendwell.db.session import transaction
-from sendwell.delivery.service import create_campaign
 from sendwell.runtime import Runtime
 
 # What a careless template might do: a fake reply subject and a footer hidden by CSS.

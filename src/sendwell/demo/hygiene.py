@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sendwell.contacts.records import ensure_topic
 from sendwell.db.models import Consent, Contact, Subscription, Suppression
 from sendwell.db.session import transaction
-from sendwell.delivery.service import run_campaign
+from sendwell.delivery.runner import run_campaign
 from sendwell.flows import run_hygiene
 from sendwell.hygiene.report import summary_rows
 from sendwell.insight.engagement import record_engagement

@@ -12,9 +12,9 @@ from sqlalchemy import select
 
 from sendwell.db.models import Contact
 from sendwell.db.session import transaction
+from sendwell.followups import dispatch_outbox
 from sendwell.insight.alerts import Thresholds, check_campaign
 from sendwell.insight.recommendations import recommend
-from sendwell.optout.dispatch import dispatch_outbox
 
 SEGMENT = "industry in (furniture, textiles)"
 _URL = re.compile(r"<(https?://[^>]+)>")

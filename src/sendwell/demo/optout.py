@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from sendwell.db.models import Contact, Event
 from sendwell.db.session import transaction
-from sendwell.optout.dispatch import dispatch_outbox
+from sendwell.followups import dispatch_outbox
 from sendwell.optout.service import reasons_breakdown
 from sendwell.optout.tokens import SALT_UNSUBSCRIBE, TokenData, make_token
 

@@ -7,9 +7,11 @@ from typing import Any
 
 from sqlalchemy import select
 
+from sendwell.campaigns.service import create_campaign
 from sendwell.db.models import Contact, Event, Send, SendState
 from sendwell.db.session import transaction
-from sendwell.delivery.service import campaign_status, create_campaign, finish_if_done, plan_campaign, queue_campaign
+from sendwell.delivery.planning import plan_campaign, queue_campaign
+from sendwell.delivery.progress import campaign_status, finish_if_done
 from sendwell.runtime import Runtime
 
 TAG = "policy-demo"

@@ -14,11 +14,14 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
+from sendwell.bootstrap import initialise
+from sendwell.campaigns.service import create_campaign
 from sendwell.config import CONFIG_FILE_NAME, Settings, load_settings, write_config_values
 from sendwell.contacts.importer import import_contacts
 from sendwell.db.models import Contact, Event
 from sendwell.db.session import transaction
-from sendwell.delivery.service import campaign_status, create_campaign, run_campaign
+from sendwell.delivery.progress import campaign_status
+from sendwell.delivery.runner import run_campaign
 from sendwell.demo.api import api_demo
 from sendwell.demo.audience import format_audience, run_audience_demo
 from sendwell.demo.content import content_demo, format_content_summary
@@ -31,7 +34,6 @@ from sendwell.demo.seed import write_contacts_csv
 from sendwell.demo.smtp_server import CaptureSMTPServer, free_port
 from sendwell.flows import start_sending
 from sendwell.runtime import Runtime
-from sendwell.setup import initialise
 from sendwell.web.app import create_app
 from sendwell.web.server import BackgroundServer
 

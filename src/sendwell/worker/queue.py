@@ -18,16 +18,11 @@ from typing import Any
 
 from huey import Huey, RedisHuey, SqliteHuey
 
+from sendwell.campaigns.service import get_campaign
 from sendwell.db.models import CampaignStatus
 from sendwell.db.session import transaction
-from sendwell.delivery.service import (
-    claim_sends,
-    due_batches,
-    finish_if_done,
-    get_campaign,
-    new_claim_token,
-    recover_expired_leases,
-)
+from sendwell.delivery.claims import claim_sends, due_batches, new_claim_token, recover_expired_leases
+from sendwell.delivery.progress import finish_if_done
 from sendwell.delivery.transport import TransportUnavailable
 from sendwell.flows import run_hygiene_if_due, start_due_campaigns
 from sendwell.insight.alerts import Thresholds, check_recent

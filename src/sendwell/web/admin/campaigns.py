@@ -16,11 +16,13 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 
+from sendwell.campaigns import service as campaign_service
+from sendwell.campaigns.service import CampaignError
 from sendwell.content.render import TemplateError
 from sendwell.content.service import ComplianceError, ContentError, lint_campaign, preview_campaign
 from sendwell.db.models import Campaign, CampaignKind, Topic
 from sendwell.db.session import transaction
-from sendwell.delivery import service as delivery
+from sendwell.delivery import progress as delivery_progress
 from sendwell.delivery.transport import make_transport
 from sendwell.flows import schedule_sending, send_test, start_sending
 from sendwell.insight.report import build_report
@@ -79,7 +81,7 @@ def router(admin: Admin) -> APIRouter:
             if campaign is None:
                 return admin.render(request, "not_found.html", user, status=404)
             values = values or _of(campaign, topic_slug(db, campaign))
-            state = delivery.campaign_status(db, campaign_id=campaign_id)
+            state = delivery_progress.campaign_status(db, campaign_id=campaign_id)
             if report is None and campaign.status == "draft":
                 report = lint_campaign(db, settings=runtime.settings, campaign_id=campaign_id)
             db.expunge_all()
@@ -104,11 +106,11 @@ def router(admin: Admin) -> APIRouter:
         values = _values(await request.form())
         try:
             with transaction(runtime.factory) as db:
-                campaign = delivery.create_campaign(
+                campaign = campaign_service.create_campaign(
                     db, settings=runtime.settings, name=values["name"], subject=values["subject"], html=values["html"],
                     text=values["text"], segment=values["segment"], topic=values["topic"] or None, kind=values["kind"])
                 campaign_id = campaign.id
-        except (SegmentError, TemplateError, delivery.CampaignError, RecursionError, ValueError) as exc:
+        except (SegmentError, TemplateError, CampaignError, RecursionError, ValueError) as exc:
             return admin.render(request, "campaign_new.html", user, status=400, values=values, kinds=KINDS,
                                 error=_problem(exc))
         return RedirectResponse(f"/admin/campaigns/{campaign_id}", status_code=303)
@@ -122,8 +124,9 @@ def router(admin: Admin) -> APIRouter:
         values = _values(await request.form())
         try:
             with transaction(runtime.factory) as db:
-                delivery.update_campaign(db, settings=runtime.settings, campaign_id=campaign_id, **_args(values))
-        except (SegmentError, TemplateError, delivery.CampaignError, RecursionError, ValueError) as exc:
+                campaign_service.update_campaign(db, settings=runtime.settings, campaign_id=campaign_id,
+                                                 **_args(values))
+        except (SegmentError, TemplateError, CampaignError, RecursionError, ValueError) as exc:
             return campaign_page(request, user, campaign_id, status=400, values=values, error=_problem(exc))
         return campaign_page(request, user, campaign_id, notice="saved")
 
@@ -133,9 +136,9 @@ def router(admin: Admin) -> APIRouter:
         values = _values(await request.form())
         db = runtime.factory()
         try:
-            delivery.update_campaign(db, settings=runtime.settings, campaign_id=campaign_id, **_args(values))
+            campaign_service.update_campaign(db, settings=runtime.settings, campaign_id=campaign_id, **_args(values))
             report, error = lint_campaign(db, settings=runtime.settings, campaign_id=campaign_id), ""
-        except (SegmentError, TemplateError, delivery.CampaignError, RecursionError, ValueError) as exc:
+        except (SegmentError, TemplateError, CampaignError, RecursionError, ValueError) as exc:
             report, error = None, _problem(exc)
         finally:
             db.rollback()
@@ -159,14 +162,14 @@ def router(admin: Admin) -> APIRouter:
     async def send(request: Request, campaign_id: int, user: Viewer = Depends(marketer)) -> Response:
         try:
             with transaction(runtime.factory) as db:
-                campaign = delivery.get_campaign(db, campaign_id=campaign_id)
+                campaign = campaign_service.get_campaign(db, campaign_id=campaign_id)
                 if campaign.status == "paused":
-                    raise delivery.CampaignError(f"campaign {campaign_id} is paused: resume it instead")
+                    raise CampaignError(f"campaign {campaign_id} is paused: resume it instead")
                 batches = start_sending(db, settings=runtime.settings, campaign_id=campaign_id)
         except ComplianceError as exc:
             return campaign_page(request, user, campaign_id, status=422, report=exc.report,
                                  error="The compliance check blocks sending; fix the errors below.")
-        except (SegmentError, delivery.CampaignError) as exc:
+        except (SegmentError, CampaignError) as exc:
             return campaign_page(request, user, campaign_id, status=409, error=_problem(exc))
         get_queue().enqueue_batches(campaign_id, batches)  # after the commit, as the API does
         return RedirectResponse(f"/admin/campaigns/{campaign_id}?sent=1", status_code=303)
@@ -193,7 +196,7 @@ def router(admin: Admin) -> APIRouter:
         except ComplianceError as exc:
             return campaign_page(request, user, campaign_id, status=422, report=exc.report,
                                  error="The compliance check blocks sending; fix the errors below.")
-        except (SegmentError, TemplateError, ContentError, delivery.CampaignError) as exc:
+        except (SegmentError, TemplateError, ContentError, CampaignError) as exc:
             return campaign_page(request, user, campaign_id, status=409, error=_problem(exc).removeprefix("at: "))
         return RedirectResponse(f"/admin/campaigns/{campaign_id}?scheduled=1", status_code=303)
 
@@ -207,7 +210,7 @@ def router(admin: Admin) -> APIRouter:
             with transaction(runtime.factory) as db:
                 result = send_test(db, settings=s, campaign_id=campaign_id, to=to, signer=runtime.signer,
                                    transport=transport)
-        except (ValueError, TemplateError, delivery.CampaignError) as exc:
+        except (ValueError, TemplateError, CampaignError) as exc:
             return campaign_page(request, user, campaign_id, status=400, error=f"test mail: {exc}")
         except Exception as exc:  # the SMTP server is down or refused: say so, change nothing
             return campaign_page(request, user, campaign_id, status=502, error=f"test mail: {exc}")
@@ -222,8 +225,8 @@ def router(admin: Admin) -> APIRouter:
         async def handler(request: Request, campaign_id: int, user: Viewer = Depends(marketer)) -> Response:
             try:
                 with transaction(runtime.factory) as db:
-                    delivery.set_campaign_status(db, campaign_id=campaign_id, action=action)
-            except delivery.CampaignError as exc:
+                    campaign_service.set_campaign_status(db, campaign_id=campaign_id, action=action)
+            except CampaignError as exc:
                 return campaign_page(request, user, campaign_id, status=409, error=str(exc))
             return RedirectResponse(f"/admin/campaigns/{campaign_id}", status_code=303)
 

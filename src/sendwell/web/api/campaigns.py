@@ -8,13 +8,15 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from sendwell.campaigns import service as campaign_service
+from sendwell.campaigns.service import CampaignError
 from sendwell.contacts.regions import REGIONS
 from sendwell.content import service as content
 from sendwell.content.render import TemplateError
 from sendwell.content.service import ComplianceError
 from sendwell.db.models import Campaign, CampaignKind, SendState, Topic
 from sendwell.db.session import transaction
-from sendwell.delivery import service as delivery
+from sendwell.delivery import progress as delivery_progress
 from sendwell.flows import schedule_sending, start_sending
 from sendwell.i18n import SUPPORTED as LANGUAGES
 from sendwell.runtime import Runtime
@@ -162,14 +164,15 @@ def router(runtime: Runtime, require: Any) -> APIRouter:
     @r.get("", response_model=Page[CampaignOut], dependencies=[require("campaigns:read")])
     def list_campaigns(after: After = 0, limit: Limit = 50) -> Page[CampaignOut]:
         with transaction(runtime.factory) as session:
-            return page_of([_out(session, c) for c in delivery.list_campaigns(session, after=after, limit=limit)], limit)
+            rows = campaign_service.list_campaigns(session, after=after, limit=limit)
+            return page_of([_out(session, c) for c in rows], limit)
 
     @r.post("", status_code=201, response_model=CampaignOut, dependencies=[require("campaigns:write")])
     def create_campaign(body: CampaignIn) -> CampaignOut:
         """Create a draft campaign (the same checks as `sendwell campaigns create`)."""
         try:
             with transaction(runtime.factory) as session:
-                campaign = delivery.create_campaign(
+                campaign = campaign_service.create_campaign(
                     session, settings=runtime.settings, name=body.name, subject=body.subject, html=body.html,
                     text=body.text, segment=body.segment, topic=body.topic, kind=body.kind.value,
                 )
@@ -178,7 +181,7 @@ def router(runtime: Runtime, require: Any) -> APIRouter:
             raise invalid("segment", str(exc) if isinstance(exc, SegmentError) else "nested too deeply") from None
         except TemplateError as exc:
             raise invalid("html", str(exc)) from None
-        except delivery.CampaignError as exc:
+        except CampaignError as exc:
             field = "name" if "name" in str(exc) else "subject" if "subject" in str(exc) else "kind"
             raise invalid(field, str(exc)) from None
 
@@ -187,7 +190,7 @@ def router(runtime: Runtime, require: Any) -> APIRouter:
         """The campaign's status with counts by send state and by skip reason."""
         with transaction(runtime.factory) as session:
             _existing(session, campaign_id)
-            return StatusOut(**delivery.campaign_status(session, campaign_id=campaign_id))
+            return StatusOut(**delivery_progress.campaign_status(session, campaign_id=campaign_id))
 
     @r.post("/{campaign_id}/lint", response_model=LintOut, dependencies=[require("campaigns:read")],
             responses={**NOT_FOUND, 409: {"description": "the campaign's segment or template cannot be used"}})
@@ -239,9 +242,9 @@ def router(runtime: Runtime, require: Any) -> APIRouter:
             with transaction(runtime.factory) as session:
                 campaign = _existing(session, campaign_id)
                 if campaign.status == "paused":
-                    raise delivery.CampaignError(f"campaign {campaign_id} is paused: resume it instead")
+                    raise CampaignError(f"campaign {campaign_id} is paused: resume it instead")
                 batches = start_sending(session, settings=runtime.settings, campaign_id=campaign_id)
-        except (SegmentError, delivery.CampaignError) as exc:
+        except (SegmentError, CampaignError) as exc:
             raise ApiProblem(409, str(exc), kind="conflict") from None
         except ComplianceError as exc:
             # A campaign that fails the compliance lint cannot be sent (COMPLIANCE.md rule numbers).
@@ -250,7 +253,7 @@ def router(runtime: Runtime, require: Any) -> APIRouter:
         # After the commit: a worker that takes a job must find its sends queued.
         jobs = get_queue().enqueue_batches(campaign_id, batches)
         with transaction(runtime.factory) as session:
-            return StatusOut(**delivery.campaign_status(session, campaign_id=campaign_id), queued_jobs=jobs)
+            return StatusOut(**delivery_progress.campaign_status(session, campaign_id=campaign_id), queued_jobs=jobs)
 
     @r.post("/{campaign_id}/schedule", response_model=StatusOut, dependencies=[require("campaigns:write")],
             responses={**NOT_FOUND, **CONFLICT, 422: {"description": "the time is not in the future, or the "
@@ -264,10 +267,10 @@ def router(runtime: Runtime, require: Any) -> APIRouter:
                     raise ApiProblem(409, f"campaign {campaign_id} is {campaign.status}: only a draft can be scheduled",
                                      kind="conflict")
                 schedule_sending(session, settings=runtime.settings, campaign_id=campaign_id, at=body.at)
-                return StatusOut(**delivery.campaign_status(session, campaign_id=campaign_id))
+                return StatusOut(**delivery_progress.campaign_status(session, campaign_id=campaign_id))
         except (SegmentError, TemplateError, content.ContentError) as exc:
             raise ApiProblem(409, str(exc), kind="conflict") from None
-        except delivery.CampaignError as exc:
+        except CampaignError as exc:
             raise invalid("at", str(exc).removeprefix("at: ")) from None
         except ComplianceError as exc:
             raise ApiProblem(422, str(exc), kind="compliance", errors=[
@@ -278,9 +281,9 @@ def router(runtime: Runtime, require: Any) -> APIRouter:
             try:
                 with transaction(runtime.factory) as session:
                     _existing(session, campaign_id)
-                    delivery.set_campaign_status(session, campaign_id=campaign_id, action=action)
-                    return StatusOut(**delivery.campaign_status(session, campaign_id=campaign_id))
-            except delivery.CampaignError as exc:
+                    campaign_service.set_campaign_status(session, campaign_id=campaign_id, action=action)
+                    return StatusOut(**delivery_progress.campaign_status(session, campaign_id=campaign_id))
+            except CampaignError as exc:
                 raise ApiProblem(409, str(exc), kind="conflict") from None
 
         handler.__name__ = f"{action}_campaign"
@@ -300,7 +303,7 @@ def router(runtime: Runtime, require: Any) -> APIRouter:
     ) -> Page[SendOut]:
         with transaction(runtime.factory) as session:
             _existing(session, campaign_id)
-            rows = delivery.list_sends(session, campaign_id=campaign_id, state=state.value if state else None,
+            rows = delivery_progress.list_sends(session, campaign_id=campaign_id, state=state.value if state else None,
                                        after=after, limit=limit)
             return page_of([SendOut.model_validate(s, from_attributes=True) for s in rows], limit)
 
