@@ -14,6 +14,7 @@ from sendwell.feedback.classify import (
     classify_file,
     classify_message,
     classify_provider_json,
+    coarse_kind,
 )
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -49,8 +50,20 @@ def _split(value: str) -> list[str]:
     return [item for item in value.split("|") if item]
 
 
+# Where the label (sisimai's reason table) and the message disagree, the classifier follows the
+# message's own status and wording; each case is listed here rather than tuned away.
+LABEL_DISAGREEMENTS = {
+    # Postfix's "Recipient address rejected: User unknown in local recipient table"; sisimai
+    # files every bounce relayed by the ActiveHunter appliance as "filtered".
+    "sisimai/lhost-activehunter-02.eml": "hard",
+    # "550 unknown user <address>": sisimai reads NTT docomo's unknown-user reply as a filter.
+    "sisimai/lhost-amazonses-02.eml": "hard",
+}
+
+
 def _check_against_label(result: Classification, row: dict[str, str]) -> None:
-    assert result.kind == row["expected_kind"], (row["filename"], result)
+    expected = LABEL_DISAGREEMENTS.get(row["filename"], row["expected_kind"])
+    assert result.kind == expected, (row["filename"], result)
     expected_rcpts = set(_split(row["recipients"]))
     assert set(result.recipients) == expected_rcpts, (row["filename"], result.recipients)
     statuses = [s for s in _split(row["dsn_status"]) if not _PSEUDO_STATUS.match(s)]
@@ -208,3 +221,47 @@ def test_plain_vacation_reply_without_auto_submitted() -> None:
 def test_ordinary_mail_is_other() -> None:
     raw = b"From: a@example.com\nTo: b@example.org\nSubject: lunch?\n\nAre we still on for 12?\n"
     assert classify_message(raw) == Classification(kind="other", reason="not a bounce")
+
+
+# Labelled soft, classified hard: each message names a dead address in the receiver's own words
+# or status (5.1.1, 5.1.351, "user unknown", "does not exist", "doesn't have an … account") while
+# sisimai's reason table files it as filtered or suspended. Any other soft → hard fails.
+SOFT_LABEL_DEAD_ADDRESS = {
+    "bounces/sisimai/lhost-activehunter-02.eml",
+    "bounces/sisimai/lhost-amazonses-02.eml",
+    "bounces-extra/sisimai/lhost-office365-04.eml",
+    "bounces-extra/sisimai/lhost-postfix-01.eml",
+    "bounces-extra/sisimai/lhost-postfix-07.eml",
+    "bounces-extra/sisimai/lhost-x2-01.eml",
+    "bounces-extra/sisimai/rfc3464-42.eml",
+}
+
+
+def _labelled(corpus: str) -> list[tuple[str, dict[str, str]]]:
+    labels = CORPUS.parent / corpus / "labels.csv"
+    if not labels.is_file():
+        return []
+    with labels.open(newline="", encoding="utf-8") as handle:
+        return [(corpus, row) for row in csv.DictReader(handle)]
+
+
+BOTH = _labelled("bounces") + _labelled("bounces-extra")
+
+
+@pytest.mark.skipif(not BOTH, reason=f"bounce corpora not found beside {CORPUS}")
+def test_accuracy_on_both_corpora() -> None:
+    correct = rcpt_total = rcpt_ok = 0
+    soft_as_hard: set[str] = set()
+    for corpus, row in BOTH:
+        result = classify_message((CORPUS.parent / corpus / row["filename"]).read_bytes())
+        got = coarse_kind(result.category)
+        correct += got == row["expected_kind"]
+        if row["expected_kind"] == "soft" and got == "hard":
+            soft_as_hard.add(f"{corpus}/{row['filename']}")
+        expected_rcpts = set(_split(row.get("recipients") or ""))
+        if expected_rcpts:
+            rcpt_total += 1
+            rcpt_ok += set(result.recipients) == expected_rcpts
+    assert correct / len(BOTH) >= 0.97
+    assert rcpt_ok / rcpt_total >= 0.98
+    assert soft_as_hard <= SOFT_LABEL_DEAD_ADDRESS

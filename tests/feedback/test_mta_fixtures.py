@@ -68,7 +68,8 @@ def test_verp_token_from_delivered_to() -> None:
      ("soft", True, False)),
     (421, "4.7.0 Try again later, closing connection", ("soft", True, True)),
     (451, "4.3.0 Temporary lookup failure", ("soft", False, True)),
-    (554, "Transaction failed", ("hard", False, False)),
+    # RFC 5321's generic 554 says nothing about the mailbox: not enough to suppress anyone.
+    (554, "Transaction failed", ("soft", False, False)),
     (250, "2.0.0 OK", ("other", False, False)),
 ])
 def test_synchronous_smtp_replies(code: int, message: str, expected: tuple) -> None:

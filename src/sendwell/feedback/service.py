@@ -27,15 +27,20 @@ from sendwell.feedback.classify.result import (
     HARD,
     OTHER,
     SOFT,
+    UNSUBSCRIBE,
     Classification,
 )
 from sendwell.feedback.classify.smtp_reply import classify_smtp_reply
-from sendwell.optout.service import unsubscribe_contact
+from sendwell.optout.service import METHODS, unsubscribe_contact
 from sendwell.suppression.service import hash_email, suppress
 from sendwell.webhooks.service import emit_alert, emit_event
 
 # COMPLIANCE row 27: suppress after this many consecutive soft bounces on different sends.
 SOFT_BOUNCE_LIMIT = 3
+# The opt-out method of an ARF opt-out report. Until the opt-out context lists it among its
+# methods, such reports are recorded under "complaint" (the method of every other FBL report);
+# the suppression reason is "unsubscribe" either way.
+FEEDBACK_LOOP = "feedback_loop" if "feedback_loop" in METHODS else "complaint"
 # Positive evidence that a mailbox received mail; it ends a soft-bounce streak (see docs/feedback.md).
 DELIVERY_CONFIRMED = "delivery_confirmed"
 
@@ -44,8 +49,8 @@ DELIVERY_CONFIRMED = "delivery_confirmed"
 class FeedbackOutcome:
     """What record_feedback decided for one recipient of one classification."""
 
-    action: str  # hard_bounce | soft_bounce | delay | sender_fault | complaint | auto_reply |
-    #              delivery_confirmed | duplicate | unmatched | forged | ignored
+    action: str  # hard_bounce | soft_bounce | delay | sender_fault | complaint | unsubscribe |
+    #              auto_reply | delivery_confirmed | duplicate | unmatched | forged | ignored
     recipient: str | None = None
     contact_id: int | None = None
     send_id: int | None = None
@@ -174,6 +179,7 @@ def record_feedback(
             continue
         evidence = {
             "classification": c.kind,
+            "category": c.category,
             "status": c.status,
             "reason": c.reason,
             "reply_code": c.reply_code,
@@ -280,6 +286,8 @@ def _apply(session: Session, c: Classification, target: _Target, evidence: dict[
                 outcome = _outcome("soft_bounce", target, reason)
         _bounce_webhook(session, c, outcome, target, now)
         return outcome
+    if c.category == UNSUBSCRIBE:
+        return _feedback_unsubscribe(session, c, target, evidence, now)
     if c.kind == COMPLAINT:
         return _complaint(session, c, target, evidence, now)
     if c.kind == AUTO_REPLY:
@@ -305,6 +313,22 @@ def _bounce_webhook(session: Session, c: Classification, outcome: FeedbackOutcom
 def _is_delivery(c: Classification) -> bool:
     # RFC 3464 §2.3.3: only "delivered" reaches the mailbox; "relayed" and "expanded" do not.
     return c.reason == "delivered" or c.reason.startswith("delivery succeeded (delivered")
+
+
+def _feedback_unsubscribe(session: Session, c: Classification, target: _Target, evidence: dict[str, Any],
+                          now: datetime) -> FeedbackOutcome:
+    # RFC 5965 opt-out: the person asked their mailbox provider to stop our mail. That is an
+    # unsubscribe, not an abuse report: no complaint reason, no complaint event.
+    result = unsubscribe_contact(
+        session,
+        contact_id=target.contact.id,
+        method=FEEDBACK_LOOP,
+        campaign_id=target.send.campaign_id if target.send else None,
+        now=now,
+        data={"feedback_type": c.feedback_type, "source": evidence.get("source"), "raw_ref": evidence.get("raw_ref")},
+    )
+    suppressed = SuppressionReason.UNSUBSCRIBE.value if result is not None and result.is_new else None
+    return _outcome("unsubscribe", target, suppressed)
 
 
 def _complaint(session: Session, c: Classification, target: _Target, evidence: dict[str, Any],

@@ -5,21 +5,35 @@ from sendwell.feedback.classify.mime import decode_text
 from sendwell.feedback.classify.provider import classify_provider_json
 from sendwell.feedback.classify.result import (
     AUTO_REPLY,
+    BLOCK,
+    CATEGORIES,
+    CHALLENGE,
     COMPLAINT,
+    DELAY,
+    DELIVERED,
     HARD,
     OTHER,
     SOFT,
+    UNSUBSCRIBE,
     Classification,
+    coarse_kind,
 )
 from sendwell.feedback.classify.smtp_reply import classify_smtp_reply
 
 __all__ = [
     "AUTO_REPLY",
+    "BLOCK",
+    "CATEGORIES",
+    "CHALLENGE",
     "COMPLAINT",
+    "DELAY",
+    "DELIVERED",
     "HARD",
     "OTHER",
     "SOFT",
+    "UNSUBSCRIBE",
     "Classification",
+    "coarse_kind",
     "classify_file",
     "classify_message",
     "classify_provider_json",

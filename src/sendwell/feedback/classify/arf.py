@@ -7,7 +7,14 @@ from typing import Any
 
 from sendwell.feedback.classify.headers import addr, header_addrs, message_id_of
 from sendwell.feedback.classify.mime import Parts
-from sendwell.feedback.classify.result import COMPLAINT, OTHER, Classification, dedupe
+from sendwell.feedback.classify.result import (
+    COMPLAINT,
+    OTHER,
+    UNSUBSCRIBE,
+    Classification,
+    classified,
+    dedupe,
+)
 
 
 def from_feedback_report(msg: Message, parts: Parts, common: dict[str, Any]) -> Classification:
@@ -22,13 +29,16 @@ def from_feedback_report(msg: Message, parts: Parts, common: dict[str, Any]) -> 
     # RFC 5965 §7.3: abuse, fraud and virus are people's complaints; RFC 6591 auth-failure is a
     # DKIM/SPF failure report and not-spam is the opposite of a complaint.
     if ftype in ("abuse", "fraud", "virus"):
-        kind, reason = COMPLAINT, f"{ftype} complaint"
+        category, reason = COMPLAINT, f"{ftype} complaint"
+    elif ftype == "opt-out":
+        # RFC 5965 §7.3 opt-out: the person asks to receive no more mail; an unsubscribe, not abuse.
+        category, reason = UNSUBSCRIBE, "opt-out via feedback loop"
     elif ftype == "auth-failure":
-        kind, reason = OTHER, "authentication failure report"
+        category, reason = OTHER, "authentication failure report"
     else:
-        kind, reason = OTHER, f"feedback report ({ftype or 'unknown type'})"
-    return Classification(
-        kind=kind,
+        category, reason = OTHER, f"feedback report ({ftype or 'unknown type'})"
+    return classified(
+        category,
         recipients=dedupe(rcpts),
         reason=reason,
         feedback_type=ftype,

@@ -12,7 +12,12 @@ AUTOREPLY_SUBJECT_RE = re.compile(
     r"|\baway\b|abwesen|absence|thank you for your (?:e-?mail|message)"
     # German, French, Spanish, Italian, Chinese subjects of vacation notices
     r"|automatische antwort|r[ée]ponse automatique|\babsente?\b|respuesta autom[áa]tica"
-    r"|fuera de (?:la )?oficina|risposta automatica|fuori sede|自动回复|自動回覆|自动答复|休假|不在办公室",
+    r"|fuera de (?:la )?oficina|risposta automatica|fuori sede|自动回复|自動回覆|自动答复|休假|不在办公室"
+    # Portuguese, Russian, Japanese
+    r"|resposta autom[áa]tica|fora do escrit[óo]rio|aus[êe]ncia|автоответ|автоматический ответ"
+    r"|нет на месте|в отпуске|自動応答|自動返信|不在通知|休暇"
+    # Help-desk acknowledgements: a ticket system answering on its own
+    r"|\bticket\b|\[#\d+\]|case (?:number|#)|we have received your (?:request|message|e-?mail)",
     re.I,
 )
 AUTOREPLY_BODY_RE = re.compile(
@@ -21,7 +26,10 @@ AUTOREPLY_BODY_RE = re.compile(
     r"|thank you for (?:you|your) e-?mail"
     r"|nicht im b[üu]ro|au(?:ß|ss)er haus|\babwesend\b|im urlaub|absente? du bureau|je suis absente?"
     r"|en cong[ée]s?\b|de retour le|fuera de la oficina|estar[ée] fuera|de vacaciones|\bausente\b"
-    r"|休假|不在办公室|不在辦公室|外出|返回办公室|回到办公室",
+    r"|休假|不在办公室|不在辦公室|外出|返回办公室|回到办公室"
+    r"|fora do escrit[óo]rio|de f[ée]rias|estarei ausente|в отпуске|нет на месте|не в офисе"
+    r"|不在にしております|休暇中|出張中|戻り次第"
+    r"|(?:ticket|request|case) (?:number|id|#)|has been (?:received|logged|created)|we (?:will|'ll) respond",
     re.I,
 )
 CHALLENGE_RE = re.compile(

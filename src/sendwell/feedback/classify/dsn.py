@@ -8,7 +8,13 @@ from typing import Any
 from sendwell.feedback.classify.headers import addr, message_id_of
 from sendwell.feedback.classify.mime import Parts
 from sendwell.feedback.classify.plain import split_text
-from sendwell.feedback.classify.result import OTHER, SOFT, Classification, dedupe
+from sendwell.feedback.classify.result import (
+    DELAY,
+    DELIVERED,
+    Classification,
+    classified,
+    dedupe,
+)
 from sendwell.feedback.classify.status import (
     best_status,
     first_reply_code,
@@ -41,14 +47,13 @@ def from_delivery_status(msg: Message, parts: Parts, common: dict[str, Any]) -> 
         reply = last_reply_code(diag.split(";", 1)[-1]) or first_reply_code(notification)
         text = f"{diag}\n{notification}".lower() if diag else notification.lower()
         ev = Evidence(status, reply, text, structured=action.startswith("failed") or bool(diag))
-        kind, reason, sender_fault = judge(ev)
-        return Classification(
-            kind=kind,
+        category, reason = judge(ev)
+        return classified(
+            category,
             recipients=dedupe(r[0] for r in failed),
             status=status,
             reason=reason,
             reply_code=reply,
-            is_sender_fault=sender_fault,
             original_message_id=message_id_of(parts.original),
             **common,
         )
@@ -56,19 +61,18 @@ def from_delivery_status(msg: Message, parts: Parts, common: dict[str, Any]) -> 
     if delayed:
         # RFC 3464 §2.3.3 "delayed": still queued; COMPLIANCE row 27 says never suppress on it.
         rcpt, _, status_field, diag = delayed[0]
-        return Classification(
-            kind=SOFT,
+        return classified(
+            DELAY,
             recipients=dedupe(r[0] for r in delayed),
             status=best_status(status_field, diag),
             reason="delivery delayed",
             reply_code=first_reply_code(diag.split(";", 1)[-1]),
-            is_delay=True,
             original_message_id=message_id_of(parts.original),
             **common,
         )
     rcpt, action, status_field, diag = records[0]
-    return Classification(
-        kind=OTHER,
+    return classified(
+        DELIVERED,
         recipients=dedupe(r[0] for r in records),
         status=best_status(status_field, diag),
         reason=f"delivery succeeded ({action or 'success'})",
@@ -76,7 +80,6 @@ def from_delivery_status(msg: Message, parts: Parts, common: dict[str, Any]) -> 
         original_message_id=message_id_of(parts.original),
         **common,
     )
-
 
 
 def nested_report(msg: Message | None) -> bool:

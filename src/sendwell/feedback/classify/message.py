@@ -16,8 +16,10 @@ from sendwell.feedback.classify.plain import from_plain_bounce, looks_like_bounc
 from sendwell.feedback.classify.provider import classify_provider_json, embedded_json
 from sendwell.feedback.classify.result import (
     AUTO_REPLY,
+    CHALLENGE,
     OTHER,
     Classification,
+    classified,
     dedupe,
     replace,
 )
@@ -63,9 +65,7 @@ def classify_message(raw: bytes) -> Classification:
         return from_plain_bounce(msg, parts, common)
     if CHALLENGE_RE.search(body):
         sender = header_addrs(msg, "From")
-        return Classification(
-            kind=OTHER, recipients=dedupe(sorted(sender)), reason="challenge-response", **common
-        )
+        return classified(CHALLENGE, recipients=dedupe(sorted(sender)), reason="challenge-response", **common)
     return Classification(kind=OTHER, reason="not a bounce", **common)
 
 

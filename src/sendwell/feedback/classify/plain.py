@@ -15,7 +15,7 @@ from sendwell.feedback.classify.headers import (
     subject_of,
 )
 from sendwell.feedback.classify.mime import Parts
-from sendwell.feedback.classify.result import SOFT, Classification, dedupe
+from sendwell.feedback.classify.result import DELAY, Classification, classified, dedupe
 from sendwell.feedback.classify.status import best_status, first_reply_code
 from sendwell.feedback.classify.verdict import Evidence, judge
 from sendwell.feedback.classify.wording import DELAY_NOTICE, SENDER_FAULT
@@ -28,11 +28,12 @@ HEADERISH_RE = re.compile(
 TO_LINE_RE = re.compile(r"^[ \t>]*(?:to|cc)[ \t]*:(.*)$", re.I | re.M)
 MSGID_LINE_RE = re.compile(r"^[ \t]*message-id[ \t]*:[ \t]*(<[^<>\s]+>)", re.I | re.M)
 # Where a plain-text bounce starts quoting the original message: text after this is not diagnosis.
+# Searched without a leading "^.*": that form retries the alternation at every character.
 CUT_RE = re.compile(
-    r"^.*(?:original message follows|original mail as follows|copy of the message"
+    r"original message follows|original mail as follows|copy of the message"
     r"|header of the original message|message headers follow|original message:"
-    r"|unsent message below|returned message follows).*$",
-    re.I | re.M,
+    r"|unsent message below|returned message follows",
+    re.I,
 )
 BOUNCE_SUBJECT_RE = re.compile(
     r"undeliver|delivery (?:status|fail|notification|report|problem)|returned mail|failure notice"
@@ -49,7 +50,10 @@ def split_text(text: str) -> tuple[str, str]:
     match = CUT_RE.search(text)
     if not match:
         return text, ""
-    return text[: match.start()], text[match.end():]
+    # The whole line holding the marker is the cut.
+    start = text.rfind("\n", 0, match.start()) + 1
+    end = text.find("\n", match.end())
+    return text[:start], text[end:] if end >= 0 else ""
 
 
 def scan_addrs(text: str, exclude: set[str]) -> list[str]:
@@ -97,25 +101,23 @@ def from_plain_bounce(msg: Message, parts: Parts, common: dict[str, Any]) -> Cla
     subject = subject_of(msg)
     if DELAY_NOTICE.search(lowered) and re.search(r"warning|delayed", subject, re.I):
         # Exim/Postfix delay warnings: the MTA is still retrying (RFC 3464 "delayed" in prose).
-        return Classification(
-            kind=SOFT,
+        return classified(
+            DELAY,
             recipients=dedupe(rcpts),
             status=status,
             reason="delivery delayed",
             reply_code=reply,
-            is_delay=True,
             is_sender_fault=bool(SENDER_FAULT.search(lowered)),
             original_message_id=original_id,
             **common,
         )
-    kind, reason, sender_fault = judge(Evidence(status, reply, lowered, default_hard=True))
-    return Classification(
-        kind=kind,
+    category, reason = judge(Evidence(status, reply, lowered))
+    return classified(
+        category,
         recipients=dedupe(rcpts),
         status=status,
         reason=reason,
         reply_code=reply,
-        is_sender_fault=sender_fault,
         original_message_id=original_id,
         **common,
     )
@@ -127,7 +129,5 @@ def looks_like_bounce(msg: Message, parts: Parts) -> bool:
     subject = subject_of(msg)
     if BOUNCE_SUBJECT_RE.search(subject):
         return True
-    if is_daemon(msg):
-        return True
-    return False
+    return is_daemon(msg)
 

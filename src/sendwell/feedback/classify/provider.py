@@ -6,11 +6,15 @@ import json
 from typing import Any
 
 from sendwell.feedback.classify.result import (
+    BLOCK,
     COMPLAINT,
+    DELAY,
+    DELIVERED,
     HARD,
     OTHER,
     SOFT,
     Classification,
+    classified,
     dedupe,
 )
 from sendwell.feedback.classify.status import (
@@ -60,22 +64,21 @@ def ses_events(payload: dict[str, Any]) -> list[Classification]:
             if btype == "Permanent":
                 # SES has already decided the failure is permanent (General, NoEmail, Suppressed…).
                 ev = Evidence(best_status(status, diag), reply, f"{diag} {subtype}".lower())
-                kind, reason, fault = judge(ev)
-                if kind != HARD and not fault:
-                    kind, reason = HARD, f"permanent bounce ({subtype or 'General'})"
+                category, reason = judge(ev)
+                if category not in (HARD, BLOCK):
+                    category, reason = HARD, f"permanent bounce ({subtype or 'General'})"
             else:
-                kind, fault = SOFT, False
+                category = SOFT
                 reason = f"transient bounce ({subtype or 'General'})"
                 if subtype == "MailboxFull":
                     reason = "mailbox full"
             out.append(
-                Classification(
-                    kind=kind,
+                classified(
+                    category,
                     recipients=dedupe([str(rcpt.get("emailAddress", "")).lower()]),
                     status=best_status(status, diag),
                     reason=reason,
                     reply_code=reply,
-                    is_sender_fault=fault,
                     original_message_id=message_id,
                 )
             )
@@ -102,13 +105,12 @@ def ses_events(payload: dict[str, Any]) -> list[Classification]:
         is_delay = kind_field == "DeliveryDelay"
         for address in recipients:
             out.append(
-                Classification(
-                    kind=SOFT if is_delay else OTHER,
+                classified(
+                    DELAY if is_delay else DELIVERED,
                     recipients=dedupe([str(address).lower()]),
                     status=best_status(smtp),
                     reason="delivery delayed" if is_delay else "delivered",
                     reply_code=first_reply_code(smtp) or SUCCESS_REPLY_RE.match(smtp) and smtp[:3] or None,
-                    is_delay=is_delay,
                     original_message_id=message_id,
                 )
             )
@@ -125,15 +127,14 @@ def sendgrid_event(event: dict[str, Any]) -> Classification:
     base = {"recipients": rcpt, "status": status, "reply_code": reply, "original_message_id": message_id}
     if name == "bounce":
         ev = Evidence(status, reply, reason_text.lower())
-        kind, reason, fault = judge(ev)
+        category, reason = judge(ev)
         if str(event.get("type", "bounce")).lower() == "blocked":
             # SendGrid "blocked": the receiver refused this message, not necessarily the address.
-            kind = SOFT
-            if reason in ("permanent failure", "user unknown"):
-                reason = "blocked"
-        return Classification(kind=kind, reason=reason, is_sender_fault=fault, **base)
+            if category == HARD:
+                category, reason = SOFT, "blocked"
+        return classified(category, reason=reason, **base)
     if name == "deferred":
-        return Classification(kind=SOFT, reason="delivery delayed", is_delay=True, **base)
+        return classified(DELAY, reason="delivery delayed", **base)
     if name == "spamreport":
         return Classification(kind=COMPLAINT, reason="abuse complaint", feedback_type="abuse", **base)
     if name == "dropped":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sendwell.feedback.classify.result import OTHER, Classification, dedupe
+from sendwell.feedback.classify.result import OTHER, Classification, classified, dedupe
 from sendwell.feedback.classify.status import best_status
 from sendwell.feedback.classify.verdict import Evidence, judge
 
@@ -17,7 +17,8 @@ def classify_smtp_reply(recipient: str, code: int, message: str) -> Classificati
         return Classification(kind=OTHER, recipients=recipients, reason="accepted", reply_code=str(code))
     status = best_status(message)
     text = f"{code} {message}".lower()
-    kind, reason, fault = judge(Evidence(status, str(code), text, structured=True))
-    return Classification(kind=kind, recipients=recipients, status=status, reason=reason, reply_code=str(code),
-                          is_sender_fault=fault, is_delay=code < 500)
+    # A 4xx in our own session is retried by our sender: not final, so never hard.
+    category, reason = judge(Evidence(status, str(code), text, structured=True, final=code >= 500))
+    return classified(category, recipients=recipients, status=status, reason=reason, reply_code=str(code),
+                      is_delay=code < 500)
 

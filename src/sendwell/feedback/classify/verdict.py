@@ -1,91 +1,183 @@
-"""The decision for a failed delivery: kind, reason and sender fault from status, reply code and wording."""
+"""The decision for a failed delivery: status first (RFC 3463), then the reply code and the wording."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-from sendwell.feedback.classify.result import HARD, SOFT
+from sendwell.feedback.classify.headers import ADDR_RE
+from sendwell.feedback.classify.result import BLOCK, HARD, SOFT
+from sendwell.feedback.classify.status import (
+    ADDRESS_DEAD,
+    BLOCK_CODES,
+    HARD_CODES,
+    SENDER_ADDRESS,
+    parts_of,
+)
 from sendwell.feedback.classify.wording import (
+    ADDRESS,
     DISABLED,
+    DNS_TEMPORARY,
     EXPIRED,
+    GREYLIST,
     HOST_UNKNOWN,
     LOOP,
     MAILBOX_FULL,
+    MOVED,
+    RELAY,
     SENDER_FAULT,
     SPAM,
     STAGE_DATA,
     STAGE_RCPT,
     TOO_LARGE,
+    USER_UNKNOWN_ADDRESSED,
     USER_UNKNOWN_STRONG,
     USER_UNKNOWN_WEAK,
 )
 
+MAX_TEXT = 4_000
+
+
+class _Words:
+    """The diagnosis with each wording table searched at most once."""
+
+    __slots__ = ("text", "_seen")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._seen: dict[re.Pattern[str], bool] = {}
+
+    def __call__(self, table: re.Pattern[str]) -> bool:
+        found = self._seen.get(table)
+        if found is None:
+            found = self._seen[table] = table.search(self.text) is not None
+        return found
+
 
 @dataclass
 class Evidence:
+    """What a report says about one failed recipient."""
+
     status: str | None
     reply_code: str | None
     text: str  # lower-cased diagnosis
     structured: bool = False  # came from an RFC 3464 per-recipient block with Action: failed
-    default_hard: bool = True
+    final: bool = True  # the reporting MTA gave up; False for a live SMTP reply it will retry
 
 
-def judge(ev: Evidence) -> tuple[str, str, bool]:
-    """(kind, reason, is_sender_fault) for a failed delivery, from status, reply code and wording."""
-    status, text = ev.status, ev.text
-    klass = status[0] if status else (ev.reply_code[0] if ev.reply_code else None)
-    sub = status[2:] if status else ""
+def judge(ev: Evidence) -> tuple[str, str]:
+    """(category, reason) for a failed delivery: hard, soft or block.
 
-    # Rate limits, blocklists and authentication failures look like any 5xx but say nothing
-    # about the mailbox: the sender must fix them (COMPLIANCE row 26: alert, do not suppress).
-    if SENDER_FAULT.search(text) or sub in ("1.7", "1.8") or sub.startswith("7."):
-        reason = "policy rejection (sender's fault)"
-        if SPAM.search(text) and not SENDER_FAULT.search(text):
-            reason = "rejected as spam (sender's fault)"
-        return SOFT, reason, True
-    if klass == "4":  # RFC 3463 §3.1: 4.x.x is a persistent transient failure
-        if MAILBOX_FULL.search(text) or sub == "2.2":
-            return SOFT, "mailbox full", False
-        if sub.startswith("4.") or EXPIRED.search(text):
-            return SOFT, "temporary network failure / expired", False
-        return SOFT, "temporary failure", False
-    # RFC 3463: X.2.2 mailbox full is transient by nature even when reported as 5.2.2.
-    if sub == "2.2" or MAILBOX_FULL.search(text):
-        return SOFT, "mailbox full", False
-    if sub == "3.4" or TOO_LARGE.search(text):
-        return SOFT, "message too large", False
-    # RFC 3463 §3.2/§3.3/§3.5: addressing and mailbox statuses name the recipient directly.
-    if klass == "5" and sub in ("1.2", "4.4"):
-        return HARD, "host unknown", False
-    if klass == "5" and sub in ("1.6", "2.1"):
-        return HARD, "mailbox disabled or moved", False
-    if klass == "5" and sub in ("1.1", "1.10", "1.0", "1.3"):
-        return HARD, "user unknown", False
-    if SPAM.search(text):
-        return SOFT, "rejected as spam (sender's fault)", True
-    if LOOP.search(text):
-        return SOFT, "mail loop", False
-    if HOST_UNKNOWN.search(text):
-        return HARD, "host unknown", False
-    if DISABLED.search(text):
-        return HARD, "mailbox disabled or moved", False
+    Hard needs positive evidence that the address is dead; anything else is soft or block,
+    because suppressing a live address loses a real contact for good while a dead one that
+    slips through only bounces again (and the soft-bounce streak catches it).
+    """
+    klass, subject, detail = parts_of(ev.status)
+    if not klass and ev.reply_code:
+        klass = ev.reply_code[0]
+    # The diagnosis comes first in every report format; what follows is boilerplate or quoting.
+    text = ev.text[:MAX_TEXT]
+    # Addresses are not wording: "filtered@example.jp" or "spam@…" must not read as a reason.
+    words = _Words(ADDR_RE.sub(ADDRESS, text) if "@" in text else text)
+    decided = _by_status(words, ev.status, subject, detail)
+    if decided is None:
+        decided = _by_words(words, klass, subject)
+    category, reason = decided
+    if klass == "4" and category == HARD and not (ev.final and subject == "1"):
+        # RFC 3463 §3.1: 4.x.x is transient; only a final report of a dead address stays hard
+        # (Postfix returns "450 4.1.1 user unknown" until the message expires).
+        return SOFT, f"temporary failure ({reason})"
+    return category, reason
 
-    strong = USER_UNKNOWN_STRONG.search(text)
-    weak = USER_UNKNOWN_WEAK.search(text)
-    if strong or weak:
+
+def _by_status(has: _Words, status: str | None, subject: str, detail: str) -> tuple[str, str] | None:
+    """The verdict the enhanced status fixes on its own, or None when the wording must decide."""
+    if status in BLOCK_CODES:
+        return BLOCK, "refused by the receiver's sender policy"
+    if status in HARD_CODES:
+        return HARD, "host unknown" if subject == "4" else "user unknown"
+    if subject == "1":  # RFC 3463 §3.2 addressing status
+        if detail in SENDER_ADDRESS:
+            return BLOCK, "sender address rejected"
+        if detail in ADDRESS_DEAD:
+            if has(SENDER_FAULT) and not has(USER_UNKNOWN_STRONG):
+                return BLOCK, "policy rejection (sender's fault)"
+            if detail == "2":
+                return HARD, "host unknown"
+            if detail == "6":
+                return HARD, "mailbox moved"
+            return HARD, "user unknown"
+        return None
+    if subject == "2":  # §3.3 mailbox status
+        if detail == "2":
+            return SOFT, "mailbox full"
+        if detail == "3":
+            return SOFT, "message too large"
+        return None
+    if subject == "3" and detail != "0":  # §3.4 mail system status: the system, not the address
+        if detail == "4":
+            return SOFT, "message too large"
+        return SOFT, "receiving system problem"
+    if subject == "4":  # §3.5 network and routing status
+        if detail == "4" and not has(DNS_TEMPORARY):
+            return HARD, "host unknown"
+        if detail == "6":
+            return SOFT, "mail loop"
+        if detail == "7":
+            return SOFT, "delivery expired"
+        if detail in ("1", "2", "3", "4", "5"):
+            # Microsoft answers "5.4.1 Recipient address rejected: Access denied" for unknown users.
+            if has(USER_UNKNOWN_STRONG):
+                return HARD, "user unknown"
+            return SOFT, "temporary network failure"
+        return None
+    if subject == "6":  # §3.7 message content or media status
+        return BLOCK, "content refused"
+    if subject == "7":  # §3.8 security or policy status: words tell relaying and dead users apart
+        # "User unknown" under a policy status in reply to DATA is a filter's answer: the
+        # recipient already passed RCPT TO.
+        at_data = has(STAGE_DATA) and not has(STAGE_RCPT)
+        if has(USER_UNKNOWN_STRONG) and not (at_data or has(SENDER_FAULT) or has(SPAM)):
+            return HARD, "user unknown"
+        if has(RELAY):
+            return SOFT, "relaying denied"
+        if has(GREYLIST):
+            return SOFT, "greylisted"
+        return BLOCK, "policy rejection (sender's fault)"
+    return None  # x.0.x and x.5.x (protocol) are used generically: the wording decides
+
+
+def _by_words(has: _Words, klass: str, subject: str) -> tuple[str, str]:
+    """The verdict from the diagnosis wording when the status is missing or generic."""
+    if has(SENDER_FAULT):
+        return BLOCK, "policy rejection (sender's fault)"
+    if has(MAILBOX_FULL):
+        return SOFT, "mailbox full"
+    if has(TOO_LARGE):
+        return SOFT, "message too large"
+    if has(LOOP):
+        return SOFT, "mail loop"
+    if has(DISABLED):
+        return SOFT, "mailbox disabled or suspended"
+    if has(USER_UNKNOWN_STRONG) and not has(SPAM):
+        return HARD, "user unknown"
+    if has(HOST_UNKNOWN) and not has(DNS_TEMPORARY):
+        return HARD, "host unknown"
+    if has(MOVED):
+        return HARD, "mailbox moved"
+    if has(SPAM):
+        return BLOCK, "rejected as spam or by policy (sender's fault)"
+    if has(RELAY):
+        return SOFT, "relaying denied"
+    if has(USER_UNKNOWN_WEAK):
         # A recipient that passed RCPT TO cannot be unknown at DATA: that is a content filter.
-        if STAGE_DATA.search(text) and not STAGE_RCPT.search(text):
-            return SOFT, "rejected after DATA (filtered)", False
-        if strong or STAGE_RCPT.search(text):
-            return HARD, "user unknown", False
-        specific = status is not None and sub not in ("0.0",)
-        if ev.structured and not specific:
-            return HARD, "user unknown", False
-        return SOFT, "rejected (unconfirmed user unknown, likely filtered)", False
-    if EXPIRED.search(text):
-        return SOFT, "delivery expired", False
-    if klass == "5" and ev.default_hard:
-        # COMPLIANCE row 26: Action failed + 5.x.x with nothing pointing elsewhere is permanent.
-        return HARD, "permanent failure", False
-    return SOFT, "undetermined failure", False
-
+        if has(STAGE_DATA) and not has(STAGE_RCPT):
+            return SOFT, "rejected after DATA (filtered)"
+        if has(STAGE_RCPT) or has(USER_UNKNOWN_ADDRESSED):
+            return HARD, "user unknown"
+        return SOFT, "rejected (unconfirmed user unknown, likely filtered)"
+    if has(EXPIRED):
+        return SOFT, "delivery expired"
+    if subject == "1" and klass == "5":
+        return HARD, "address rejected"
+    return SOFT, "undetermined failure"
