@@ -15,7 +15,6 @@ from sendwell.contacts.lawful_basis import LIFETIME as CONSENT_LIFETIME
 from sendwell.contacts.regions import parse_country, region_for
 from sendwell.contacts.vocabulary import INDUSTRY, STAGE, load_vocabulary
 from sendwell.db.models import SCOPE_ALL, Consent, ConsentKind, Contact, Subscription, Suppression, Topic
-from sendwell.segments.expression import compile_segment
 from sendwell.suppression.service import hash_email
 
 
@@ -195,14 +194,6 @@ def upsert_contacts(
         results.append((contact, created))
     session.flush()
     return results
-
-
-def list_contacts(session: Session, *, segment: str = "", after: int = 0, limit: int = 50) -> list[Contact]:
-    """Contacts by id after a cursor, optionally only those a segment expression selects."""
-    query = select(Contact).where(Contact.id > after).order_by(Contact.id).limit(limit)
-    if segment.strip():
-        query = query.where(compile_segment(segment))
-    return list(session.scalars(query))
 
 
 def suppressed_hashes(session: Session, *, hashes: list[str]) -> set[str]:

@@ -107,6 +107,14 @@ def count_segment(session: Session, *, expression: str, now: datetime | None = N
             "reachable": matching - n_suppressed - no_basis}
 
 
+def list_contacts(session: Session, *, segment: str = "", after: int = 0, limit: int = 50) -> list[Contact]:
+    """Contacts by id after a cursor, optionally only those a segment expression selects."""
+    query = select(Contact).where(Contact.id > after).order_by(Contact.id).limit(limit)
+    if segment.strip():
+        query = query.where(compile_segment(segment))
+    return list(session.scalars(query))
+
+
 def describe(segment: Segment) -> dict[str, Any]:
     """A saved segment as a dict, with its rule in text and JSON form."""
     return {"name": segment.name, "expression": segment.expression,

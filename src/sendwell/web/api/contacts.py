@@ -16,6 +16,7 @@ from sendwell.db.session import transaction
 from sendwell.optout.gate import hand_off_window, wait_for_hand_off
 from sendwell.optout.service import unsubscribe_contact
 from sendwell.runtime import Runtime
+from sendwell.segments import service as segments
 from sendwell.segments.expression import SegmentError
 from sendwell.web.api.problems import ApiProblem, FieldError, invalid
 from sendwell.web.api.schemas import NO_NUL, After, ContactId, Limit, Page, When, bounded, page_of
@@ -171,7 +172,8 @@ def router(runtime: Runtime, require: Any) -> APIRouter:
         """Contacts in id order, optionally filtered by a segment expression."""
         try:
             with transaction(runtime.factory) as session:
-                return page_of(_outs(session, contacts.list_contacts(session, segment=segment, after=after, limit=limit)), limit)
+                rows = segments.list_contacts(session, segment=segment, after=after, limit=limit)
+                return page_of(_outs(session, rows), limit)
         except (SegmentError, RecursionError) as exc:
             raise invalid("query.segment", str(exc) if isinstance(exc, SegmentError) else "nested too deeply") from None
 
