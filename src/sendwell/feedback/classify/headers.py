@@ -28,12 +28,16 @@ def addr(value: object) -> str | None:
 
 
 def header_addrs(msg: Message, *names: str) -> set[str]:
+    """The lower-cased addresses in some address headers."""
     found: set[str] = set()
     for name in names:
-        values = msg.get_all(name) or []
-        for _, address in getaddresses([str(v) for v in values]):
-            if "@" in address:
-                found.add(address.lower())
+        for value in msg.get_all(name) or []:
+            text = str(value)
+            if '"' in text or "(" in text:
+                # A quoted display name or a comment may itself hold an "@": the full parser.
+                found.update(a.lower() for _, a in getaddresses([text]) if "@" in a)
+            else:
+                found.update(a.lower() for a in ADDR_RE.findall(text))
     return found
 
 

@@ -28,13 +28,12 @@ HEADERISH_RE = re.compile(
 TO_LINE_RE = re.compile(r"^[ \t>]*(?:to|cc)[ \t]*:(.*)$", re.I | re.M)
 MSGID_LINE_RE = re.compile(r"^[ \t]*message-id[ \t]*:[ \t]*(<[^<>\s]+>)", re.I | re.M)
 # Where a plain-text bounce starts quoting the original message: text after this is not diagnosis.
-# Searched without a leading "^.*": that form retries the alternation at every character.
-CUT_RE = re.compile(
-    r"original message follows|original mail as follows|copy of the message"
-    r"|header of the original message|message headers follow|original message:"
-    r"|unsent message below|returned message follows",
-    re.I,
+CUT_MARKERS = (
+    "original message follows", "original mail as follows", "copy of the message",
+    "header of the original message", "message headers follow", "original message:",
+    "unsent message below", "returned message follows",
 )
+CUT_RE = re.compile("|".join(map(re.escape, CUT_MARKERS)), re.I)
 BOUNCE_SUBJECT_RE = re.compile(
     r"undeliver|delivery (?:status|fail|notification|report|problem)|returned mail|failure notice"
     r"|mail delivery failed|delivery has failed|could not be delivered|non-?delivery|loop alert"
@@ -47,12 +46,18 @@ BOUNCE_SUBJECT_RE = re.compile(
 
 def split_text(text: str) -> tuple[str, str]:
     """(diagnosis, quoted original) of a plain-text bounce."""
-    match = CUT_RE.search(text)
-    if not match:
+    lowered = text.lower()
+    if len(lowered) == len(text):  # positions agree (a few letters, e.g. "İ", lower to two)
+        found = [i for i in (lowered.find(marker) for marker in CUT_MARKERS) if i >= 0]
+        first = min(found) if found else -1
+    else:
+        match = CUT_RE.search(text)
+        first = match.start() if match else -1
+    if first < 0:
         return text, ""
-    # The whole line holding the marker is the cut.
-    start = text.rfind("\n", 0, match.start()) + 1
-    end = text.find("\n", match.end())
+    # The whole line holding the first marker is the cut.
+    start = text.rfind("\n", 0, first) + 1
+    end = text.find("\n", first)
     return text[:start], text[end:] if end >= 0 else ""
 
 
