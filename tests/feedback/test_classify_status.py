@@ -108,6 +108,7 @@ def test_a_user_unknown_answered_to_data_is_a_filter_not_a_dead_address() -> Non
     ("550 Нет такого пользователя", "hard"),
     ("550 用户不存在", "hard"),
     ("550 收件人不存在", "hard"),
+    ("550 收件人不存在，邮件被拒绝", "hard"),
     ("550 帐号不存在", "hard"),
     ("550 宛先不明のため配送できません", "hard"),
     ("552 Postfach voll", "soft"),

@@ -27,7 +27,7 @@ SPAM = re.compile(
     r"|blocked by|message rejected|mail rejected|policy|message (?:was )?filtered|blocked\b"
     r"|improper use of 8-bit|8-bit data|not accepted for policy reasons|junk"
     # German, French, Spanish, Russian, Chinese: spam / refused as spam
-    r"|als spam|courrier ind[ée]sirable|correo no deseado|спам|垃圾邮件|拒绝"
+    r"|als spam|courrier ind[ée]sirable|correo no deseado|спам|垃圾邮件"
 )
 MAILBOX_FULL = re.compile(
     r"mailbox (?:is )?full|mailbox full|over ?quota|quota exceeded|exceeds? (?:the )?(?:allowed|storage)"
