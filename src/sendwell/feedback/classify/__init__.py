@@ -33,10 +33,10 @@ __all__ = [
     "SOFT",
     "UNSUBSCRIBE",
     "Classification",
-    "coarse_kind",
     "classify_file",
     "classify_message",
     "classify_provider_json",
     "classify_smtp_reply",
+    "coarse_kind",
     "decode_text",
 ]

@@ -18,6 +18,7 @@ from sendwell.feedback.classify.result import (
 
 
 def from_feedback_report(msg: Message, parts: Parts, common: dict[str, Any]) -> Classification:
+    """An ARF report's classification: complaint, unsubscribe or other, with the reported recipients."""
     report = parts.feedback
     assert report is not None
     ftype = " ".join(str(report.get("Feedback-Type", "")).split()).lower() or None
@@ -45,4 +46,3 @@ def from_feedback_report(msg: Message, parts: Parts, common: dict[str, Any]) -> 
         original_message_id=message_id_of(parts.original),
         **common,
     )
-

@@ -41,6 +41,7 @@ CHALLENGE_RE = re.compile(
 
 def is_auto_reply(msg: Message, body: str) -> bool:
     # RFC 3834 §5: Auto-Submitted other than "no" marks automatic mail; auto-replied is a response.
+    """Whether a message is an automatic response (RFC 3834 headers, or vacation / ticket wording)."""
     auto = str(msg.get("Auto-Submitted", "")).strip().lower()
     if auto.startswith("auto-replied"):
         return True
@@ -52,5 +53,3 @@ def is_auto_reply(msg: Message, body: str) -> bool:
     if precedence in ("bulk", "junk", "auto_reply", "list"):
         return bool(AUTOREPLY_SUBJECT_RE.search(subject) or AUTOREPLY_BODY_RE.search(body))
     return bool(AUTOREPLY_SUBJECT_RE.search(subject) and AUTOREPLY_BODY_RE.search(body))
-
-

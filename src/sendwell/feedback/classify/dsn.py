@@ -24,6 +24,7 @@ from sendwell.feedback.classify.verdict import Evidence, judge
 
 
 def from_delivery_status(msg: Message, parts: Parts, common: dict[str, Any]) -> Classification | None:
+    """A DSN's classification from its per-recipient blocks; None when no block names a recipient."""
     records = []
     for block in parts.dsn_blocks:
         rcpt = addr(block.get("Final-Recipient")) or addr(block.get("Original-Recipient"))
@@ -46,7 +47,7 @@ def from_delivery_status(msg: Message, parts: Parts, common: dict[str, Any]) -> 
         status = best_status(status_field, diag)
         reply = last_reply_code(diag.split(";", 1)[-1]) or first_reply_code(notification)
         text = f"{diag}\n{notification}".lower() if diag else notification.lower()
-        ev = Evidence(status, reply, text, structured=action.startswith("failed") or bool(diag))
+        ev = Evidence(status, reply, text)
         category, reason = judge(ev)
         return classified(
             category,
@@ -83,5 +84,5 @@ def from_delivery_status(msg: Message, parts: Parts, common: dict[str, Any]) -> 
 
 
 def nested_report(msg: Message | None) -> bool:
+    """Whether a quoted original is itself a multipart/report (a gateway re-wrapped the DSN)."""
     return msg is not None and msg.get_content_type() == "multipart/report"
-

@@ -41,9 +41,9 @@ def header_addrs(msg: Message, *names: str) -> set[str]:
     return found
 
 
-
 def subject_of(msg: Message) -> str:
     # RFC 2047 encoded words: vacation notices in other languages almost always use them.
+    """The Subject with RFC 2047 encoded words decoded."""
     value = str(msg.get("Subject", "") or "")
     if "=?" not in value:
         return value
@@ -54,14 +54,15 @@ def subject_of(msg: Message) -> str:
 
 
 def is_daemon(msg: Message) -> bool:
+    """Whether the message comes from a mailer-daemon or postmaster."""
     name, address = parseaddr(str(msg.get("From", "")))
     local = (address or name).split("@", 1)[0].lower()
     return local in DAEMON_LOCAL or bool(DAEMON_NAME_RE.search(name or ""))
 
 
-
 def verp_token_of(msg: Message) -> str | None:
     # Envelope headers first: they carry the address the MTA used, before any display mangling.
+    """The detail of a bounce+…@ address in the envelope headers, or None."""
     for name in ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To", "To"):
         for value in msg.get_all(name) or []:
             match = VERP_RE.search(str(value))
@@ -71,8 +72,8 @@ def verp_token_of(msg: Message) -> str | None:
 
 
 def message_id_of(msg: Message | None) -> str | None:
+    """The Message-ID of a (quoted) message, whitespace collapsed, or None."""
     if msg is None:
         return None
     value = msg.get("Message-ID")
     return " ".join(str(value).split()) if value else None
-

@@ -69,7 +69,6 @@ def classify_message(raw: bytes) -> Classification:
     return Classification(kind=OTHER, reason="not a bounce", **common)
 
 
-
 def classify_file(path: str | Path) -> list[Classification]:
     """Classify a file by content: a JSON object/array is a provider payload, anything else a message."""
     raw = Path(path).read_bytes()

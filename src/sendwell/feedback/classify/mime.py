@@ -15,13 +15,14 @@ TAG_RE = re.compile(r"<[^<>]{0,2000}>")
 
 def normalise(raw: bytes) -> bytes:
     # The corpus mixes LF, CRLF and CR-only files; the email parser copes best with one style.
+    """The raw bytes with one line-ending style (LF)."""
     if b"\r" in raw:
         raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     return raw
 
 
-
 def text_of(part: Message) -> str:
+    """The decoded text of one MIME part."""
     payload = part.get_payload(decode=True)
     if not isinstance(payload, bytes):
         raw = part.get_payload()
@@ -41,9 +42,10 @@ def decode_text(payload: bytes, charset: str | None) -> str:
         return payload.decode("utf-8", errors="replace")
 
 
-
 @dataclass
 class Parts:
+    """What the MIME walk found: text parts, DSN blocks, the feedback report, the quoted original."""
+
     texts: list[str]
     dsn_blocks: list[Message]
     feedback: Message | None
@@ -51,6 +53,7 @@ class Parts:
 
 
 def collect(msg: Message) -> Parts:
+    """Walk a message once and sort its parts by role."""
     parts = Parts([], [], None, None)
     html: list[str] = []
 
@@ -92,4 +95,3 @@ def collect(msg: Message) -> Parts:
     if not parts.texts and html:
         parts.texts.extend(html)
     return parts
-

@@ -62,6 +62,7 @@ def split_text(text: str) -> tuple[str, str]:
 
 
 def scan_addrs(text: str, exclude: set[str]) -> list[str]:
+    """Addresses in a plain-text diagnosis, skipping header-like lines, our own and daemon addresses."""
     found: list[str] = []
     for line in text.splitlines():
         if "@" not in line or HEADERISH_RE.match(line):
@@ -76,6 +77,7 @@ def scan_addrs(text: str, exclude: set[str]) -> list[str]:
 
 
 def to_line_addrs(text: str, exclude: set[str]) -> list[str]:
+    """Addresses on To:/Cc: lines of quoted text, except excluded ones."""
     found: list[str] = []
     for match in TO_LINE_RE.finditer(text):
         for address in ADDR_RE.findall(match.group(1)):
@@ -85,8 +87,8 @@ def to_line_addrs(text: str, exclude: set[str]) -> list[str]:
     return found
 
 
-
 def from_plain_bounce(msg: Message, parts: Parts, common: dict[str, Any]) -> Classification:
+    """A bounce without a DSN: the diagnosis before the quoted original, judged."""
     text = "\n".join(parts.texts)
     diagnosis, quoted = split_text(text)
     exclude = header_addrs(msg, "From", "To", "Return-Path", "Reply-To", "Sender")
@@ -129,10 +131,10 @@ def from_plain_bounce(msg: Message, parts: Parts, common: dict[str, Any]) -> Cla
 
 
 def looks_like_bounce(msg: Message, parts: Parts) -> bool:
+    """Whether a message without a DSN is a bounce (X-Failed-Recipients, subject, daemon sender)."""
     if msg.get("X-Failed-Recipients"):
         return True
     subject = subject_of(msg)
     if BOUNCE_SUBJECT_RE.search(subject):
         return True
     return is_daemon(msg)
-

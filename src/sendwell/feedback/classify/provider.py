@@ -28,6 +28,7 @@ LENIENT_JSON = json.JSONDecoder(strict=False)
 
 
 def embedded_json(body: str) -> Any:
+    """A JSON document that is the whole body of a mail (SES via e-mail), or None."""
     start = body.find("{")
     if start < 0 or body[:start].strip():
         return None
@@ -39,13 +40,14 @@ def embedded_json(body: str) -> Any:
     return value
 
 
-
 def as_dict(value: Any) -> dict[str, Any]:
     # Webhook bodies come from outside: a wrong shape should yield no event, not a crash.
+    """The value if it is a dict, else an empty one."""
     return value if isinstance(value, dict) else {}
 
 
 def ses_events(payload: dict[str, Any]) -> list[Classification]:
+    """The classifications in one Amazon SES notification, one per recipient."""
     kind_field = payload.get("notificationType") or payload.get("eventType") or ""
     mail = as_dict(payload.get("mail"))
     # commonHeaders carries the Message-ID we set (it names our send); mail.messageId is SES's own.
@@ -118,6 +120,7 @@ def ses_events(payload: dict[str, Any]) -> list[Classification]:
 
 
 def sendgrid_event(event: dict[str, Any]) -> Classification:
+    """The classification of one SendGrid event."""
     name = str(event.get("event", "")).lower()
     rcpt = dedupe([str(event.get("email", "")).lower()])
     status = best_status(str(event.get("status", "")))
@@ -128,10 +131,9 @@ def sendgrid_event(event: dict[str, Any]) -> Classification:
     if name == "bounce":
         ev = Evidence(status, reply, reason_text.lower())
         category, reason = judge(ev)
-        if str(event.get("type", "bounce")).lower() == "blocked":
-            # SendGrid "blocked": the receiver refused this message, not necessarily the address.
-            if category == HARD:
-                category, reason = SOFT, "blocked"
+        # SendGrid "blocked": the receiver refused this message, not necessarily the address.
+        if category == HARD and str(event.get("type", "bounce")).lower() == "blocked":
+            category, reason = SOFT, "blocked"
         return classified(category, reason=reason, **base)
     if name == "deferred":
         return classified(DELAY, reason="delivery delayed", **base)
@@ -164,4 +166,3 @@ def classify_provider_json(payload: dict[str, Any] | list[Any]) -> list[Classifi
     if "event" in payload and "email" in payload:
         return [sendgrid_event(payload)]
     return ses_events(payload)
-

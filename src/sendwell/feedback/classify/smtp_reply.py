@@ -18,7 +18,6 @@ def classify_smtp_reply(recipient: str, code: int, message: str) -> Classificati
     status = best_status(message)
     text = f"{code} {message}".lower()
     # A 4xx in our own session is retried by our sender: not final, so never hard.
-    category, reason = judge(Evidence(status, str(code), text, structured=True, final=code >= 500))
+    category, reason = judge(Evidence(status, str(code), text, final=code >= 500))
     return classified(category, recipients=recipients, status=status, reason=reason, reply_code=str(code),
                       is_delay=code < 500)
-

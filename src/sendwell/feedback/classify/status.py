@@ -28,6 +28,7 @@ def best_status(*texts: str | None) -> str | None:
 
 
 def first_reply_code(text: str | None) -> str | None:
+    """The first SMTP reply code in a text, or None."""
     if not text:
         return None
     match = REPLY_RE.search(text)
@@ -36,9 +37,9 @@ def first_reply_code(text: str | None) -> str | None:
 
 def last_reply_code(text: str) -> str | None:
     # Relays quote the remote reply after their own ("554 ... <421 4.4.2 ...>"): keep the inner one.
+    """The last SMTP reply code in a text (the innermost quoted reply), or None."""
     codes = REPLY_RE.findall(text)
     return codes[-1] if codes else None
-
 
 
 # Provider extensions whose meaning is fixed whatever the wording around them.

@@ -41,7 +41,7 @@ MAX_TEXT = 4_000
 class _Words:
     """The diagnosis with each wording table searched at most once."""
 
-    __slots__ = ("text", "_seen")
+    __slots__ = ("_seen", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -61,7 +61,6 @@ class Evidence:
     status: str | None
     reply_code: str | None
     text: str  # lower-cased diagnosis
-    structured: bool = False  # came from an RFC 3464 per-recipient block with Action: failed
     final: bool = True  # the reporting MTA gave up; False for a live SMTP reply it will retry
 
 
