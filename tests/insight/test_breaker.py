@@ -3,9 +3,7 @@ arriving through the inbound feedback path, pauses a campaign mid-send."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
-import time
 
 import httpx
 import pytest
@@ -29,13 +27,9 @@ def test_a_spike_pauses_the_campaign_mid_send(runtime, smtp_server, unused_port,
     settings.base_url = f"http://127.0.0.1:{unused_port}"
     settings.alert_min_sample = 100
     settings.alert_check_interval = 0
-    original = smtp_server.handler.handle_DATA
-
-    async def slower_data(server, session, envelope):  # type: ignore[no-untyped-def]
-        await asyncio.sleep(0.003)  # a little slower than loopback, so clicks and sending overlap
-        return await original(server, session, envelope)
-
-    smtp_server.handler.handle_DATA = slower_data
+    # The server holds the 151st mail at DATA: the people who got the first 150 react while
+    # the campaign is certainly mid-send, and sending goes on once they have.
+    smtp_server.handler.close_after = 150
     with transaction(runtime.factory) as s:
         for i in range(CONTACTS):
             make_contact(s, country="DE" if i % 2 else "US", stage="new_lead")
@@ -49,29 +43,31 @@ def test_a_spike_pauses_the_campaign_mid_send(runtime, smtp_server, unused_port,
     with BackgroundServer(create_app(runtime), unused_port):
         sender = threading.Thread(target=run_once, args=(runtime, campaign_id))
         sender.start()
-        while len(smtp_server.messages) < 150 and sender.is_alive():
-            time.sleep(0.005)
-        germans = [m for m in list(smtp_server.messages) if m.rcpt_tos[0] in german]
-        if path == "one_click":
-            # Every German recipient so far clicks one-click, through real HTTP, while sending goes on.
-            with httpx.Client(timeout=30) as client:
-                for message in germans:
-                    response = client.post(one_click_url(parse_strict(message.data)),
-                                           data={"List-Unsubscribe": "One-Click"})
-                    assert response.status_code == 200
-                    clicked.append(message.rcpt_tos[0])
-        else:
-            # Every tenth German recipient so far presses "spam": the provider's ARF report comes
-            # back to the VERP address and goes through the inbound path the listener uses.
-            from sendwell.feedback.inbound import process_inbound
+        try:
+            assert smtp_server.handler.held.wait(120), "the campaign never reached its 151st mail"
+            germans = [m for m in list(smtp_server.messages) if m.rcpt_tos[0] in german]
+            if path == "one_click":
+                # Every German recipient so far clicks one-click, through real HTTP, mid-campaign.
+                with httpx.Client(timeout=30) as client:
+                    for message in germans:
+                        response = client.post(one_click_url(parse_strict(message.data)),
+                                               data={"List-Unsubscribe": "One-Click"})
+                        assert response.status_code == 200
+                        clicked.append(message.rcpt_tos[0])
+            else:
+                # Every tenth German recipient so far presses "spam": the provider's ARF report comes
+                # back to the VERP address and goes through the inbound path the listener uses.
+                from sendwell.feedback.inbound import process_inbound
 
-            for message in germans[::10]:
-                report = arf(rcpt=message.rcpt_tos[0], to=message.mail_from,
-                             message_id=str(parse_strict(message.data)["Message-ID"]))
-                with transaction(runtime.factory) as s:
-                    process_inbound(s, raw=report, rcpt_to=[message.mail_from], settings=settings)
-                clicked.append(message.rcpt_tos[0])
-        sender.join()
+                for message in germans[::10]:
+                    report = arf(rcpt=message.rcpt_tos[0], to=message.mail_from,
+                                 message_id=str(parse_strict(message.data)["Message-ID"]))
+                    with transaction(runtime.factory) as s:
+                        process_inbound(s, raw=report, rcpt_to=[message.mail_from], settings=settings)
+                    clicked.append(message.rcpt_tos[0])
+        finally:
+            smtp_server.handler.gate.set()  # sending goes on; the breaker sees the spike
+            sender.join()
 
     with transaction(runtime.factory) as s:
         status = campaign_status(s, campaign_id=campaign_id)

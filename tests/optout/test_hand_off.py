@@ -13,9 +13,9 @@ import threading
 import time
 
 import httpx
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
-from sendwell.db.models import Send
+from sendwell.db.models import Send, Suppression
 from sendwell.db.session import transaction
 from sendwell.delivery.service import create_campaign, plan_campaign, queue_campaign
 from sendwell.optout import gate
@@ -23,6 +23,7 @@ from sendwell.web.app import create_app
 from sendwell.web.server import BackgroundServer
 from tests.helpers import make_contact, run_once
 from tests.optout.conftest import u
+from tests.worker import support
 
 
 def _campaign(runtime, n: int) -> tuple[int, list[tuple[int, str]]]:
@@ -69,8 +70,10 @@ def test_the_one_click_answer_waits_for_the_mail_being_handed_to_smtp(runtime, s
 
             clicker = threading.Thread(target=click)
             clicker.start()
-            clicker.join(1.0)
-            # The opt-out is committed, but the mail is still in its SMTP transaction: no answer yet.
+            support.wait_for(lambda: _suppressed(runtime), "the opt-out to be committed", timeout=60)
+            # The opt-out is committed, but the mail is still in its SMTP transaction: no answer
+            # yet. A POST that did not wait for the hand-off would answer within moments.
+            clicker.join(0.5)
             assert clicker.is_alive(), "the POST returned while the person's mail was still being handed over"
         finally:
             release.set()
@@ -79,6 +82,11 @@ def test_the_one_click_answer_waits_for_the_mail_being_handed_to_smtp(runtime, s
     assert answered["response"].status_code == 200
     assert arrived[target] <= answered["at"]  # the mail was out before the answer, never after
     assert {email for _, email in contacts} == set(arrived)
+
+
+def _suppressed(runtime) -> bool:
+    with transaction(runtime.factory) as s:
+        return bool(s.scalar(select(func.count()).select_from(Suppression)))
 
 
 def _mark(runtime, campaign_id: int, contact_id: int, at: datetime) -> None:

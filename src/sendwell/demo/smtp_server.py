@@ -1,11 +1,13 @@
 """A real SMTP server on loopback (aiosmtpd) that keeps every message as an .eml file.
 
 Used by `sendwell demo` and by the tests as the receiving side; it can also answer with
-chosen SMTP replies for given recipients, to exercise deferrals and bounces.
+chosen SMTP replies for given recipients, to exercise deferrals and bounces, and hold mail
+at a gate so that a test decides exactly when a message in flight is answered.
 """
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -23,12 +25,28 @@ class Received:
     path: Path | None
 
 
+def _open_gate() -> threading.Event:
+    gate = threading.Event()
+    gate.set()
+    return gate
+
+
 @dataclass
 class CaptureHandler:
+    """Keeps each message; `gate` (open unless cleared) holds DATA before the message is kept.
+
+    While the gate is closed, a message that reaches DATA waits with its sender's SMTP
+    transaction open (`held` is set), and is kept and answered once the gate opens again.
+    `close_after`, when set, closes the gate by itself once that many messages were kept.
+    """
+
     directory: Path | None
     replies: dict[str, str] = field(default_factory=dict)  # rcpt -> "450 4.2.1 try later"
     messages: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    gate: threading.Event = field(default_factory=_open_gate)
+    held: threading.Event = field(default_factory=threading.Event)
+    close_after: int | None = None
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any) -> str:
         reply = self.replies.get(address.lower())
@@ -38,6 +56,10 @@ class CaptureHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        while not self.gate.is_set():
+            self.held.set()
+            # The server's event loop serves every session: poll rather than block it.
+            await asyncio.sleep(0.002)
         data = envelope.original_content or envelope.content
         path = None
         with self.lock:
@@ -46,6 +68,9 @@ class CaptureHandler:
                 path = self.directory / f"{len(self.messages) + 1:06d}.eml"
                 path.write_bytes(data)
             self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), data, path))
+            if self.close_after is not None and len(self.messages) >= self.close_after:
+                self.gate.clear()
+                self.close_after = None
         return "250 2.0.0 queued"
 
 
