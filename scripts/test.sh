@@ -5,9 +5,10 @@ cd "$(dirname "$0")/.."
 bash scripts/services.sh
 .venv/bin/ruff check --quiet --select F,E9 src tests bench
 set +e
-# worksteal: an idle worker takes queued tests from a busy one, so the slow reliability tests
-# (100,000-mail campaigns) do not end up queued behind each other on one worker.
-.venv/bin/pytest -n "${PYTEST_WORKERS:-2}" --dist worksteal "$@"
+# loadgroup: the tests marked `slow` (worker and server subprocesses) form one group that one
+# xdist worker runs from the start, one at a time, while the other worker takes everything else
+# test by test (SLOW_MODULES in tests/conftest.py). `make test-full` sets SENDWELL_RELIABILITY_RECIPIENTS=100000.
+.venv/bin/pytest -n "${PYTEST_WORKERS:-2}" --dist loadgroup "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then

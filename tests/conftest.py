@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
+from xdist.scheduler import LoadGroupScheduling
 
 from sendwell.config import Settings, load_settings
 from sendwell.db.migrate import upgrade
@@ -73,6 +74,9 @@ def pg_database() -> Iterator[str]:
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.execute(text(f'CREATE DATABASE "{name}"'))
+        # A test database need not survive a power cut: commits return without waiting for
+        # the WAL flush, which is most of a small transaction's time on a slow disk.
+        conn.execute(text(f'ALTER DATABASE "{name}" SET synchronous_commit = off'))
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     engine = make_engine(url)
     upgrade(engine)
@@ -83,12 +87,30 @@ def pg_database() -> Iterator[str]:
     admin.dispose()
 
 
-def _truncate_pg(url: str) -> None:
-    engine = make_engine(url)
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-    with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    engine.dispose()
+class _PgReset:
+    """Empties every table and restarts every sequence between tests, on one long-lived connection.
+
+    DELETE of a few rows per table is far cheaper than TRUNCATE (which replaces each table's
+    files) and than opening a new engine per test; sequences restart so ids begin at 1 again.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.engine = make_engine(url)
+        tables = [t.name for t in reversed(Base.metadata.sorted_tables)]  # children before parents
+        self.statement = "".join(f'DELETE FROM "{name}";' for name in tables) + (
+            "SELECT setval(c.oid, 1, false) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE c.relkind = 'S' AND n.nspname = current_schema();")
+
+    def __call__(self) -> None:
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql(self.statement)
+
+
+@pytest.fixture(scope="session")
+def pg_reset(pg_database: str) -> Iterator[_PgReset]:
+    reset = _PgReset(pg_database)
+    yield reset
+    reset.engine.dispose()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -100,8 +122,63 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         shutil.copyfile(template, path)
         return f"sqlite:///{path}"
     url = request.getfixturevalue("pg_database")
-    _truncate_pg(url)
+    request.getfixturevalue("pg_reset")()
     return url
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest turns db_url's own params into variants
+def sqlite_only(metafunc: pytest.Metafunc) -> None:
+    """`pytest_generate_tests` for adapter suites: their database tests run on SQLite only.
+
+    An adapter only translates HTTP or a command line into service calls, and every service
+    test runs on both databases; the few adapter tests that reach dialect-specific paths carry
+    `@pytest.mark.both_backends` and keep both.
+    """
+    if "db_url" not in metafunc.fixturenames or metafunc.definition.get_closest_marker("both_backends"):
+        return
+    if any("db_url" in m.args[0] for m in metafunc.definition.iter_markers("parametrize")):
+        return  # the test chose its backend itself
+    # A mark rather than metafunc.parametrize: pytest then leaves the fixture's params alone.
+    metafunc.definition.add_marker(pytest.mark.parametrize(
+        "db_url", [b for b in BACKENDS if b == "sqlite"] or BACKENDS, indirect=True))
+
+
+# The modules whose tests (all marked `slow`) start worker or server subprocesses that want a
+# core each. Under `--dist loadgroup` they form one group: one xdist worker runs them one after
+# the other (the group is the largest unit, so it starts first) while the other worker runs
+# everything else, instead of two of them fighting over the two cores. The group is chosen by
+# module here because pytest-xdist's own `xdist_group` mark does not group on pytest 9.2
+# (it rewrites the old string node id, pytest-xdist issue 1386).
+SLOW_MODULES = frozenset({
+    "tests/cli/test_serve.py",
+    "tests/reliability/test_crash.py",
+    "tests/reliability/test_infrastructure.py",
+    "tests/reliability/test_smtp_faults.py",
+    "tests/reliability/test_unsubscribe_load.py",
+    "tests/web/admin/test_demo_serve.py",
+    "tests/worker/test_serve.py",
+    "tests/worker/test_workers.py",
+})
+
+
+class _SlowTogether(LoadGroupScheduling):
+    """`--dist loadgroup` with every test of SLOW_MODULES in the one group "slow"."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        if nodeid.split("::", 1)[0] in SLOW_MODULES:
+            return "slow"
+        return super()._split_scope(nodeid)
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: unknown when xdist is off (-p no:xdist)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadGroupScheduling | None:
+    return _SlowTogether(config, log) if config.getvalue("dist") == "loadgroup" else None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("slow") and item.nodeid.split("::", 1)[0] not in SLOW_MODULES:
+            raise pytest.UsageError(f"{item.nodeid} is marked slow: add its module to SLOW_MODULES in tests/conftest.py")
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:

@@ -49,6 +49,8 @@ def served(tmp_path: Path, db_url: str, smtp_server, unused_port):
     proc.wait(timeout=30)
 
 
+@pytest.mark.slow
+@pytest.mark.both_backends  # serve on PostgreSQL: the thread-pool one-click path (SQLite's is inline)
 def test_serve_delivers_queued_mail_and_takes_one_click(tmp_path, served, smtp_server) -> None:
     env, base = served
     (tmp_path / "c.csv").write_text(CSV)

@@ -45,6 +45,7 @@ def run(env: dict[str, str], *args: str, ok: bool = True):
     return result
 
 
+@pytest.mark.both_backends  # `init` migrates and every command runs on PostgreSQL too
 def test_the_whole_slice(tmp_path, env, smtp_server, unused_port) -> None:
     env["SENDWELL_SMTP_URL"] = smtp_server.url
     env["SENDWELL_BASE_URL"] = f"http://127.0.0.1:{unused_port}"
