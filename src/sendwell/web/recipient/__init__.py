@@ -24,7 +24,7 @@ from sendwell.web.recipient.unsubscribe import unsubscribe_router
 
 def mount_recipient(app: FastAPI, runtime: Runtime, wake: Callable[[], None]) -> None:
     """Add the recipient pages, their invalid-link page and, on SQLite, the one-click fast path."""
-    pages = RecipientPages(runtime.settings)
+    pages = RecipientPages(runtime)
 
     async def invalid_link(request: Request, exc: Exception) -> HTMLResponse:
         assert isinstance(exc, InvalidLink)

@@ -30,13 +30,12 @@ UNKNOWN = "Unknown recipient; nothing was changed.\n"
 def one_click_router(runtime: Runtime, pages: RecipientPages, group: GroupCommit | None, wake: Any) -> APIRouter:
     """POST /u/TOKEN through routing: our own forms, multipart bodies, and every POST on PostgreSQL."""
     router = APIRouter()
-    settings = runtime.settings
 
     @router.post("/u/{token}")
     async def one_click(request: Request, token: str) -> Response:
         # RFC 8058 §3.1–3.2: no cookie, login or confirmation; any well-formed token POST is
         # the one-click, whatever the body (urlencoded, multipart, or none), and never a 3xx.
-        data = read_link(settings.secret_keys, SALT_UNSUBSCRIBE, token)
+        data = read_link(runtime.settings.secret_keys, SALT_UNSUBSCRIBE, token)
         if data is None:
             return HTMLResponse(INVALID, status_code=400)
         method = await method_of(request)
@@ -63,7 +62,7 @@ def one_click_router(runtime: Runtime, pages: RecipientPages, group: GroupCommit
             result = service.unsubscribe_contact(session, contact_id=data.contact_id, campaign_id=data.campaign_id,
                                                  method=method, ip=ip, user_agent=ua)
         if result is not None and result.hand_off_pending:  # see GroupCommit.submit
-            wait_for_hand_off(runtime.engine, result.contact_id, window=hand_off_window(settings.smtp_timeout))
+            wait_for_hand_off(runtime.engine, result.contact_id, window=hand_off_window(runtime.settings.smtp_timeout))
         return result
 
     return router

@@ -22,7 +22,6 @@ preferences_link = recipient_from_token(SALT_PREFERENCES)
 def preferences_router(runtime: Runtime, pages: RecipientPages, wake: Any) -> APIRouter:
     """GET/POST /p/TOKEN and /manage (a preference-center link mailed to a known address)."""
     router = APIRouter()
-    settings = runtime.settings
 
     def preferences_page(request: Request, link: Link, prefs: Preferences | None, **extra: Any) -> HTMLResponse:
         if prefs is None:  # erased between the link check and this read
@@ -30,7 +29,7 @@ def preferences_router(runtime: Runtime, pages: RecipientPages, wake: Any) -> AP
         # After a save the page speaks the language just chosen.
         return pages.page(request, "preferences.html", pages.language_of(request, prefs.stored_language),
                           token=link.token, masked=mask_email(link.recipient.email),
-                          unsubscribe_token=make_token(settings.secret_keys, SALT_UNSUBSCRIBE, link.data),
+                          unsubscribe_token=make_token(runtime.settings.secret_keys, SALT_UNSUBSCRIBE, link.data),
                           topics=prefs.topics, subscribed=prefs.subscribed, frequency=prefs.frequency,
                           paused_until=prefs.paused_until, contact_language=prefs.language,
                           unsubscribed=prefs.is_unsubscribed, **extra)

@@ -12,6 +12,7 @@ from fastapi.templating import Jinja2Templates
 from sendwell.config import Settings
 from sendwell.i18n import SUPPORTED, choose_language, normalise_language
 from sendwell.optout.mail import gettext_for
+from sendwell.runtime import Runtime
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent.with_name("templates")))
 LANGUAGE_NAMES = {"en": "English", "zh_Hans": "简体中文", "de": "Deutsch", "fr": "Français", "es": "Español"}
@@ -23,10 +24,15 @@ def client_of(request: Request) -> tuple[str, str]:
 
 
 class RecipientPages:
-    """Renders the recipient pages with the sender identity of one runtime's settings."""
+    """Renders the recipient pages with the sender identity of a runtime's current settings."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    @property
+    def settings(self) -> Settings:
+        """The runtime's settings now: an admin edit or a reload swaps in a new object."""
+        return self.runtime.settings
 
     def language_of(self, request: Request, contact_language: str | None) -> str:
         """An explicit choice on the page first, then the contact's language, then the browser's."""

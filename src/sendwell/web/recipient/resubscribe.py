@@ -24,13 +24,12 @@ confirm_link = recipient_from_token(SALT_CONFIRM)
 def resubscribe_router(runtime: Runtime, pages: RecipientPages, wake: Any) -> APIRouter:
     """POST /u/TOKEN/undo, /k/TOKEN (keep subscribed) and /c/TOKEN (double opt-in)."""
     router = APIRouter()
-    settings = runtime.settings
 
     def done_page(request: Request, link: Link, status: str) -> HTMLResponse:
         person = link.recipient
         return pages.page(request, "resubscribed.html", pages.language_of(request, person.language), status_=status,
                           masked=mask_email(person.email),
-                          preferences_url=preferences_url(settings.secret_keys,
+                          preferences_url=preferences_url(runtime.settings.secret_keys,
                                                           TokenData(person.contact_id, None, None)))
 
     @router.post("/u/{token}/undo", response_class=HTMLResponse)
@@ -50,7 +49,7 @@ def resubscribe_router(runtime: Runtime, pages: RecipientPages, wake: Any) -> AP
         person = link.recipient
         return pages.page(request, "keep.html", pages.language_of(request, person.language),
                           masked=mask_email(person.email), token=link.token,
-                          preferences_url=preferences_url(settings.secret_keys, link.data))
+                          preferences_url=preferences_url(runtime.settings.secret_keys, link.data))
 
     @router.post("/k/{token}", response_class=HTMLResponse)
     def keep(request: Request, link: Link = Depends(keep_link)) -> Response:
@@ -64,7 +63,7 @@ def resubscribe_router(runtime: Runtime, pages: RecipientPages, wake: Any) -> AP
         person = link.recipient
         return pages.page(request, "kept.html", pages.language_of(request, person.language), status_=result.status,
                           masked=mask_email(person.email),
-                          preferences_url=preferences_url(settings.secret_keys, link.data))
+                          preferences_url=preferences_url(runtime.settings.secret_keys, link.data))
 
     @router.get("/c/{token}", response_class=HTMLResponse)
     def confirm_page(request: Request, link: Link = Depends(confirm_link)) -> Response:

@@ -34,12 +34,11 @@ def unsubscribed_page(pages: RecipientPages, request: Request, link: Link, **ext
 def unsubscribe_router(runtime: Runtime, pages: RecipientPages, wake: Any) -> APIRouter:
     """GET /u/TOKEN and its alternative and reason forms."""
     router = APIRouter()
-    settings = runtime.settings
 
     @router.get("/u/{token}", response_class=HTMLResponse)
     def unsubscribe_page(request: Request, link: Link = Depends(unsubscribe_link)) -> Response:
         # RFC 8058 §1: link scanners prefetch GETs, so a GET only shows the page.
-        person = link.recipient
+        person, settings = link.recipient, runtime.settings
         if person.is_unsubscribed:
             # The thank-you mail's undo link lands here: show the state, the survey and Undo.
             return unsubscribed_page(pages, request, link, already=True)
@@ -64,7 +63,7 @@ def unsubscribe_router(runtime: Runtime, pages: RecipientPages, wake: Any) -> AP
         wake()
         return pages.page(request, "alternative_done.html", lang, masked=mask_email(person.email), token=link.token,
                           choice=str(form.get("choice")), paused_until=after.paused_until if after else None,
-                          preferences_url=preferences_url(settings.secret_keys, link.data))
+                          preferences_url=preferences_url(runtime.settings.secret_keys, link.data))
 
     @router.post("/u/{token}/reason", response_class=HTMLResponse)
     async def reason(request: Request, link: Link = Depends(unsubscribe_link)) -> Response:
