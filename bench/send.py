@@ -158,7 +158,7 @@ def compare_clients(port: int, count: int) -> dict:
 
     import aiosmtplib
 
-    from sendwell.delivery.transport import SmtpTransport
+    from sendwell.mail.transport import SmtpTransport
 
     data = (b"From: a@x.example\r\nTo: b@y.example\r\nSubject: bench\r\n\r\n" + b"x" * 76 + b"\r\n") * 64
     result = {}

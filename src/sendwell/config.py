@@ -19,7 +19,7 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from sendwell.contacts.regions import parse_region_map
-from sendwell.hygiene.roles import ROLE_ADDRESSES
+from sendwell.contacts.roles import ROLE_ADDRESSES
 from sendwell.policy.caps import Cap, parse_caps
 from sendwell.policy.windows import SendWindow, parse_windows
 from sendwell.webhooks.endpoints import Endpoint, parse_endpoints

@@ -10,7 +10,7 @@ from babel.messages.pofile import read_po
 from sendwell.content import footer as f
 from sendwell.content.footer import RecipientFacts
 from sendwell.db.session import transaction
-from sendwell.delivery.mime import build_message
+from sendwell.mail.mime import build_message
 from sendwell.delivery.service import create_campaign, plan_campaign, queue_campaign, run_campaign
 from sendwell.i18n import LOCALES_DIR, SUPPORTED, translations
 from tests.content.conftest import LINKS, recipient, render
@@ -144,7 +144,7 @@ def test_a_full_document_template_gets_the_footer_inside_body(content_settings) 
 # ---- through the real send path -------------------------------------------------------------
 @pytest.fixture
 def smtp_runtime(runtime, smtp_server):
-    runtime.settings.smtp_url = smtp_server.url
+    runtime.replace_settings(runtime.settings.replace(smtp_url=smtp_server.url))
     return runtime
 
 

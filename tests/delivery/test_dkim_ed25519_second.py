@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from sendwell.cli.dkim import dkim as dkim_group
 from sendwell.config import load_settings
 from sendwell.delivery.dkim import MultiSigner, load_signer
-from sendwell.delivery.mime import build_message
+from sendwell.mail.mime import build_message
 
 DOMAIN = "bright-lighting.example"
 

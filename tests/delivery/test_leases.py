@@ -49,7 +49,7 @@ def test_recovery_requeues_an_expired_batch_and_flags_only_the_mail_in_flight(ru
 
 
 def test_a_worker_whose_claim_lapsed_does_not_send(runtime, smtp_server) -> None:
-    runtime.settings.smtp_url = smtp_server.url
+    runtime.replace_settings(runtime.settings.replace(smtp_url=smtp_server.url))
     campaign_id = _queued(runtime, 4)
     past = datetime.now(timezone.utc) - timedelta(hours=1)
     slow_token = new_claim_token()
@@ -71,7 +71,7 @@ def test_a_worker_whose_claim_lapsed_does_not_send(runtime, smtp_server) -> None
 
 
 def test_a_claim_that_was_recovered_mid_batch_stops_at_the_next_mail(runtime, smtp_server) -> None:
-    runtime.settings.smtp_url = smtp_server.url
+    runtime.replace_settings(runtime.settings.replace(smtp_url=smtp_server.url))
     campaign_id = _queued(runtime, 3)
     token = new_claim_token()
     with transaction(runtime.factory) as s:

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from sendwell.db.models import Send
 from sendwell.db.session import transaction
-from sendwell.delivery.mime import HeaderInjection, build_message, encoded_words
+from sendwell.mail.mime import HeaderInjection, build_message, encoded_words
 from sendwell.delivery.service import create_campaign, plan_campaign, queue_campaign, run_campaign
 from tests.delivery.faults import FaultySMTPServer
 from tests.helpers import make_contact, parse_strict
@@ -83,7 +83,7 @@ def test_idn_domain_goes_out_in_punycode() -> None:
 
 
 def _send_to(runtime, server, emails):
-    runtime.settings.smtp_url = server.url
+    runtime.replace_settings(runtime.settings.replace(smtp_url=server.url))
     with transaction(runtime.factory) as s:
         for e in emails:
             make_contact(s, email=e)

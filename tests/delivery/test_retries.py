@@ -23,8 +23,7 @@ def server(request):
 
 @pytest.fixture
 def rt(runtime, server):
-    runtime.settings.smtp_url = server.url
-    runtime.settings.smtp_timeout = 5
+    runtime.replace_settings(runtime.settings.replace(smtp_url=server.url, smtp_timeout=5))
     return runtime
 
 
@@ -103,7 +102,7 @@ def test_each_fault_ends_in_its_state_and_a_retry_delivers_the_temporary_ones(rt
 
 
 def test_a_server_slower_than_the_timeout_defers_the_mail(rt, server) -> None:
-    rt.settings.smtp_timeout = 0.3
+    rt.replace_settings(rt.settings.replace(smtp_timeout=0.3))
     with transaction(rt.factory) as s:
         make_contact(s, email="slow@buyers.example")
     server.handler.data_faults["slow@buyers.example"] = ["sleep:1.5"]
@@ -222,7 +221,7 @@ def test_cancel_mid_batch_skips_the_rest(rt, server) -> None:
 
 @pytest.mark.parametrize("pipelining", [False, True], ids=["lockstep", "pipelining"])
 def test_transport_session_survives_refusals_and_keeps_leading_dots(pipelining) -> None:
-    from sendwell.delivery.transport import SmtpTransport
+    from sendwell.mail.transport import SmtpTransport
 
     body = b"From: a@x.example\r\nTo: b@y.example\r\nSubject: t\r\n\r\n.a line starting with a dot\r\n..two\r\nend"
     with FaultySMTPServer(pipelining=pipelining) as srv:

@@ -16,7 +16,7 @@ from sendwell.delivery.service import (
     plan_campaign,
     queue_campaign,
 )
-from sendwell.delivery.transport import TransportUnavailable
+from sendwell.mail.transport import TransportUnavailable
 from sendwell.delivery.verp import read_verp
 from sendwell.optout.service import unsubscribe_contact
 from tests.helpers import make_contact, parse_strict, run_once
@@ -38,7 +38,7 @@ _run = run_once
 
 @pytest.fixture
 def smtp_runtime(runtime, smtp_server):
-    runtime.settings.smtp_url = smtp_server.url
+    runtime.replace_settings(runtime.settings.replace(smtp_url=smtp_server.url))
     return runtime
 
 
@@ -118,7 +118,7 @@ def test_4xx_defers_and_5xx_fails(smtp_runtime, smtp_server) -> None:
 
 
 def test_unreachable_smtp_server_loses_nothing(runtime, unused_port) -> None:
-    runtime.settings.smtp_url = f"smtp://127.0.0.1:{unused_port}"
+    runtime.replace_settings(runtime.settings.replace(smtp_url=f"smtp://127.0.0.1:{unused_port}"))
     with transaction(runtime.factory) as s:
         for _ in range(3):
             make_contact(s, country="DE")

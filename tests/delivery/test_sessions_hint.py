@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sendwell.delivery.transport import loopback_sessions_hint
+from sendwell.mail.transport import loopback_sessions_hint
 
 
 @pytest.mark.parametrize(("url", "sessions", "hinted"), [

@@ -57,7 +57,7 @@ def test_domain_limits_setting_is_parsed_and_bad_values_are_named() -> None:
 
 
 def test_delivery_waits_for_the_domain_bucket(runtime, smtp_server) -> None:
-    runtime.settings.smtp_url = smtp_server.url
+    runtime.replace_settings(runtime.settings.replace(smtp_url=smtp_server.url))
     with transaction(runtime.factory) as s:
         for n in range(6):
             make_contact(s, email=f"b{n}@slowmail.example")

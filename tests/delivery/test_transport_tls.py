@@ -7,7 +7,7 @@ import ssl
 import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from sendwell.delivery.transport import SmtpTransport, TransportUnavailable
+from sendwell.mail.transport import SmtpTransport, TransportUnavailable
 from tests.delivery.faults import FaultySMTPServer
 from tests.helpers import self_signed_certificate
 

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from sendwell.config import Settings
 from sendwell.db.models import Campaign, Contact, Send, SendState
-from sendwell.delivery.mime import make_message_id
+from sendwell.mail.mime import make_message_id
 from sendwell.delivery.verp import make_return_path
 
 DOMAIN = "bright-lighting.example"

@@ -6,14 +6,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sendwell.hygiene.addresses import (
+from sendwell.contacts.addresses import (
     COMMON_DOMAINS,
-    ROLE_ADDRESSES,
     check_address,
     disposable_domains,
     suggest_domain,
     suggest_domain_difflib,
 )
+from sendwell.contacts.roles import ROLE_ADDRESSES
 
 ROLES = frozenset(ROLE_ADDRESSES.split(","))
 

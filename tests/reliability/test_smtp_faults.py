@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from sendwell.db.models import Contact, Event, Send, Suppression
 from sendwell.db.session import transaction
 from sendwell.delivery.service import campaign_status, create_campaign, plan_campaign, queue_campaign
-from sendwell.delivery.transport import TransportUnavailable
+from sendwell.mail.transport import TransportUnavailable
 from tests.delivery.faults import FaultySMTPServer
 from tests.helpers import make_contact, run_once, self_signed_certificate
 from tests.reliability.conftest import record_figures

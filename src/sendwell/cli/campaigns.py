@@ -17,7 +17,7 @@ from sendwell.db.session import transaction
 from sendwell.delivery.planning import queued_batches
 from sendwell.delivery.progress import campaign_status
 from sendwell.delivery.runner import run_campaign
-from sendwell.delivery.transport import TransportUnavailable
+from sendwell.mail.transport import TransportUnavailable
 from sendwell.flows import schedule_sending, start_sending
 from sendwell.runtime import Runtime
 from sendwell.segments.expression import SegmentError

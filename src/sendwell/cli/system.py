@@ -12,7 +12,7 @@ import uvicorn
 from sendwell.bootstrap import initialise
 from sendwell.cli.common import emit, fail, get_settings, json_option
 from sendwell.cli.context import get_runtime, safe_url
-from sendwell.delivery.transport import loopback_sessions_hint
+from sendwell.mail.transport import loopback_sessions_hint
 from sendwell.followups import outbox_worker
 from sendwell.web.app import create_app
 from sendwell.worker.queue import Queue

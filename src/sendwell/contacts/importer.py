@@ -37,7 +37,8 @@ from sendwell.db.models import (
     Topic,
 )
 from sendwell.db.rawsql import driver_cursor
-from sendwell.hygiene.addresses import ROLE_ADDRESSES, notes_for_valid
+from sendwell.contacts.addresses import notes_for_valid
+from sendwell.contacts.roles import ROLE_ADDRESSES
 
 CHUNK = 2000
 KEEP_ERRORS = 50  # the first errors kept in memory for the summary; all go to the file
@@ -60,7 +61,7 @@ class ImportResult:
     custom_columns: list[str] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
     # Address cleaning's notes (role address, disposable domain, likely typo): imported, but
-    # worth a look; the first KEEP_ERRORS are kept (hygiene/addresses.py).
+    # worth a look; the first KEEP_ERRORS are kept (contacts/addresses.py).
     warnings: list[RowError] = field(default_factory=list)
     warning_count: int = 0
 

@@ -26,7 +26,7 @@ from sendwell.content.lint import (
 from sendwell.content.recipients import recipient_facts
 from sendwell.content.render import CompiledCampaign, Links, TemplateError
 from sendwell.db.models import Campaign, Contact
-from sendwell.delivery.mime import build_message
+from sendwell.mail.mime import build_message
 from sendwell.i18n import choose_language
 from sendwell.segments.expression import compile_segment
 

@@ -20,9 +20,9 @@ from sendwell.db.models import Campaign, CampaignKind, CampaignStatus, Contact, 
 from sendwell.db.session import driver_cursor, transaction
 from sendwell.delivery.claims import LEASE, chunks, owned, release_claimed
 from sendwell.delivery.instruments import smtp_timer
-from sendwell.delivery.mime import HeaderInjection, build_message, idna_address, make_message_id
+from sendwell.mail.mime import HeaderInjection, build_message, idna_address, make_message_id
 from sendwell.delivery.ports import Signer, Throttle
-from sendwell.delivery.transport import Outcome, Transport, TransportUnavailable
+from sendwell.mail.transport import Outcome, Transport, TransportUnavailable
 from sendwell.delivery.verp import make_return_path
 from sendwell.insight.tracking import make_click_token, rewrite_links
 from sendwell.optout.gate import hold_for_send

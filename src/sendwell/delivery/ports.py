@@ -1,4 +1,4 @@
-"""The deliverer's ports besides the mail transport (delivery/transport.py): the DKIM signer and the throttle."""
+"""The deliverer's ports besides the mail transport (mail/transport.py): the DKIM signer and the throttle."""
 
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ from sendwell.db.models import (
     SuppressionReason,
 )
 from sendwell.feedback.service import SOFT_BOUNCE_LIMIT, soft_bounce_streak
-from sendwell.hygiene import addresses
+from sendwell.contacts import addresses
 from sendwell.insight.engagement import record_engagement
 from sendwell.optout.service import suppression_reasons
 from sendwell.suppression.service import lift, suppress

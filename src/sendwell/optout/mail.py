@@ -14,11 +14,11 @@ from email.utils import format_datetime, parseaddr
 from markupsafe import escape
 
 from sendwell.config import Settings
-from sendwell.delivery.mime import _format_address
+from sendwell.mail.mime import format_address
 from sendwell.i18n import translations
 
 # A handful of mails a day: the stdlib's compat32 classes are plenty here (the campaign path
-# lays out its MIME by hand for speed, delivery/mime.py). CRLF for SMTP and DKIM.
+# lays out its MIME by hand for speed, mail/mime.py). CRLF for SMTP and DKIM.
 _SMTP_POLICY = compat32.clone(linesep="\r\n")
 _UTF8_QP = charset.Charset("utf-8")
 _UTF8_QP.header_encoding = charset.QP
@@ -107,8 +107,8 @@ def build(settings: Settings, *, to_address: str, to_name: str, subject: str, te
     """A transactional text+HTML message (no List-Unsubscribe: it is not marketing) and its Message-ID."""
     msg = MIMEMultipart("alternative")
     from_name, from_addr = parseaddr(settings.from_)
-    msg["From"] = _format_address(from_name, from_addr)
-    msg["To"] = _format_address(to_name, to_address)
+    msg["From"] = format_address(from_name, from_addr)
+    msg["To"] = format_address(to_name, to_address)
     msg["Subject"] = Header(" ".join(subject.split()), _UTF8_QP, header_name="Subject")
     msg["Date"] = format_datetime(datetime.now(timezone.utc))
     message_id = f"<optout.{secrets.token_hex(8)}@{settings.sender_domain}>"

@@ -80,7 +80,7 @@ def _fold(name: str, value: str) -> str:
     return "\r\n".join(out)
 
 
-def _format_address(name: str, address: str) -> str:
+def format_address(name: str, address: str) -> str:
     address = idna_address(_clean(address, "address"))
     # Display names come from imported data: fold line breaks rather than refuse the mail.
     name = " ".join(_UNSAFE.sub(" ", name).split())
@@ -94,7 +94,7 @@ def _format_address(name: str, address: str) -> str:
 @lru_cache(maxsize=16)
 def _from_line(from_header: str) -> str:
     # The sender is the same for every mail of a campaign: parse and encode it once.
-    return _fold("From", _format_address(*parseaddr(from_header)))
+    return _fold("From", format_address(*parseaddr(from_header)))
 
 
 def make_message_id(send_id: int, domain: str) -> str:
@@ -128,7 +128,7 @@ def build_message(
     boundary = "=_sw_" + secrets.token_hex(12)
     headers = [
         from_line,
-        _fold("To", _format_address(to_name, to_address)),
+        _fold("To", format_address(to_name, to_address)),
         _fold("Subject", subject) if subject.isascii() else "Subject: " + encoded_words(subject),
         "Date: " + format_datetime(date or datetime.now(timezone.utc)),
         "Message-ID: " + _clean(message_id, "Message-ID"),

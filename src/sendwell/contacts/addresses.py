@@ -11,7 +11,6 @@ from email_validator import EmailUndeliverableError, validate_email
 from rapidfuzz import fuzz, process
 
 from sendwell.contacts.fields import normalise_email
-from sendwell.hygiene.roles import ROLE_ADDRESSES  # noqa: F401  (the default list lives in a leaf)
 
 INVALID = "invalid"
 ROLE = "role_address"
@@ -46,7 +45,7 @@ class AddressNote:
 
 @lru_cache(maxsize=1)
 def disposable_domains() -> frozenset[str]:
-    """The bundled list of disposable domains (hygiene/disposable_domains.txt)."""
+    """The bundled list of disposable domains (contacts/disposable_domains.txt)."""
     text = Path(__file__).with_name("disposable_domains.txt").read_text(encoding="utf-8")
     return frozenset(line.strip().lower() for line in text.splitlines() if line.strip() and not line.startswith("#"))
 
