@@ -23,11 +23,12 @@ from sendwell.db.models import CampaignStatus
 from sendwell.db.session import transaction
 from sendwell.delivery.claims import claim_sends, due_batches, new_claim_token, recover_expired_leases
 from sendwell.delivery.progress import finish_if_done
-from sendwell.delivery.transport import TransportUnavailable
+from sendwell.mail.transport import TransportUnavailable
 from sendwell.flows import run_hygiene_if_due, start_due_campaigns
 from sendwell.insight.alerts import Thresholds, check_recent
 from sendwell.insight.rollup import roll_up
 from sendwell.runtime import Runtime
+from sendwell.settings_edit import refresh_from_file
 
 log = logging.getLogger("sendwell.worker")
 
@@ -140,6 +141,17 @@ class Queue:
         log.info("hygiene pass %s done", result.run_id)
         return result.report
 
+    def reload_settings(self) -> list[str]:
+        """Swap in the settings saved in the admin (the data folder's sendwell.env), if they changed."""
+        reloaded = refresh_from_file(self.runtime.settings)
+        if reloaded is None:
+            return []
+        new_settings, applied = reloaded
+        self.runtime.replace_settings(new_settings)
+        for name in applied:
+            log.info("setting %s changed in the data folder's sendwell.env: applied", name)
+        return applied
+
     def _recovery_loop(self, stop: threading.Event) -> None:
         interval = self.runtime.settings.recovery_interval
         next_insight = 0.0
@@ -150,11 +162,7 @@ class Queue:
             except Exception:  # a database hiccup must not kill the scanner
                 log.exception("lease recovery failed; retrying in %ss", interval)
             try:
-                # Settings saved in the admin (sendwell.env) reach this process too.
-                from sendwell.settings_edit import refresh_from_file
-
-                for name in refresh_from_file(self.runtime.settings):
-                    log.info("setting %s changed in the data folder's sendwell.env: applied", name)
+                self.reload_settings()
             except Exception:
                 log.exception("reading sendwell.env failed; retrying in %ss", interval)
             try:

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 from sendwell.db.session import transaction
 from sendwell.feedback.classify import Classification
 from sendwell.feedback.service import record_feedback
-from sendwell.optout import outbox
-from sendwell.optout.dispatch import dispatch_outbox
+from sendwell.followups import dispatch_outbox
+from sendwell.outbox import store as outbox
 from tests.helpers import WebhookReceiver
 from tests.web.api.conftest import assert_problem
 
@@ -28,7 +28,7 @@ def _contacts(client, admin, *emails: str) -> list[int]:
 def test_the_delivery_log_is_paged_and_filtered(client, admin, auth, runtime) -> None:
     with WebhookReceiver() as hook:
         hook.fail["/crm"] = 1
-        runtime.settings.webhook_urls = f"{hook.url}/crm"
+        runtime.replace_settings(runtime.settings.replace(webhook_urls=f"{hook.url}/crm"))
         ids = _contacts(client, admin, "a@x.example", "b@x.example")
         _bounce(runtime, "a@x.example")
         client.post(f"{API}/contacts/{ids[1]}/unsubscribe", headers=admin)
@@ -62,8 +62,8 @@ def test_a_failed_delivery_is_redelivered_through_the_api(client, admin, auth, r
     monkeypatch.setattr(outbox, "MAX_ATTEMPTS", 1)  # give up at the first failure
     with WebhookReceiver() as hook:
         hook.status["/crm"] = 503
-        runtime.settings.webhook_urls = f"{hook.url}/crm contact.bounced"
-        runtime.settings.webhook_secret = "crm-shared-secret"
+        runtime.replace_settings(runtime.settings.replace(webhook_urls=f"{hook.url}/crm contact.bounced",
+                                                          webhook_secret="crm-shared-secret"))
         _contacts(client, admin, "a@x.example")
         _bounce(runtime, "a@x.example")
         dispatch_outbox(runtime)
@@ -88,7 +88,7 @@ def test_a_failed_delivery_is_redelivered_through_the_api(client, admin, auth, r
 
 def test_redelivery_of_an_erased_contacts_event_is_refused(client, admin, runtime) -> None:
     with WebhookReceiver() as hook:
-        runtime.settings.webhook_urls = f"{hook.url}/crm"
+        runtime.replace_settings(runtime.settings.replace(webhook_urls=f"{hook.url}/crm"))
         [cid] = _contacts(client, admin, "a@x.example")
         _bounce(runtime, "a@x.example")
         dispatch_outbox(runtime)
@@ -101,8 +101,8 @@ def test_redelivery_of_an_erased_contacts_event_is_refused(client, admin, runtim
 
 
 def test_endpoints_and_event_types_are_listed_without_the_secret(client, auth, runtime) -> None:
-    runtime.settings.webhook_urls = "https://crm.example/hook, https://ops.example/hook alert.raised"
-    runtime.settings.webhook_secret = "never-shown"
+    runtime.replace_settings(runtime.settings.replace(
+        webhook_urls="https://crm.example/hook, https://ops.example/hook alert.raised", webhook_secret="never-shown"))
     got = client.get(f"{API}/webhooks/endpoints", headers=auth("webhooks:read"))
     assert got.status_code == 200, got.text
     body = got.json()
