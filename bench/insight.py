@@ -21,7 +21,7 @@ from sqlalchemy import text  # noqa: E402
 
 from sendwell.db.migrate import upgrade  # noqa: E402
 from sendwell.db.session import make_engine, make_session_factory, transaction  # noqa: E402
-from sendwell.insight.metrics import breakdown  # noqa: E402
+from sendwell.insight.rates import breakdown  # noqa: E402
 from sendwell.insight.rollup import dashboard_breakdown, merged_by_value, roll_up  # noqa: E402
 
 CAMPAIGNS = 100

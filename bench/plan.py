@@ -13,10 +13,11 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
+from sendwell.campaigns.service import create_campaign
+from sendwell.config import load_settings
 from sendwell.db.migrate import upgrade
 from sendwell.db.session import make_engine, make_session_factory, transaction
-from sendwell.delivery.service import create_campaign, plan_campaign
-from sendwell.config import load_settings
+from sendwell.delivery.planning import plan_campaign
 
 TARGETS = {"sqlite": 30.0, "postgresql": 20.0}  # seconds, BENCHMARKS.md
 PG_ADMIN_URL = os.environ.get("SENDWELL_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -112,12 +113,12 @@ def run_backend(url: str, n: int) -> dict[str, object]:
         campaign_id = create_campaign(s, settings=settings, name="bench", subject="s", html="h", segment=SEGMENT).id
     started = time.perf_counter()
     with transaction(factory) as s:
-        from sendwell.delivery.service import get_campaign
+        from sendwell.campaigns.service import get_campaign
 
         counts = plan_campaign(s, campaign=get_campaign(s, campaign_id=campaign_id), now=now, settings=settings)
     plan_s = time.perf_counter() - started
     with transaction(factory) as s:
-        from sendwell.delivery.service import campaign_status
+        from sendwell.delivery.progress import campaign_status
 
         skipped = campaign_status(s, campaign_id=campaign_id)["skipped"]
     engine.dispose()

@@ -39,12 +39,13 @@ sys.path.insert(0, str(ROOT))
 import dkim as dkimpy  # noqa: E402
 from sqlalchemy import func, insert, select, text  # noqa: E402
 
+from sendwell.campaigns.service import create_campaign  # noqa: E402
 from sendwell.config import load_settings  # noqa: E402
 from sendwell.db.migrate import upgrade  # noqa: E402
 from sendwell.db.models import Campaign, Consent, Contact, Send  # noqa: E402
 from sendwell.db.session import transaction  # noqa: E402
 from sendwell.delivery.dkim import generate_private_key  # noqa: E402
-from sendwell.delivery.service import create_campaign, plan_campaign, queue_campaign  # noqa: E402
+from sendwell.delivery.planning import plan_campaign, queue_campaign  # noqa: E402
 from sendwell.demo.smtp_server import free_port  # noqa: E402
 from sendwell.runtime import Runtime  # noqa: E402
 from sendwell.suppression.service import hash_email  # noqa: E402

@@ -114,7 +114,7 @@ class WebhookReceiver:
 
 def run_once(runtime: Any, campaign_id: int) -> dict[str, Any]:
     """Send what is due of a campaign with one deliverer of the runtime's own, then close it."""
-    from sendwell.delivery.service import run_campaign
+    from sendwell.delivery.runner import run_campaign
 
     deliverer = runtime.make_deliverer()
     try:

@@ -6,9 +6,9 @@ import json
 
 from click.testing import CliRunner
 
-from sendwell.cli.main import _register, cli
+from sendwell.cli.main import cli, register_commands
 
-_register()
+register_commands()
 
 
 def test_demo_runs_the_mission(tmp_path) -> None:

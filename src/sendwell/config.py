@@ -30,8 +30,10 @@ CONFIG_FILE_NAME = "sendwell.env"
 class Settings(BaseSettings):
     """Settings for every adapter; defaults boot the embedded shape with zero setup."""
 
+    # Frozen: a running process never changes a setting in place, it swaps in a new object
+    # (replace, Runtime.replace_settings), so the values parsed from the old text cannot go stale.
     model_config = SettingsConfigDict(
-        env_prefix="SENDWELL_", extra="ignore", populate_by_name=True, env_ignore_empty=True
+        env_prefix="SENDWELL_", extra="ignore", populate_by_name=True, env_ignore_empty=True, frozen=True
     )
 
     data_dir: Path = Field(default=Path(".sendwell"))
@@ -265,17 +267,6 @@ class Settings(BaseSettings):
     def replace(self, **changes: Any) -> Settings:
         """A new, validated Settings object with these fields changed (environment and file not re-read)."""
         return type(self).model_validate({**self.model_dump(), **changes})
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        # Sendwell's own code never assigns a field (it swaps in a new object: replace and
-        # Runtime.replace_settings), but many tests still do; until they stop, and the model
-        # is made frozen, an assignment drops the values parsed from the old text.
-        super().__setattr__(name, value)
-        for derived in _DERIVED:
-            self.__dict__.pop(derived, None)
-
-
-_DERIVED = tuple(name for name, value in vars(Settings).items() if isinstance(value, cached_property))
 
 
 class _DataDirFileSource(PydanticBaseSettingsSource):

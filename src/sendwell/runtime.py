@@ -16,9 +16,9 @@ from sendwell.delivery.deliverer import Deliverer, FailureHook, RateCheck
 from sendwell.delivery.dkim import load_signer
 from sendwell.delivery.ports import Signer, Throttle
 from sendwell.delivery.throttle import Throttle as TokenThrottle
-from sendwell.mail.transport import make_transport
 from sendwell.feedback.service import smtp_refusal_hook
 from sendwell.insight.alerts import Thresholds, check_campaign
+from sendwell.mail.transport import make_transport
 
 # Cached properties built from settings, dropped by replace_settings so they are built again.
 _FROM_SETTINGS = ("signer", "throttle")

@@ -9,11 +9,11 @@ import pytest
 from click.testing import CliRunner
 
 from sendwell.access import users
-from sendwell.cli.main import _register, cli
+from sendwell.cli.main import cli, register_commands
 from sendwell.db.models import AdminUser, LoginFailure
 from sendwell.db.session import transaction
 
-_register()
+register_commands()
 PASSWORD = "correct horse battery"
 
 

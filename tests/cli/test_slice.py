@@ -9,14 +9,14 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from sendwell.cli.main import _register, cli
+from sendwell.cli.main import cli, register_commands
 from sendwell.config import load_settings
 from sendwell.runtime import Runtime
 from sendwell.web.app import create_app
 from sendwell.web.server import BackgroundServer
 from tests.helpers import one_click_url, parse_strict
 
-_register()
+register_commands()
 
 CSV = ("email,first_name,company,country,industry,stage,language\n"
        "anna@licht.example,Anna,Licht GmbH,DE,lighting,prospect,de\n"

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from openpyxl import load_workbook
 from sqlalchemy import func, select
 
-from sendwell.cli.main import _register, cli
+from sendwell.cli.main import cli, register_commands
 from sendwell.contacts.importer import import_contacts
 from sendwell.contacts.service import erase_contact, export_contacts
 from sendwell.contacts.tabular import neutralise
@@ -20,7 +20,7 @@ from sendwell.optout.service import unsubscribe_contact
 from sendwell.suppression.service import hash_email
 from tests.helpers import make_contact
 
-_register()
+register_commands()
 PEPPER = b"test-pepper-0123456789"
 
 

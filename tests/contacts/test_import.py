@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from sendwell.contacts.service import ImportFileError, export_contacts, import_contacts
+from sendwell.contacts.fields import ImportFileError
+from sendwell.contacts.importer import import_contacts
+from sendwell.contacts.service import export_contacts
 from sendwell.db.models import Consent, Contact, Subscription
 from sendwell.optout.service import unsubscribe_contact
 

@@ -7,12 +7,14 @@ import re
 import pytest
 from babel.messages.pofile import read_po
 
+from sendwell.campaigns.service import create_campaign
 from sendwell.content import footer as f
 from sendwell.content.footer import RecipientFacts
 from sendwell.db.session import transaction
-from sendwell.mail.mime import build_message
-from sendwell.delivery.service import create_campaign, plan_campaign, queue_campaign, run_campaign
+from sendwell.delivery.planning import plan_campaign, queue_campaign
+from sendwell.delivery.runner import run_campaign
 from sendwell.i18n import LOCALES_DIR, SUPPORTED, translations
+from sendwell.mail.mime import build_message
 from tests.content.conftest import LINKS, recipient, render
 from tests.helpers import make_contact, parse_strict
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sendwell.cli.main import _register, cli
+from sendwell.campaigns.service import create_campaign
+from sendwell.cli.main import cli, register_commands
 from sendwell.content.service import ComplianceError, assert_sendable, lint_campaign, preview_campaign
 from sendwell.db.session import transaction
-from sendwell.delivery.service import create_campaign
 from tests.helpers import make_contact, parse_strict
 
-_register()
+register_commands()
 
 
 def _create(session, settings, html="<p>Dear {{ first_name }}</p>", subject="New panels", segment=""):
@@ -23,9 +23,9 @@ def _create(session, settings, html="<p>Dear {{ first_name }}</p>", subject="New
 
 @pytest.fixture
 def db_settings(runtime, dkim_key_file):
-    runtime.settings.dkim_domain = "bright-lighting.example"
-    runtime.settings.dkim_key_file = str(dkim_key_file)
-    runtime.settings.privacy_url = "https://bright-lighting.example/privacy"
+    runtime.replace_settings(runtime.settings.replace(
+        dkim_domain="bright-lighting.example", dkim_key_file=str(dkim_key_file),
+        privacy_url="https://bright-lighting.example/privacy"))
     return runtime.settings
 
 

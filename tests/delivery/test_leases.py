@@ -6,17 +6,12 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
 
+from sendwell.campaigns.service import create_campaign
 from sendwell.db.models import Send
 from sendwell.db.session import transaction
-from sendwell.delivery.service import (
-    _mark_in_flight,
-    claim_sends,
-    create_campaign,
-    new_claim_token,
-    plan_campaign,
-    queue_campaign,
-    recover_expired_leases,
-)
+from sendwell.delivery.claims import claim_sends, new_claim_token, recover_expired_leases
+from sendwell.delivery.deliverer import _mark_in_flight
+from sendwell.delivery.planning import plan_campaign, queue_campaign
 from tests.helpers import make_contact
 
 
@@ -94,7 +89,7 @@ def test_a_claim_that_was_recovered_mid_batch_stops_at_the_next_mail(runtime, sm
 
 
 def test_queued_sends_count_as_lost_only_when_the_queue_is_dry_and_each_is_handed_over_once(runtime) -> None:
-    from sendwell.delivery.service import due_batches
+    from sendwell.delivery.claims import due_batches
 
     campaign_id = _queued(runtime, 4)
     lease = timedelta(seconds=30)
@@ -113,7 +108,7 @@ def test_queued_sends_count_as_lost_only_when_the_queue_is_dry_and_each_is_hande
 def test_a_due_retry_is_handed_over_once_per_lease_even_while_the_queue_is_busy(runtime) -> None:
     from sqlalchemy import update
 
-    from sendwell.delivery.service import due_batches
+    from sendwell.delivery.claims import due_batches
 
     campaign_id = _queued(runtime, 3)
     now = datetime.now(timezone.utc)

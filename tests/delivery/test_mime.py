@@ -7,10 +7,12 @@ from email.header import decode_header, make_header
 import pytest
 from sqlalchemy import select
 
+from sendwell.campaigns.service import create_campaign
 from sendwell.db.models import Send
 from sendwell.db.session import transaction
+from sendwell.delivery.planning import plan_campaign, queue_campaign
+from sendwell.delivery.runner import run_campaign
 from sendwell.mail.mime import HeaderInjection, build_message, encoded_words
-from sendwell.delivery.service import create_campaign, plan_campaign, queue_campaign, run_campaign
 from tests.delivery.faults import FaultySMTPServer
 from tests.helpers import make_contact, parse_strict
 

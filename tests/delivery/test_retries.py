@@ -7,9 +7,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select, update
 
+from sendwell.campaigns.service import create_campaign
 from sendwell.db.models import Send
 from sendwell.db.session import transaction
-from sendwell.delivery.service import RetryPolicy, create_campaign, plan_campaign, queue_campaign, run_campaign
+from sendwell.delivery.deliverer import RetryPolicy
+from sendwell.delivery.planning import plan_campaign, queue_campaign
+from sendwell.delivery.runner import run_campaign
 from tests.delivery.faults import FaultySMTPServer
 from tests.helpers import make_contact
 
@@ -169,7 +172,7 @@ def test_refusals_in_our_own_session_are_judged_like_bounces(rt, server) -> None
 
 
 def test_pause_mid_batch_stops_within_the_batch_and_resume_finishes(rt, server) -> None:
-    from sendwell.delivery.service import set_campaign_status
+    from sendwell.campaigns.service import set_campaign_status
 
     with transaction(rt.factory) as s:
         for n in range(30):
@@ -197,7 +200,7 @@ def test_pause_mid_batch_stops_within_the_batch_and_resume_finishes(rt, server) 
 
 
 def test_cancel_mid_batch_skips_the_rest(rt, server) -> None:
-    from sendwell.delivery.service import set_campaign_status
+    from sendwell.campaigns.service import set_campaign_status
 
     with transaction(rt.factory) as s:
         for n in range(20):

@@ -7,17 +7,13 @@ from email.utils import parseaddr
 import pytest
 from sqlalchemy import select
 
+from sendwell.campaigns.service import CampaignError, create_campaign
 from sendwell.db.models import Send
 from sendwell.db.session import transaction
-from sendwell.delivery.service import (
-    CampaignError,
-    campaign_status,
-    create_campaign,
-    plan_campaign,
-    queue_campaign,
-)
-from sendwell.mail.transport import TransportUnavailable
+from sendwell.delivery.planning import plan_campaign, queue_campaign
+from sendwell.delivery.progress import campaign_status
 from sendwell.delivery.verp import read_verp
+from sendwell.mail.transport import TransportUnavailable
 from sendwell.optout.service import unsubscribe_contact
 from tests.helpers import make_contact, parse_strict, run_once
 
@@ -140,7 +136,7 @@ def test_second_plan_is_idempotent_and_unknown_kind_is_refused(runtime) -> None:
         make_contact(s, country="DE")
     campaign_id = _campaign(runtime)
     with transaction(runtime.factory) as s:
-        from sendwell.delivery.service import get_campaign
+        from sendwell.campaigns.service import get_campaign
 
         plan_campaign(s, campaign=get_campaign(s, campaign_id=campaign_id))
         assert campaign_status(s, campaign_id=campaign_id)["total"] == 1
@@ -159,7 +155,7 @@ def test_header_injection_in_a_contact_name_cannot_add_headers(smtp_runtime, smt
 
 def test_a_claim_takes_no_more_than_its_limit(runtime) -> None:
     """Regression: PostgreSQL once claimed every queued send through a rescanned locking subquery."""
-    from sendwell.delivery.service import claim_sends
+    from sendwell.delivery.claims import claim_sends
 
     with transaction(runtime.factory) as s:
         for _ in range(7):

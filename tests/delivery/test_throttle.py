@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from sendwell.campaigns.service import create_campaign
 from sendwell.config import parse_domain_limits
 from sendwell.db.session import transaction
-from sendwell.delivery.service import create_campaign, plan_campaign, queue_campaign, run_campaign
+from sendwell.delivery.planning import plan_campaign, queue_campaign
+from sendwell.delivery.runner import run_campaign
 from sendwell.delivery.throttle import Throttle, TokenBucket
 from tests.conftest import make_settings
 from tests.helpers import make_contact

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from sendwell.cli.main import _register, cli
+from sendwell.cli.main import cli, register_commands
 from sendwell.db.models import Suppression
 from sendwell.db.session import transaction
 from sendwell.demo.smtp_server import free_port
@@ -24,7 +24,7 @@ from tests.conftest import TEST_PEPPER, TEST_SECRET
 from tests.feedback.factories import DOMAIN, dsn, make_sent, reply, verp
 from tests.helpers import make_contact
 
-_register()
+register_commands()
 DOVECOT = shutil.which("dovecot") or ("/usr/sbin/dovecot" if Path("/usr/sbin/dovecot").exists() else None)
 
 if DOVECOT is None and os.environ.get("CI"):

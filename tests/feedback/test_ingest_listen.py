@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from sendwell.cli.main import _register, cli
+from sendwell.cli.main import cli, register_commands
 from sendwell.db.models import Event, Suppression
 from sendwell.db.session import transaction
 from sendwell.demo.smtp_server import free_port
@@ -27,7 +27,7 @@ from tests.conftest import TEST_PEPPER, TEST_SECRET
 from tests.feedback.factories import DOMAIN, arf, dsn, make_sent, reply, verp
 from tests.helpers import make_contact
 
-_register()
+register_commands()
 
 
 def _world(runtime):

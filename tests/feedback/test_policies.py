@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from sendwell.db.models import Alert, Consent, Event, Send, Suppression
-from sendwell.delivery.service import plan_campaign
+from sendwell.delivery.planning import plan_campaign
 from sendwell.feedback.classify import classify_message, classify_provider_json
 from sendwell.feedback.service import record_feedback, soft_bounce_streak
 from tests.feedback.factories import arf, dsn, make_campaign, make_sent, verp, verp_detail

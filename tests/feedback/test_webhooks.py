@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sendwell.db.models import Event, Suppression
 from sendwell.db.session import transaction
 from sendwell.demo.smtp_server import free_port
-from sendwell.feedback.webhooks import SnsVerifier, sns_string_to_sign
+from sendwell.feedback.providers import SnsVerifier, sns_string_to_sign
 from sendwell.runtime import Runtime
 from sendwell.web.app import create_app
 from sendwell.web.server import BackgroundServer

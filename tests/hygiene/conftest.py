@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sendwell.db.models import Consent, Contact
 from sendwell.db.session import transaction
 from sendwell.delivery.dkim import generate_private_key
-from sendwell.delivery.service import run_campaign
+from sendwell.delivery.runner import run_campaign
 from sendwell.demo.smtp_server import CaptureSMTPServer
 from sendwell.flows import run_hygiene
 from sendwell.hygiene.service import HygieneResult
@@ -79,9 +79,9 @@ def cli_pass(runtime: Runtime, at: datetime) -> dict[str, Any]:
 
     from click.testing import CliRunner
 
-    from sendwell.cli.main import _register, cli
+    from sendwell.cli.main import cli, register_commands
 
-    _register()
+    register_commands()
     result = CliRunner().invoke(cli, ["hygiene", "run", "--as-of", at.isoformat(), "--wait", "--json"],
                                 env=cli_env(runtime.settings))
     assert result.exit_code == 0, result.output

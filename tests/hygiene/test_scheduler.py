@@ -9,17 +9,17 @@ from datetime import datetime, timedelta, timezone
 from click.testing import CliRunner
 from sqlalchemy import func, select, update
 
-from sendwell.cli.main import _register, cli
+from sendwell.bootstrap import initialise
+from sendwell.cli.main import cli, register_commands
 from sendwell.db.models import HygieneRun, SchedulerLease
 from sendwell.db.session import transaction
 from sendwell.flows import run_hygiene_if_due
 from sendwell.hygiene.scheduler import JOB
 from sendwell.runtime import Runtime
-from sendwell.setup import initialise
 from tests.conftest import make_settings
 from tests.helpers import make_contact
 
-_register()
+register_commands()
 NOW = datetime(2026, 11, 25, 3, 0, tzinfo=timezone.utc)
 HOUR = timedelta(hours=1)
 

@@ -13,22 +13,22 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from sendwell.access.service import create_token
-from sendwell.cli.main import _register, cli
-from sendwell.contacts.service import ensure_topic
+from sendwell.campaigns.service import create_campaign
+from sendwell.cli.main import cli, register_commands
+from sendwell.contacts.records import ensure_topic
 from sendwell.db.models import Event, Subscription, Suppression
 from sendwell.db.session import transaction
-from sendwell.delivery.service import create_campaign
 from sendwell.demo.run import send_campaign as demo_send
 from sendwell.flows import start_sending
-from sendwell.optout.dispatch import dispatch_outbox
+from sendwell.followups import dispatch_outbox
 from sendwell.optout.service import unsubscribe_contact
 from sendwell.runtime import Runtime
 from sendwell.suppression.service import suppress
 from sendwell.web.app import create_app
 from tests.conftest import TEST_PEPPER, TEST_SECRET
-from tests.hygiene.conftest import deliver_all, hygiene_settings, hygiene_pass, old_contact
+from tests.hygiene.conftest import deliver_all, hygiene_pass, hygiene_settings, old_contact
 
-_register()
+register_commands()
 KINDS = ("marketing", "launch", "transactional", "reconfirmation")
 BLOCKED = ("unsubscribed", "complained", "bounced")
 # Caps wide open: the wall must hold by itself, not because a cap happened to skip someone.

@@ -9,9 +9,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from sendwell.campaigns.service import create_campaign
 from sendwell.db.models import Alert, Contact
 from sendwell.db.session import transaction
-from sendwell.delivery.service import campaign_status, create_campaign, plan_campaign, queue_campaign
+from sendwell.delivery.planning import plan_campaign, queue_campaign
+from sendwell.delivery.progress import campaign_status
 from sendwell.web.app import create_app
 from sendwell.web.server import BackgroundServer
 from tests.feedback.factories import arf

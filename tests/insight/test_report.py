@@ -8,11 +8,11 @@ from datetime import datetime, timezone
 
 from click.testing import CliRunner
 
-from sendwell.cli.main import _register, cli
+from sendwell.cli.main import cli, register_commands
 from sendwell.db.session import transaction
 from tests.insight.test_alerts import add_events, make_sent_campaign
 
-_register()
+register_commands()
 
 
 def test_report_outputs(runtime, tmp_path) -> None:

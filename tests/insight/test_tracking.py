@@ -7,9 +7,11 @@ import re
 import httpx
 from sqlalchemy import select
 
+from sendwell.campaigns.service import create_campaign
 from sendwell.db.models import Contact, Event
 from sendwell.db.session import transaction
-from sendwell.delivery.service import create_campaign, plan_campaign, queue_campaign, run_campaign
+from sendwell.delivery.planning import plan_campaign, queue_campaign
+from sendwell.delivery.runner import run_campaign
 from sendwell.insight.tracking import make_click_token
 from sendwell.web.app import create_app
 from sendwell.web.server import BackgroundServer
@@ -17,8 +19,9 @@ from tests.helpers import make_contact, one_click_url, parse_strict
 
 
 def test_tracked_link_redirects_records_and_cannot_be_forged(runtime, smtp_server, unused_port) -> None:
+    runtime.replace_settings(runtime.settings.replace(smtp_url=smtp_server.url,
+                                                      base_url=f"http://127.0.0.1:{unused_port}"))
     s = runtime.settings
-    s.smtp_url, s.base_url = smtp_server.url, f"http://127.0.0.1:{unused_port}"
     with transaction(runtime.factory) as session:
         make_contact(session, country="DE")
         c = create_campaign(session, settings=s, name="n", subject="s",

@@ -7,8 +7,9 @@ import time
 
 import httpx
 
+from sendwell.campaigns.service import create_campaign
 from sendwell.db.session import transaction
-from sendwell.delivery.service import create_campaign, plan_campaign, queue_campaign
+from sendwell.delivery.planning import plan_campaign, queue_campaign
 from sendwell.web.app import create_app
 from sendwell.web.server import BackgroundServer
 from tests.helpers import make_contact, run_once

@@ -8,16 +8,17 @@ the person's POST would return while their mail was still on its way out.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
 import threading
 import time
+from datetime import datetime, timedelta, timezone
 
 import httpx
 from sqlalchemy import func, select, update
 
+from sendwell.campaigns.service import create_campaign
 from sendwell.db.models import Send, Suppression
 from sendwell.db.session import transaction
-from sendwell.delivery.service import create_campaign, plan_campaign, queue_campaign
+from sendwell.delivery.planning import plan_campaign, queue_campaign
 from sendwell.optout import gate
 from sendwell.web.app import create_app
 from sendwell.web.server import BackgroundServer

@@ -105,7 +105,7 @@ def test_bad_tokens_change_nothing(runtime, server, contact, mangle) -> None:
 def test_rotated_keys_keep_old_links_working(runtime, server, contact) -> None:
     """Row 11: links keep working; a token signed with a retired-but-listed key still verifies."""
     old = url_for(runtime, server, contact, keys=["the-old-key"])
-    runtime.settings.secret_key = "the-old-key," + runtime.settings.secret_key
+    runtime.replace_settings(runtime.settings.replace(secret_key="the-old-key," + runtime.settings.secret_key))
     response = httpx.post(old, data={"List-Unsubscribe": "One-Click"})
     assert response.status_code == 200 and counts(runtime) == (1, 1)
 

@@ -147,11 +147,11 @@ def test_confirmation_page_is_localised(runtime, web) -> None:
 
 def test_names_with_html_are_escaped_on_every_page(runtime, web, monkeypatch) -> None:
     evil = "<script>alert(1)</script>"
-    runtime.settings.company_name = f"ACME {evil}"
+    runtime.replace_settings(runtime.settings.replace(company_name=f"ACME {evil}"))
     with transaction(runtime.factory) as s:
         s.add(Topic(slug="x", name=f"Topic {evil}"))
         c = make_contact(s, email="o'hara+<b>@example.com", first_name=evil, company=evil, language="en")
-        from sendwell.delivery.service import create_campaign
+        from sendwell.campaigns.service import create_campaign
 
         campaign = create_campaign(s, settings=runtime.settings, name=f"Spring {evil}", subject="s", html="h",
                                    segment="")

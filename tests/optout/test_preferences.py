@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from sendwell.db.models import Contact, Event, Subscription, Topic
 from sendwell.db.session import transaction
-from sendwell.optout.dispatch import dispatch_outbox
+from sendwell.followups import dispatch_outbox
 from tests.helpers import make_contact, parse_strict
 from tests.optout.conftest import count, outbox, p, suppressed
 
@@ -78,7 +78,7 @@ def test_unsubscribe_from_the_preference_center_is_recorded_as_such(runtime, web
 
 
 def test_manage_form_answers_the_same_for_known_and_unknown_addresses(runtime, web, contact, smtp_server) -> None:
-    runtime.settings.smtp_url = smtp_server.url
+    runtime.replace_settings(runtime.settings.replace(smtp_url=smtp_server.url))
     known = web.post("/manage", data={"email": "BEN@importer.example"})
     unknown = web.post("/manage", data={"email": "nobody@nowhere.example"})
     assert known.status_code == unknown.status_code == 200

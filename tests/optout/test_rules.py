@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from babel.messages.pofile import read_po
 
+from sendwell.campaigns.service import create_campaign
 from sendwell.db.session import transaction
-from sendwell.delivery.service import create_campaign, plan_campaign
+from sendwell.delivery.planning import plan_campaign
 from sendwell.i18n import LOCALES_DIR, SUPPORTED
 from sendwell.optout.service import unsubscribe_contact
 from sendwell.optout.tokens import make_mailto_token, read_mailto_token

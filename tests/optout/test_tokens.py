@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from itsdangerous import URLSafeSerializer
-import pytest
 from sqlalchemy import select
 
 from sendwell.db.models import Contact, Event, OutboxMessage, Suppression
 from sendwell.db.session import transaction
-from sendwell.optout.tokens import SALT_PREFERENCES, SALT_UNSUBSCRIBE, TokenData, make_mailto_token, make_token, read_token
+from sendwell.optout.tokens import (
+    SALT_PREFERENCES,
+    SALT_UNSUBSCRIBE,
+    TokenData,
+    make_mailto_token,
+    make_token,
+    read_token,
+)
 from tests.helpers import make_contact
 from tests.optout.conftest import token
 

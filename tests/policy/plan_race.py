@@ -8,8 +8,9 @@ from pathlib import Path
 
 from sqlalchemy import text
 
+from sendwell.campaigns.service import get_campaign
 from sendwell.db.session import make_engine, make_session_factory, transaction
-from sendwell.delivery.service import get_campaign, plan_campaign
+from sendwell.delivery.planning import plan_campaign
 
 
 def main(url: str, campaign_id: int, folder: str) -> None:

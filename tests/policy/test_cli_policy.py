@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sendwell.cli.main import _register, cli
+from sendwell.cli.main import cli, register_commands
 
-_register()
+register_commands()
 
 CSV = ("email,first_name,company,country,industry,stage,language\n"
        "anna@licht.example,Anna,Licht GmbH,DE,lighting,prospect,de\n"

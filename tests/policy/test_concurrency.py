@@ -9,9 +9,9 @@ from pathlib import Path
 
 from sqlalchemy import func, insert, select
 
+from sendwell.campaigns.service import create_campaign
 from sendwell.db.models import Consent, Contact, Send
 from sendwell.db.session import transaction
-from sendwell.delivery.service import create_campaign
 from sendwell.policy.eligibility import IN_FLIGHT
 
 CONTACTS = 4000

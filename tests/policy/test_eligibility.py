@@ -7,17 +7,13 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
+from sendwell.campaigns.service import create_campaign, get_campaign
+from sendwell.contacts.records import ensure_topic
 from sendwell.db.models import Campaign, Consent, Send, Subscription, Suppression
 from sendwell.db.session import transaction
-from sendwell.delivery.service import (
-    campaign_status,
-    claim_sends,
-    create_campaign,
-    get_campaign,
-    plan_campaign,
-    queue_campaign,
-)
-from sendwell.contacts.service import ensure_topic
+from sendwell.delivery.claims import claim_sends
+from sendwell.delivery.planning import plan_campaign, queue_campaign
+from sendwell.delivery.progress import campaign_status
 from tests.conftest import make_settings
 from tests.helpers import make_contact
 

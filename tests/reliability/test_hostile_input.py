@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from sendwell.contacts.importer import ImportError_, import_contacts
+from sendwell.contacts.importer import ImportFileError, import_contacts
 from sendwell.contacts.tabular import FileFormatError
 from sendwell.content.lint import lint_rendered
 from sendwell.content.render import CompiledCampaign, TemplateError
@@ -106,7 +106,7 @@ def test_a_damaged_workbook_is_refused_clearly_and_stores_nothing(session, tmp_p
         with session.begin_nested():
             result = import_contacts(session, path=path, pepper=b"pepper-0123456789", consent="express",
                                      source="fuzz", rejected_path=False)
-    except (FileFormatError, ImportError_) as exc:
+    except (FileFormatError, ImportFileError) as exc:
         assert str(exc).strip()
         assert session.scalar(select(func.count()).select_from(Contact)) == before
         return
@@ -119,7 +119,7 @@ def test_a_zip_bomb_shaped_workbook_is_refused(session, tmp_path) -> None:
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
         z.writestr("[Content_Types].xml", "<Types/>")
         z.writestr("xl/worksheets/sheet1.xml", "<" * 5_000_000)
-    with pytest.raises((FileFormatError, ImportError_)):
+    with pytest.raises((FileFormatError, ImportFileError)):
         import_contacts(session, path=path, pepper=b"pepper-0123456789", consent="express", source="fuzz",
                         rejected_path=False)
 
@@ -146,7 +146,9 @@ def test_sql_through_the_api_segment_filter_stays_inert(client, admin, runtime, 
 
 def test_secrets_never_reach_the_logs(runtime, client, admin, caplog, tmp_path: Path) -> None:
     """A send, a one-click unsubscribe and API calls at DEBUG: no key, pepper, password or token logged."""
-    from sendwell.delivery.service import create_campaign, plan_campaign, queue_campaign, run_campaign
+    from sendwell.campaigns.service import create_campaign
+    from sendwell.delivery.planning import plan_campaign, queue_campaign
+    from sendwell.delivery.runner import run_campaign
     from tests.optout.conftest import u
 
     runtime.settings.smtp_url = "smtp://mailer:pa55-w0rd-secret@127.0.0.1:1"  # unreachable: its error is logged

@@ -16,9 +16,11 @@ from datetime import timedelta, timezone
 import pytest
 from sqlalchemy import select, update
 
+from sendwell.campaigns.service import create_campaign
 from sendwell.db.models import Contact, Event, Send, Suppression
 from sendwell.db.session import transaction
-from sendwell.delivery.service import campaign_status, create_campaign, plan_campaign, queue_campaign
+from sendwell.delivery.planning import plan_campaign, queue_campaign
+from sendwell.delivery.progress import campaign_status
 from sendwell.mail.transport import TransportUnavailable
 from tests.delivery.faults import FaultySMTPServer
 from tests.helpers import make_contact, run_once, self_signed_certificate

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from sendwell.cli.main import _register, cli
+from sendwell.cli.main import cli, register_commands
 from sendwell.contacts.vocabulary import add_value
 from sendwell.db.models import Consent, Contact, Event
 from sendwell.optout.service import unsubscribe_contact
@@ -19,7 +19,7 @@ from sendwell.segments.expression import SegmentError, Vocabularies, compile_seg
 from sendwell.segments.service import count_segment, create_segment, resolve_segment
 from tests.helpers import make_contact
 
-_register()
+register_commands()
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 
 

@@ -12,10 +12,12 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from sendwell.access.service import create_token
+from sendwell.campaigns.service import create_campaign
 from sendwell.db.models import Alert, Campaign, Send, WebhookDelivery
 from sendwell.db.session import transaction
-from sendwell.delivery.service import create_campaign, plan_campaign, queue_campaign, run_campaign
-from sendwell.metrics import SMTP_SECONDS
+from sendwell.delivery.instruments import SMTP_SECONDS
+from sendwell.delivery.planning import plan_campaign, queue_campaign
+from sendwell.delivery.runner import run_campaign
 from sendwell.optout.service import unsubscribe_contact
 from sendwell.web.app import create_app
 from tests.helpers import make_contact
@@ -95,7 +97,7 @@ def test_metrics_count_from_the_database(runtime) -> None:
 
 
 WORKER = textwrap.dedent("""
-    from sendwell.metrics import smtp_timer
+    from sendwell.delivery.instruments import smtp_timer
     for _ in range({n}):
         with smtp_timer():
             pass
@@ -104,7 +106,7 @@ SCRAPE = textwrap.dedent("""
     import sys
     from prometheus_client import CollectorRegistry, generate_latest
     from prometheus_client.registry import Collector
-    import sendwell.metrics as m
+    import sendwell.web.prometheus as m
 
     class Nothing(Collector):
         def collect(self):

@@ -6,7 +6,7 @@ import json
 
 from click.testing import CliRunner
 
-from sendwell.cli.main import _register, cli
+from sendwell.cli.main import cli, register_commands
 from sendwell.db.session import transaction
 from sendwell.feedback.classify import Classification
 from sendwell.feedback.service import record_feedback
@@ -14,7 +14,7 @@ from sendwell.followups import dispatch_outbox
 from tests.conftest import TEST_PEPPER, TEST_SECRET
 from tests.helpers import WebhookReceiver, make_contact
 
-_register()
+register_commands()
 
 
 def test_the_delivery_log_and_redelivery_from_the_command_line(runtime, db_url, tmp_path) -> None:

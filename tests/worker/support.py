@@ -15,9 +15,10 @@ from typing import Any
 
 from sqlalchemy import func, insert, select
 
+from sendwell.campaigns.service import create_campaign
 from sendwell.db.models import Campaign, Consent, Contact, Send
 from sendwell.db.session import transaction
-from sendwell.delivery.service import create_campaign, plan_campaign, queue_campaign
+from sendwell.delivery.planning import plan_campaign, queue_campaign
 from sendwell.suppression.service import hash_email
 from tests.conftest import TEST_PEPPER, TEST_SECRET
 

@@ -71,10 +71,11 @@ def test_serve_stops_on_sigterm_even_before_the_web_app_is_up(sqlite_template, t
 def test_split_shape_the_worker_sends_the_thank_you_mails_serve_no_outbox_leaves(sqlite_template, tmp_path) -> None:
     # README "Scale-out", one machine: `serve --workers 0 --no-outbox` only answers requests;
     # a `sendwell worker` beside it drains the outbox (thank-you mails) by polling.
+    from sqlalchemy import select
+
     from sendwell.db.models import Contact, OutboxMessage
     from sendwell.db.session import transaction
     from sendwell.optout.tokens import SALT_UNSUBSCRIBE, TokenData, make_token
-    from sqlalchemy import select
 
     db = tmp_path / "sendwell.db"
     shutil.copyfile(sqlite_template, db)

@@ -9,9 +9,9 @@ import subprocess
 import pytest
 from sqlalchemy import select
 
+from sendwell.campaigns.service import set_campaign_status
 from sendwell.db.models import Campaign, Contact, Send
 from sendwell.db.session import transaction
-from sendwell.delivery.service import set_campaign_status
 from sendwell.runtime import Runtime
 from sendwell.worker.queue import Queue
 from tests.conftest import make_settings

@@ -8,7 +8,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from sendwell.config import Settings
-from sendwell.contacts.service import ensure_topic
+from sendwell.contacts.records import ensure_topic
 from sendwell.content.render import CompiledCampaign
 from sendwell.db.models import Campaign, CampaignKind, CampaignStatus, Send, SendState, Topic
 from sendwell.policy.caps import OVER_CAP_MODES

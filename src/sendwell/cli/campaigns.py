@@ -17,8 +17,8 @@ from sendwell.db.session import transaction
 from sendwell.delivery.planning import queued_batches
 from sendwell.delivery.progress import campaign_status
 from sendwell.delivery.runner import run_campaign
-from sendwell.mail.transport import TransportUnavailable
 from sendwell.flows import schedule_sending, start_sending
+from sendwell.mail.transport import TransportUnavailable
 from sendwell.runtime import Runtime
 from sendwell.segments.expression import SegmentError
 from sendwell.segments.service import resolve_segment

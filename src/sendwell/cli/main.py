@@ -40,7 +40,6 @@ def register_commands() -> None:
         cli.get_command(ctx, name)
 
 
-_register = register_commands  # the former name, until every importer uses the new one
 
 
 def main() -> None:

@@ -44,7 +44,6 @@ class ImportFileError(ValueError):
     """The file cannot be imported; nothing was written."""
 
 
-ImportError_ = ImportFileError  # the former name, until every importer uses the new one
 
 
 @dataclass

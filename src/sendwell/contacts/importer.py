@@ -21,10 +21,12 @@ from typing import Any
 from sqlalchemy import JSON, func, select, update
 from sqlalchemy.orm import Session
 
-from sendwell.contacts.fields import ImportError_, ImportFileError, RowError, RowParser, map_headers
+from sendwell.contacts.addresses import notes_for_valid
+from sendwell.contacts.fields import ImportFileError, RowError, RowParser, map_headers
 from sendwell.contacts.lawful_basis import expiry_for, normalise_kind
 from sendwell.contacts.records import ensure_topic
 from sendwell.contacts.regions import region_for
+from sendwell.contacts.roles import ROLE_ADDRESSES
 from sendwell.contacts.tabular import FileFormatError, neutralise, open_table
 from sendwell.contacts.vocabulary import INDUSTRY, STAGE, load_vocabulary
 from sendwell.db.models import (
@@ -37,8 +39,6 @@ from sendwell.db.models import (
     Topic,
 )
 from sendwell.db.rawsql import driver_cursor
-from sendwell.contacts.addresses import notes_for_valid
-from sendwell.contacts.roles import ROLE_ADDRESSES
 
 CHUNK = 2000
 KEEP_ERRORS = 50  # the first errors kept in memory for the summary; all go to the file
@@ -516,5 +516,5 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
-__all__ = ["ImportError_", "ImportFileError", "ImportResult", "RowError", "Topic", "default_rejected_path",
+__all__ = ["ImportFileError", "ImportResult", "RowError", "Topic", "default_rejected_path",
            "import_contacts"]

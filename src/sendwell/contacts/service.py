@@ -11,10 +11,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from sendwell.contacts.fields import ImportError_, ImportFileError  # noqa: F401  (re-export until importers move)
 from sendwell.contacts.fields import normalise_email
-from sendwell.contacts.importer import import_contacts  # noqa: F401  (re-export until importers move)
-from sendwell.contacts.records import ensure_topic, get_contact  # noqa: F401  (re-export until importers move)
 from sendwell.contacts.tabular import TableWriter
 from sendwell.db.models import SCOPE_ALL, Consent, Contact, Event, Subscription, Suppression, SuppressionReason
 from sendwell.suppression.service import hash_email, suppress

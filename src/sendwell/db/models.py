@@ -319,6 +319,10 @@ class Event(Base):
     user_agent: Mapped[str] = mapped_column(String(500), default="")
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Opens and clicks by machines (image proxies, link scanners): stored, never engagement.
+    # A column, not a JSON key, so segment and report queries filter on it in plain SQL.
+    machine: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
+    machine_reason: Mapped[str] = mapped_column(String(30), default="", server_default="")
 
 
 class Suppression(Base):
@@ -525,3 +529,22 @@ class SchedulerLease(Base):
     holder: Mapped[str] = mapped_column(String(100), default="")
     lease_until: Mapped[datetime | None] = mapped_column(default=None)
     next_run_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FeedbackReview(Base):
+    """A bounce or complaint that could not be tied to a mail we sent: kept for a person, never acted on."""
+
+    __tablename__ = "feedback_reviews"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    source: Mapped[str] = mapped_column(String(20))  # smtp | maildir | mbox | imap | eml | ses | sendgrid
+    kind: Mapped[str] = mapped_column(String(20))
+    category: Mapped[str] = mapped_column(String(20))
+    recipients: Mapped[list[str]] = mapped_column(default=list)
+    status: Mapped[str | None] = mapped_column(String(20), default=None)
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    why: Mapped[str] = mapped_column(String(40))  # not_tied | forged_verp | recipient_mismatch
+    raw_ref: Mapped[str] = mapped_column(String(100), default="", index=True)
+    raw_size: Mapped[int] = mapped_column(Integer, default=0)
+    raw: Mapped[str] = mapped_column(Text, default="")  # the first 64 KiB, for a person to read

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 import fcntl
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
-
-# Temporary re-export for the deliverer and the importer; the lead points them at db.rawsql.
-from sendwell.db.rawsql import driver_cursor  # noqa: F401
 
 
 def make_engine(url: str) -> Engine:

@@ -17,14 +17,15 @@ from sendwell.content.footer import RecipientFacts
 from sendwell.content.recipients import recipient_facts
 from sendwell.content.render import CompiledCampaign, Links, TemplateError
 from sendwell.db.models import Campaign, CampaignKind, CampaignStatus, Contact, Send, SendState, UTCDateTime
-from sendwell.db.session import driver_cursor, transaction
+from sendwell.db.rawsql import driver_cursor
+from sendwell.db.session import transaction
 from sendwell.delivery.claims import LEASE, chunks, owned, release_claimed
 from sendwell.delivery.instruments import smtp_timer
-from sendwell.mail.mime import HeaderInjection, build_message, idna_address, make_message_id
 from sendwell.delivery.ports import Signer, Throttle
-from sendwell.mail.transport import Outcome, Transport, TransportUnavailable
 from sendwell.delivery.verp import make_return_path
 from sendwell.insight.tracking import make_click_token, rewrite_links
+from sendwell.mail.mime import HeaderInjection, build_message, idna_address, make_message_id
+from sendwell.mail.transport import Outcome, Transport, TransportUnavailable
 from sendwell.optout.gate import hold_for_send
 from sendwell.optout.tokens import (
     SALT_KEEP,

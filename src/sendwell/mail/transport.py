@@ -8,10 +8,10 @@ import smtplib
 import socket
 import ssl
 from dataclasses import dataclass
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
-
 
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 
@@ -262,9 +262,6 @@ def loopback_sessions_hint(smtp_url: str, sessions: int) -> str | None:
     session per worker process sends more (docs/delivery.md). The setting is left as given: a
     loopback port may also be a tunnel to a remote server, where sessions do help.
     """
-    from ipaddress import ip_address
-    from urllib.parse import urlsplit
-
     if sessions <= 1 or not smtp_url.startswith(("smtp://", "smtps://")):
         return None
     host = (urlsplit(smtp_url).hostname or "").lower()

@@ -11,8 +11,8 @@ from sqlalchemy import select
 from sendwell.config import Settings
 from sendwell.db.models import SCOPE_ALL, Contact, Event, Suppression, SuppressionReason
 from sendwell.db.session import transaction
-from sendwell.mail.transport import TransportUnavailable, make_transport
 from sendwell.i18n import choose_language
+from sendwell.mail.transport import TransportUnavailable, make_transport
 from sendwell.optout import mail
 from sendwell.optout.tokens import (
     SALT_PREFERENCES,

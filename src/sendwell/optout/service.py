@@ -28,13 +28,13 @@ from sendwell.db.models import (
     SuppressionReason,
     Topic,
 )
+from sendwell.db.rawsql import Statement, read_datetime
 from sendwell.i18n import normalise_language
 from sendwell.optout import scanner
-from sendwell.db.rawsql import Statement, read_datetime
 from sendwell.optout.audit import record_unsubscribed
 from sendwell.optout.gate import IN_FLIGHT
-from sendwell.optout.outbox import enqueue
 from sendwell.optout.outbox_rows import enqueue_fast
+from sendwell.outbox.store import enqueue
 from sendwell.suppression.fast import suppress_fast
 from sendwell.suppression.service import lift
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous import BadSignature, URLSafeSerializer, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode
 from itsdangerous.signer import HMACAlgorithm
 
@@ -132,15 +132,11 @@ CONFIRM_MAX_AGE = 7 * 24 * 3600  # a double opt-in link is a fresh consent: it s
 
 def make_confirm_token(keys: list[str], contact_id: int) -> str:
     """A double opt-in token; unlike the opt-out links it carries a time and expires in 7 days."""
-    from itsdangerous import URLSafeTimedSerializer
-
     return URLSafeTimedSerializer(keys, salt=SALT_CONFIRM).dumps(contact_id)
 
 
 def read_confirm_token(keys: list[str], token: str, max_age: int = CONFIRM_MAX_AGE) -> int:
     """The contact id of a valid, unexpired double opt-in token; InvalidToken otherwise."""
-    from itsdangerous import URLSafeTimedSerializer
-
     try:
         value = URLSafeTimedSerializer(keys, salt=SALT_CONFIRM).loads(token, max_age=max_age)
     except BadSignature as exc:  # SignatureExpired is a BadSignature

@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from sendwell.db.models import SCOPE_ALL, Suppression
+from sendwell.db.models import SCOPE_ALL, Contact, Event, Suppression, SuppressionReason
 
 
 def hash_email(pepper: bytes, email: str) -> str:
@@ -73,8 +73,6 @@ def add_manual_suppression(
     session: Session, *, pepper: bytes, email: str, scope: str = SCOPE_ALL, note: str = ""
 ) -> tuple[Suppression, bool]:
     """Suppress an address by hand (reason `manual`); returns (row, is_new). Stored contacts get an event."""
-    from sendwell.db.models import Contact, Event, SuppressionReason
-
     email_hash = hash_email(pepper, email)
     contact_id = session.scalar(select(Contact.id).where(Contact.email_hash == email_hash))
     is_new = suppress(session, email_hash=email_hash, reason=SuppressionReason.MANUAL.value, scope=scope,

@@ -9,11 +9,12 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from sendwell.followups import outbox_worker
 from sendwell.runtime import Runtime
 from sendwell.web.admin import mount_admin
 from sendwell.web.api import mount_api
 from sendwell.web.feedback_routes import feedback_router
-from sendwell.web.metrics import metrics_router
+from sendwell.web.prometheus import metrics_router
 from sendwell.web.recipient import mount_recipient
 from sendwell.web.tracking_routes import tracking_router
 
@@ -22,9 +23,7 @@ __all__ = ["create_app"]
 
 def create_app(runtime: Runtime, *, outbox: bool = True) -> FastAPI:
     """The web app over one runtime (settings, database); `outbox` runs the follow-up dispatcher."""
-    from sendwell.optout.outbox import OutboxWorker
-
-    worker = OutboxWorker(runtime) if outbox else None
+    worker = outbox_worker(runtime) if outbox else None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from sendwell.db.session import transaction
-from sendwell.feedback.webhooks import (
+from sendwell.feedback.providers import (
     SENDGRID_SIGNATURE,
     SENDGRID_TIMESTAMP,
     SnsVerifier,

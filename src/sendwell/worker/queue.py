@@ -23,10 +23,10 @@ from sendwell.db.models import CampaignStatus
 from sendwell.db.session import transaction
 from sendwell.delivery.claims import claim_sends, due_batches, new_claim_token, recover_expired_leases
 from sendwell.delivery.progress import finish_if_done
-from sendwell.mail.transport import TransportUnavailable
 from sendwell.flows import run_hygiene_if_due, start_due_campaigns
 from sendwell.insight.alerts import Thresholds, check_recent
 from sendwell.insight.rollup import roll_up
+from sendwell.mail.transport import TransportUnavailable
 from sendwell.runtime import Runtime
 from sendwell.settings_edit import refresh_from_file
 

@@ -32,8 +32,8 @@ def dkim_key_file(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture
 def app(runtime: Runtime, dkim_key_file: str):  # type: ignore[no-untyped-def]
-    runtime.settings.dkim_domain = runtime.settings.sender_domain
-    runtime.settings.dkim_key_file = dkim_key_file
+    runtime.replace_settings(runtime.settings.replace(dkim_domain=runtime.settings.sender_domain,
+                                                      dkim_key_file=dkim_key_file))
     return create_app(runtime, outbox=False)
 
 

@@ -25,10 +25,10 @@ def test_sign_in_sets_a_hardened_cookie_and_shows_the_dashboard(client, make_use
 
 
 def test_cookie_is_not_secure_over_plain_http(runtime, dkim_key_file, make_user) -> None:
-    from tests.web.admin.conftest import new_client
     from sendwell.web.app import create_app
+    from tests.web.admin.conftest import new_client
 
-    runtime.settings.base_url = "http://127.0.0.1:8025"
+    runtime.replace_settings(runtime.settings.replace(base_url="http://127.0.0.1:8025"))
     with new_client(create_app(runtime, outbox=False)) as c:
         assert "secure" not in c.get("/admin/login").headers["set-cookie"].lower()
 

@@ -206,8 +206,8 @@ def test_schedule_in_the_browsers_time_zone_and_the_hygiene_and_settings_pages(c
                                                                                 request) -> None:
     from datetime import datetime, timedelta, timezone
 
+    from sendwell.campaigns.service import create_campaign
     from sendwell.db.models import Campaign
-    from sendwell.delivery.service import create_campaign
 
     with transaction(runtime.factory) as s:
         make_contact(s, country="DE")

@@ -47,7 +47,7 @@ def test_outbox_lists_captured_mail_and_shows_it_as_text(as_role, runtime) -> No
 
 
 def test_settings_show_identity_and_the_dkim_record_to_admins_only(as_role, runtime) -> None:
-    runtime.settings.smtp_url = "smtps://mailer:s3cret@smtp.example:465"
+    runtime.replace_settings(runtime.settings.replace(smtp_url="smtps://mailer:s3cret@smtp.example:465"))
     page = as_role("admin").get("/admin/settings")
     assert page.status_code == 200
     assert "Ningbo Bright Lighting Co., Ltd." in page.text and 'data-dkim="configured"' in page.text
@@ -57,7 +57,7 @@ def test_settings_show_identity_and_the_dkim_record_to_admins_only(as_role, runt
 
 
 def test_settings_say_when_dkim_is_missing(as_role, runtime) -> None:
-    runtime.settings.dkim_key_file = ""
+    runtime.replace_settings(runtime.settings.replace(dkim_key_file=""))
     assert 'data-dkim="missing"' in as_role("admin").get("/admin/settings").text
 
 
@@ -87,7 +87,8 @@ def test_segments_live_count_save_and_delete(as_role, runtime) -> None:
 
 
 def test_settings_list_webhook_endpoints_with_their_event_types(as_role, runtime) -> None:
-    runtime.settings.webhook_urls = "https://crm.example/hook, https://ops:pw@ops.example/hook alert.raised"
+    runtime.replace_settings(runtime.settings.replace(
+        webhook_urls="https://crm.example/hook, https://ops:pw@ops.example/hook alert.raised"))
     page = as_role("admin").get("/admin/settings").text
     assert "https://crm.example/hook" in page and "every event type" in page
     assert "alert.raised" in page and "pw@" not in page

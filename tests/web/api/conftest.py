@@ -29,8 +29,8 @@ def dkim_key_file(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture
 def client(runtime: Runtime, dkim_key_file: str) -> Iterator[TestClient]:
-    runtime.settings.dkim_domain = runtime.settings.sender_domain
-    runtime.settings.dkim_key_file = dkim_key_file
+    runtime.replace_settings(runtime.settings.replace(dkim_domain=runtime.settings.sender_domain,
+                                                      dkim_key_file=dkim_key_file))
     # No background outbox dispatcher: tests dispatch themselves, so none races a test's receiver.
     with TestClient(create_app(runtime, outbox=False)) as c:
         yield c

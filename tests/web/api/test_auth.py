@@ -8,12 +8,12 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from sendwell.access.service import create_token, hash_token, revoke_token
-from sendwell.cli.main import _register, cli
+from sendwell.cli.main import cli, register_commands
 from sendwell.db.models import ApiToken
 from sendwell.db.session import transaction
 from tests.web.api.conftest import assert_problem
 
-_register()
+register_commands()
 
 
 def test_missing_token_is_401_with_a_bearer_challenge(client) -> None:

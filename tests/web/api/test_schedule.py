@@ -8,9 +8,9 @@ from datetime import datetime, timedelta, timezone
 from click.testing import CliRunner
 from sqlalchemy import select
 
+from sendwell.campaigns.service import CampaignError, claim_scheduled, schedule_campaign
 from sendwell.db.models import Alert, Campaign
 from sendwell.db.session import transaction
-from sendwell.delivery.service import CampaignError, claim_scheduled, schedule_campaign
 from sendwell.flows import start_due_campaigns
 from sendwell.worker.queue import Queue
 from tests.web.api.conftest import assert_problem
@@ -82,7 +82,7 @@ def test_bad_times_and_states_are_refused_by_name(client, admin, runtime) -> Non
     assert_problem(client.post(f"{API}/campaigns/{campaign_id}/send", headers=admin), 409)
     with transaction(runtime.factory) as s:  # a scheduled campaign cannot be edited: unschedule first
         try:
-            from sendwell.delivery.service import update_campaign
+            from sendwell.campaigns.service import update_campaign
 
             update_campaign(s, settings=runtime.settings, campaign_id=campaign_id, name="x", subject="y", html=HTML)
             raise AssertionError("a scheduled campaign was changed")
@@ -98,7 +98,8 @@ def test_bad_times_and_states_are_refused_by_name(client, admin, runtime) -> Non
 
 def test_a_campaign_the_lint_blocks_is_not_scheduled(client, admin, runtime) -> None:
     campaign_id = _draft(client, admin)
-    runtime.settings.postal_address = ""  # CAN-SPAM: no postal address, no marketing mail
+    # CAN-SPAM: no postal address, no marketing mail
+    runtime.replace_settings(runtime.settings.replace(postal_address=""))
     answer = client.post(f"{API}/campaigns/{campaign_id}/schedule", headers=admin,
                          json={"at": _iso(datetime.now(timezone.utc) + timedelta(hours=1))})
     assert_problem(answer, 422)
@@ -110,7 +111,8 @@ def test_when_it_can_no_longer_be_sent_it_goes_back_to_draft_with_an_alert(clien
     start = datetime.now(timezone.utc) + timedelta(hours=1)
     assert client.post(f"{API}/campaigns/{campaign_id}/schedule", headers=admin,
                        json={"at": _iso(start)}).status_code == 200
-    runtime.settings.postal_address = ""  # the settings changed between scheduling and the start
+    # The settings changed between scheduling and the start.
+    runtime.replace_settings(runtime.settings.replace(postal_address=""))
     assert start_due_campaigns(runtime.factory, settings=runtime.settings, now=start + timedelta(seconds=5)) == []
     with transaction(runtime.factory) as s:
         campaign = s.get(Campaign, campaign_id)
@@ -136,9 +138,9 @@ def test_the_worker_scan_queues_what_it_starts(client, admin, runtime) -> None:
 
 def test_cli_schedule_and_unschedule(client, admin, runtime, monkeypatch) -> None:
     from sendwell.cli import context
-    from sendwell.cli.main import _register, cli
+    from sendwell.cli.main import cli, register_commands
 
-    _register()
+    register_commands()
     campaign_id = _draft(client, admin)
     monkeypatch.setattr(context, "get_runtime", lambda: runtime)
     monkeypatch.setattr("sendwell.cli.campaigns.get_runtime", lambda: runtime)

@@ -23,9 +23,9 @@ from sendwell.content.service import ComplianceError, ContentError, lint_campaig
 from sendwell.db.models import Campaign, CampaignKind, Topic
 from sendwell.db.session import transaction
 from sendwell.delivery import progress as delivery_progress
-from sendwell.mail.transport import make_transport
 from sendwell.flows import schedule_sending, send_test, start_sending
 from sendwell.insight.report import build_report
+from sendwell.mail.transport import make_transport
 from sendwell.segments.expression import SegmentError
 from sendwell.web.admin.pages import Admin, Viewer
 from sendwell.worker.queue import Queue

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from sendwell.db.models import Campaign, Contact, Event
 from sendwell.db.session import transaction
-from sendwell.insight.metrics import REASONS, reasons
+from sendwell.insight.rates import REASONS, reasons
 from sendwell.insight.report import REPORT_DIMENSIONS
 from sendwell.insight.rollup import dashboard_breakdown, merged_by_value
 from sendwell.web.admin.pages import Admin, Viewer

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from sendwell.db.session import transaction
 from sendwell.i18n import choose_language, normalise_language
 from sendwell.optout import service
-from sendwell.optout.dispatch import mask_email
+from sendwell.optout.followup_mails import mask_email
 from sendwell.optout.gate import await_hand_off, hand_off_window, wait_for_hand_off
 from sendwell.optout.tokens import SALT_UNSUBSCRIBE, TokenData
 from sendwell.runtime import Runtime

@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from sendwell.db.session import transaction
 from sendwell.optout import service
-from sendwell.optout.dispatch import mask_email
+from sendwell.optout.followup_mails import mask_email
 from sendwell.optout.preferences import Preferences, get_preferences
 from sendwell.optout.tokens import SALT_PREFERENCES, SALT_UNSUBSCRIBE, make_token
 from sendwell.runtime import Runtime

@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 from sendwell.db.session import transaction
 from sendwell.hygiene.service import HygieneError, keep_subscribed
 from sendwell.optout import service
-from sendwell.optout.dispatch import mask_email
+from sendwell.optout.followup_mails import mask_email
 from sendwell.optout.tokens import SALT_CONFIRM, SALT_KEEP, SALT_UNSUBSCRIBE, TokenData
 from sendwell.runtime import Runtime
 from sendwell.web.recipient.links import InvalidLink, Link, preferences_url, recipient_from_token

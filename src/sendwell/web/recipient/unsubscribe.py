@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from sendwell.db.session import transaction
 from sendwell.optout import service
-from sendwell.optout.dispatch import mask_email
+from sendwell.optout.followup_mails import mask_email
 from sendwell.optout.preferences import get_recipient
 from sendwell.optout.tokens import SALT_UNSUBSCRIBE
 from sendwell.runtime import Runtime
