@@ -16,8 +16,7 @@ from sqlalchemy import text
 from sendwell.db.models import Campaign, Event, SuppressionReason
 from sendwell.db.session import transaction
 from sendwell.optout.audit import record_unsubscribed
-from sendwell.optout.outbox_rows import enqueue_fast
-from sendwell.outbox.store import enqueue
+from sendwell.outbox.store import enqueue, enqueue_fast
 from sendwell.suppression.fast import suppress_fast
 from sendwell.suppression.service import suppress
 from tests.helpers import make_contact

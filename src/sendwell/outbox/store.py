@@ -25,6 +25,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from sendwell.db.models import OutboxMessage
+from sendwell.db.rawsql import Statement
 from sendwell.db.session import transaction
 
 LEASE = timedelta(minutes=2)
@@ -56,6 +57,24 @@ def enqueue(
     stmt = insert(OutboxMessage).values(**values).on_conflict_do_nothing(
         index_elements=["dedupe_key"]).returning(OutboxMessage.id)
     return session.execute(stmt).scalar() is not None
+
+
+# The same rows as `enqueue`, at driver speed, for the one-click hot path (db/rawsql.py says why).
+_OUTBOX_SQL = ("INSERT INTO outbox (kind, dedupe_key, contact_id, payload, status, attempts, next_attempt_at, "
+               "created_at) VALUES (:kind, {key}, :cid, JSON(:payload), 'pending', 0, :now, :now)")
+_ENQUEUE = Statement(_OUTBOX_SQL.format(key="NULL"))
+_ENQUEUE_ONCE = Statement(_OUTBOX_SQL.format(key=":key") + " ON CONFLICT (dedupe_key) DO NOTHING")
+
+
+def enqueue_fast(
+    session: Session, *, kind: str, contact_id: int | None, payload: dict[str, Any], now: datetime,
+    dedupe_key: str | None = None,
+) -> None:
+    """As `enqueue`, through the driver: the rows of the opt-out hot path (a row whose dedupe key exists is left out)."""
+    if dedupe_key is None:
+        _ENQUEUE.run(session, kind=kind, cid=contact_id, payload=payload, now=now)
+    else:
+        _ENQUEUE_ONCE.run(session, kind=kind, key=dedupe_key, cid=contact_id, payload=payload, now=now)
 
 
 def backoff(attempts: int) -> timedelta:
