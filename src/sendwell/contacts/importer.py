@@ -1,5 +1,8 @@
 """Import contacts from CSV or XLSX in bounded memory: validate, merge duplicates, record consent.
 
+One cohesive pipeline (read, validate, merge, write chunk by chunk); its parts share the
+chunk's state, and the field rules live in contacts/fields.py.
+
 All or nothing by default (DESIGN.md: "nothing already stored is lost or half-written"):
 rows are validated and written chunk by chunk inside one SAVEPOINT, which is rolled back if
 any row is bad (or on --dry-run). `skip_invalid=True` imports the valid rows on purpose.

@@ -1,5 +1,7 @@
 """Segment rules, as text or JSON, parsed to a small tree and compiled to parameterised SQL.
 
+One cohesive thing: the grammar, its parser and its compiler to SQL belong together.
+
 Text grammar (case-insensitive keywords):
     expr  := conj ("or" conj)*                  -- "and" binds tighter than "or"
     conj  := term ("and" term)*
