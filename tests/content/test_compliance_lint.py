@@ -41,19 +41,19 @@ def test_a_compliant_campaign_has_no_blocking_finding(content_settings) -> None:
     ({"contact_email": "", "contact_phone": "", "website": ""}, "contact-details"),
 ])
 def test_missing_identity_blocks(content_settings, override, code) -> None:
-    settings = content_settings.model_copy(update=override)
+    settings = content_settings.replace(**override)
     findings = [f for f in lint_settings(settings) if f.code == code]
     assert findings and findings[0].severity == ERROR and findings[0].rule == 15
     assert "COMPLIANCE #15" in findings[0].line()
 
 
 def test_identity_with_only_a_phone_number_is_enough_for_casl(content_settings) -> None:
-    settings = content_settings.model_copy(update={"contact_email": "", "website": ""})
+    settings = content_settings.replace(contact_email="", website="")
     assert codes(lint_settings(settings)) == set()
 
 
 def test_an_address_without_any_number_is_only_a_warning(content_settings) -> None:
-    settings = content_settings.model_copy(update={"postal_address": "Somewhere in Ningbo"})
+    settings = content_settings.replace(postal_address="Somewhere in Ningbo")
     found = lint_settings(settings)
     assert codes(found) == set() and "postal-address" in codes(found, "warning")
 
@@ -184,12 +184,12 @@ def test_a_dry_render_error_is_reported_as_an_unknown_variable(content_settings)
 
 # ---- row 23: DKIM configured and aligned ----------------------------------------------------------
 def test_no_dkim_key_blocks(content_settings) -> None:
-    settings = content_settings.model_copy(update={"dkim_domain": "", "dkim_key_file": ""})
+    settings = content_settings.replace(dkim_domain="", dkim_key_file="")
     assert [f.rule for f in lint_settings(settings) if f.code == "dkim-missing"] == [23]
 
 
 def test_from_domain_not_aligned_with_dkim_blocks(content_settings) -> None:
-    settings = content_settings.model_copy(update={"from_": "Sales <sales@other-brand.example>"})
+    settings = content_settings.replace(from_="Sales <sales@other-brand.example>")
     found = [f for f in lint_settings(settings) if f.code == "dkim-alignment"]
     assert found and "other-brand.example" in found[0].message and found[0].rule == 23
 
@@ -200,7 +200,7 @@ def test_from_domain_not_aligned_with_dkim_blocks(content_settings) -> None:
     ("Sales <sales@bright-lighting.example>", "mail.bright-lighting.example"),
 ])
 def test_aligned_domains_are_quiet(content_settings, from_, dkim_domain) -> None:
-    settings = content_settings.model_copy(update={"from_": from_, "dkim_domain": dkim_domain})
+    settings = content_settings.replace(from_=from_, dkim_domain=dkim_domain)
     assert codes(lint_settings(settings)) == set()
 
 
@@ -209,12 +209,12 @@ def test_a_1024_bit_key_is_a_warning(content_settings, tmp_path) -> None:
     path = tmp_path / "short.pem"
     path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                        serialization.NoEncryption()))
-    found = lint_settings(content_settings.model_copy(update={"dkim_key_file": str(path)}))
+    found = lint_settings(content_settings.replace(dkim_key_file=str(path)))
     assert codes(found) == set() and "dkim-key-size" in codes(found, "warning")
 
 
 def test_eu_audience_without_privacy_url_is_warned(content_settings) -> None:
-    settings = content_settings.model_copy(update={"privacy_url": ""})
+    settings = content_settings.replace(privacy_url="")
     assert "privacy-notice" in codes(lint_settings(settings, regions={"eu"}), "warning")
     assert "privacy-notice" not in codes(lint_settings(settings, regions={"us"}), "warning")
 

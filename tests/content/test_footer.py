@@ -121,7 +121,7 @@ def test_lawful_basis_follows_the_consent_kind(content_settings, kind, basis) ->
 
 
 def test_no_privacy_url_says_where_to_ask(content_settings) -> None:
-    settings = content_settings.model_copy(update={"privacy_url": ""})
+    settings = content_settings.replace(privacy_url="")
     text = render(settings, contact=recipient(region="uk")).text
     assert f"Our privacy notice is available on request from {settings.contact_email}." in text
 
@@ -132,7 +132,7 @@ def test_company_name_ending_in_a_full_stop_is_not_doubled(content_settings) -> 
 
 
 def test_footer_values_are_escaped_in_html(content_settings) -> None:
-    settings = content_settings.model_copy(update={"company_name": "A&B <Lights>"})
+    settings = content_settings.replace(company_name="A&B <Lights>")
     html = render(settings, contact=recipient(region="eu"), facts=RecipientFacts(None, "<script>x</script>")).html
     assert "<Lights>" not in html and "&lt;Lights&gt;" in html and "<script>x" not in html
 
