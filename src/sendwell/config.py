@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     inbound_host: str = "127.0.0.1"
     inbound_port: int = 2525
     sendgrid_public_key: str = ""  # the Event Webhook verification key (base64 DER or PEM)
-    ses_topic_arns: str = ""  # comma-separated SNS topics accepted; "" = any verified topic
+    ses_topic_arns: str = ""  # comma-separated SNS topic ARNs accepted; required: "" refuses every SES message
     # Opt-out follow-ups (sendwell.optout): which regions get the thank-you mail after an
     # unsubscribe ("all", "none", or e.g. "eu,uk,us"), and outbound webhooks to a CRM.
     thank_you_regions: str = "all"

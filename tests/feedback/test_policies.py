@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from sendwell.db.models import Alert, Consent, Event, Send, Suppression
+from sendwell.db.models import Alert, Consent, Event, FeedbackReview, Send, Suppression
 from sendwell.delivery.planning import plan_campaign
 from sendwell.feedback.classify import classify_message, classify_provider_json
 from sendwell.feedback.service import record_feedback, soft_bounce_streak
@@ -68,7 +68,9 @@ def test_mailbox_full_5_2_2_is_soft_and_does_not_suppress(session, settings) -> 
 
 
 def test_5_7_x_raises_an_alert_and_never_suppresses(session, settings) -> None:
-    contact, other = make_contact(session), make_contact(session)
+    # Two Microsoft mailboxes (outlook.com, hotmail.de): one provider, so one alert counted twice.
+    contact = make_contact(session, email="anna@outlook.com")
+    other = make_contact(session, email="bernd@hotmail.de")
     campaign = make_campaign(session)
     diag = "smtp; 550 5.7.515 Access denied, sending domain does not meet the required authentication level"
     for person in (contact, other):
@@ -79,6 +81,8 @@ def test_5_7_x_raises_an_alert_and_never_suppresses(session, settings) -> None:
     [alert] = session.scalars(select(Alert)).all()
     assert (alert.kind, alert.severity, alert.campaign_id) == ("sender_fault", "critical", campaign.id)
     assert alert.data["count"] == 2 and alert.data["status"] == "5.7.515"
+    assert alert.data["provider"] == "Microsoft" and alert.data["domains"] == ["outlook.com", "hotmail.de"]
+    assert alert.message.startswith("Microsoft refused the mail: publish a DMARC record aligned with your From domain")
     [event] = _events(session, contact)
     assert event.kind == "sender_fault" and event.data["status"] == "5.7.515"
 
@@ -185,8 +189,11 @@ def test_arf_auth_failure_is_not_a_complaint(session, settings) -> None:
     send = make_sent(session, contact)
     raw = arf(rcpt=contact.email, feedback_type="auth-failure", to=verp(settings, send))
     [outcome] = record_feedback(session, classification=classify_message(raw), settings=settings)
-    assert outcome.action == "ignored"
+    # RFC 6591: our mail failed SPF / DKIM / DMARC there. It feeds the sender alert, not the contact.
+    assert outcome.action == "sender_alert"
     assert _suppression(session, contact) is None and _events(session, contact) == []
+    [alert] = session.scalars(select(Alert)).all()
+    assert alert.kind == "sender_fault" and "DKIM-sign" in alert.message
 
 
 def test_forged_verp_changes_nothing(session, settings) -> None:
@@ -209,32 +216,48 @@ def test_envelope_verp_wins_over_the_header(session, settings) -> None:
     assert _suppression(session, contact) == "hard_bounce" and _suppression(session, bystander) is None
 
 
-def test_mangled_report_is_matched_by_original_message_id(session, settings) -> None:
-    contact = make_contact(session)
+def test_report_without_verp_is_matched_by_original_message_id(session, settings) -> None:
+    contact = make_contact(session, email="Jane.Doe@Example.com")
     send = make_sent(session, contact)
-    raw = dsn(rcpt="someone-else@relay.example", status="5.1.1", message_id=send.message_id)
+    raw = dsn(rcpt="jane.doe@example.com", status="5.1.1", message_id=send.message_id)
     [outcome] = record_feedback(session, classification=classify_message(raw), settings=settings)
     assert (outcome.matched_by, outcome.send_id) == ("message_id", send.id)
     assert _suppression(session, contact) == "hard_bounce"
 
 
-def test_without_verp_or_message_id_the_recipient_address_is_used(session, settings) -> None:
-    contact = make_contact(session, email="Jane.Doe@Example.com")
-    send = make_sent(session, contact)
-    raw = dsn(rcpt="jane.doe@example.com", status="5.1.1")
-    [outcome] = record_feedback(session, classification=classify_message(raw), settings=settings)
-    assert (outcome.matched_by, outcome.send_id) == ("address", send.id)
-    assert _suppression(session, contact) == "hard_bounce"
-    assert record_feedback(session, classification=classify_message(dsn(rcpt="nobody@example.org",
-                           status="5.1.1")), settings=settings)[0].action == "unmatched"
-
-
-def test_address_matching_can_be_turned_off(session, settings) -> None:
+def test_a_message_id_found_only_in_the_references_ties_the_report(session, settings) -> None:
     contact = make_contact(session)
-    raw = dsn(rcpt=contact.email, status="5.1.1")
+    send = make_sent(session, contact)
+    raw = dsn(rcpt=contact.email, status="5.1.1", message_id="<lost@relay.example>")
     [outcome] = record_feedback(session, classification=classify_message(raw), settings=settings,
-                                match_by_address=False)
-    assert outcome.action == "unmatched" and _suppression(session, contact) is None
+                                references=["<other@x.example>", send.message_id])
+    assert (outcome.action, outcome.matched_by) == ("hard_bounce", "message_id")
+
+
+def test_the_recipient_address_alone_never_acts(session, settings) -> None:
+    contact = make_contact(session, email="Jane.Doe@Example.com")
+    make_sent(session, contact)
+    raw = dsn(rcpt="jane.doe@example.com", status="5.1.1")
+    [outcome] = record_feedback(session, classification=classify_message(raw), settings=settings,
+                                raw_ref="sha256:forged", raw=raw, source="smtp")
+    assert outcome.action == "unmatched" and outcome.review_id is not None
+    assert _suppression(session, contact) is None and _events(session, contact) == []
+    review = session.get(FeedbackReview, outcome.review_id)
+    assert (review.why, review.category, review.recipients, review.source) == (
+        "not_tied", "hard", ["jane.doe@example.com"], "smtp")
+    assert review.raw_size == len(raw) and "Final-Recipient" in review.raw
+    # Counted like every other decision (sendwell_events{kind="feedback_review"} on /metrics).
+    assert session.scalar(select(Event.kind).where(Event.kind == "feedback_review")) == "feedback_review"
+
+
+def test_our_message_id_sent_to_someone_else_does_not_act(session, settings) -> None:
+    contact, bystander = make_contact(session), make_contact(session)
+    send = make_sent(session, contact)
+    raw = dsn(rcpt=bystander.email, status="5.1.1", message_id=send.message_id)
+    [outcome] = record_feedback(session, classification=classify_message(raw), settings=settings, raw=raw)
+    assert outcome.action == "unmatched"
+    assert session.get(FeedbackReview, outcome.review_id).why == "recipient_mismatch"
+    assert _suppression(session, contact) is None and _suppression(session, bystander) is None
 
 
 def test_the_same_report_twice_counts_once(session, settings) -> None:
@@ -251,10 +274,13 @@ def test_the_same_report_twice_counts_once(session, settings) -> None:
 def test_ses_complaint_and_sendgrid_bounce_payloads(session, settings) -> None:
     angry = make_contact(session, email="angry@example.com")
     nobody = make_contact(session, email="nobody@example.com")
-    ses = (FIXTURES / "ses_complaint.json").read_text()
-    [complaint] = classify_provider_json(json.loads(ses))
+    # Real notifications name our Message-ID: SES in mail.commonHeaders, SendGrid in "smtp-id".
+    ses = json.loads((FIXTURES / "ses_complaint.json").read_text())
+    ses["mail"]["commonHeaders"] = {"messageId": make_sent(session, angry).message_id}
+    [complaint] = classify_provider_json(ses)
     assert record_feedback(session, classification=complaint, settings=settings)[0].suppressed == "complaint"
     events = json.loads((FIXTURES / "sendgrid_events.json").read_text())
+    events[0]["smtp-id"] = make_sent(session, nobody).message_id
     first = classify_provider_json(events)[0]
     assert record_feedback(session, classification=first, settings=settings)[0].suppressed == "hard_bounce"
     assert _suppression(session, angry) == "complaint" and _suppression(session, nobody) == "hard_bounce"
@@ -276,7 +302,7 @@ def test_ses_notification_names_our_send_by_its_message_id(session, settings) ->
     send = make_sent(session, contact)
     payload = {"notificationType": "Bounce",
                "mail": {"messageId": "0100-ses-id", "commonHeaders": {"messageId": send.message_id}},
-               "bounce": {"bounceType": "Permanent", "bouncedRecipients": [{"emailAddress": "alias@forward.example"}]}}
+               "bounce": {"bounceType": "Permanent", "bouncedRecipients": [{"emailAddress": contact.email}]}}
     [item] = classify_provider_json(payload)
     [outcome] = record_feedback(session, classification=item, settings=settings, source="ses")
     assert (outcome.matched_by, outcome.send_id) == ("message_id", send.id)

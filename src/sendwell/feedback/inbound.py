@@ -8,6 +8,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 from email.header import decode_header, make_header
 from email.message import Message
 from email.utils import parseaddr
@@ -16,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sendwell.config import Settings
-from sendwell.db.models import Campaign, Contact, Event, Send
+from sendwell.db.models import Campaign, Contact, Send
 from sendwell.feedback.classify.message import classify_message
 from sendwell.feedback.classify.mime import decode_text
 from sendwell.feedback.classify.result import AUTO_REPLY, COMPLAINT, HARD, SOFT
@@ -100,65 +101,110 @@ def _summarise(rcpt: str, route: str, outcomes: list[FeedbackOutcome]) -> Inboun
                          contact_id=first.contact_id if first else None, outcomes=outcomes)
 
 
+def message_references(raw: bytes) -> list[str]:
+    """Message-IDs named anywhere in a report: its own and quoted Message-ID / In-Reply-To / References lines.
+
+    Returned headers come as a message/rfc822 or text/rfc822-headers part, or quoted in the
+    text ("> Message-ID: …") by MTAs that write plain bounces; one scan finds them all.
+    """
+    text = raw[:_REFERENCE_SCAN].decode("latin-1")
+    found: list[str] = []
+    for match in _REFERENCE_LINE.finditer(text):
+        found.extend(_MESSAGE_ID.findall(match.group(1)))
+    return list(dict.fromkeys(found))[:_MAX_REFERENCES]
+
+
+_REFERENCE_SCAN = 1024 * 1024  # the returned headers are near the start; a quoted attachment is not read
+_MAX_REFERENCES = 50
+_REFERENCE_LINE = re.compile(r"(?im)^[ \t>]*(?:message-id|in-reply-to|references)[ \t]*:((?:.*)(?:\r?\n[ \t]+.*)*)")
+_MESSAGE_ID = re.compile(r"<[^<>\s]{3,250}>")
+
+
+_DIAGNOSTIC_LINE = re.compile(r"(?im)^(?:diagnostic-code[ \t]*:[ \t]*(?:smtp;)?[ \t]*|[ \t]*)([45]\d\d[ -].*(?:\r?\n[ \t]+.*)*)")
+
+
+def diagnostic_of(raw: bytes) -> str:
+    """The remote server's own words in a bounce: Diagnostic-Code fields, else SMTP reply lines (for alerts)."""
+    text = raw[:_REFERENCE_SCAN].decode("utf-8", errors="replace")
+    lines = [" ".join(m.group(1).split()) for m in _DIAGNOSTIC_LINE.finditer(text)]
+    return " | ".join(dict.fromkeys(lines))[:1000]
+
+
+def _reporter(raw: bytes) -> str | None:
+    _, address = parseaddr(str(_parse(raw).get("From", "")))
+    return address.lower() if "@" in address else None
+
+
 def _bounce(session: Session, raw: bytes, rcpt: str, settings: Settings, raw_ref: str, source: str,
             now: datetime) -> InboundResult:
     # The envelope recipient is the VERP address our MTA used: more trustworthy than any header.
     _, detail, _ = split_address(rcpt)
     classification = classify_message(raw)
     outcomes = record_feedback(session, classification=classification, settings=settings, raw_ref=raw_ref,
-                               source=source, verp_detail=detail or None, now=now)
+                               source=source, verp_detail=detail or None, references=message_references(raw),
+                               raw=raw, reporter=_reporter(raw), diagnostic=diagnostic_of(raw), now=now)
     return _summarise(rcpt, "bounce", outcomes)
 
 
 def _mailto(session: Session, raw: bytes, rcpt: str, settings: Settings, now: datetime) -> InboundResult:
     _, token, _ = split_address(rcpt)
+    msg = _parse(raw)
     if not token:
         # Mail to the bare unsubscribe address: the sender asks to leave (CAN-SPAM reply opt-out).
-        msg = _parse(raw)
         contact = _contact_by_from(session, msg, settings)
         if contact is None:
             return InboundResult(rcpt, "mailto", "unknown_contact")
-        return _unsubscribe(session, rcpt, "mailto", contact.id, None, now, review=True)
+        return _unsubscribe(session, rcpt, "mailto", contact.id, None, now, msg, review=True)
     try:
         data = read_mailto_token(settings.secret_keys, token)
     except InvalidToken:
         # RFC 8058 §6 applies to mailto too: a forged token changes nothing.
         return InboundResult(rcpt, "mailto", "forged_token")
-    return _unsubscribe(session, rcpt, "mailto", data.contact_id, data.campaign_id, now)
+    return _unsubscribe(session, rcpt, "mailto", data.contact_id, data.campaign_id, now, msg)
 
 
 def _unsubscribe(session: Session, rcpt: str, method: str, contact_id: int, campaign_id: int | None,
-                 now: datetime, review: bool = False) -> InboundResult:
-    result = unsubscribe_contact(session, contact_id=contact_id, method=method, campaign_id=campaign_id, now=now)
+                 now: datetime, msg: Message, review: bool = False) -> InboundResult:
+    # The law asks us to honour a written opt-out even unauthenticated (the thank-you mail's undo
+    # is the remedy for a forged one); what the receiving MTA said about its sender is kept.
+    data: dict[str, Any] = {"authentication": authentication_of(msg)}
+    if review:
+        data["review"] = True
+    result = unsubscribe_contact(session, contact_id=contact_id, method=method, campaign_id=campaign_id, now=now,
+                                 data=data)
     if result is None:
         return InboundResult(rcpt, "mailto" if method == "mailto" else "reply", "unknown_contact")
-    if result.is_new and review:
-        # Seam: unsubscribe_contact takes no event data, so the flag is set on its fresh event.
-        event = session.scalars(
-            select(Event)
-            .where(Event.contact_id == contact_id, Event.kind == "unsubscribed", Event.method == method)
-            .order_by(Event.id.desc())
-            .limit(1)
-        ).first()
-        if event is not None:
-            event.data = {**(event.data or {}), "review": True}
     route = "mailto" if method == "mailto" else "reply"
     return InboundResult(rcpt, route, "unsubscribed" if result.is_new else "already_unsubscribed",
                          contact_id=contact_id)
 
 
+_AUTH_VERDICT = re.compile(r"(?i)\b(dkim|spf|dmarc|arc)\s*=\s*([a-z]+)")
+
+
+def authentication_of(msg: Message) -> dict[str, Any]:
+    """The Authentication-Results of an inbound mail (RFC 8601) and the verdicts of the topmost one.
+
+    The topmost header is the one our own receiving MTA added last; lower ones were added on
+    the way and only say what earlier hops claimed.
+    """
+    headers = [" ".join(str(v).split())[:1000] for v in (msg.get_all("Authentication-Results") or [])][:5]
+    verdicts: dict[str, str] = {}
+    if headers:
+        for name, verdict in _AUTH_VERDICT.findall(headers[0]):
+            verdicts.setdefault(name.lower(), verdict.lower())
+    return {"results": headers, **verdicts}
+
+
 def _reply(session: Session, raw: bytes, rcpt: str, settings: Settings, raw_ref: str, source: str,
            now: datetime) -> InboundResult:
     classification = classify_message(raw)
-    if classification.kind == AUTO_REPLY:
+    if classification.kind in (AUTO_REPLY, HARD, SOFT, COMPLAINT) or classification.feedback_type:
+        # Auto-replies name our mail in In-Reply-To; some MTAs bounce to From instead of the
+        # Return-Path. Either way only our Message-ID, sent to that recipient, names the contact.
         outcomes = record_feedback(session, classification=classification, settings=settings, raw_ref=raw_ref,
-                                   source=source, now=now)
-        return _summarise(rcpt, "reply", outcomes)
-    if classification.kind in (HARD, SOFT, COMPLAINT):
-        # Some MTAs bounce to From instead of the Return-Path. Only the quoted Message-ID may
-        # name the contact here: anyone can write to a public address.
-        outcomes = record_feedback(session, classification=classification, settings=settings, raw_ref=raw_ref,
-                                   source=source, match_by_address=False, now=now)
+                                   source=source, references=message_references(raw), raw=raw,
+                                   reporter=_reporter(raw), diagnostic=diagnostic_of(raw), now=now)
         return _summarise(rcpt, "reply", outcomes)
     msg = _parse(raw)
     auto = str(msg.get("Auto-Submitted", "no")).strip().lower()
@@ -185,7 +231,7 @@ def _reply(session: Session, raw: bytes, rcpt: str, settings: Settings, raw_ref:
         return InboundResult(rcpt, "reply", "unknown_contact")
     # Wording can be misread, so the event is flagged for a person to review (it still takes
     # effect at once: CAN-SPAM and CASL count a reply as an opt-out).
-    return _unsubscribe(session, rcpt, "reply", contact.id, campaign_id, now, review=True)
+    return _unsubscribe(session, rcpt, "reply", contact.id, campaign_id, now, msg, review=True)
 
 
 # --- message reading ---------------------------------------------------------------------

@@ -125,10 +125,15 @@ def handle_sns(
     confirm: Fetch = fetch_url,
 ) -> dict[str, Any]:
     """Verify one SNS message, confirm a subscription or record the SES notification it carries."""
-    verifier.verify(message)
+    # The allow-list first, before any certificate is fetched: a valid SNS signature only proves
+    # that some AWS account sent the message, so an empty list accepts nothing at all.
     allowed = [a.strip() for a in settings.ses_topic_arns.split(",") if a.strip()]
-    if allowed and message.get("TopicArn") not in allowed:
+    if not allowed:
+        raise WebhookRejected("SES notifications are refused: set SENDWELL_SES_TOPIC_ARNS to the ARN(s) of "
+                              "your SNS topic(s); any AWS account can sign SNS messages")
+    if message.get("TopicArn") not in allowed:
         raise WebhookRejected(f"SNS topic {message.get('TopicArn')!r} is not in SENDWELL_SES_TOPIC_ARNS")
+    verifier.verify(message)
     kind = message["Type"]
     if kind == "SubscriptionConfirmation":
         url = str(message.get("SubscribeURL", ""))

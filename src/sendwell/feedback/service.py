@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -12,7 +13,6 @@ from sqlalchemy.orm import Session
 from sendwell.config import Settings
 from sendwell.db.models import (
     SCOPE_ALL,
-    Alert,
     Contact,
     Event,
     Send,
@@ -24,6 +24,7 @@ from sendwell.delivery.verp import read_verp, verp_detail
 from sendwell.feedback.classify.result import (
     AUTO_REPLY,
     COMPLAINT,
+    DELIVERED,
     HARD,
     OTHER,
     SOFT,
@@ -31,18 +32,22 @@ from sendwell.feedback.classify.result import (
     Classification,
 )
 from sendwell.feedback.classify.smtp_reply import classify_smtp_reply
-from sendwell.optout.service import METHODS, unsubscribe_contact
+from sendwell.feedback.review import FORGED_VERP, NOT_TIED, RECIPIENT_MISMATCH, store_review
+from sendwell.feedback.signals import authentication_fix, fix_for, provider_of
+from sendwell.insight.alerts import raise_sender_alert
+from sendwell.optout.service import unsubscribe_contact
 from sendwell.suppression.service import hash_email, suppress
-from sendwell.webhooks.service import emit_alert, emit_event
+from sendwell.webhooks.service import emit_event
 
 # COMPLIANCE row 27: suppress after this many consecutive soft bounces on different sends.
 SOFT_BOUNCE_LIMIT = 3
-# The opt-out method of an ARF opt-out report. Until the opt-out context lists it among its
-# methods, such reports are recorded under "complaint" (the method of every other FBL report);
-# the suppression reason is "unsubscribe" either way.
-FEEDBACK_LOOP = "feedback_loop" if "feedback_loop" in METHODS else "complaint"
+# The opt-out method of an ARF opt-out report (RFC 5965 Feedback-Type: opt-out).
+FEEDBACK_LOOP = "feedback_loop"
 # Positive evidence that a mailbox received mail; it ends a soft-bounce streak (see docs/feedback.md).
 DELIVERY_CONFIRMED = "delivery_confirmed"
+# Untied reports of these categories say nothing worth a person's time (delivery notices, mail
+# that is no report at all); every other untied report goes to the review list.
+_NOT_REVIEWED = frozenset({OTHER, DELIVERED})
 
 
 @dataclass(frozen=True)
@@ -50,13 +55,15 @@ class FeedbackOutcome:
     """What record_feedback decided for one recipient of one classification."""
 
     action: str  # hard_bounce | soft_bounce | delay | sender_fault | complaint | unsubscribe |
-    #              auto_reply | delivery_confirmed | duplicate | unmatched | forged | ignored
+    #              auto_reply | delivery_confirmed | duplicate | unmatched | forged | ignored |
+    #              sender_alert
     recipient: str | None = None
     contact_id: int | None = None
     send_id: int | None = None
     campaign_id: int | None = None
-    matched_by: str | None = None  # verp | message_id | address
+    matched_by: str | None = None  # verp | message_id
     suppressed: str | None = None  # the suppression reason, when this decision suppressed
+    review_id: int | None = None  # the review-list row, when the report was kept for a person
 
 
 @dataclass
@@ -76,24 +83,20 @@ def _bracketed(message_id: str) -> str:
     return value if value.startswith("<") else f"<{value}>"
 
 
-def _latest_send(session: Session, contact_id: int) -> Send | None:
-    # A bounce found only by address most likely answers the contact's latest mail.
-    return session.scalars(
-        select(Send)
-        .where(Send.contact_id == contact_id, Send.sent_at.is_not(None))
-        .order_by(Send.sent_at.desc(), Send.id.desc())
-        .limit(1)
-    ).first()
-
-
 def _find_targets(
     session: Session,
     classification: Classification,
     settings: Settings,
     verp_detail: str | None,
-    match_by_address: bool,
+    references: Sequence[str],
 ) -> list[_Target] | str:
-    """The contacts a classification is about, or "forged" when its VERP token fails its HMAC."""
+    """The contacts a report is about, or why it cannot be tied to a mail we sent (review.NOT_TIED…).
+
+    Only evidence of a real send counts: a VERP token whose HMAC verifies, or one of our
+    Message-IDs (random hex, so quoting one proves having received that mail) in the returned
+    headers, sent to the report's own recipient. The recipient's address alone proves nothing:
+    anyone can mail a bounce naming any address to the bare bounce address.
+    """
     recipient = classification.recipients[0] if classification.recipients else None
     detail = verp_detail if verp_detail is not None else classification.verp_token
     forged = False
@@ -107,27 +110,29 @@ def _find_targets(
                 return []
             return [_Target(contact, send, "verp", recipient)]
         forged = True
-    if classification.original_message_id:
-        ids = {_bracketed(classification.original_message_id), classification.original_message_id.strip()}
-        send = session.scalars(select(Send).where(Send.message_id.in_(ids)).limit(1)).first()
-        if send is not None:
-            contact = session.get(Contact, send.contact_id)
-            if contact is not None:
-                return [_Target(contact, send, "message_id", recipient)]
-    if forged:
-        # A report that names a VERP address we never signed may not suppress anyone by address:
-        # that is exactly the forged-bounce attack the HMAC exists to stop.
-        return "forged"
-    if not match_by_address:
-        return []
+    ids = set()
+    for value in (classification.original_message_id, *references):
+        if value and value.strip():
+            ids.update((_bracketed(value), value.strip()))
     targets: list[_Target] = []
-    for address in classification.recipients:
-        contact = session.scalars(
-            select(Contact).where(Contact.email_hash == hash_email(settings.pepper, address))
-        ).first()
-        if contact is not None and all(t.contact.id != contact.id for t in targets):
-            targets.append(_Target(contact, _latest_send(session, contact.id), "address", address))
-    return targets
+    mismatch = False
+    if ids:
+        wanted = {hash_email(settings.pepper, a) for a in classification.recipients}
+        for send in session.scalars(select(Send).where(Send.message_id.in_(sorted(ids)[:100])).order_by(Send.id)):
+            contact = session.get(Contact, send.contact_id)
+            if contact is None or any(t.contact.id == contact.id for t in targets):
+                continue
+            # A report that names recipients must name the one this send went to: a Message-ID
+            # seen by one person must not let them act on another.
+            if wanted and contact.email_hash not in wanted:
+                mismatch = True
+                continue
+            targets.append(_Target(contact, send, "message_id", recipient or contact.email))
+    if targets:
+        return targets
+    if forged:
+        return FORGED_VERP
+    return RECIPIENT_MISMATCH if mismatch else NOT_TIED
 
 
 def _is_duplicate(session: Session, contact_id: int, raw_ref: str) -> bool:
@@ -152,24 +157,38 @@ def record_feedback(
     raw_ref: str = "",
     source: str = "mail",
     verp_detail: str | None = None,
-    match_by_address: bool = True,
+    references: Sequence[str] = (),
+    raw: bytes | None = None,
+    reporter: str | None = None,
+    diagnostic: str = "",
     now: datetime | None = None,
 ) -> list[FeedbackOutcome]:
     """Apply the bounce / complaint / auto-reply policies to one classification; flushes, never commits.
 
-    The send is found by VERP (`verp_detail`, else the classifier's token), else by the
-    original Message-ID, else by recipient address (unless `match_by_address` is off).
+    The send is found by VERP (`verp_detail`, else the classifier's token), else by one of our
+    Message-IDs (the classifier's quoted original, or `references` found in the report) sent to
+    the report's recipient. A report tied to no send is stored for review (`raw` kept, capped)
+    and changes nobody. Authentication-failure reports (RFC 6591, DMARC failure reports) name
+    our domain, not a contact: they raise the sender alert of the `reporter`'s provider.
+    `diagnostic` (the remote server's words) chooses the fix a block's alert names.
     """
     now = now or _now()
     c = classification
-    targets = _find_targets(session, c, settings, verp_detail, match_by_address)
-    if targets == "forged":
-        return [FeedbackOutcome("forged", recipient=c.recipients[0] if c.recipients else None)]
+    if c.feedback_type == "auth-failure":
+        return [_authentication_report(session, c, source, reporter, now)]
+    targets = _find_targets(session, c, settings, verp_detail, references)
+    if isinstance(targets, str):
+        review_id = None
+        if c.category not in _NOT_REVIEWED:
+            review_id = store_review(session, classification=c, why=targets, source=source, raw_ref=raw_ref,
+                                     raw=raw, now=now).id
+        action = "forged" if targets == FORGED_VERP else "unmatched"
+        recipients = (c.recipients[0] if c.recipients else None,) if action == "forged" else (c.recipients or (None,))
+        return [FeedbackOutcome(action, recipient=r, review_id=review_id) for r in recipients]
     if not targets:
         return [FeedbackOutcome("unmatched", recipient=r) for r in (c.recipients or (None,))]
     outcomes = []
     for target in targets:
-        assert isinstance(target, _Target)
         # One report per contact at a time (PostgreSQL row lock; SQLite's BEGIN IMMEDIATE already
         # serialises writers): a webhook retry racing the original, or two soft bounces racing
         # each other, must see each other's events for the duplicate check and the streak count.
@@ -188,9 +207,22 @@ def record_feedback(
             "matched_by": target.matched_by,
             "recipient": target.recipient,
         }
-        outcomes.append(_apply(session, c, target, evidence, now))
+        outcomes.append(_apply(session, c, target, {**evidence, "diagnostic": diagnostic[:500]} if diagnostic
+                               else evidence, now))
     session.flush()
     return outcomes
+
+
+def _authentication_report(session: Session, c: Classification, source: str, reporter: str | None,
+                           now: datetime) -> FeedbackOutcome:
+    # The receiver reports that our mail failed SPF / DKIM / DMARC there: the same fix as a
+    # 5.7.26 refusal, on the same per-provider alert. The recipient is left alone.
+    domain = (c.recipients[0] if c.recipients else reporter or "").rpartition("@")[2]
+    fix = authentication_fix(c.reason)
+    raise_sender_alert(session, provider=provider_of(domain), topic=fix.topic, fix=fix.fix, status=c.status,
+                       reason=c.reason, severity="warning", domain=domain or None, source=f"{source}:auth-failure",
+                       now=now)
+    return FeedbackOutcome("sender_alert", recipient=c.recipients[0] if c.recipients else None)
 
 
 def smtp_refusal_hook(settings: Settings) -> Any:
@@ -199,7 +231,8 @@ def smtp_refusal_hook(settings: Settings) -> Any:
         email = session.scalar(select(Contact.email).join(Send, Send.contact_id == Contact.id)
                                .where(Send.id == send_id))
         record_feedback(session, classification=classify_smtp_reply(email or "", code, message), settings=settings,
-                        raw_ref=f"smtp:{send_id}", source="smtp", verp_detail=verp_detail(settings.secret_keys, send_id))
+                        raw_ref=f"smtp:{send_id}", source="smtp", verp_detail=verp_detail(settings.secret_keys, send_id),
+                        diagnostic=f"{code} {message}")
 
     return on_refusal
 
@@ -257,13 +290,13 @@ def _apply(session: Session, c: Classification, target: _Target, evidence: dict[
         # COMPLIANCE row 27: Action: delayed means the MTA is still trying; never suppress on it.
         _event(session, "bounced", target, {**evidence, **bounce, "kind": SOFT}, now)
         if c.is_sender_fault:
-            _raise_alert(session, c, target, now)
+            _raise_alert(session, c, target, evidence, now)
         return _outcome("delay", target)
     if c.kind in (HARD, SOFT) and c.is_sender_fault:
         # COMPLIANCE row 26: 5.7.x policy / authentication rejections are the sender's fault:
         # alert the operator and leave the recipient alone.
         _event(session, "sender_fault", target, evidence, now)
-        _raise_alert(session, c, target, now)
+        _raise_alert(session, c, target, evidence, now)
         return _outcome("sender_fault", target)
     if c.kind == HARD:
         _event(session, "bounced", target, {**evidence, **bounce}, now)
@@ -400,40 +433,13 @@ def soft_bounce_streak(session: Session, *, contact: Contact) -> list[int]:
     return sends
 
 
-def _raise_alert(session: Session, c: Classification, target: _Target, now: datetime) -> None:
-    """One open alert per campaign and status; repeats raise its count instead of adding rows."""
-    campaign_id = target.send.campaign_id if target.send else None
-    key = c.status or c.reply_code or c.reason
+def _raise_alert(session: Session, c: Classification, target: _Target, evidence: dict[str, Any],
+                 now: datetime) -> None:
+    """The per-provider sender alert for a block of a mail we sent (insight.alerts.raise_sender_alert)."""
     domain = (target.recipient or target.contact.email).rpartition("@")[2]
-    open_alerts = session.scalars(
-        select(Alert).where(
-            Alert.kind == "sender_fault",
-            Alert.resolved_at.is_(None),
-            Alert.campaign_id.is_(None) if campaign_id is None else Alert.campaign_id == campaign_id,
-        )
-    ).all()
-    for alert in open_alerts:
-        data = dict(alert.data or {})
-        if data.get("key") == key:
-            domains = list(data.get("domains", []))
-            if domain not in domains and len(domains) < 20:
-                domains.append(domain)
-            data.update(count=int(data.get("count", 1)) + 1, domains=domains, last_at=now.isoformat())
-            alert.data = data  # a new dict: JSON columns do not track in-place changes
-            return
-    alert = Alert(
-        kind="sender_fault",
-        severity="critical" if (c.status or c.reply_code or "").startswith("5") else "warning",
-        campaign_id=campaign_id,
-        message=(
-            f"Receiving servers reject our mail: {c.status or c.reply_code or 'no status'} "
-            f"{c.reason}. Check SPF, DKIM and DMARC alignment, sending IP reputation and rate; "
-            "recipients were not suppressed."
-        ),
-        data={"key": key, "status": c.status, "reply_code": c.reply_code, "reason": c.reason,
-              "count": 1, "domains": [domain], "first_at": now.isoformat(), "last_at": now.isoformat()},
-        created_at=now,
-    )
-    session.add(alert)
-    session.flush()  # the id, for the webhook
-    emit_alert(session, alert=alert, now=now)
+    source = str(evidence.get("source"))
+    fix = fix_for(c.status, c.reason, evidence.get("diagnostic", ""))
+    code = c.status or c.reply_code or ""
+    raise_sender_alert(session, provider=provider_of(domain), topic=fix.topic, fix=fix.fix, status=code or None,
+                       reason=c.reason, severity="critical" if code.startswith("5") else "warning", domain=domain,
+                       campaign_id=target.send.campaign_id if target.send else None, source=source, now=now)

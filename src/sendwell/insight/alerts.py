@@ -184,3 +184,74 @@ def check_recent(session: Session, *, thresholds: Thresholds, days: int = 14) ->
     for campaign_id in ids:
         created.extend(check_campaign(session, campaign_id=campaign_id, thresholds=thresholds, final=True))
     return created
+
+
+SENDER_FAULT = "sender_fault"
+_MAX_LISTED = 20  # domains and campaigns kept on one alert: enough to see the spread
+
+
+def raise_sender_alert(
+    session: Session,
+    *,
+    provider: str,
+    topic: str,
+    fix: str,
+    status: str | None,
+    reason: str,
+    severity: str,
+    domain: str | None = None,
+    campaign_id: int | None = None,
+    source: str = "bounce",
+    now: datetime | None = None,
+) -> Alert:
+    """One open sender alert per mailbox provider, with the fix in words; repeats raise its count.
+
+    Blocks (our IP, domain, content or authentication refused) and authentication-failure
+    reports both land here: the operator has one thing to fix per provider, not one per mail.
+    """
+    now = now or datetime.now(timezone.utc)
+    open_ = session.scalars(
+        select(Alert).where(Alert.kind == SENDER_FAULT, Alert.resolved_at.is_(None))
+        .order_by(Alert.id)
+    ).all()
+    found = next((a for a in open_ if (a.data or {}).get("provider") == provider), None)
+    if found is not None:
+        data = dict(found.data or {})
+        fixes = dict(data.get("fixes", {}))
+        fixes.setdefault(topic, fix)
+        data.update(count=int(data.get("count", 1)) + 1, fixes=fixes, last_at=now.isoformat(),
+                    last_status=status, last_reason=reason,
+                    domains=_listed(data.get("domains", []), domain),
+                    campaigns=_listed(data.get("campaigns", []), campaign_id),
+                    sources=_listed(data.get("sources", []), source))
+        found.data = data  # a new dict: JSON columns do not track in-place changes
+        found.message = _sender_message(provider, fixes)
+        if severity == "critical" and found.severity != "critical":
+            found.severity = "critical"
+        return found
+    fixes = {topic: fix}
+    created = Alert(
+        kind=SENDER_FAULT, severity=severity, campaign_id=campaign_id,
+        message=_sender_message(provider, fixes),
+        data={"provider": provider, "count": 1, "fixes": fixes, "status": status, "reason": reason,
+              "last_status": status, "last_reason": reason, "domains": _listed([], domain),
+              "campaigns": _listed([], campaign_id), "sources": [source],
+              "first_at": now.isoformat(), "last_at": now.isoformat()},
+        created_at=now,
+    )
+    session.add(created)
+    session.flush()  # the id, for the webhook
+    emit_alert(session, alert=created, now=now)
+    return created
+
+
+def _listed(items: list[Any], item: Any) -> list[Any]:
+    items = list(items)
+    if item is not None and item not in items and len(items) < _MAX_LISTED:
+        items.append(item)
+    return items
+
+
+def _sender_message(provider: str, fixes: dict[str, str]) -> str:
+    return (f"{provider} refused the mail: " + "; ".join(fixes.values())
+            + ". Recipients were not suppressed.")

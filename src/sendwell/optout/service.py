@@ -38,10 +38,12 @@ from sendwell.outbox.store import enqueue
 from sendwell.suppression.fast import suppress_fast
 from sendwell.suppression.service import lift
 
-METHODS = ("one_click", "page", "preference_center", "mailto", "reply", "complaint", "bounce", "admin", "api")
-# Methods after which no thank-you is sent: a complaint (never mail a complainer) and a bounce
-# (the address does not work).
-NO_THANK_YOU = ("complaint", "bounce")
+METHODS = ("one_click", "page", "preference_center", "mailto", "reply", "complaint", "bounce", "admin", "api",
+           "feedback_loop")
+# Methods after which no thank-you is sent: a complaint (never mail a complainer), a bounce
+# (the address does not work) and a feedback-loop opt-out (RFC 5965 opt-out: the person told
+# their mailbox provider, not us, and expects no more mail from us at all).
+NO_THANK_YOU = ("complaint", "bounce", "feedback_loop")
 REASONS = ("not_relevant", "too_many", "never_signed_up", "situation_changed", "other")
 FREQUENCY_TIERS = ("weekly", "monthly", "launches_only")
 ALTERNATIVES = ("monthly", "launches_only", "pause_3", "pause_6")

@@ -126,7 +126,8 @@ def sendgrid_event(event: dict[str, Any]) -> Classification:
     status = best_status(str(event.get("status", "")))
     reason_text = str(event.get("reason") or event.get("response") or "")
     reply = first_reply_code(reason_text)
-    message_id = event.get("sg_message_id") or event.get("smtp-id")
+    # "smtp-id" is the Message-ID we wrote; "sg_message_id" is SendGrid's own and names none of our sends.
+    message_id = event.get("smtp-id") or event.get("sg_message_id")
     base = {"recipients": rcpt, "status": status, "reply_code": reply, "original_message_id": message_id}
     if name == "bounce":
         ev = Evidence(status, reply, reason_text.lower())

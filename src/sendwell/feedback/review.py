@@ -1,0 +1,62 @@
+"""The review list: bounces and complaints that could not be tied to a mail we sent, kept and counted, never acted on."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sendwell.db.models import Event, FeedbackReview
+from sendwell.feedback.classify.result import Classification
+
+RAW_LIMIT = 64 * 1024  # enough for the headers and the diagnosis; a quoted attachment is not needed
+# Why a report was not acted on (FeedbackReview.why).
+NOT_TIED = "not_tied"  # no VERP token, no Message-ID of ours in the returned headers
+FORGED_VERP = "forged_verp"  # a bounce+… address whose HMAC does not verify
+RECIPIENT_MISMATCH = "recipient_mismatch"  # our Message-ID, but the send went to someone else
+REVIEW_EVENT = "feedback_review"  # the events row that counts it (sendwell_events{kind="feedback_review"})
+
+
+def store_review(
+    session: Session,
+    *,
+    classification: Classification,
+    why: str,
+    source: str,
+    raw_ref: str = "",
+    raw: bytes | None = None,
+    now: datetime | None = None,
+) -> FeedbackReview:
+    """Keep one untied report for a person (the same report twice is kept once); flushes."""
+    if raw_ref:
+        existing = session.scalars(select(FeedbackReview).where(FeedbackReview.raw_ref == raw_ref).limit(1)).first()
+        if existing is not None:
+            return existing
+    now = now or datetime.now(timezone.utc)
+    c = classification
+    review = FeedbackReview(
+        received_at=now, source=source[:20], kind=c.kind, category=c.category,
+        recipients=list(c.recipients[:50]), status=c.status, reason=(c.reason or "")[:500], why=why,
+        raw_ref=raw_ref[:100], raw_size=len(raw or b""),
+        raw=(raw or b"")[:RAW_LIMIT].decode("utf-8", errors="replace").replace("\x00", ""),
+    )
+    session.add(review)
+    session.flush()
+    # Counted where every other feedback decision is counted: the events table, hence /metrics.
+    session.add(Event(kind=REVIEW_EVENT, method=source[:30], occurred_at=now,
+                      data={"review_id": review.id, "why": why, "category": c.category, "source": source}))
+    return review
+
+
+def list_reviews(session: Session, *, before: int | None = None, limit: int = 50) -> list[FeedbackReview]:
+    """Reviews newest first; `before` is the id of the last row of the previous page (keyset)."""
+    query = select(FeedbackReview).order_by(FeedbackReview.id.desc()).limit(limit)
+    if before is not None:
+        query = query.where(FeedbackReview.id < before)
+    return list(session.scalars(query))
+
+
+def get_review(session: Session, *, review_id: int) -> FeedbackReview | None:
+    """One review by id, or None."""
+    return session.get(FeedbackReview, review_id)
