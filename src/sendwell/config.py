@@ -79,7 +79,11 @@ class Settings(BaseSettings):
     # Country → region overrides for the audience, e.g. "HK=cn,MO=cn,CH=eu" (contacts/regions.py).
     region_map: str = ""
 
-    click_tracking: bool = True  # signed redirect links; opens are never tracked (privacy)
+    click_tracking: bool = True  # signed redirect links, plus one hidden trap link that only machines click
+    # The open pixel is off by default: it costs readers privacy, and image proxies (Apple MPP,
+    # Gmail, Yahoo) fetch it for every mail, so most opens are machines anyway.
+    open_tracking: bool = False
+    machine_click_seconds: float = 10.0  # a click this soon after sending is a link scanner, not a person
 
     # Insight: spike alerts and the circuit breaker (COMPLIANCE rows 25 and 29).
     alert_unsubscribe_warn: float = 0.005

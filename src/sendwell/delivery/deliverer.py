@@ -23,7 +23,15 @@ from sendwell.delivery.claims import LEASE, chunks, owned, release_claimed
 from sendwell.delivery.instruments import smtp_timer
 from sendwell.delivery.ports import Signer, Throttle
 from sendwell.delivery.verp import make_return_path
-from sendwell.insight.tracking import make_click_token, rewrite_links
+from sendwell.insight.tracking import (
+    append_to_body,
+    make_click_token,
+    make_open_token,
+    make_trap_token,
+    pixel_html,
+    rewrite_links,
+    trap_html,
+)
 from sendwell.mail.mime import HeaderInjection, build_message, idna_address, make_message_id
 from sendwell.mail.transport import Outcome, Transport, TransportUnavailable
 from sendwell.optout.gate import hold_for_send
@@ -318,6 +326,11 @@ class Deliverer:
                 html, lambda url: f"{s.base_url}/r/{make_click_token(keys, send.id, url)}",
                 keep={links.unsubscribe, links.preferences, links.keep},
             )
+            # One hidden link no person can see: whatever follows it is a machine walking the mail.
+            trap = make_trap_token(keys, send.id, s.website or f"{s.base_url}/")
+            html = append_to_body(html, trap_html(f"{s.base_url}/r/{trap}"))
+        if s.open_tracking:
+            html = append_to_body(html, pixel_html(f"{s.base_url}/o/{make_open_token(keys, send.id)}.gif"))
         domain = self.sender_domain
         mailto = f"mailto:unsubscribe+{make_mailto_token(keys, contact.id, campaign.id)}@{domain}?subject=unsubscribe"
         message_id = make_message_id(send.id, domain)

@@ -306,7 +306,11 @@ def _still_subscribed() -> Any:
 
 
 def inactive_clause(cutoff: datetime) -> Any:
-    """No sign of life since `cutoff`: no engagement, not created, no fresh consent (opens never count)."""
+    """No sign of life since `cutoff`: no engagement, not created, no fresh consent.
+
+    Engagement is a person's: `last_engaged_at` never moves for opens, nor for clicks by link
+    scanners or the trap link (sendwell.insight.tracking), so machines cannot keep a contact alive.
+    """
     fresh_consent = exists(select(Consent.id).where(
         Consent.contact_id == Contact.id, Consent.withdrawn_at.is_(None), Consent.obtained_at >= cutoff))
     return and_(

@@ -40,9 +40,10 @@ def record_engagement(
             campaign_id = None  # not a recipient of that campaign: keep the event, not the link
     stored: dict[str, Any] = {"source": source, "detail": dict(data or {})}
     if kind == "clicked" and send_id is not None:
-        # As record_click: `first` marks the first click of a send, which the roll-up counts.
+        # As record_click: `first` marks a send's first click by a person, which the roll-up counts.
         stored["first"] = session.scalar(
-            select(func.count()).select_from(Event).where(Event.kind == "clicked", Event.send_id == send_id)
+            select(func.count()).select_from(Event)
+            .where(Event.kind == "clicked", Event.send_id == send_id, Event.machine.is_(False))
         ) == 0
     event = Event(kind=kind, contact_id=contact_id, campaign_id=campaign_id, send_id=send_id, method=source[:30],
                   data=stored, occurred_at=when)

@@ -1,4 +1,4 @@
-"""Rates per campaign and per audience dimension: delivered, opt-outs by method, complaints, bounces."""
+"""Rates per campaign and per audience dimension: delivered, opt-outs by method, complaints, bounces, clicks."""
 
 from __future__ import annotations
 
@@ -34,8 +34,11 @@ class Rates:
     complained: int = 0
     hard_bounced: int = 0
     soft_bounced: int = 0
+    # People who clicked (opened); scanners and image proxies are counted apart, never as people.
     clicked: int = 0
     opened: int = 0
+    machine_clicked: int = 0
+    machine_opened: int = 0
 
     def rate(self, count: int) -> float:
         return count / self.delivered if self.delivered else 0.0
@@ -63,6 +66,8 @@ class Rates:
             "soft_bounced": self.soft_bounced,
             "clicked": self.clicked,
             "opened": self.opened,
+            "machine_clicked": self.machine_clicked,
+            "machine_opened": self.machine_opened,
             "unsubscribe_rate": round(self.unsubscribe_rate, 6),
             "complaint_rate": round(self.complaint_rate, 6),
             "hard_bounce_rate": round(self.hard_bounce_rate, 6),
@@ -107,15 +112,15 @@ def breakdown(session: Session, *, dimension: str = "campaign", campaign_id: int
 
     bounce_kind = Event.data["kind"].as_string()
     events_q = (
-        select(group, Event.kind, Event.method, bounce_kind, func.count(distinct(Event.contact_id)))
+        select(group, Event.kind, Event.method, bounce_kind, Event.machine, func.count(distinct(Event.contact_id)))
         .select_from(Event)
         .join(Campaign, Campaign.id == Event.campaign_id)
         .join(Contact, Contact.id == Event.contact_id)
         .outerjoin(Topic, Topic.id == Campaign.topic_id)
         .where(Event.kind.in_(("unsubscribed", "complained", "bounced", "clicked", "opened")))
-        .group_by(group, Event.kind, Event.method, bounce_kind)
+        .group_by(group, Event.kind, Event.method, bounce_kind, Event.machine)
     )
-    for key, kind, method, kind_detail, count in session.execute(_scoped(events_q, campaign_id)):
+    for key, kind, method, kind_detail, machine, count in session.execute(_scoped(events_q, campaign_id)):
         rates = groups.setdefault(str(key), Rates(key=str(key)))
         if kind == "unsubscribed":
             rates.unsubscribed += count
@@ -127,8 +132,12 @@ def breakdown(session: Session, *, dimension: str = "campaign", campaign_id: int
                 rates.hard_bounced += count
             elif kind_detail == "soft":
                 rates.soft_bounced += count
+        elif kind == "clicked" and machine:
+            rates.machine_clicked += count
         elif kind == "clicked":
             rates.clicked += count
+        elif kind == "opened" and machine:
+            rates.machine_opened += count
         elif kind == "opened":
             rates.opened += count
     return sorted(groups.values(), key=lambda r: (-r.delivered, r.key))

@@ -36,6 +36,8 @@ def build_report(session: Session, *, campaign_id: int | None = None, stage_caps
     return {
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "campaign_id": campaign_id,
+        # Opens exist only where the open pixel was turned on; without any, reports leave them out.
+        "opens_tracked": any(c["opened"] or c["machine_opened"] for c in campaigns),
         "campaigns": campaigns,
         "by": {dim: [r.as_dict() for r in merged_by_value(dashboard_breakdown(session, dimension=dim, campaign_id=campaign_id))]
                for dim in REPORT_DIMENSIONS},
@@ -49,7 +51,8 @@ def build_report(session: Session, *, campaign_id: int | None = None, stage_caps
 
 
 CSV_COLUMNS = ("dimension", "key", "delivered", "unsubscribed", "unsubscribe_rate", "complained",
-               "complaint_rate", "hard_bounced", "hard_bounce_rate", "soft_bounced", "clicked", "click_rate")
+               "complaint_rate", "hard_bounced", "hard_bounce_rate", "soft_bounced", "clicked", "click_rate",
+               "machine_clicked", "opened", "machine_opened")
 
 
 def write_csv(report: dict[str, Any], path: Path) -> None:
@@ -88,13 +91,19 @@ def render_html(report: dict[str, Any], *, company: str) -> str:
     """A self-contained HTML report a marketer can send to a manager."""
     e = html.escape
 
+    # People and machines (link scanners, image proxies) side by side; only people are engagement.
+    engagement = [("clicked", "clicks (people)"), ("machine_clicked", "clicks (machines)")]
+    if report.get("opens_tracked"):
+        engagement += [("opened", "opens (people)"), ("machine_opened", "opens (machines)")]
+
     def table(rows: list[dict[str, Any]], first: str) -> str:
         head = (f"<tr><th>{e(first)}</th><th>delivered</th><th>unsubscribed</th><th>rate</th>"
-                "<th>complaints</th><th>hard bounces</th><th>clicks</th></tr>")
+                "<th>complaints</th><th>hard bounces</th>"
+                + "".join(f"<th>{title}</th>" for _, title in engagement) + "</tr>")
         body = "".join(
             f"<tr><td>{e(str(r['key']))}</td><td>{r['delivered']}</td><td>{r['unsubscribed']}</td>"
             f"<td>{r['unsubscribe_rate']:.2%}</td><td>{r['complained']}</td><td>{r['hard_bounced']}</td>"
-            f"<td>{r['clicked']}</td></tr>" for r in rows)
+            + "".join(f"<td>{r.get(key, 0)}</td>" for key, _ in engagement) + "</tr>" for r in rows)
         return f"<table>{head}{body}</table>"
 
     sections = [f"<h1>{e(company)} — campaign report</h1>",

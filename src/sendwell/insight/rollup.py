@@ -35,15 +35,19 @@ def _dim_expr(dimension: str) -> Any:
     return func.coalesce(DIMENSIONS[dimension], "(unknown)")
 
 
-def metric_name(kind: str, method: str | None, bounce_kind: str | None, first_click: Any) -> str | None:
+def metric_name(kind: str, method: str | None, bounce_kind: str | None, first_click: Any,
+                machine: Any = False) -> str | None:
     """The counter an event adds to, or None when it is not counted (a repeat click)."""
     if kind == "unsubscribed":
         return f"unsubscribed:{method or 'unknown'}"
     if kind == "bounced":
         return f"bounced:{bounce_kind}" if bounce_kind in ("hard", "soft") else None
-    if kind == "clicked":
-        # Only the first click per send counts: the dashboards show people, not clicks.
-        return "clicked" if first_click in (True, 1, "true") else None
+    if kind in ("clicked", "opened"):
+        # Only the first click (open) per send and verdict counts: the dashboards show people,
+        # not clicks; machines (scanners, image proxies) have counters of their own.
+        if first_click not in (True, 1, "true"):
+            return None
+        return f"{kind}:machine" if machine in (True, 1) else kind
     return kind
 
 
@@ -77,17 +81,18 @@ def roll_up_events(session: Session, *, batch: int = 500_000) -> int:
     first = Event.data["first"].as_boolean()
     dims = [func.coalesce(col, "(unknown)") for col in DIMENSIONS.values()]
     query = (
-        select(Event.campaign_id, *dims, Event.kind, Event.method, bounce_kind, first, func.count())
+        select(Event.campaign_id, *dims, Event.kind, Event.method, bounce_kind, first, Event.machine, func.count())
         .select_from(Event)
         .outerjoin(Contact, Contact.id == Event.contact_id)
         .where(Event.id > last, Event.id <= upto, Event.campaign_id.is_not(None), Event.kind.in_(ROLLED_KINDS))
-        .group_by(Event.campaign_id, *dims, Event.kind, Event.method, bounce_kind, first)
+        .group_by(Event.campaign_id, *dims, Event.kind, Event.method, bounce_kind, first, Event.machine)
     )
     counts: dict[tuple[int, str, str, str], int] = defaultdict(int)
     names = list(DIMENSIONS)
     for row in session.execute(query):
-        campaign_id, values, (kind, method, b_kind, is_first, n) = row[0], row[1:1 + len(names)], row[1 + len(names):]
-        metric = metric_name(kind, method, b_kind, is_first)
+        campaign_id, values, (kind, method, b_kind, is_first, machine, n) = \
+            row[0], row[1:1 + len(names)], row[1 + len(names):]
+        metric = metric_name(kind, method, b_kind, is_first, machine)
         if not metric:
             continue
         counts[(campaign_id, ALL, "", metric)] += n
@@ -104,13 +109,13 @@ def _tail_query(dimension: str, *, after: int, upto: int | None = None, campaign
     bounce_kind = Event.data["kind"].as_string()
     first = Event.data["first"].as_boolean()
     query = (
-        select(Event.campaign_id, value, Event.kind, Event.method, bounce_kind, first, func.count())
+        select(Event.campaign_id, value, Event.kind, Event.method, bounce_kind, first, Event.machine, func.count())
         .select_from(Event)
         .outerjoin(Contact, Contact.id == Event.contact_id)
         # `kind || ''`: SQLite would otherwise pick the (kind, campaign_id) index and scan every
         # event of those kinds; the primary-key range `id > after` is the narrow one here.
         .where(Event.id > after, Event.campaign_id.is_not(None), (Event.kind + "").in_(ROLLED_KINDS))
-        .group_by(Event.campaign_id, value, Event.kind, Event.method, bounce_kind, first)
+        .group_by(Event.campaign_id, value, Event.kind, Event.method, bounce_kind, first, Event.machine)
     )
     if upto is not None:
         query = query.where(Event.id <= upto)
@@ -125,6 +130,31 @@ def _set_cursor(session: Session, last_id: int) -> None:
         session.add(InsightCursor(name=CURSOR, last_id=last_id))
     else:
         row.last_id = last_id
+
+
+def move_counted(session: Session, moves: list[tuple[Event, str | None]]) -> None:
+    """Re-count events already folded into the counters after their verdict changed.
+
+    Each move names an event (with its new verdict and `first` flag) and the metric it was
+    counted under before; events after the cursor need nothing, the next roll-up reads them.
+    """
+    last = cursor(session)
+    counts: dict[tuple[int, str, str, str], int] = defaultdict(int)
+    for event, old in moves:
+        if event.id is None or event.id > last or event.campaign_id is None:
+            continue
+        new = metric_name(event.kind, event.method, None, (event.data or {}).get("first"), event.machine)
+        if new == old:
+            continue
+        contact = session.get(Contact, event.contact_id) if event.contact_id is not None else None
+        values = [(name, getattr(contact, name, None)) for name in DIMENSIONS]
+        for metric, n in ((old, -1), (new, 1)):
+            if metric is None:
+                continue
+            counts[(event.campaign_id, ALL, "", metric)] += n
+            for name, value in values:
+                counts[(event.campaign_id, name, "(unknown)" if value is None else str(value), metric)] += n
+    _add(session, {key: n for key, n in counts.items() if n})
 
 
 def roll_up_delivered(session: Session) -> int:
@@ -179,9 +209,9 @@ def dashboard_breakdown(session: Session, *, dimension: str = ALL, campaign_id: 
     # The tail: events after the cursor (a minute's worth) read live.
     after = cursor(session)
     if (session.scalar(select(func.max(Event.id))) or 0) > after:
-        for cid, value, kind, method, bounce_kind, first, n in session.execute(
+        for cid, value, kind, method, bounce_kind, first, machine, n in session.execute(
                 _tail_query(dimension, after=after, campaign_id=campaign_id)):
-            metric = metric_name(kind, method, bounce_kind, first)
+            metric = metric_name(kind, method, bounce_kind, first, machine)
             if metric:
                 _apply(rates(cid, str(value)), metric, n)
     # Deliveries of campaigns not rolled up yet (still sending, or finished a moment ago).
@@ -218,6 +248,10 @@ def _apply(rates: Rates, metric: str, n: int) -> None:
         rates.clicked += n
     elif metric == "opened":
         rates.opened += n
+    elif metric == "clicked:machine":
+        rates.machine_clicked += n
+    elif metric == "opened:machine":
+        rates.machine_opened += n
 
 
 def merged_by_value(per_campaign: dict[int, dict[str, Rates]]) -> list[Rates]:
@@ -235,4 +269,6 @@ def merged_by_value(per_campaign: dict[int, dict[str, Rates]]) -> list[Rates]:
             t.soft_bounced += r.soft_bounced
             t.clicked += r.clicked
             t.opened += r.opened
+            t.machine_clicked += r.machine_clicked
+            t.machine_opened += r.machine_opened
     return sorted(total.values(), key=lambda r: (-r.delivered, r.key))

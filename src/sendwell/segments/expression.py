@@ -402,8 +402,10 @@ def _compile(node: Node, now: datetime, vocab: Vocabularies) -> ColumnElement[bo
 
 def _engaged(kind: str, since: datetime) -> ColumnElement[bool]:
     kinds = ("opened", "clicked") if kind == "engaged" else (kind,)
+    # People only: opens by image proxies and clicks by link scanners carry machine = true.
     event = exists(
-        select(Event.id).where(Event.contact_id == Contact.id, Event.kind.in_(kinds), Event.occurred_at >= since)
+        select(Event.id).where(Event.contact_id == Contact.id, Event.kind.in_(kinds), Event.occurred_at >= since,
+                               Event.machine.is_(False))
     )
     if kind == "engaged":
         return or_(and_(Contact.last_engaged_at.is_not(None), Contact.last_engaged_at >= since), event)
