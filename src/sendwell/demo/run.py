@@ -25,6 +25,7 @@ from sendwell.delivery.runner import run_campaign
 from sendwell.demo.api import api_demo
 from sendwell.demo.audience import format_audience, run_audience_demo
 from sendwell.demo.content import content_demo, format_content_summary
+from sendwell.demo.engagement_signals import show_engagement_signals
 from sendwell.demo.feedback import feed_feedback, format_feedback
 from sendwell.demo.hygiene import format_hygiene, show_hygiene
 from sendwell.demo.insight import format_insight, show_insight
@@ -122,6 +123,7 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
             policy = show_policy(runtime, after_campaign_id=second["id"], say=say)
             api = api_demo(runtime, settings.base_url, optouts["addresses"][0], say)
             insight = show_insight(runtime, smtp, send_campaign, say)
+            insight["engagement"] = show_engagement_signals(runtime, smtp.messages, say)
         content = content_demo(runtime, [first["id"], second["id"]], say)
 
         with transaction(runtime.factory) as session:
