@@ -10,6 +10,7 @@ use (cached on the object).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from email.utils import parseaddr
 from functools import cached_property
 from pathlib import Path
@@ -271,6 +272,13 @@ class Settings(BaseSettings):
     def replace(self, **changes: Any) -> Settings:
         """A new, validated Settings object with these fields changed (environment and file not re-read)."""
         return type(self).model_validate({**self.model_dump(), **changes})
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Settings:
+        """As pydantic's, but a copy with changes is built by `replace`: validated, and without the
+        parsed values cached from the old text (pydantic copies the instance dictionary)."""
+        if update:
+            return self.replace(**update)
+        return super().model_copy(deep=deep)
 
 
 class _DataDirFileSource(PydanticBaseSettingsSource):

@@ -6,7 +6,9 @@ from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
+from pydantic import ValidationError
 
+from sendwell.config import load_settings
 from sendwell.policy.caps import Cap, FrequencyPolicy, PolicyError, parse_caps
 from sendwell.policy.windows import WindowError, parse_window, parse_windows, zone_for
 
@@ -57,3 +59,16 @@ def test_zone_falls_back_from_contact_to_country_to_region_to_utc() -> None:
     assert zone_for("", "US", "us") == ZoneInfo("America/New_York")
     assert zone_for("Not/AZone", "", "au") == ZoneInfo("Australia/Sydney")
     assert zone_for("", "ZZ", "other") == ZoneInfo("UTC")
+
+
+def test_settings_are_immutable_and_a_changed_copy_is_parsed_afresh() -> None:
+    settings = load_settings(from_="Old <sales@old.example>", stage_caps="prospect=1/7d")
+    assert settings.sender_domain == "old.example" and settings.stage_cap_rules["prospect"].window == 7 * 86400
+    with pytest.raises(ValidationError):
+        settings.company_name = "Changed in place"  # type: ignore[misc]
+    for copy in (settings.replace(from_="New <sales@new.example>", stage_caps="prospect=1/14d"),
+                 settings.model_copy(update={"from_": "New <sales@new.example>", "stage_caps": "prospect=1/14d"})):
+        # Values parsed from the old text (cached on the first object) never leak into the copy.
+        assert copy.sender_domain == "new.example" and copy.stage_cap_rules["prospect"].window == 14 * 86400
+    with pytest.raises(ValidationError):
+        settings.replace(stage_caps="prospect=often")
