@@ -49,12 +49,15 @@ def store_review(
     return review
 
 
-def list_reviews(session: Session, *, before: int | None = None, limit: int = 50) -> list[FeedbackReview]:
-    """Reviews newest first; `before` is the id of the last row of the previous page (keyset)."""
-    query = select(FeedbackReview).order_by(FeedbackReview.id.desc()).limit(limit)
+def list_reviews(session: Session, *, after: int | None = None, before: int | None = None,
+                 limit: int = 50) -> list[FeedbackReview]:
+    """A keyset page of reviews: with `after`, in id order (the API's pages); else newest first, below `before`."""
+    query = select(FeedbackReview).limit(limit)
+    if after is not None:
+        return list(session.scalars(query.where(FeedbackReview.id > after).order_by(FeedbackReview.id)))
     if before is not None:
         query = query.where(FeedbackReview.id < before)
-    return list(session.scalars(query))
+    return list(session.scalars(query.order_by(FeedbackReview.id.desc())))
 
 
 def get_review(session: Session, *, review_id: int) -> FeedbackReview | None:
