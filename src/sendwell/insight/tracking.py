@@ -131,7 +131,8 @@ def _burst_verdict(verdict: Verdict, burst: list[Event], url: str) -> Verdict:
         return verdict
     if verdict.reason == TRAP_LINK or any(e.machine_reason == TRAP_LINK for e in burst):
         return Verdict(True, TRAP_LINK)  # the same burst as a click on the trap link
-    links = {e.data.get("url") for e in burst if not e.data.get("trap")} | {url}
+    # Clicks reported through the API carry no URL; they are not links of this mail.
+    links = {e.data["url"] for e in burst if e.data.get("url") and not e.data.get("trap")} | {url}
     return Verdict(True, ALL_LINKS) if len(links) >= BURST_LINKS else verdict
 
 
