@@ -12,6 +12,7 @@ from sendwell.feedback.classify import Classification
 from sendwell.feedback.service import record_feedback
 from sendwell.followups import dispatch_outbox
 from tests.conftest import TEST_PEPPER, TEST_SECRET
+from tests.feedback.factories import make_sent
 from tests.helpers import WebhookReceiver, make_contact
 
 register_commands()
@@ -31,9 +32,12 @@ def test_the_delivery_log_and_redelivery_from_the_command_line(runtime, db_url, 
             return result.output
 
         with transaction(runtime.factory) as s:
-            make_contact(s, email="anna@licht.example")
+            anna = make_contact(s, email="anna@licht.example")
+            # As a real bounce arrives: quoting the Message-ID of the mail we sent her.
             record_feedback(s, classification=Classification(kind="hard", recipients=("anna@licht.example",),
-                                                             status="5.1.1"), settings=runtime.settings)
+                                                             status="5.1.1",
+                                                             original_message_id=make_sent(s, anna).message_id),
+                            settings=runtime.settings)
         dispatch_outbox(runtime)
         dispatch_outbox(runtime)
         assert json.loads(run("endpoints", "--json")) == [{"url": f"{hook.url}/crm", "events": ["contact.bounced"]}]

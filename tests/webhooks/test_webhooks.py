@@ -11,14 +11,16 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from sendwell.db.models import OutboxMessage, WebhookDelivery
+from sendwell.db.models import Contact, OutboxMessage, WebhookDelivery
 from sendwell.db.session import transaction
 from sendwell.feedback.classify import Classification
+from sendwell.feedback.classify.result import replace
 from sendwell.feedback.service import record_feedback
 from sendwell.followups import dispatch_outbox
 from sendwell.outbox import store
 from sendwell.webhooks.delivery import deliver_webhook
 from sendwell.webhooks.endpoints import parse_endpoints
+from tests.feedback.factories import make_sent
 from tests.helpers import WebhookReceiver, make_contact
 
 SECRET = "crm-shared-secret"
@@ -28,9 +30,15 @@ POLICY = Classification(kind="hard", recipients=("carl@lamps.example",), status=
                         reason="message rejected by policy", is_sender_fault=True)
 
 
+def _tied(s, classification):
+    """The report as a real one arrives: quoting the Message-ID of the mail we sent its recipient."""
+    contact = s.scalars(select(Contact).where(Contact.email == classification.recipients[0])).one()
+    return replace(classification, original_message_id=make_sent(s, contact).message_id)
+
+
 def _record(runtime, classification):
     with transaction(runtime.factory) as s:
-        return record_feedback(s, classification=classification, settings=runtime.settings)
+        return record_feedback(s, classification=_tied(s, classification), settings=runtime.settings)
 
 
 def _log(runtime) -> list[WebhookDelivery]:
@@ -104,7 +112,8 @@ def test_a_rolled_back_bounce_tells_nobody(runtime) -> None:
             make_contact(s, email="anna@licht.example")
         with pytest.raises(RuntimeError):
             with transaction(runtime.factory) as s:
-                assert record_feedback(s, classification=HARD, settings=runtime.settings)[0].action == "hard_bounce"
+                assert record_feedback(s, classification=_tied(s, HARD), settings=runtime.settings)[0].action == \
+                    "hard_bounce"
                 raise RuntimeError("the request failed after recording")
         dispatch_outbox(runtime)
         dispatch_outbox(runtime)

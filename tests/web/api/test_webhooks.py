@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from sqlalchemy import select
+
+from sendwell.db.models import Contact
 from sendwell.db.session import transaction
 from sendwell.feedback.classify import Classification
 from sendwell.feedback.service import record_feedback
 from sendwell.followups import dispatch_outbox
 from sendwell.outbox import store as outbox
+from tests.feedback.factories import make_sent
 from tests.helpers import WebhookReceiver
 from tests.web.api.conftest import assert_problem
 
@@ -17,8 +21,12 @@ API = "/api/v1"
 
 def _bounce(runtime, email: str) -> None:
     with transaction(runtime.factory) as s:
+        # As a real bounce arrives: quoting the Message-ID of the mail we sent to that address.
+        contact = s.scalars(select(Contact).where(Contact.email == email)).one()
         record_feedback(s, classification=Classification(kind="hard", recipients=(email,), status="5.1.1",
-                                                         reason="user unknown"), settings=runtime.settings)
+                                                         reason="user unknown",
+                                                         original_message_id=make_sent(s, contact).message_id),
+                        settings=runtime.settings)
 
 
 def _contacts(client, admin, *emails: str) -> list[int]:

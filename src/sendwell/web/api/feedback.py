@@ -48,7 +48,8 @@ def router(runtime: Runtime, require: Any) -> APIRouter:
             items = [ReviewOut(**_fields(row)) for row in list_reviews(session, after=after, limit=limit)]
         return page_of(items, limit)
 
-    @r.get("/reviews/{review_id}", response_model=ReviewDetailOut, dependencies=[require("reports:read")])
+    @r.get("/reviews/{review_id}", response_model=ReviewDetailOut, dependencies=[require("reports:read")],
+           responses={404: {"description": "no such review"}})
     def review(review_id: ReviewId) -> ReviewDetailOut:
         """One review with the message as received."""
         with transaction(runtime.factory) as session:
