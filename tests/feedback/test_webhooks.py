@@ -171,6 +171,7 @@ def test_ses_bounce_naming_no_send_of_ours_is_kept_for_review(server, sns_key) -
     with transaction(server.runtime.factory) as session:
         [review] = session.scalars(select(FeedbackReview)).all()
         assert (review.source, review.why, review.recipients) == ("ses", "not_tied", ["jane.doe@example.com"])
+        assert '"bounceType": "Permanent"' in review.raw  # the SES notification, for a person to read
 
 
 def test_topic_outside_the_allowlist_is_refused(server, sns_key) -> None:

@@ -152,7 +152,8 @@ def handle_sns(
     outcomes: list[FeedbackOutcome] = []
     for item in classify_provider_json(inner) if isinstance(inner, dict) else []:
         outcomes.extend(record_feedback(session, classification=item, settings=settings,
-                                        raw_ref=f"sns:{message.get('MessageId')}", source="ses"))
+                                        raw_ref=f"sns:{message.get('MessageId')}", source="ses",
+                                        raw=str(message.get("Message", "")).encode()))
     return {"type": kind, "actions": [o.action for o in outcomes]}
 
 
@@ -205,6 +206,7 @@ def handle_sendgrid(session: Session, *, body: bytes, settings: Settings) -> dic
         ref = event.get("sg_event_id") or f"{event.get('sg_message_id')}:{event.get('event')}:{index}"
         for item in classify_provider_json([event]):
             for outcome in record_feedback(session, classification=item, settings=settings,
-                                           raw_ref=f"sendgrid:{ref}", source="sendgrid"):
+                                           raw_ref=f"sendgrid:{ref}", source="sendgrid",
+                                           raw=json.dumps(event, ensure_ascii=False).encode()):
                 actions.append(outcome.action)
     return {"events": len(events), "actions": actions}

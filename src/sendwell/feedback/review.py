@@ -30,9 +30,10 @@ def store_review(
 ) -> FeedbackReview:
     """Keep one untied report for a person (the same report twice is kept once); flushes."""
     if raw_ref:
-        existing = session.scalars(select(FeedbackReview).where(FeedbackReview.raw_ref == raw_ref).limit(1)).first()
-        if existing is not None:
-            return existing
+        # One provider notification may name several recipients, each its own classification.
+        for existing in session.scalars(select(FeedbackReview).where(FeedbackReview.raw_ref == raw_ref[:100])):
+            if existing.recipients == list(classification.recipients[:50]):
+                return existing
     now = now or datetime.now(timezone.utc)
     c = classification
     review = FeedbackReview(
