@@ -26,8 +26,8 @@ from sendwell.demo.api import api_demo
 from sendwell.demo.audience import format_audience, run_audience_demo
 from sendwell.demo.content import content_demo, format_content_summary
 from sendwell.demo.engagement_signals import show_engagement_signals
-from sendwell.demo.feedback_signals import show_feedback_signals
 from sendwell.demo.feedback import feed_feedback, format_feedback
+from sendwell.demo.feedback_signals import show_feedback_signals
 from sendwell.demo.hygiene import format_hygiene, show_hygiene
 from sendwell.demo.insight import format_insight, show_insight
 from sendwell.demo.optout import exercise_optout, format_optout
@@ -112,8 +112,8 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
             optouts = _unsubscribe_some(smtp.messages, settings, unsubscribes)
             say(f"5. {optouts['posted']} recipients clicked one-click unsubscribe (real HTTP POSTs); "
                 f"a GET changed nothing; a repeated POST was harmless")
-            feedback["signals"] = show_feedback_signals(runtime, smtp.messages, optouts["addresses"], say)
             feedback = feed_feedback(runtime, smtp.messages, optouts["addresses"], say)  # DSN bounces and a complaint
+            feedback["signals"] = show_feedback_signals(runtime, smtp.messages, optouts["addresses"], say)
 
             second = send_campaign(runtime, "Summer LED follow-up — same audience",
                            "region in (eu, uk, us, ca)")
