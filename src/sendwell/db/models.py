@@ -1,4 +1,8 @@
-"""SQLAlchemy 2 models: the one source of truth for every context."""
+"""SQLAlchemy 2 models: the one source of truth for every context.
+
+One cohesive file on purpose: every table, its constraints and indexes in one place, the
+schema Alembic's migrations are checked against (tests/db/test_migrations.py).
+"""
 
 from __future__ import annotations
 
@@ -238,7 +242,7 @@ class Campaign(Base):
     topic_id: Mapped[int | None] = mapped_column(ForeignKey("topics.id"), default=None)
     kind: Mapped[str] = mapped_column(String(20), default=CampaignKind.MARKETING.value)
     status: Mapped[str] = mapped_column(String(20), default=CampaignStatus.DRAFT.value)
-    # Over-cap handling (issue 4): skip the contact, or defer the mail to the earliest time
+    # Over-cap handling (frequency policy): skip the contact, or defer the mail to the earliest time
     # the caps allow. `policy` is the frequency policy snapshotted at planning, so the
     # re-check at claim time applies the same rules the plan did.
     over_cap: Mapped[str] = mapped_column(String(10), default="skip", server_default="skip")

@@ -33,8 +33,7 @@ from sendwell.i18n import normalise_language
 from sendwell.optout import scanner
 from sendwell.optout.audit import record_unsubscribed
 from sendwell.optout.gate import IN_FLIGHT
-from sendwell.optout.outbox_rows import enqueue_fast
-from sendwell.outbox.store import enqueue
+from sendwell.outbox.store import enqueue, enqueue_fast
 from sendwell.suppression.fast import suppress_fast
 from sendwell.suppression.service import lift
 
