@@ -24,11 +24,10 @@ CONTACTS = 1000
 
 @pytest.mark.parametrize(("path", "alert_kind"), [("one_click", "unsubscribe_spike"), ("complaint", "complaint_spike")])
 def test_a_spike_pauses_the_campaign_mid_send(runtime, smtp_server, unused_port, path, alert_kind) -> None:
+    runtime.replace_settings(runtime.settings.replace(
+        smtp_url=smtp_server.url, base_url=f"http://127.0.0.1:{unused_port}", alert_min_sample=100,
+        alert_check_interval=0))
     settings = runtime.settings
-    settings.smtp_url = smtp_server.url
-    settings.base_url = f"http://127.0.0.1:{unused_port}"
-    settings.alert_min_sample = 100
-    settings.alert_check_interval = 0
     # The server holds the 151st mail at DATA: the people who got the first 150 react while
     # the campaign is certainly mid-send, and sending goes on once they have.
     smtp_server.handler.close_after = 150

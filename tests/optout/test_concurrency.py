@@ -19,11 +19,10 @@ CONTACTS = 240
 
 
 def test_no_mail_reaches_a_contact_after_their_one_click_post_returned(runtime, smtp_server, unused_port) -> None:
-    runtime.settings.smtp_url = smtp_server.url
     # A fifth of the audience leaving mid-send is a spike the circuit breaker would pause the
     # campaign for (tests/insight/test_breaker.py); here the subject is the per-mail gate.
-    runtime.settings.alert_unsubscribe_critical = 1.0
-    runtime.settings.alert_unsubscribe_warn = 1.0
+    runtime.replace_settings(runtime.settings.replace(
+        smtp_url=smtp_server.url, alert_unsubscribe_critical=1.0, alert_unsubscribe_warn=1.0))
     arrived: dict[str, float] = {}
     original = smtp_server.handler.handle_DATA
 

@@ -38,7 +38,7 @@ def _campaign(runtime, n: int) -> tuple[int, list[tuple[int, str]]]:
 
 
 def test_the_one_click_answer_waits_for_the_mail_being_handed_to_smtp(runtime, smtp_server, unused_port) -> None:
-    runtime.settings.smtp_url = smtp_server.url
+    runtime.replace_settings(runtime.settings.replace(smtp_url=smtp_server.url))
     campaign_id, contacts = _campaign(runtime, 3)
     target_id, target = contacts[1]
     entered, release = threading.Event(), threading.Event()

@@ -151,7 +151,8 @@ def test_secrets_never_reach_the_logs(runtime, client, admin, caplog, tmp_path: 
     from sendwell.delivery.runner import run_campaign
     from tests.optout.conftest import u
 
-    runtime.settings.smtp_url = "smtp://mailer:pa55-w0rd-secret@127.0.0.1:1"  # unreachable: its error is logged
+    # Unreachable: its error is logged.
+    runtime.replace_settings(runtime.settings.replace(smtp_url="smtp://mailer:pa55-w0rd-secret@127.0.0.1:1"))
     caplog.set_level(logging.DEBUG)
     with transaction(runtime.factory) as s:
         contact = make_contact(s, country="DE")

@@ -52,8 +52,8 @@ def test_every_smtp_fault_ends_classified_and_the_campaign_finishes(runtime, tmp
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_tls.load_cert_chain(*cert)
     with FaultySMTPServer(tls_context=server_tls, require_starttls=True) as server:
-        runtime.settings.smtp_url = f"smtp://127.0.0.1:{server.port}?starttls=1"
-        runtime.settings.smtp_timeout = 1.0
+        runtime.replace_settings(runtime.settings.replace(smtp_url=f"smtp://127.0.0.1:{server.port}?starttls=1",
+                                                          smtp_timeout=1.0))
         expected: dict[str, tuple[str, str | None]] = {}
         with transaction(runtime.factory) as s:
             for fault, (where, script, state, event) in FAULTS.items():
@@ -81,7 +81,7 @@ def test_every_smtp_fault_ends_classified_and_the_campaign_finishes(runtime, tmp
         assert errors and all("CERTIFICATE_VERIFY_FAILED" in e for e in errors)
 
         # 2. The operator trusts the server's CA; retries come due until nothing is left.
-        runtime.settings.smtp_ca_file = cert[0]
+        runtime.replace_settings(runtime.settings.replace(smtp_ca_file=cert[0]))
         rounds = 0
         status = {"status": "sending"}
         while status["status"] != "finished":

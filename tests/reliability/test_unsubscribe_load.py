@@ -48,7 +48,7 @@ def test_every_one_click_is_recorded_and_stops_mail_at_once(shape, tmp_path) -> 
     # thresholds go far above 100 %: people who click before their mail arrives (which only
     # a test can do) make the measured rate exceed 100 % while little has been delivered.
     quiet_breaker = dict(SENDWELL_ALERT_UNSUBSCRIBE_WARN="1000", SENDWELL_ALERT_UNSUBSCRIBE_CRITICAL="1000")
-    runtime.settings.alert_unsubscribe_warn = runtime.settings.alert_unsubscribe_critical = 1000.0
+    runtime.replace_settings(runtime.settings.replace(alert_unsubscribe_warn=1000.0, alert_unsubscribe_critical=1000.0))
     support.seed_contacts(runtime, RECIPIENTS)
     with transaction(runtime.factory) as s:
         ids = list(s.execute(select(Contact.id, Contact.email).order_by(Contact.id)))
