@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole suite, on SQLite and PostgreSQL (each database test runs on both), in parallel.
+# The whole suite in parallel: service tests on SQLite and PostgreSQL, web and CLI adapter tests on SQLite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/services.sh
@@ -7,8 +7,9 @@ bash scripts/services.sh
 set +e
 # loadgroup: the tests marked `slow` (worker and server subprocesses) form one group that one
 # xdist worker runs from the start, one at a time, while the other worker takes everything else
-# test by test (SLOW_MODULES in tests/conftest.py). `make test-full` sets SENDWELL_RELIABILITY_RECIPIENTS=100000.
-.venv/bin/pytest -n "${PYTEST_WORKERS:-2}" --dist loadgroup "$@"
+# test by test (SLOW_MODULES in tests/conftest.py). PYTEST_DIST=worksteal lets them overlap instead.
+# `make test-full` sets SENDWELL_RELIABILITY_RECIPIENTS=100000.
+.venv/bin/pytest -n "${PYTEST_WORKERS:-2}" --dist "${PYTEST_DIST:-loadgroup}" "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then
