@@ -7,12 +7,23 @@ import json
 from datetime import datetime, timezone
 
 from click.testing import CliRunner
+from sqlalchemy import select
 
 from sendwell.cli.main import cli, register_commands
+from sendwell.db.models import Send
 from sendwell.db.session import transaction
+from sendwell.insight.tracking import record_click
 from tests.insight.test_alerts import add_events, make_sent_campaign
+from tests.insight.test_machines import BROWSER, SAFE_LINKS
 
 register_commands()
+
+
+def cli_env(runtime) -> dict[str, str]:
+    """The settings of the test runtime, as a `sendwell` process reads them."""
+    s = runtime.settings
+    return {"SENDWELL_DATA_DIR": str(s.data_dir), "SENDWELL_DATABASE_URL": s.effective_database_url,
+            "SENDWELL_SECRET_KEY": s.secret_key, "SENDWELL_HASH_PEPPER": s.hash_pepper}
 
 
 def test_report_outputs(runtime, tmp_path) -> None:
@@ -23,9 +34,7 @@ def test_report_outputs(runtime, tmp_path) -> None:
         add_events(s, campaign, contacts[:50], "unsubscribed", 3)
         add_events(s, campaign, contacts[60:], "bounced", 2, kind="hard")
         campaign_id = campaign.id
-    s = runtime.settings
-    env = {"SENDWELL_DATA_DIR": str(s.data_dir), "SENDWELL_DATABASE_URL": s.effective_database_url,
-           "SENDWELL_SECRET_KEY": s.secret_key, "SENDWELL_HASH_PEPPER": s.hash_pepper}
+    env = cli_env(runtime)
     out_csv, out_html = tmp_path / "r.csv", tmp_path / "r.html"
     result = CliRunner().invoke(cli, ["report", "--campaign", str(campaign_id), "--json", "--csv", str(out_csv),
                                       "--html", str(out_html)], env=env, catch_exceptions=False)
@@ -49,8 +58,30 @@ def test_report_outputs(runtime, tmp_path) -> None:
 
 
 def test_report_for_a_missing_campaign_is_one_line(runtime) -> None:
-    s = runtime.settings
-    env = {"SENDWELL_DATA_DIR": str(s.data_dir), "SENDWELL_DATABASE_URL": s.effective_database_url,
-           "SENDWELL_SECRET_KEY": s.secret_key, "SENDWELL_HASH_PEPPER": s.hash_pepper}
+    env = cli_env(runtime)
     result = CliRunner().invoke(cli, ["report", "--campaign", "999"], env=env)
     assert result.exit_code != 0 and result.output.strip() == "Error: no campaign with id 999"
+
+
+def test_report_table_shows_machine_clicks_beside_clicks(runtime) -> None:
+    with transaction(runtime.factory) as s:
+        campaign, _ = make_sent_campaign(s, delivered=4, status="finished", name="Spring")
+        first, second, third, _ = s.scalars(select(Send.id).where(Send.campaign_id == campaign.id).order_by(Send.id))
+        record_click(s, send_id=first, url="https://x.example/a", user_agent=BROWSER, ip="203.0.113.7")
+        record_click(s, send_id=second, url="https://x.example/a", user_agent=SAFE_LINKS, ip="203.0.113.8")
+        record_click(s, send_id=third, url="https://x.example/a", user_agent="python-requests/2.32")
+        campaign_id = campaign.id
+    env = cli_env(runtime)
+    result = CliRunner().invoke(cli, ["report", "--campaign", str(campaign_id)], env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    # The Campaigns table comes first; its header spans two lines ("machine" over "clicks").
+    lines = result.output.splitlines()
+    head = [[c.strip() for c in line.split("┃")] for line in lines[:lines.index(next(x for x in lines if "┡" in x))]
+            if "┃" in line]
+    header = [" ".join(filter(None, parts)) for parts in zip(*head)]
+    row = [c.strip() for c in next(line for line in lines if line.startswith("│")).split("│")]
+    cells = dict(zip(header, row))
+    assert (cells["campaign"], cells["sent"], cells["clicks"], cells["machine clicks"]) == ("Spring", "4", "1", "2")
+    assert "opens" not in result.output  # no open pixel, no opens columns
+    data = json.loads(CliRunner().invoke(cli, ["report", "--campaign", str(campaign_id), "--json"], env=env).output)
+    assert (data["campaigns"][0]["clicked"], data["campaigns"][0]["machine_clicked"]) == (1, 2)

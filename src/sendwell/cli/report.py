@@ -42,18 +42,24 @@ def report(campaign_id: int | None, csv_file: Path | None, html_file: Path | Non
 
 
 def _print_rich(data: dict) -> None:
-    console = Console(width=max(Console().width, 110))
+    # Clicks by people, and beside them by machines (link scanners); opens only where the pixel was on.
+    engagement = [("clicked", "clicks"), ("machine_clicked", "machine\nclicks")]
+    if data.get("opens_tracked"):
+        engagement += [("opened", "opens"), ("machine_opened", "machine\nopens")]
+    console = Console(width=max(Console().width, 110 + 10 * (len(engagement) - 2)))
 
     def rates_table(title: str, first: str, rows: list[dict]) -> Table:
         table = Table(title=title, title_justify="left", padding=(0, 1))
-        table.add_column(first, max_width=34, no_wrap=True, overflow="ellipsis")
-        for col in ("sent", "unsubs", "rate", "complaints", "bounces", "clicks"):
-            table.add_column(col, justify="right", no_wrap=True)
-        table.add_column("unsubscribed by method", no_wrap=True, overflow="ellipsis")
+        table.add_column(first, min_width=12, max_width=34, overflow="ellipsis")
+        for col in ("sent", "unsubs", "rate", "complaints", "bounces", *(name for _, name in engagement)):
+            # Figures never shrink into "0.0…": the methods column wraps and the names give way instead.
+            table.add_column(col, justify="right", no_wrap=True, min_width=max(6, *map(len, col.split("\n"))))
+        table.add_column("unsubscribed by method", min_width=12, overflow="fold")
         for r in rows:
             methods = ", ".join(f"{k} {v}" for k, v in r["unsubscribed_by_method"].items())
             table.add_row(str(r["key"]), str(r["delivered"]), str(r["unsubscribed"]), f"{r['unsubscribe_rate']:.2%}",
-                          str(r["complained"]), str(r["hard_bounced"]), str(r["clicked"]), methods)
+                          str(r["complained"]), str(r["hard_bounced"]), *(str(r.get(key, 0)) for key, _ in engagement),
+                          methods)
         return table
 
     console.print(rates_table("Campaigns", "campaign", data["campaigns"]))
