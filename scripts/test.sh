@@ -4,6 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/services.sh
 .venv/bin/ruff check --quiet --select F,E9 src tests bench
+# The layering (adapters → flows → contexts → infrastructure, no cycles): .importlinter.
+.venv/bin/lint-imports --no-cache
 set +e
 # loadgroup: the tests marked `slow` (worker and server subprocesses) form one group that one
 # xdist worker runs from the start, one at a time, while the other worker takes everything else
