@@ -14,7 +14,7 @@ from sendwell.feedback.inbound import diagnostic_of, message_references, process
 from sendwell.feedback.listener import FeedbackListener
 from sendwell.feedback.review import list_reviews
 from sendwell.feedback.service import record_feedback
-from sendwell.feedback.signals import fix_for, provider_of
+from sendwell.feedback.signals import fix_for, provider_for, provider_of
 from tests.feedback.factories import DOMAIN, arf, dsn, make_campaign, make_sent, reply, verp
 from tests.helpers import make_contact
 
@@ -95,6 +95,9 @@ def test_a_block_raises_one_alert_per_provider_with_its_fix(session, settings) -
         ("dora@googlemail.com", "5.7.25", "550 5.7.25 The IP address sending this message does not have a PTR "
                                           "record setup"),
         ("erik@qq.com", "5.7.1", "550 5.7.1 Message rejected as spam: poor sender reputation"),
+        # A company domain hosted by Microsoft 365: the provider-only code names Microsoft.
+        ("buyer@licht-handel.example", "5.7.515", "550 5.7.515 Access denied, sending domain does not meet "
+                                                  "the required authentication level"),
     ]
     for email, status, diag in cases:
         contact = make_contact(session, email=email)
@@ -105,7 +108,7 @@ def test_a_block_raises_one_alert_per_provider_with_its_fix(session, settings) -
         assert outcome.action == "sender_fault" and outcome.suppressed is None
     alerts = {a.data["provider"]: a for a in session.scalars(select(Alert).where(Alert.kind == "sender_fault"))}
     assert sorted(alerts) == ["Google", "Microsoft", "Tencent"]
-    assert alerts["Microsoft"].data["count"] == 2
+    assert alerts["Microsoft"].data["count"] == 3
     assert alerts["Microsoft"].message.startswith(
         "Microsoft refused the mail: publish a DMARC record aligned with your From domain")
     google = alerts["Google"]
@@ -156,3 +159,12 @@ def test_provider_names_and_fixes() -> None:
     assert fix_for("5.7.1", "SPF check failed").topic == "authentication"
     assert fix_for("5.6.0", "").topic == "content"
     assert fix_for("5.7.1", "policy rejection", "554 5.7.1 Mail content denied: virus found").topic == "content"
+
+
+def test_a_company_domain_is_named_by_its_provider_when_the_refusal_says_which() -> None:
+    assert provider_for("licht-handel.example", status="5.7.515") == "Microsoft"
+    assert provider_for("licht-handel.example", status="5.7.1",
+                        diagnostic="550 5.7.1 rejected by mail-db3.protection.outlook.com") == "Microsoft"
+    assert provider_for("textil.example", status="5.7.28", diagnostic="gsmtp") == "Google"
+    assert provider_for("gmail.com", status="5.7.515") == "Google"  # the recipient's domain comes first
+    assert provider_for("textil.example", status="5.7.1", diagnostic="blocked") == "textil.example"

@@ -33,7 +33,7 @@ from sendwell.feedback.classify.result import (
 )
 from sendwell.feedback.classify.smtp_reply import classify_smtp_reply
 from sendwell.feedback.review import FORGED_VERP, NOT_TIED, RECIPIENT_MISMATCH, store_review
-from sendwell.feedback.signals import authentication_fix, fix_for, provider_of
+from sendwell.feedback.signals import authentication_fix, fix_for, provider_for
 from sendwell.insight.alerts import raise_sender_alert
 from sendwell.optout.service import unsubscribe_contact
 from sendwell.suppression.service import hash_email, suppress
@@ -219,7 +219,8 @@ def _authentication_report(session: Session, c: Classification, source: str, rep
     # 5.7.26 refusal, on the same per-provider alert. The recipient is left alone.
     domain = (c.recipients[0] if c.recipients else reporter or "").rpartition("@")[2]
     fix = authentication_fix(c.reason)
-    raise_sender_alert(session, provider=provider_of(domain), topic=fix.topic, fix=fix.fix, status=c.status,
+    raise_sender_alert(session, provider=provider_for(domain, status=c.status), topic=fix.topic, fix=fix.fix,
+                       status=c.status,
                        reason=c.reason, severity="warning", domain=domain or None, source=f"{source}:auth-failure",
                        now=now)
     return FeedbackOutcome("sender_alert", recipient=c.recipients[0] if c.recipients else None)
@@ -440,6 +441,7 @@ def _raise_alert(session: Session, c: Classification, target: _Target, evidence:
     source = str(evidence.get("source"))
     fix = fix_for(c.status, c.reason, evidence.get("diagnostic", ""))
     code = c.status or c.reply_code or ""
-    raise_sender_alert(session, provider=provider_of(domain), topic=fix.topic, fix=fix.fix, status=code or None,
+    provider = provider_for(domain, status=c.status, diagnostic=str(evidence.get("diagnostic", "")))
+    raise_sender_alert(session, provider=provider, topic=fix.topic, fix=fix.fix, status=code or None,
                        reason=c.reason, severity="critical" if code.startswith("5") else "warning", domain=domain,
                        campaign_id=target.send.campaign_id if target.send else None, source=source, now=now)

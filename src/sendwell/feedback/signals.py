@@ -31,6 +31,35 @@ def provider_of(domain: str) -> str:
     return domain or "unknown"
 
 
+# Codes only one provider uses name it even when the recipient's domain is a company's own
+# (Microsoft 365 and Google Workspace host thousands of B2B domains).
+_PROVIDER_CODES = {
+    "Microsoft": ("5.7.515", "5.7.509", "5.7.705", "5.7.706", "5.7.707", "5.7.708", "5.7.750", "5.1.10", "5.1.351",
+                  "4.7.650", "4.7.500"),
+    "Google": ("5.7.25", "5.7.26", "5.7.27", "5.7.28", "5.7.30", "4.7.25", "4.7.26", "4.7.28"),
+}
+# The receiving hosts' names in the diagnostic ("… gsmtp", "….protection.outlook.com").
+_PROVIDER_HOSTS = (
+    ("Microsoft", re.compile(r"protection\.outlook\.com|outlook\.com\b|\bexchange ?online", re.I)),
+    ("Google", re.compile(r"\bgsmtp\b|aspmx\.l\.google\.com|google\.com/mail", re.I)),
+    ("Yahoo", re.compile(r"yahoodns\.net|\byahoo\.com\b|\bTSS0\d", re.I)),
+)
+
+
+def provider_for(domain: str, *, status: str | None = None, diagnostic: str = "") -> str:
+    """The provider that refused: by the recipient's domain, else by a provider-only code or host name, else the domain."""
+    by_domain = provider_of(domain)
+    if by_domain != (domain.strip().strip(".").lower().rpartition("@")[2] or "unknown"):
+        return by_domain
+    for name, codes in _PROVIDER_CODES.items():
+        if status in codes:
+            return name
+    for name, pattern in _PROVIDER_HOSTS:
+        if diagnostic and pattern.search(diagnostic):
+            return name
+    return by_domain
+
+
 @dataclass(frozen=True)
 class SenderFix:
     """What a refusal is about (topic) and what the operator should do, in words."""
