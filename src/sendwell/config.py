@@ -10,6 +10,8 @@ use (cached on the object).
 from __future__ import annotations
 
 import os
+import re
+import unicodedata
 from collections.abc import Mapping
 from email.utils import parseaddr
 from functools import cached_property
@@ -297,38 +299,95 @@ class _DataDirFileSource(PydanticBaseSettingsSource):
 
 
 def read_config_file(path: Path) -> dict[str, str]:
-    """Parse a KEY=value file into lower-case setting names (SENDWELL_ prefix optional)."""
+    """Parse a KEY=value file into lower-case setting names (SENDWELL_ prefix optional).
+
+    Lines end at "\n" only (a "\r" before it is dropped): str.splitlines would also break at
+    U+2028, U+0085 … and let a value smuggle in a second setting. A value in double quotes
+    may hold the escapes `write_config_values` writes.
+    """
     values: dict[str, str] = {}
     if not path.exists():
         return values
-    for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        line = raw.strip()
+    for lineno, raw in enumerate(_lines(path), 1):
+        line = raw.strip(" \t")
         if not line or line.startswith("#"):
             continue
         key, sep, value = line.partition("=")
         if not sep:
             raise ValueError(f"{path}:{lineno}: expected KEY=value, got {raw!r}")
         key = key.strip().upper().removeprefix("SENDWELL_").lower()
-        values["from_" if key == "from" else key] = value.strip().strip('"')
+        values["from_" if key == "from" else key] = _unquote(value.strip(" \t"))
     return values
 
 
 def write_config_values(path: Path, values: dict[str, str]) -> None:
-    """Set KEY=value lines in a config file, keeping the other lines as they are."""
+    """Set KEY=value lines in a config file, keeping the other lines as they are.
+
+    A value with anything beyond plain URL and path characters is written in double quotes
+    with its quotes, backslashes and control characters escaped, so it always stays one line.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    lines = _lines(path) if path.exists() else []
     pending = {f"SENDWELL_{k.upper().rstrip('_')}": v for k, v in values.items()}
     out = []
     for line in lines:
         key = line.partition("=")[0].strip().upper()
         if key in pending:
-            out.append(f"{key}={pending.pop(key)}")
+            out.append(f"{key}={_quote(pending.pop(key))}")
         else:
             out.append(line)
-    out.extend(f"{k}={v}" for k, v in pending.items())
+    out.extend(f"{k}={_quote(v)}" for k, v in pending.items())
     tmp = path.with_suffix(".tmp")
     tmp.write_text("\n".join(out) + "\n", encoding="utf-8")
     tmp.replace(path)
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9_./:@,=+%*~-]*")
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_UNESCAPES = {"\\": "\\", '"': '"', "n": "\n", "r": "\r", "t": "\t"}
+
+
+def _lines(path: Path) -> list[str]:
+    text = path.read_text(encoding="utf-8")
+    return [line.removesuffix("\r") for line in text.removesuffix("\n").split("\n")] if text else []
+
+
+def _quote(value: str) -> str:
+    if _PLAIN.fullmatch(value):
+        return value  # nothing to escape: keep the file as readable as `sendwell init` made it
+    out = []
+    for char in value:
+        if char in _ESCAPES:
+            out.append(_ESCAPES[char])
+        elif unicodedata.category(char) in ("Cc", "Zl", "Zp"):  # \v \f \x1c-\x1e \x85 U+2028 U+2029 …
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
+
+
+def _unquote(value: str) -> str:
+    if not value.startswith('"'):
+        return value.strip('"')  # as files written before values were quoted were read
+    out: list[str] = []
+    i = 1
+    while i < len(value):
+        char = value[i]
+        if char == '"':
+            return "".join(out)
+        if char == "\\" and i + 1 < len(value):
+            nxt = value[i + 1]
+            if nxt in _UNESCAPES:
+                out.append(_UNESCAPES[nxt])
+                i += 2
+                continue
+            if nxt == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", value[i + 2:i + 6]):
+                out.append(chr(int(value[i + 2:i + 6], 16)))
+                i += 6
+                continue
+        out.append(char)  # an unknown escape stays as typed (a Windows path, say)
+        i += 1
+    return "".join(out).rstrip('"')  # no closing quote: read it as written
 
 
 def parse_domain_limits(value: str) -> dict[str, float]:

@@ -11,6 +11,7 @@ machine (`sendwell worker`) pick the file up on their next recovery scan (`refre
 from __future__ import annotations
 
 import os
+import unicodedata
 from dataclasses import dataclass
 from email.utils import parseaddr
 from typing import Any
@@ -65,8 +66,14 @@ def editable_values(settings: Settings) -> list[EditableValue]:
 
 
 def _check(field: str, value: str) -> None:
-    if len(value) > MAX_LENGTH or "\n" in value or "\r" in value:
+    if len(value) > MAX_LENGTH:
         raise SettingsError(field, f"one line of at most {MAX_LENGTH} characters")
+    # Every character str.splitlines breaks at (U+2028, U+0085, \v …), not only \r and \n:
+    # a reader that honours any of them would take the rest of the value as another setting.
+    breaks = [char for char in value if unicodedata.category(char) in ("Cc", "Zl", "Zp") and char != "\t"]
+    if breaks:
+        raise SettingsError(field, f"one line of at most {MAX_LENGTH} characters, without line breaks or "
+                                   f"control characters (found U+{ord(breaks[0]):04X})")
     if field == "from_" and "@" not in parseaddr(value)[1]:
         raise SettingsError(field, f"{value!r} is not a name and address such as Bright Lighting <sales@example.com>")
     if field == "contact_email" and value and "@" not in value:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sendwell.config import CONFIG_FILE_NAME, load_settings, read_config_file
+from sendwell.config import CONFIG_FILE_NAME, load_settings, read_config_file, write_config_values
 from sendwell.settings_edit import SettingsError, refresh_from_file, update_settings
 from tests.web.admin.conftest import page_csrf
 
@@ -88,3 +88,42 @@ def test_saving_builds_new_settings_and_leaves_the_old_object_alone(runtime) -> 
     assert new is not before and before.stage_caps != "prospect=1/14d"
     assert new.stage_cap_rules["prospect"].window == 14 * 86400  # parsed from the new text
     assert update_settings(new, {"stage_caps": "prospect=1/14d"}) == (new, {})  # nothing changed: same object
+
+
+LINE_BREAKS = ["\r", "\n", "\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
+INJECTED = "Acme\u2028SENDWELL_WEBHOOK_URLS=https://evil.example"
+
+
+def test_a_unicode_line_break_cannot_add_a_setting_through_the_form(as_role, runtime) -> None:
+    client = as_role("admin")
+    token = page_csrf(client, "/admin/settings")
+    answer = client.post("/admin/settings", data={"csrf_token": token, "company_name": INJECTED})
+    assert answer.status_code == 400 and "SENDWELL_COMPANY_NAME" in answer.text and "line break" in answer.text
+    path = runtime.settings.data_dir / CONFIG_FILE_NAME
+    assert not path.exists() or "webhook_urls" not in read_config_file(path)
+    assert load_settings(data_dir=runtime.settings.data_dir).webhook_urls == runtime.settings.webhook_urls
+
+
+@pytest.mark.parametrize("separator", LINE_BREAKS, ids=[f"U+{ord(c):04X}" for c in LINE_BREAKS])
+def test_every_line_separator_is_refused_and_named(runtime, separator) -> None:
+    with pytest.raises(SettingsError, match="SENDWELL_POSTAL_ADDRESS.*line break") as refused:
+        update_settings(runtime.settings, {"postal_address": f"1 Harbour Road{separator}SENDWELL_SECRET_KEY=x"})
+    assert refused.value.field == "postal_address"
+
+
+@pytest.mark.parametrize("separator", LINE_BREAKS, ids=[f"U+{ord(c):04X}" for c in LINE_BREAKS])
+def test_the_env_file_writer_never_lets_a_value_become_a_second_setting(tmp_path, separator) -> None:
+    path = tmp_path / CONFIG_FILE_NAME
+    value = f"Acme{separator}SENDWELL_WEBHOOK_URLS=https://evil.example"
+    write_config_values(path, {"company_name": value, "dkim_selector": "s1"})
+    assert read_config_file(path) == {"company_name": value, "dkim_selector": "s1"}
+    assert load_settings(data_dir=tmp_path).webhook_urls == ""
+
+
+def test_the_env_file_keeps_quotes_backslashes_and_plain_values(tmp_path) -> None:
+    path = tmp_path / CONFIG_FILE_NAME
+    path.write_text('SENDWELL_SECRET_KEY=abc\nSENDWELL_COMPANY_NAME="Old Ltd."\r\n# a comment\n')
+    tricky = {"from_": "Bright Lighting <sales@example.com>", "postal_address": 'Unit "7" \\ Quay # 2 \t'}
+    write_config_values(path, tricky)
+    assert read_config_file(path) == {"secret_key": "abc", "company_name": "Old Ltd.", **tricky}
+    assert "SENDWELL_SECRET_KEY=abc" in path.read_text().split("\n") and "# a comment" in path.read_text()
