@@ -1,4 +1,4 @@
-"""First-run setup shared by `sendwell init` and the demo: keys, data folder, schema."""
+"""First-run setup shared by `sendwell init` and the demo: keys, webhook secret, data folder, schema."""
 
 from __future__ import annotations
 
@@ -9,10 +9,15 @@ from sendwell.config import Settings, load_settings, write_config_values
 from sendwell.db.migrate import upgrade
 from sendwell.db.session import make_engine
 from sendwell.delivery import dkim
+from sendwell.webhooks.delivery import new_webhook_secret
 
 
 def initialise(settings: Settings, **overrides: Any) -> tuple[Settings, dict[str, Any]]:
-    """Create what is missing (secret key, pepper, DKIM key, schema); returns fresh settings."""
+    """Create what is missing (secret key, pepper, webhook secret, DKIM key, schema); returns fresh settings.
+
+    The webhook secret is made only when webhook URLs are configured (delivery makes one on
+    first need otherwise); it is its own key, never derived from the secret key.
+    """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     created: dict[str, Any] = {}
     new_values: dict[str, str] = {}
@@ -22,6 +27,9 @@ def initialise(settings: Settings, **overrides: Any) -> tuple[Settings, dict[str
     if not settings.hash_pepper:
         new_values["hash_pepper"] = secrets.token_urlsafe(32)
         created["hash_pepper"] = True
+    if settings.webhook_urls.strip() and not settings.webhook_secret:
+        new_values["webhook_secret"] = new_webhook_secret()
+        created["webhook_secret"] = True
     if new_values:
         write_config_values(settings.config_file, new_values)
         settings.config_file.chmod(0o600)

@@ -109,7 +109,7 @@ class Settings(BaseSettings):
     # Comma-separated endpoints, each `URL [event-type ...]` (none = every event type);
     # empty = no webhooks. See sendwell.webhooks.endpoints.parse_endpoints.
     webhook_urls: str = ""
-    webhook_secret: str = ""  # HMAC-SHA256 key of the webhook body; empty = the newest secret key
+    webhook_secret: str = ""  # Standard Webhooks key (`whsec_`…); empty = made on first need, never the secret key
     # Frequency policy (docs/policy.md): caps as name=COUNT/PERIOD, periods in h, d or w.
     stage_caps: str = "new_lead=2/30d,prospect=1/7d,customer=3/30d"
     tier_caps: str = "weekly=1/7d,monthly=1/30d"
@@ -226,10 +226,6 @@ class Settings(BaseSettings):
     @cached_property
     def webhook_url_list(self) -> list[str]:
         return [e.url for e in self.webhook_endpoints]
-
-    @property
-    def webhook_signing_key(self) -> str:
-        return self.webhook_secret or self.secret_keys[-1]
 
     @cached_property
     def thank_you_region_set(self) -> frozenset[str] | None:
