@@ -207,11 +207,13 @@ def import_contacts(
                             raw = _raw_value(cells, columns, err.field)
                             rejected.add(err.row, err.field, raw, err.message)
                         continue
-                    earlier = valid.get(fields["email"])
+                    # One person whatever the letter case; the first spelling is the one kept.
+                    key = fields["email"].lower()
+                    earlier = valid.get(key)
                     if earlier is not None:
                         result.duplicates += 1
-                        fields = _merge_rows(earlier[1], fields)
-                    valid[fields["email"]] = (number, fields)
+                        fields = dict(_merge_rows(earlier[1], fields), email=earlier[1]["email"])
+                    valid[key] = (number, fields)
                     result.note_address(number, fields["email"], roles)
                 # All or nothing: after the first bad row nothing more is written, but every
                 # row is still validated so the rejected-rows file lists them all.
@@ -308,55 +310,62 @@ class _ChunkWriter:
         # Contacts with a larger id were created by this import: a later row for the same
         # address is a duplicate within the file, not an update of stored data.
         self.max_id_before = session.scalar(select(func.max(Contact.id))) or 0
+        # Stored contacts this import already updated: another spelling of the address in a
+        # later chunk is a duplicate too (one consent per contact per import).
+        self.updated_ids: set[int] = set()
 
     def write(self, valid: dict[str, tuple[int, dict[str, Any]]]) -> None:
+        """Store one chunk of valid rows, keyed by lower-cased address (`fields["email"]` as given)."""
         session = self.session
         pepper = self.pepper
         # The same HMAC-SHA256 as suppression.service.hash_email, through the one-shot C
-        # function (ten times faster per call; a test checks both agree).
-        hashes = {email: hmac.digest(pepper, email.strip().lower().encode(), "sha256").hex() for email in valid}
+        # function (ten times faster per call; a test checks both agree). The hash is of the
+        # lower-cased address: it is both the suppression key and the contacts' unique key.
+        hashes = {key: hmac.digest(pepper, key.strip().encode(), "sha256").hex() for key in valid}
         # Lookups by a chunk of keys go straight to the driver: SQLAlchemy compiling an IN
         # list of 2,000 parameters costs more than the database answering it.
         suppressed = {h for (h,) in _select_in(
             session, "SELECT email_hash FROM suppressions WHERE scope = {scope} AND email_hash {in_keys}",
             list(hashes.values()), scope=SCOPE_ALL)}
-        known = [email for _, email in _select_in(session, "SELECT id, email FROM contacts WHERE email {in_keys}",
-                                                  list(valid))]
-        existing = {row.email: row for row in session.execute(
-            select(Contact.id, Contact.email, Contact.first_name, Contact.last_name, Contact.company,
+        known = [h for _, h in _select_in(session, "SELECT id, email_hash FROM contacts WHERE email_hash {in_keys}",
+                                          list(hashes.values()))]
+        existing = {row.email_hash: row for row in session.execute(
+            select(Contact.id, Contact.email_hash, Contact.first_name, Contact.last_name, Contact.company,
                    Contact.job_title, Contact.industry, Contact.timezone, Contact.tags, Contact.custom)
-            .where(Contact.email.in_(known))
+            .where(Contact.email_hash.in_(known))
         )} if known else {}
         new_rows: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
-        consent_for: list[tuple[str, dict[str, Any]]] = []  # (email, fields) needing a consent row
-        for email, (number, fields) in valid.items():
-            if hashes[email] in suppressed:
+        consent_for: list[tuple[str, dict[str, Any]]] = []  # (hash, fields) needing a consent row
+        for key, (number, fields) in valid.items():
+            email, email_hash = fields["email"], hashes[key]
+            if email_hash in suppressed:
                 # COMPLIANCE rule 18: an import never resubscribes; the address is kept out.
                 self.result.suppressed += 1
                 self.rejected.add(number, "email", email, "kept out: on the suppression list (not imported)")
                 continue
-            row = existing.get(email)
+            row = existing.get(email_hash)
             if row is None:
-                new_rows.append(self._new(email, hashes[email], fields))
+                new_rows.append(self._new(email, email_hash, fields))
                 self.result.created += 1
-                consent_for.append((email, fields))
+                consent_for.append((email_hash, fields))
                 continue
-            if row.id > self.max_id_before:
+            if row.id > self.max_id_before or row.id in self.updated_ids:
                 self.result.duplicates += 1
             else:
                 self.result.updated += 1
-                consent_for.append((email, fields))
+                self.updated_ids.add(row.id)
+                consent_for.append((email_hash, fields))
             updates.append(self._update(row, fields))
-        ids: dict[str, int] = {email: row.id for email, row in existing.items()}
+        ids: dict[str, int] = {email_hash: row.id for email_hash, row in existing.items()}
         if new_rows:
             _bulk_insert(session, Contact.__table__, new_rows)
-            ids.update(_select_in(session, "SELECT email, id FROM contacts WHERE email {in_keys}",
-                                  [r["email"] for r in new_rows]))
+            ids.update(_select_in(session, "SELECT email_hash, id FROM contacts WHERE email_hash {in_keys}",
+                                  [r["email_hash"] for r in new_rows]))
         if updates:
             session.execute(update(Contact), updates)
-        self._consents([(ids[email], fields) for email, fields in consent_for])
-        self._subscriptions([ids[email] for email, _ in consent_for])
+        self._consents([(ids[h], fields) for h, fields in consent_for])
+        self._subscriptions([ids[h] for h, _ in consent_for])
 
     def _new(self, email: str, email_hash: str, f: dict[str, Any]) -> dict[str, Any]:
         return {

@@ -117,9 +117,13 @@ def create_contact(
     session: Session, *, pepper: bytes, email: str, fields: dict[str, Any], source: str = "api",
     now: datetime | None = None,
 ) -> Contact:
-    """Store a new contact; ContactExists if the address is already stored."""
+    """Store a new contact; ContactExists if the address is already stored (in any letter case).
+
+    The address is kept as given, for sending; it is matched through the peppered hash of
+    its lower-cased form, which is also the suppression key.
+    """
     address = _normalised(email)
-    existing = session.scalar(select(Contact.id).where(Contact.email == address))
+    existing = session.scalar(select(Contact.id).where(Contact.email_hash == hash_email(pepper, address)))
     if existing is not None:
         raise ContactExists("email", f"a contact with this address already exists (id {existing})")
     cleaned = clean_contact_fields(fields, session=session)
@@ -144,9 +148,12 @@ def update_contact(session: Session, *, contact_id: int, fields: dict[str, Any])
 def upsert_contact(
     session: Session, *, pepper: bytes, email: str, fields: dict[str, Any], source: str = "api",
 ) -> tuple[Contact, bool]:
-    """Create the contact or change the given fields of the stored one; returns (contact, created)."""
+    """Create the contact or change the given fields of the stored one; returns (contact, created).
+
+    The stored contact is found whatever the letter case of the address; its address stays as stored.
+    """
     address = _normalised(email)
-    contact = session.scalar(select(Contact).where(Contact.email == address))
+    contact = session.scalar(select(Contact).where(Contact.email_hash == hash_email(pepper, address)))
     if contact is None:
         return create_contact(session, pepper=pepper, email=address, fields=fields, source=source), True
     _assign(contact, clean_contact_fields(fields, session=session))
@@ -160,34 +167,37 @@ def upsert_contacts(
     """Validate every item first, then upsert all of them; BulkContactError (nothing written) if any is bad.
 
     Each item is `{"email": ..., <fields>}`. Rule 18 holds as in the import: upserting a
-    suppressed address never lifts the suppression.
+    suppressed address never lifts the suppression. Addresses match whatever their letter
+    case (the key is the hash of the lower-cased address), so two spellings of one address
+    in a request are a duplicate.
     """
     errors: list[ContactError] = []
-    cleaned: list[tuple[str, dict[str, Any]]] = []
+    cleaned: list[tuple[str, str, dict[str, Any]]] = []  # (address, its hash, fields)
     seen: dict[str, int] = {}
     for index, item in enumerate(items):
         prefix = f"items[{index}]."
         fields = dict(item)
         try:
             address = _normalised(str(fields.pop("email", "")), f"{prefix}email")
-            if address in seen:
-                raise ContactError(f"{prefix}email", f"duplicates items[{seen[address]}]")
-            seen[address] = index
-            cleaned.append((address, clean_contact_fields(fields, prefix=prefix, session=session)))
+            key = hash_email(pepper, address)
+            if key in seen:
+                raise ContactError(f"{prefix}email", f"duplicates items[{seen[key]}]")
+            seen[key] = index
+            cleaned.append((address, key, clean_contact_fields(fields, prefix=prefix, session=session)))
         except ContactError as exc:
             errors.append(exc)
     if errors:
         raise BulkContactError(errors)
     existing = {}
-    for chunk in _chunks([a for a, _ in cleaned], 500):
-        existing.update({c.email: c for c in session.scalars(select(Contact).where(Contact.email.in_(chunk)))})
+    for chunk in _chunks([k for _, k, _ in cleaned], 500):
+        existing.update({c.email_hash: c for c in session.scalars(select(Contact).where(Contact.email_hash.in_(chunk)))})
     now = datetime.now(timezone.utc)
     results: list[tuple[Contact, bool]] = []
-    for address, fields in cleaned:
-        contact = existing.get(address)
+    for address, key, fields in cleaned:
+        contact = existing.get(key)
         created = contact is None
         if contact is None:
-            contact = Contact(email=address, email_hash=hash_email(pepper, address), source=source[:200],
+            contact = Contact(email=address, email_hash=key, source=source[:200],
                               created_at=now, tags=[], custom={})
             session.add(contact)
         _assign(contact, fields)

@@ -139,7 +139,8 @@ class Contact(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
-    email_hash: Mapped[str] = mapped_column(String(64), index=True)
+    # The peppered hash of the lower-cased address: one contact per address whatever its case.
+    email_hash: Mapped[str] = mapped_column(String(64), index=True, unique=True)
     first_name: Mapped[str] = mapped_column(String(200), default="")
     last_name: Mapped[str] = mapped_column(String(200), default="")
     company: Mapped[str] = mapped_column(String(300), default="")
