@@ -85,3 +85,21 @@ def test_report_table_shows_machine_clicks_beside_clicks(runtime) -> None:
     assert "opens" not in result.output  # no open pixel, no opens columns
     data = json.loads(CliRunner().invoke(cli, ["report", "--campaign", str(campaign_id), "--json"], env=env).output)
     assert (data["campaigns"][0]["clicked"], data["campaigns"][0]["machine_clicked"]) == (1, 2)
+
+
+def test_report_csv_neutralises_formula_cells(runtime, tmp_path) -> None:
+    # A campaign name (or an audience value) a spreadsheet would run as a formula stays text in the CSV.
+    name = '=HYPERLINK("http://evil")'
+    with transaction(runtime.factory) as s:
+        campaign, _ = make_sent_campaign(s, delivered=5, status="finished", name=name,
+                                         finished_at=datetime.now(timezone.utc),
+                                         contact_fields=lambda i: {"industry": "@SUM(1+1)"})
+        campaign_id = campaign.id
+    out_csv = tmp_path / "r.csv"
+    result = CliRunner().invoke(cli, ["report", "--campaign", str(campaign_id), "--csv", str(out_csv)],
+                                env=cli_env(runtime), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(out_csv.open(encoding="utf-8")))
+    assert rows[0]["dimension"] == "campaign" and rows[0]["key"] == "'" + name
+    keys = [r["key"] for r in rows]
+    assert not [k for k in keys if k.startswith(("=", "+", "-", "@", "\t", "\r"))], keys

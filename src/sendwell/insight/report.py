@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from sendwell.contacts.tabular import neutralise
 from sendwell.db.models import Campaign
 from sendwell.insight.alerts import open_alerts
 from sendwell.insight.rates import over_time, reasons
@@ -56,15 +57,20 @@ CSV_COLUMNS = ("dimension", "key", "delivered", "unsubscribed", "unsubscribe_rat
 
 
 def write_csv(report: dict[str, Any], path: Path) -> None:
-    """One row per campaign and per dimension value."""
+    """One row per campaign and per dimension value; text a spreadsheet would run as a formula stays text."""
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for row in report["campaigns"]:
-            writer.writerow({"dimension": "campaign", **row})
+            writer.writerow(_safe_cells({"dimension": "campaign", **row}))
         for dim, rows in report["by"].items():
             for row in rows:
-                writer.writerow({"dimension": dim, **row})
+                writer.writerow(_safe_cells({"dimension": dim, **row}))
+
+
+def _safe_cells(row: dict[str, Any]) -> dict[str, Any]:
+    # Campaign names and audience values are typed by people; the same neutraliser as the contacts export.
+    return {k: neutralise(v) if isinstance(v, str) else v for k, v in row.items()}
 
 
 def _bar_chart(rows: list[dict[str, Any]], metric: str, title: str) -> str:
