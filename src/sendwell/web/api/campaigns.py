@@ -8,13 +8,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from sendwell.access.service import allows
 from sendwell.campaigns import service as campaign_service
 from sendwell.campaigns.service import CampaignError
 from sendwell.contacts.regions import REGIONS
 from sendwell.content import service as content
 from sendwell.content.render import TemplateError
 from sendwell.content.service import ComplianceError
-from sendwell.db.models import Campaign, CampaignKind, SendState, Topic
+from sendwell.db.models import ApiToken, Campaign, CampaignKind, SendState, Topic
 from sendwell.db.session import transaction
 from sendwell.delivery import progress as delivery_progress
 from sendwell.flows import schedule_sending, start_sending
@@ -205,19 +206,28 @@ def router(runtime: Runtime, require: Any) -> APIRouter:
         data = report.as_dict()
         return LintOut(**{**data, "campaign_id": campaign_id, "findings": [_finding(f) for f in data["findings"]]})
 
-    @r.get("/{campaign_id}/preview", response_model=PreviewsOut, dependencies=[require("campaigns:read")],
-           responses={404: {"description": "no such campaign or contact"},
+    @r.get("/{campaign_id}/preview", response_model=PreviewsOut,
+           responses={403: {"description": "the token lacks `campaigns:read`, or `contacts:read` for `contact_id`"},
+                      404: {"description": "no such campaign or contact"},
                       409: {"description": "the campaign's segment or template cannot be used"}})
     def preview_campaign(
         campaign_id: CampaignId,
         region: Annotated[Literal[REGIONS] | None, Query(description="only samples of this region")] = None,  # type: ignore[valid-type]
         language: Annotated[Literal[LANGUAGES] | None, Query(description="only samples in this language")] = None,  # type: ignore[valid-type]
         contact_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="render for this contact (region and language are then ignored)")] = None,
+        token: ApiToken = require("campaigns:read"),
     ) -> PreviewsOut:
         """The mail as recipients get it (subject, HTML, text with the real footer), one per region and language.
 
-        Links in a preview carry no real tokens: clicking one unsubscribes nobody.
+        Links in a preview carry no real tokens: clicking one unsubscribes nobody. A preview for one
+        `contact_id` shows that person's name and address, so it also needs `contacts:read`.
         """
+        if contact_id is not None and not allows(token, "contacts:read"):
+            # Checked before the lookup, so the answer does not tell which contact ids exist either.
+            raise ApiProblem(403, "a preview for a chosen contact needs the scope 'contacts:read' as well",
+                             kind="insufficient-scope",
+                             headers={"WWW-Authenticate": 'Bearer realm="sendwell", error="insufficient_scope", '
+                                                          'scope="contacts:read"'})
         try:
             with transaction(runtime.factory) as session:
                 _existing(session, campaign_id)
