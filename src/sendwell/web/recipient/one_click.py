@@ -19,7 +19,7 @@ from sendwell.optout.gate import await_hand_off, hand_off_window, wait_for_hand_
 from sendwell.optout.tokens import SALT_UNSUBSCRIBE, TokenData
 from sendwell.runtime import Runtime
 from sendwell.web.recipient.links import read_link
-from sendwell.web.recipient.rendering import RecipientPages, client_of
+from sendwell.web.recipient.rendering import PAGE_HEADERS, RecipientPages, client_of
 
 ONE_CLICK_DONE = ("<!DOCTYPE html><html lang=\"en\"><meta charset=\"utf-8\"><title>Unsubscribed</title>"
                   "<p>You are unsubscribed. This took effect immediately.</p></html>\n")
@@ -37,7 +37,7 @@ def one_click_router(runtime: Runtime, pages: RecipientPages, group: GroupCommit
         # the one-click, whatever the body (urlencoded, multipart, or none), and never a 3xx.
         data = read_link(runtime.settings.secret_keys, SALT_UNSUBSCRIBE, token)
         if data is None:
-            return HTMLResponse(INVALID, status_code=400)
+            return HTMLResponse(INVALID, status_code=400, headers=PAGE_HEADERS)
         method = await method_of(request)
         ip, ua = client_of(request)
         if group is not None:
@@ -45,12 +45,12 @@ def one_click_router(runtime: Runtime, pages: RecipientPages, group: GroupCommit
         else:
             result = await run_in_threadpool(unsubscribe_one, data, method, ip, ua)
         if result is None:
-            return HTMLResponse(UNKNOWN, status_code=404)
+            return HTMLResponse(UNKNOWN, status_code=404, headers=PAGE_HEADERS)
         wake()
         if method == "one_click":
             # A mail client's RFC 8058 POST: nobody reads the body, so it stays small and
             # cheap (this is the hot path); a person who opens the link gets the full page.
-            return HTMLResponse(ONE_CLICK_DONE, headers={"Cache-Control": "no-store"})
+            return HTMLResponse(ONE_CLICK_DONE, headers=PAGE_HEADERS)
         lang = normalise_language(request.query_params.get("lang")) or choose_language(
             result.language, request.headers.get("accept-language"))
         return pages.page(request, "unsubscribed.html", lang, masked=mask_email(result.email), token=token,
@@ -162,10 +162,14 @@ class OneClickFastPath:
         await _plain(send, 200, ONE_CLICK_DONE.encode(), b"text/html; charset=utf-8")
 
 
+# The same headers as the routed answers (the fast path must not differ from the view).
+_RAW_PAGE_HEADERS = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in PAGE_HEADERS.items()]
+
+
 async def _plain(send: Any, status: int, body: bytes, content_type: bytes = b"text/plain; charset=utf-8") -> None:
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode()),
-                            (b"cache-control", b"no-store")]})
+                            *_RAW_PAGE_HEADERS]})
     await send({"type": "http.response.body", "body": body})
 
 

@@ -1,4 +1,4 @@
-"""How every recipient page is rendered: language choice, the sender's identity, no-store headers."""
+"""How every recipient page is rendered: language choice, the sender's identity, no-store and anti-framing headers."""
 
 from __future__ import annotations
 
@@ -15,6 +15,10 @@ from sendwell.optout.mail import gettext_for
 from sendwell.runtime import Runtime
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent.with_name("templates")))
+# A recipient page acts on a signed link: framed by another site, a click there could unsubscribe
+# (or resubscribe) someone without their knowing (clickjacking). Every answer forbids framing.
+NO_FRAMING = {"Content-Security-Policy": "frame-ancestors 'none'", "X-Frame-Options": "DENY"}
+PAGE_HEADERS = {"Cache-Control": "no-store", **NO_FRAMING}
 LANGUAGE_NAMES = {"en": "English", "zh_Hans": "简体中文", "de": "Deutsch", "fr": "Français", "es": "Español"}
 
 
@@ -52,7 +56,7 @@ class RecipientPages:
             qs=f"?lang={lang}" if request.query_params.get("lang") else "",
         )
         return TEMPLATES.TemplateResponse(request, name, ctx, status_code=status,
-                                          headers={"Cache-Control": "no-store", "Content-Language": ctx["html_lang"]})
+                                          headers={**PAGE_HEADERS, "Content-Language": ctx["html_lang"]})
 
     def invalid(self, request: Request, status: int = 404, contact_language: str | None = None) -> HTMLResponse:
         """The "this link is not valid" page; nothing was changed."""
