@@ -155,7 +155,8 @@ def test_multipart_campaign_mail_verifies_and_covers_list_unsubscribe(rsa_signer
     names = t["h"].split(":")
     assert "list-unsubscribe" in names and "list-unsubscribe-post" in names  # RFC 8058 §4
     assert names == ["from", "from", "to", "subject", "date", "message-id", "mime-version", "content-type",
-                     "list-unsubscribe", "list-unsubscribe-post", "list-id", "feedback-id"]
+                     "list-unsubscribe", "list-unsubscribe", "list-unsubscribe-post", "list-unsubscribe-post",
+                     "list-id", "feedback-id"]  # From and both unsubscribe fields over-signed
     assert t["a"] == "rsa-sha256" and t["c"] == "relaxed/relaxed" and t["v"] == "1"
     assert t["d"] == DOMAIN and t["s"] == SELECTOR
     assert "l" not in t
@@ -445,3 +446,29 @@ def test_base64_folding_fills_lines_and_loses_nothing(col):
 def test_multisigner_needs_a_signer():
     with pytest.raises(ValueError):
         MultiSigner([])
+
+
+# ---- over-signing the unsubscribe headers (RFC 6376 §5.4, §8.15) ------------------
+
+
+@pytest.mark.parametrize("kind", ["rsa", "ed25519"])
+def test_second_unsubscribe_pair_breaks_signature(kind, rsa_pem, ed25519_pem, dkimpy_ed25519, verify):
+    pem = rsa_pem if kind == "rsa" else ed25519_pem
+    signer = DkimSigner(domain=DOMAIN, selector=kind, private_key_pem=pem)
+    rec = dns_record(domain=DOMAIN, selector=kind, private_key_pem=pem)
+    message = multipart_message()
+    sig = signer.sign(message)
+    assert verify(sig + message, rec)
+    names = tags(sig)["h"].split(":")
+    assert names.count("list-unsubscribe") == 2 and names.count("list-unsubscribe-post") == 2
+    # Someone on the path puts their own unsubscribe target above ours: the signature no longer holds.
+    evil = b"List-Unsubscribe: <https://evil.example/u/1>\r\n"
+    assert not verify(sig + evil + message, rec)
+    assert not verify(evil + sig + message, rec)
+    assert not verify(sig + b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" + message, rec)
+    assert not verify(sig + evil + b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" + message, rec)
+
+
+def test_unsubscribe_headers_are_not_over_signed_when_absent(rsa_signer):
+    # A mail without them (a transactional follow-up) keeps the short h= it had.
+    assert "list-unsubscribe" not in tags(rsa_signer.sign(simple()))["h"]

@@ -32,6 +32,10 @@ DEFAULT_SIGNED_HEADERS = (
     "feedback-id",
 )
 
+# RFC 6376 §5.4, §8.15: signed once more than present, so nobody can add a second one above
+# ours that a mail client would show or act on (a From, or an unsubscribe target of their own).
+_OVER_SIGNED = frozenset((b"from", b"list-unsubscribe", b"list-unsubscribe-post"))
+
 # RFC 6376 §3.3.3 asks for ≥ 1024 bits; mailbox providers reject less (COMPLIANCE.md row 23).
 MIN_RSA_BITS = 1024
 MAX_LINE = 78  # RFC 5322 §2.1.1: lines SHOULD be no more than 78 characters
@@ -283,9 +287,10 @@ class DkimSigner:
             for i in reversed(positions):
                 signed.append(name + b":" + _relaxed_value(fields[i][1]))
                 h_names.append(name)
-            if name == b"from":
-                # RFC 6376 §8.15 oversigning: one more "from" than present covers a
-                # non-existent field, so a second From added later breaks the signature.
+            if name in _OVER_SIGNED:
+                # RFC 6376 §8.15 oversigning: one more entry than present covers a
+                # non-existent field, so a second one added later breaks the signature.
+                # It adds nothing to the hashed data: the cost of a signature is unchanged.
                 h_names.append(name)
         t = b"%d" % (int(time.time()) if timestamp is None else int(timestamp))
         text, canon, col = self._layout(tuple(h_names), len(t))
