@@ -415,6 +415,17 @@ class AdminUser(Base):
     disabled_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
+class AdminSessionRecord(Base):
+    """One signed-in admin session; the cookie carries its id, and logout revokes it here."""
+
+    __tablename__ = "admin_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
 class LoginFailure(Base):
     """One failed sign-in, keyed by `email:…` and `ip:…`; kept in the database so the throttle
     holds across web processes."""

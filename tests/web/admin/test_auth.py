@@ -123,3 +123,15 @@ def test_only_admin_manages_users(as_role) -> None:
     assert marketer.get("/admin/users").status_code == 403
     admin = as_role("admin")
     assert admin.get("/admin/users").status_code == 200
+
+
+def test_a_copied_cookie_is_dead_after_logout(as_role) -> None:
+    # Logout ends the session on the server: a copy of the cookie taken before is refused after.
+    client = as_role("admin")
+    copied = client.cookies.get("sendwell_admin")
+    token = page_csrf(client)
+    assert client.post("/admin/logout", data={"csrf_token": token}).status_code == 303
+    client.cookies.clear()
+    client.cookies.set("sendwell_admin", copied)
+    response = client.get("/admin/dashboard")
+    assert response.status_code == 303 and response.headers["location"].startswith("/admin/login")

@@ -1,8 +1,10 @@
 """The admin's session cookie, CSRF token and role checks.
 
 The session is a signed (itsdangerous, SENDWELL_SECRET_KEY, newest key signs, older keys
-still verify) cookie holding the user id, a CSRF token and a fingerprint of the password
-hash: changing the password or disabling the user ends every session at once. The role is
+still verify) cookie holding the user id, a CSRF token, a fingerprint of the password
+hash (changing the password or disabling the user ends every session at once) and the id
+of a server-side session record (sendwell.access.sessions): logout revokes the record, so a
+copy of the cookie is refused afterwards. The role is
 read from the database on each request, so a demotion takes effect immediately.
 """
 
@@ -44,6 +46,7 @@ class AdminSession:
     csrf: str
     user_id: int | None = None
     fingerprint: str = ""
+    session_id: str = ""  # the server-side record (admin_sessions); empty before sign-in
 
 
 def fingerprint(user: AdminUser) -> str:
@@ -63,12 +66,14 @@ class SessionCodec:
             return None
         try:
             data = self.serializer.loads(raw, max_age=MAX_AGE)
-            return AdminSession(csrf=str(data["c"]), user_id=data.get("u"), fingerprint=str(data.get("f", "")))
+            return AdminSession(csrf=str(data["c"]), user_id=data.get("u"), fingerprint=str(data.get("f", "")),
+                                session_id=str(data.get("s", "")))
         except (BadSignature, KeyError, TypeError, ValueError):
             return None
 
     def write(self, response: Response, session: AdminSession) -> None:
-        value = self.serializer.dumps({"c": session.csrf, "u": session.user_id, "f": session.fingerprint})
+        value = self.serializer.dumps({"c": session.csrf, "u": session.user_id, "f": session.fingerprint,
+                                       "s": session.session_id})
         # HttpOnly: no script reads it; SameSite=Lax: other sites' POSTs arrive without it.
         response.set_cookie(COOKIE, value, max_age=MAX_AGE, httponly=True, samesite="lax", secure=self.secure,
                             path="/admin")
@@ -77,10 +82,10 @@ class SessionCodec:
         response.delete_cookie(COOKIE, path="/admin", httponly=True, samesite="lax", secure=self.secure)
 
 
-def new_session(user: AdminUser | None = None) -> AdminSession:
+def new_session(user: AdminUser | None = None, session_id: str = "") -> AdminSession:
     """A fresh session with a new CSRF token (a new one at sign-in: no session fixation)."""
     return AdminSession(csrf=secrets.token_urlsafe(32), user_id=user.id if user else None,
-                        fingerprint=fingerprint(user) if user else "")
+                        fingerprint=fingerprint(user) if user else "", session_id=session_id)
 
 
 def csrf_ok(session: AdminSession | None, form: Any, headers: Any) -> bool:

@@ -10,6 +10,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from sendwell.access.sessions import session_live
 from sendwell.access.users import LANGUAGES, get_user
 from sendwell.db.session import transaction
 from sendwell.i18n import translations
@@ -86,7 +87,8 @@ class Admin:
             raise NotSignedIn()
         with transaction(self.runtime.factory) as db:
             user = get_user(db, user_id=session.user_id)
-            if user is None or fingerprint(user) != session.fingerprint:
+            if (user is None or fingerprint(user) != session.fingerprint
+                    or not session_live(db, session_id=session.session_id, user_id=user.id)):
                 raise NotSignedIn()
             return Viewer(user.id, user.email, user.role, user.language, session.csrf)
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
+from sendwell.access.sessions import revoke_session, start_session
 from sendwell.access.users import LANGUAGES, Throttled, authenticate, update_user
 from sendwell.db.session import transaction
 from sendwell.i18n import choose_language
-from sendwell.web.admin.auth import Forbidden, csrf_ok, new_session
+from sendwell.web.admin.auth import MAX_AGE, Forbidden, csrf_ok, new_session
 from sendwell.web.admin.pages import Admin
 
 
@@ -47,7 +48,8 @@ def router(admin: Admin) -> APIRouter:
         try:
             with transaction(admin.runtime.factory) as db:
                 user = authenticate(db, email=email, password=password, ip=ip).user
-                session = new_session(user) if user is not None else None
+                session = None if user is None else new_session(
+                    user, start_session(db, user_id=user.id, max_age=MAX_AGE))
         except Throttled:
             response = login_page(request, status=429, error="throttled", email=email)
             response.headers["Retry-After"] = "900"
@@ -61,8 +63,13 @@ def router(admin: Admin) -> APIRouter:
     @r.post("/logout")
     async def logout(request: Request) -> Response:
         form = await request.form()
-        if not csrf_ok(admin.codec.read(request), form, request.headers):
+        session = admin.codec.read(request)
+        if not csrf_ok(session, form, request.headers):
             raise Forbidden("missing or wrong CSRF token")
+        if session is not None and session.session_id:
+            # Server-side: a copy of the cookie (another tab, a stolen one) is dead from now on.
+            with transaction(admin.runtime.factory) as db:
+                revoke_session(db, session_id=session.session_id)
         response = RedirectResponse("/admin/login", status_code=303)
         admin.codec.clear(response)
         return response
