@@ -102,4 +102,5 @@ def test_report_csv_neutralises_formula_cells(runtime, tmp_path) -> None:
     rows = list(csv.DictReader(out_csv.open(encoding="utf-8")))
     assert rows[0]["dimension"] == "campaign" and rows[0]["key"] == "'" + name
     keys = [r["key"] for r in rows]
+    assert "'@SUM(1+1)" in keys  # an audience value typed by someone else, neutralised too
     assert not [k for k in keys if k.startswith(("=", "+", "-", "@", "\t", "\r"))], keys
