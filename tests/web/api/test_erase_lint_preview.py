@@ -128,13 +128,16 @@ def test_preview_renders_the_real_footer_per_region_and_language(client, admin, 
     assert [(p["label"], p["contact"]["synthetic"]) for p in ca["previews"]] == [("ca/fr", True)]
     assert "60" in ca["previews"][0]["text"]  # CASL: the link works for at least 60 days (in French)
 
-    one = client.get(f"{API}/campaigns/{campaign}/preview", params={"contact_id": de}, headers=reader).json()["previews"]
+    # One person's preview shows their data: it needs contacts:read as well.
+    both = auth("campaigns:read", "contacts:read")
+    one = client.get(f"{API}/campaigns/{campaign}/preview", params={"contact_id": de}, headers=both).json()["previews"]
     assert [p["contact"]["id"] for p in one] == [de]
     assert "Anna" in one[0]["html"]
 
     assert_problem(client.get(f"{API}/campaigns/{campaign}/preview", params={"region": "mars"}, headers=reader), 422, "query.region")
     assert_problem(client.get(f"{API}/campaigns/{campaign}/preview", params={"language": "xx"}, headers=reader), 422, "query.language")
-    assert_problem(client.get(f"{API}/campaigns/{campaign}/preview", params={"contact_id": 999999}, headers=reader), 404)
+    assert_problem(client.get(f"{API}/campaigns/{campaign}/preview", params={"contact_id": 999999}, headers=both), 404)
+    assert_problem(client.get(f"{API}/campaigns/{campaign}/preview", params={"contact_id": de}, headers=reader), 403)
     assert_problem(client.get(f"{API}/campaigns/999999/preview", headers=reader), 404)
     assert_problem(client.get(f"{API}/campaigns/{campaign}/preview", headers=auth("contacts:read")), 403)
     # A preview changes nothing: no sends planned, still a draft.
