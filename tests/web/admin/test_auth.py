@@ -135,3 +135,36 @@ def test_a_copied_cookie_is_dead_after_logout(as_role) -> None:
     client.cookies.set("sendwell_admin", copied)
     response = client.get("/admin/dashboard")
     assert response.status_code == 303 and response.headers["location"].startswith("/admin/login")
+
+
+def test_forwarded_for_from_loopback_does_not_escape_the_per_ip_limit(runtime, dkim_key_file, unused_port) -> None:
+    # A real uvicorn socket: with no trusted proxies configured, X-Forwarded-For is not believed
+    # (not even from 127.0.0.1), so rotating it keeps every attempt on the caller's own IP.
+    import httpx
+
+    from sendwell.access.users import MAX_FAILURES_PER_IP
+    from sendwell.web.app import create_app
+    from sendwell.web.server import BackgroundServer
+
+    runtime.replace_settings(runtime.settings.replace(base_url=f"http://127.0.0.1:{unused_port}"))  # cookie over http
+    with BackgroundServer(create_app(runtime, outbox=False), unused_port) as server, \
+            httpx.Client(base_url=server.url) as web:
+        def attempt(n: int) -> httpx.Response:
+            token = csrf_of(web.get("/admin/login").text)
+            return web.post("/admin/login", headers={"X-Forwarded-For": f"203.0.113.{n}"}, data={
+                "email": f"guess{n}@bright-lighting.example", "password": "not the password", "csrf_token": token})
+
+        assert [attempt(n).status_code for n in range(MAX_FAILURES_PER_IP)] == [401] * MAX_FAILURES_PER_IP
+        assert attempt(MAX_FAILURES_PER_IP).status_code == 429
+
+
+def test_trusted_proxies_set_uvicorns_forwarded_header_options() -> None:
+    import pytest
+
+    from sendwell.web.server import proxy_options
+
+    assert proxy_options("") == {"proxy_headers": False, "forwarded_allow_ips": []}
+    assert proxy_options("10.0.0.0/8, 127.0.0.1") == {"proxy_headers": True,
+                                                      "forwarded_allow_ips": ["10.0.0.0/8", "127.0.0.1"]}
+    with pytest.raises(ValueError, match="SENDWELL_TRUSTED_PROXIES: 'proxy.internal'"):
+        proxy_options("proxy.internal")
