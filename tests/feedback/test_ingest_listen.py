@@ -77,6 +77,51 @@ def test_listener_answers_4xx_when_the_database_fails(runtime, monkeypatch) -> N
     assert error.value.smtp_code == 451
 
 
+
+def _nested_multipart(depth: int) -> bytes:
+    """A message whose multiparts nest `depth` levels deep, each level one part inside the last."""
+    head = [f"Content-Type: multipart/mixed; boundary=\"b{i}\"\n\n--b{i}\n" for i in range(depth)]
+    tail = [f"\n--b{i}--\n" for i in reversed(range(depth))]
+    return (f"From: mailer-daemon@elsewhere.example\nTo: bounce@{DOMAIN}\nSubject: nested\nMIME-Version: 1.0\n"
+            + "".join(head) + "Content-Type: text/plain\n\nhello\n" + "".join(tail)).replace("\n", "\r\n").encode()
+
+
+@pytest.mark.parametrize("hostile", ["nested", "deeper_than_the_parser", "parts"])
+def test_listener_refuses_hostile_mime_for_good(runtime, hostile) -> None:
+    """A message nested too deep or with too many parts gets a permanent 5xx, not a 4xx retried forever."""
+    w = _world(runtime)
+    if hostile != "parts":
+        message = _nested_multipart(200 if hostile == "nested" else 2000)
+    else:
+        parts = "".join("--b\nContent-Type: text/plain\n\nx\n" for _ in range(5000))
+        message = (f"From: a@elsewhere.example\nTo: bounce@{DOMAIN}\nSubject: many\nMIME-Version: 1.0\n"
+                   f"Content-Type: multipart/mixed; boundary=\"b\"\n\n{parts}--b--\n").replace("\n", "\r\n").encode()
+    with FeedbackListener(runtime.factory, runtime.settings, port=free_port()) as listener:
+        with smtplib.SMTP(listener.host, listener.port, timeout=30) as client:
+            with pytest.raises(smtplib.SMTPDataError) as error:
+                client.sendmail("", [f"bounce@{DOMAIN}"], message)
+            # The connection stays usable: an ordinary bounce after it is still accepted.
+            client.sendmail("", [w["hard"][2]], dsn(rcpt=w["hard"][0], status="5.1.1"))
+        assert [r.action for r in listener.handler.results] == ["hard_bounce"]
+    assert error.value.smtp_code == 554 and b"5.6.0" in error.value.smtp_error, error.value
+    assert _reasons(runtime) == {w["hard"][1]: "hard_bounce"}
+
+
+def test_listener_refuses_oversize_mail_for_good(runtime) -> None:
+    with FeedbackListener(runtime.factory, runtime.settings, port=free_port()) as listener:
+        with smtplib.SMTP(listener.host, listener.port, timeout=30) as client:
+            with pytest.raises(smtplib.SMTPResponseException) as error:
+                client.sendmail("", [f"bounce@{DOMAIN}"], b"Subject: big\r\n\r\n" + (b"x" * 998 + b"\r\n") * 11_000)
+    assert error.value.smtp_code == 552
+
+
+def test_listener_accepts_mime_nested_a_few_levels(runtime) -> None:
+    with FeedbackListener(runtime.factory, runtime.settings, port=free_port()) as listener:
+        with smtplib.SMTP(listener.host, listener.port, timeout=10) as client:
+            assert client.sendmail("", [f"bounce@{DOMAIN}"], _nested_multipart(10)) == {}
+        assert [r.route for r in listener.handler.results] == ["bounce"]
+
+
 def _mail_set(w) -> list[bytes]:
     hard = dsn(rcpt=w["hard"][0], status="5.1.1")
     # A local delivery agent records the envelope recipient (the VERP address) as Delivered-To.

@@ -236,6 +236,35 @@ def _reply(session: Session, raw: bytes, rcpt: str, settings: Settings, raw_ref:
 
 # --- message reading ---------------------------------------------------------------------
 
+# Real mail nests a few levels (a bounce quoting a forwarded message is about five) and has a
+# handful of parts; far beyond that is an attack on the parser, refused for good.
+MAX_MIME_DEPTH = 20
+MAX_MIME_PARTS = 500
+
+
+class HostileMessage(ValueError):
+    """A message whose MIME structure no real mail has; the listener refuses it permanently."""
+
+
+def check_structure(raw: bytes) -> None:
+    """HostileMessage if the MIME tree nests deeper than MAX_MIME_DEPTH or has over MAX_MIME_PARTS parts."""
+    try:
+        msg = _parse(raw)
+    except RecursionError:  # the standard parser recurses once per nesting level
+        raise HostileMessage(f"MIME parts nested more than {MAX_MIME_DEPTH} levels deep") from None
+    count = 0
+    stack = [(msg, 1)]
+    while stack:  # iterative: Message.walk() recurses too
+        part, depth = stack.pop()
+        count += 1
+        if depth > MAX_MIME_DEPTH:
+            raise HostileMessage(f"MIME parts nested more than {MAX_MIME_DEPTH} levels deep")
+        if count > MAX_MIME_PARTS:
+            raise HostileMessage(f"more than {MAX_MIME_PARTS} MIME parts")
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            stack.extend((child, depth + 1) for child in payload if isinstance(child, Message))
+
 
 def _parse(raw: bytes) -> Message:
     if b"\r" in raw:

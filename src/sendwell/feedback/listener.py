@@ -11,10 +11,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sendwell.config import Settings
 from sendwell.db.session import transaction
-from sendwell.feedback.inbound import InboundResult, process_inbound, route_of
+from sendwell.feedback.inbound import HostileMessage, InboundResult, check_structure, process_inbound, route_of
 
 log = logging.getLogger(__name__)
-MAX_MESSAGE_BYTES = 10 * 1024 * 1024  # bounces quote the original; 10 MiB is generous
+# Bounces quote the original; 10 MiB is generous. Larger mail gets aiosmtpd's permanent 552.
+MAX_MESSAGE_BYTES = 10 * 1024 * 1024
 
 
 class FeedbackHandler:
@@ -40,6 +41,11 @@ class FeedbackHandler:
         try:
             # The database work is blocking; keep the event loop free for other connections.
             results = await loop.run_in_executor(None, self.process, data, list(envelope.rcpt_tos))
+        except HostileMessage as exc:
+            # Permanent (RFC 3463 5.6.0, media error): a retry would fail the same way, so the
+            # sender must bounce it rather than queue it for days.
+            log.warning("inbound message refused: %s", exc)
+            return f"554 5.6.0 message refused: {exc}"
         except Exception:
             log.exception("inbound message could not be processed")
             # RFC 5321 §4.2.1: a 4xx makes the sending MTA keep the message and retry; nothing is lost.
@@ -48,7 +54,11 @@ class FeedbackHandler:
         return "250 2.0.0 accepted"
 
     def process(self, raw: bytes, rcpt_to: list[str]) -> list[InboundResult]:
-        """Process one message in its own transaction, committed before the 250 is sent."""
+        """Process one message in its own transaction, committed before the 250 is sent.
+
+        HostileMessage (before any database work) if its MIME structure is beyond any real mail.
+        """
+        check_structure(raw)
         with transaction(self.factory) as session:
             return process_inbound(session, raw=raw, rcpt_to=rcpt_to, settings=self.settings, source="smtp")
 
