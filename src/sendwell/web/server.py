@@ -1,13 +1,45 @@
-"""Run the ASGI app with uvicorn in a background thread (demo and tests)."""
+"""Run the ASGI app with uvicorn: the logging every server uses, and a background-thread server (demo and tests)."""
 
 from __future__ import annotations
 
+import copy
 import ipaddress
+import logging
+import re
 import threading
 import time
 from typing import Any
 
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
+
+# A recipient link's token is the recipient's key to their unsubscribe, preference and
+# confirmation pages: whoever reads the access log could act as them. Only the token segment
+# is replaced; the rest of the path (`/u/…/reason`) and the query stay for debugging.
+_RECIPIENT_TOKEN = re.compile(r"(/(?:u|p|k|c|r|o|manage)/)[^/?#\s\"]+")
+
+
+def redact_tokens(path: str) -> str:
+    """`/u/eyJj….sig/reason?lang=de` → `/u/…/reason?lang=de`."""
+    return _RECIPIENT_TOKEN.sub("\\1…", path)
+
+
+class RedactTokens(logging.Filter):
+    """Takes recipient tokens out of uvicorn's access-log records before any handler sees them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact_tokens(arg) if isinstance(arg, str) else arg for arg in record.args)
+        return True
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's own logging configuration, with recipient tokens redacted from the access log."""
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["recipient_tokens"] = {"()": RedactTokens}
+    # On the logger, not a handler: a handler added later (JSON logs, say) gets clean records too.
+    config["loggers"]["uvicorn.access"]["filters"] = ["recipient_tokens"]
+    return config
 
 
 def proxy_options(trusted_proxies: str) -> dict[str, Any]:
@@ -32,7 +64,7 @@ class BackgroundServer:
     def __init__(self, app: Any, port: int, host: str = "127.0.0.1", trusted_proxies: str = "") -> None:
         self.url = f"http://{host}:{port}"
         self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                                   **proxy_options(trusted_proxies)))
+                                                   log_config=log_config(), **proxy_options(trusted_proxies)))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> BackgroundServer:
