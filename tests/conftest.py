@@ -156,6 +156,7 @@ SLOW_MODULES = frozenset({
     "tests/reliability/test_smtp_faults.py",
     "tests/reliability/test_unsubscribe_load.py",
     "tests/web/admin/test_demo_serve.py",
+    "tests/web/test_access_log.py",
     "tests/worker/test_serve.py",
     "tests/worker/test_workers.py",
 })

@@ -19,6 +19,7 @@ PATHS = [("GET", f"/u/{TOKEN}"), ("POST", f"/u/{TOKEN}"), ("POST", f"/u/{TOKEN}/
          ("GET", f"/o/{TOKEN}.gif")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_the_access_log_shows_recipient_paths_without_their_tokens(tmp_path: Path, db_url: str,
                                                                     unused_port: int) -> None:
