@@ -14,6 +14,7 @@ from sendwell.runtime import Runtime
 from sendwell.web.admin import mount_admin
 from sendwell.web.api import mount_api
 from sendwell.web.feedback_routes import feedback_router
+from sendwell.web.limits import BodySizeLimit
 from sendwell.web.prometheus import metrics_router
 from sendwell.web.recipient import mount_recipient
 from sendwell.web.tracking_routes import tracking_router
@@ -57,4 +58,6 @@ def create_app(runtime: Runtime, *, outbox: bool = True) -> FastAPI:
     mount_api(app, runtime, wake)
     mount_admin(app, runtime)  # the web admin under /admin
     app.include_router(metrics_router(runtime))
+    # Added last, so it wraps every other middleware: no body is read past its route's limit.
+    app.add_middleware(BodySizeLimit)
     return app

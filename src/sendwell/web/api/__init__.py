@@ -10,7 +10,7 @@ from starlette.routing import Mount
 
 from sendwell.runtime import Runtime
 from sendwell.web.api import campaigns, contacts, events, feedback, reports, segments, suppressions, topics, webhooks
-from sendwell.web.api.auth import scope_guard
+from sendwell.web.api.auth import BearerFirst, scope_guard
 from sendwell.web.api.problems import install_problem_handlers, problem_openapi
 
 PREFIX = "/api/v1"
@@ -29,6 +29,7 @@ def create_api(runtime: Runtime, wake: Callable[[], None] = lambda: None) -> Fas
         api.include_router(module.router(runtime, require))
     # `wake` nudges the outbox dispatcher of `sendwell serve` after a commit that queued work.
     api.include_router(webhooks.router(runtime, require, wake))
+    api.add_middleware(BearerFirst, runtime=runtime)  # no body is read for a caller without a live token
     api.openapi = lambda: problem_openapi(api)  # type: ignore[method-assign]
     return api
 
