@@ -4,6 +4,7 @@ mapping overrides, duplicates, streaming chunks, suppression kept out, per-row c
 from __future__ import annotations
 
 import csv
+import zipfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -260,3 +261,41 @@ def test_nul_bytes_in_cells_are_dropped(session, tmp_path) -> None:
     path = write(tmp_path, "email,company\nnul@x.example,Bad\x00Co\n")
     result = import_contacts(session, path=path, pepper=PEPPER)
     assert result.written and session.scalar(select(Contact.company)) == "BadCo"
+
+
+def peak_rss_since_reset() -> int:
+    """This process's peak resident memory in bytes since the last reset (Linux clear_refs)."""
+    with open("/proc/self/status", encoding="ascii") as fh:
+        return next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmHWM:"))
+
+
+def xlsx_bomb(tmp_path: Path, padding: int) -> Path:
+    """A real workbook whose sheet XML carries a `padding`-byte inline string: tiny packed, huge unpacked."""
+    plain = xlsx(tmp_path, [["email", "company"], ["bomb@x.example", "PLACEHOLDER"]], name="plain.xlsx")
+    path = tmp_path / "bomb.xlsx"
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
+        for member in source.infolist():
+            data = source.read(member)
+            if member.filename != "xl/worksheets/sheet1.xml":
+                target.writestr(member, data)
+                continue
+            head, _, tail = data.partition(b"<c r=\"B2\"")
+            tail = tail[tail.index(b"</c>") + 4:]
+            with target.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as out:
+                out.write(head + b'<c r="B2" t="inlineStr"><is><t>')
+                for _ in range(padding // (1 << 20)):
+                    out.write(b"A" * (1 << 20))
+                out.write(b"</t></is></c>" + tail)
+    return path
+
+
+def test_an_xlsx_decompression_bomb_is_refused_before_it_is_unpacked(session, tmp_path) -> None:
+    path = xlsx_bomb(tmp_path, 64 << 20)
+    assert path.stat().st_size < 200_000
+    with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
+        fh.write("5")  # reset the peak so the figure below is this import's
+    before = peak_rss_since_reset()
+    with pytest.raises(ImportFileError, match=r"bomb\.xlsx.*decompression bomb.*sheet1\.xml"):
+        import_contacts(session, path=path, pepper=PEPPER)
+    assert peak_rss_since_reset() - before < 20 << 20
+    assert count(session, Contact) == 0

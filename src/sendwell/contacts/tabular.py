@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import zipfile
 from collections.abc import Iterator
 from datetime import date, datetime, time
 from pathlib import Path
@@ -14,6 +15,10 @@ XLSX_MAGIC = b"PK\x03\x04"
 XLS_MAGIC = b"\xd0\xcf\x11\xe0"
 DELIMITERS = (",", ";", "\t", "|")
 _BLOCK = 1 << 20
+# Decompression-bomb limits for XLSX: real sheets unpack at 5–20:1 (a 200,000-row export is 14:1).
+XLSX_MAX_UNPACKED = 200 * 1024 * 1024
+XLSX_MAX_RATIO = 100
+XLSX_RATIO_FROM = 1024 * 1024  # small members (styles, themes) may compress better; only big ones count
 
 
 class FileFormatError(ValueError):
@@ -131,8 +136,31 @@ def _cell_text(value: Any) -> str:
     return str(value)
 
 
+def check_xlsx_size(path: Path) -> None:
+    """Refuse a workbook that would unpack to too much (a zip bomb) before openpyxl opens it.
+
+    The sizes come from the zip's directory; zipfile never unpacks more than a member declares,
+    so a member that lies about its size fails its read instead of growing.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise FileFormatError(f"{path.name} is not a readable .xlsx workbook: {exc}") from None
+    unpacked = sum(m.file_size for m in members)
+    if unpacked > XLSX_MAX_UNPACKED:
+        raise FileFormatError(f"{path.name} unpacks to {unpacked // (1024 * 1024)} MB, over the "
+                              f"{XLSX_MAX_UNPACKED // (1024 * 1024)} MB limit; save it as CSV or split it")
+    for member in members:
+        if member.file_size > XLSX_RATIO_FROM and member.file_size > XLSX_MAX_RATIO * max(member.compress_size, 1):
+            raise FileFormatError(f"{path.name} looks like a decompression bomb: {member.filename} unpacks "
+                                  f"{member.file_size // max(member.compress_size, 1)} times its packed size "
+                                  f"(the limit is {XLSX_MAX_RATIO}); save the sheet as CSV")
+
+
 class XlsxTable(Table):
     def __init__(self, path: Path) -> None:
+        check_xlsx_size(path)
         # deferred: openpyxl is heavy and only the XLSX path needs it
         from openpyxl import load_workbook
 
