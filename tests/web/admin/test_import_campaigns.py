@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import time
 
 from sqlalchemy import func, select
 
@@ -209,3 +211,36 @@ def test_schedule_errors_name_the_field(as_role) -> None:
     viewer = as_role("viewer")
     assert viewer.post(f"/admin/campaigns/{cid}/schedule",
                        data={"csrf_token": page_csrf(viewer), "at": "2031-01-01T09:00"}).status_code == 403
+
+
+def stored_uploads(runtime) -> list[str]:  # type: ignore[no-untyped-def]
+    folder = runtime.settings.data_dir / "admin-imports"
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_an_upload_is_deleted_once_imported_or_cancelled(as_role, runtime) -> None:
+    client = as_role("marketer")
+    token, form = wizard_form(upload(client).text)
+    assert len(stored_uploads(runtime)) == 2  # the file and its original name
+    done = client.post(f"/admin/import/{token}/run", data=form | {"consent": "express", "skip_invalid": "1"})
+    assert "were saved" in done.text and stored_uploads(runtime) == []
+    token, form = wizard_form(upload(client).text)
+    cancelled = client.post(f"/admin/import/{token}/cancel", data={"csrf_token": form["csrf_token"]},
+                            follow_redirects=False)
+    assert cancelled.status_code == 303 and cancelled.headers["location"] == "/admin/import"
+    assert stored_uploads(runtime) == []
+    assert client.post(f"/admin/import/{token}/check", data=form).status_code == 404
+
+
+def test_uploads_abandoned_for_a_day_are_deleted_on_the_next_upload(as_role, runtime) -> None:
+    client = as_role("marketer")
+    old_token, _ = wizard_form(upload(client).text)
+    fresh_token, _ = wizard_form(upload(client).text)
+    folder = runtime.settings.data_dir / "admin-imports"
+    day_ago = time.time() - 25 * 3600
+    for path in folder.glob(old_token + ".*"):
+        os.utime(path, (day_ago, day_ago))
+    newest, _ = wizard_form(upload(client).text)
+    left = stored_uploads(runtime)
+    assert not [name for name in left if name.startswith(old_token)]
+    assert len([name for name in left if name.startswith((fresh_token, newest))]) == 4

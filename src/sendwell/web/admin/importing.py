@@ -1,5 +1,8 @@
 """The import wizard: upload → column mapping (prefilled) → dry-run report with rejected rows → import.
 
+Uploads live in the data folder until the import is done or cancelled; any left behind by an
+abandoned wizard are deleted a day later, on the next upload.
+
 Every step calls contacts.importer.import_contacts, the function behind `sendwell contacts
 import`, so the checks and the all-or-nothing rule are the CLI's.
 """
@@ -8,11 +11,12 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
 from sendwell.contacts.fields import FIELDS, IGNORE, ImportFileError, map_headers
@@ -21,9 +25,12 @@ from sendwell.contacts.tabular import FileFormatError, open_table
 from sendwell.db.models import ConsentKind
 from sendwell.db.session import transaction
 from sendwell.web.admin.pages import Admin, Viewer
+from sendwell.web.limits import IMPORT_FILE_BYTES
 
 SUFFIXES = (".csv", ".txt", ".tsv", ".xlsx")
-MAX_UPLOAD = 50 * 1024 * 1024
+MAX_UPLOAD = IMPORT_FILE_BYTES
+ABANDONED_AFTER = 24 * 3600  # seconds an upload may wait for its import before it is deleted
+_CHUNK = 1 << 20
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{20,64}")
 CONSENT_KINDS = [k.value for k in ConsentKind if k is not ConsentKind.LEGITIMATE_INTEREST]
 
@@ -32,6 +39,37 @@ def _uploads(admin: Admin) -> Path:
     folder = admin.runtime.settings.data_dir / "admin-imports"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def _forget(path: Path) -> None:
+    """Delete an upload and the file holding its original name."""
+    path.unlink(missing_ok=True)
+    path.with_suffix(".name").unlink(missing_ok=True)
+
+
+def _sweep(folder: Path, *, now: float) -> None:
+    """Delete uploads (and their names) older than ABANDONED_AFTER: wizards nobody finished."""
+    for path in folder.iterdir():
+        try:
+            if now - path.stat().st_mtime > ABANDONED_AFTER:
+                path.unlink(missing_ok=True)
+        except OSError:
+            continue  # another request deleted it first
+
+
+async def _save(upload: UploadFile, path: Path) -> bool:
+    """Copy the upload to `path` a chunk at a time; False (and nothing kept) when it passes MAX_UPLOAD."""
+    size = 0
+    with path.open("wb") as out:
+        while chunk := await upload.read(_CHUNK):
+            size += len(chunk)
+            if size > MAX_UPLOAD:
+                break
+            out.write(chunk)
+    if size > MAX_UPLOAD:
+        path.unlink(missing_ok=True)
+        return False
+    return True
 
 
 def _upload_path(admin: Admin, token: str) -> Path | None:
@@ -103,19 +141,18 @@ def router(admin: Admin) -> APIRouter:
         if suffix not in SUFFIXES:
             return admin.render(request, "import_upload.html", user, status=400,
                                 error="Only .csv, .tsv, .txt and .xlsx files can be imported.")
+        _sweep(_uploads(admin), now=time.time())
         token = secrets.token_urlsafe(24)
         path = _uploads(admin) / f"{token}{suffix}"
-        data = await upload.read(MAX_UPLOAD + 1)
-        if len(data) > MAX_UPLOAD:
+        if not await _save(upload, path):
             return admin.render(request, "import_upload.html", user, status=413,
                                 error="The file is larger than 50 MB; split it or use `sendwell contacts import`.")
-        path.write_bytes(data)
         # The name the marketer knows the file by, for the mapping page (the stored name is random).
         path.with_suffix(".name").write_text(Path(upload.filename).name[:200], encoding="utf-8")
         try:
             headers_of(path)
         except (FileFormatError, OSError, ValueError) as exc:
-            path.unlink(missing_ok=True)
+            _forget(path)
             return admin.render(request, "import_upload.html", user, status=400, error=str(exc))
         return mapping_page(request, user, token, path)
 
@@ -139,8 +176,7 @@ def router(admin: Admin) -> APIRouter:
                                 options=options)
         if dry_run or not result.written:
             return mapping_page(request, user, token, path, chosen=chosen, options=options, report=result)
-        path.unlink(missing_ok=True)
-        path.with_suffix(".name").unlink(missing_ok=True)
+        _forget(path)
         return admin.render(request, "import_done.html", user, report=result)
 
     @r.post("/{token}/check")
@@ -150,5 +186,12 @@ def router(admin: Admin) -> APIRouter:
     @r.post("/{token}/run")
     async def commit(request: Request, token: str, user: Viewer = Depends(marketer)) -> Response:
         return run(request, user, token, await request.form(), dry_run=False)
+
+    @r.post("/{token}/cancel")
+    async def cancel(request: Request, token: str, user: Viewer = Depends(marketer)) -> Response:
+        path = _upload_path(admin, token)
+        if path is not None:
+            _forget(path)
+        return RedirectResponse("/admin/import", status_code=303)
 
     return r
