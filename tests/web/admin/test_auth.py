@@ -137,25 +137,43 @@ def test_a_copied_cookie_is_dead_after_logout(as_role) -> None:
     assert response.status_code == 303 and response.headers["location"].startswith("/admin/login")
 
 
-def test_forwarded_for_from_loopback_does_not_escape_the_per_ip_limit(runtime, dkim_key_file, unused_port) -> None:
-    # A real uvicorn socket: with no trusted proxies configured, X-Forwarded-For is not believed
-    # (not even from 127.0.0.1), so rotating it keeps every attempt on the caller's own IP.
+def _sign_in_attempts(runtime, port: int, trusted_proxies: str, forwarded_for) -> list[int]:  # type: ignore[no-untyped-def]
+    """Failed sign-ins through a real uvicorn socket from loopback, each with its own address and
+    X-Forwarded-For; one more than the per-IP limit allows. The answers' status codes."""
     import httpx
 
     from sendwell.access.users import MAX_FAILURES_PER_IP
     from sendwell.web.app import create_app
     from sendwell.web.server import BackgroundServer
 
-    runtime.replace_settings(runtime.settings.replace(base_url=f"http://127.0.0.1:{unused_port}"))  # cookie over http
-    with BackgroundServer(create_app(runtime, outbox=False), unused_port) as server, \
+    runtime.replace_settings(runtime.settings.replace(base_url=f"http://127.0.0.1:{port}"))  # cookie over http
+    with BackgroundServer(create_app(runtime, outbox=False), port, trusted_proxies=trusted_proxies) as server, \
             httpx.Client(base_url=server.url) as web:
-        def attempt(n: int) -> httpx.Response:
+        def attempt(n: int) -> int:
             token = csrf_of(web.get("/admin/login").text)
-            return web.post("/admin/login", headers={"X-Forwarded-For": f"203.0.113.{n}"}, data={
-                "email": f"guess{n}@bright-lighting.example", "password": "not the password", "csrf_token": token})
+            return web.post("/admin/login", headers={"X-Forwarded-For": forwarded_for(n)}, data={
+                "email": f"guess{n}@bright-lighting.example", "password": "not the password",
+                "csrf_token": token}).status_code
 
-        assert [attempt(n).status_code for n in range(MAX_FAILURES_PER_IP)] == [401] * MAX_FAILURES_PER_IP
-        assert attempt(MAX_FAILURES_PER_IP).status_code == 429
+        return [attempt(n) for n in range(MAX_FAILURES_PER_IP + 1)]
+
+
+def test_forwarded_for_from_loopback_does_not_escape_the_per_ip_limit(runtime, dkim_key_file, unused_port) -> None:
+    # With no trusted proxies configured, X-Forwarded-For is not believed (not even from
+    # 127.0.0.1), so rotating it keeps every attempt on the caller's own IP.
+    from sendwell.access.users import MAX_FAILURES_PER_IP
+
+    codes = _sign_in_attempts(runtime, unused_port, "", lambda n: f"203.0.113.{n}")
+    assert codes == [401] * MAX_FAILURES_PER_IP + [429]
+
+
+def test_a_configured_proxy_is_believed(runtime, dkim_key_file, unused_port) -> None:
+    # Behind a listed proxy the limit is per forwarded client: the 21st client is a new one.
+    from sendwell.access.users import MAX_FAILURES_PER_IP
+
+    codes = _sign_in_attempts(runtime, unused_port, "127.0.0.0/8",
+                              lambda n: "203.0.113.1" if n < MAX_FAILURES_PER_IP else "203.0.113.2")
+    assert codes == [401] * (MAX_FAILURES_PER_IP + 1)
 
 
 def test_trusted_proxies_set_uvicorns_forwarded_header_options() -> None:
