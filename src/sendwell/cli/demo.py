@@ -16,6 +16,7 @@ from sendwell.db.session import transaction
 from sendwell.demo.run import format_summary, run_demo
 from sendwell.runtime import Runtime
 from sendwell.web.app import create_app
+from sendwell.web.server import log_config, proxy_options
 from sendwell.worker.queue import Queue
 
 
@@ -61,7 +62,8 @@ def serve_demo(data_dir: Path, *, host: str, port: int, as_json: bool) -> None:
     consumer = Queue(runtime).consumer(workers=1)
     consumer.start()
     try:
-        uvicorn.run(create_app(runtime), host=host, port=port, log_level="warning")
+        uvicorn.run(create_app(runtime), host=host, port=port, log_level="warning", log_config=log_config(),
+                    **proxy_options(runtime.settings.trusted_proxies))
     finally:
         consumer.stop(graceful=True)
         runtime.dispose()

@@ -15,7 +15,7 @@ from sendwell.cli.context import get_runtime, safe_url
 from sendwell.mail.transport import loopback_sessions_hint
 from sendwell.followups import outbox_worker
 from sendwell.web.app import create_app
-from sendwell.web.server import log_config
+from sendwell.web.server import log_config, proxy_options
 from sendwell.worker.queue import Queue
 
 
@@ -53,7 +53,8 @@ def serve(host: str, port: int, queue_workers: int | None, outbox: bool) -> None
     """Run the web app with the embedded queue worker and scheduler."""
     runtime = get_runtime()
     server = uvicorn.Server(uvicorn.Config(create_app(runtime, outbox=outbox), host=host, port=port,
-                                           log_level="info", log_config=log_config()))
+                                           log_level="info", log_config=log_config(),
+                                           **proxy_options(runtime.settings.trusted_proxies)))
     consumer = Queue(runtime).consumer(workers=queue_workers) if queue_workers != 0 else None
     if consumer is not None:
         consumer.start()
