@@ -224,7 +224,9 @@ def test_an_upload_is_deleted_once_imported_or_cancelled(as_role, runtime) -> No
     assert len(stored_uploads(runtime)) == 2  # the file and its original name
     done = client.post(f"/admin/import/{token}/run", data=form | {"consent": "express", "skip_invalid": "1"})
     assert "were saved" in done.text and stored_uploads(runtime) == []
-    token, form = wizard_form(upload(client).text)
+    page = upload(client).text
+    token, form = wizard_form(page)
+    assert f'formaction="/admin/import/{token}/cancel"' in page  # the wizard offers it
     cancelled = client.post(f"/admin/import/{token}/cancel", data={"csrf_token": form["csrf_token"]},
                             follow_redirects=False)
     assert cancelled.status_code == 303 and cancelled.headers["location"] == "/admin/import"
