@@ -182,6 +182,17 @@ def test_ingest_an_mbox(runtime, cli_env, tmp_path) -> None:
     assert set(_reasons(runtime).values()) == {"hard_bounce", "complaint", "unsubscribe"}
 
 
+def test_ingest_refuses_hostile_mime_and_goes_on(runtime, cli_env, tmp_path) -> None:
+    w = _world(runtime)
+    box = mailbox.Maildir(tmp_path / "Maildir", create=True)
+    box.add(_nested_multipart(2000))
+    for raw in _mail_set(w):
+        box.add(raw)
+    result = _ingest(cli_env, str(tmp_path / "Maildir"))
+    assert result["messages"] == 5 and result["actions"]["refused_hostile"] == 1
+    assert result["actions"]["hard_bounce"] == 1  # the real reports after it were still processed
+
+
 def test_ingest_errors_are_one_line(cli_env, tmp_path) -> None:
     (tmp_path / "notmaildir").mkdir()
     for args in (["nowhere"], [str(tmp_path / "notmaildir")], [], ["x", "--imap", "imaps://a:b@h/INBOX"]):

@@ -12,7 +12,7 @@ from sendwell.cli.common import emit, fail, json_option
 from sendwell.cli.context import get_runtime
 from sendwell.db.session import transaction
 from sendwell.feedback.classify import Classification, classify_file
-from sendwell.feedback.inbound import process_inbound
+from sendwell.feedback.inbound import HostileMessage, check_structure, process_inbound
 from sendwell.feedback.listener import FeedbackListener
 from sendwell.feedback.sources import SourceError, open_source
 
@@ -77,6 +77,13 @@ def ingest(path: str | None, imap_url: str | None, as_json: bool) -> None:
     try:
         kind, items = open_source(location, runtime.settings)
         for item in items:
+            try:
+                check_structure(item.raw)  # a MIME tree no real mail has: refused, as the listener does
+            except HostileMessage:
+                item.done()
+                messages += 1
+                actions["refused_hostile"] += 1
+                continue
             # One transaction per message: a failure later on keeps what was already decided.
             with transaction(runtime.factory) as session:
                 results = process_inbound(session, raw=item.raw, rcpt_to=item.rcpt_to,
