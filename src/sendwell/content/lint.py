@@ -21,6 +21,7 @@ from jinja2 import TemplateSyntaxError, UndefinedError, meta, nodes
 from jinja2.exceptions import SecurityError
 
 from sendwell.config import Settings
+from sendwell.content.budget import BudgetExceeded
 from sendwell.content.render import (
     HTML_ENV,
     KNOWN_VARIABLES,
@@ -264,6 +265,8 @@ def _deceptive(subject: str) -> Finding:
 def render_failure(exc: TemplateError) -> Finding:
     """A dry render that failed, as a finding."""
     cause = exc.__cause__
+    if isinstance(cause, BudgetExceeded):
+        return Finding("render-budget", ERROR, f"over the render budget: {cause}", 24)
     if isinstance(cause, SecurityError):
         return Finding("unsafe-template", ERROR, f"the sandbox refused: {cause}", 24)
     if isinstance(cause, UndefinedError):

@@ -6,19 +6,22 @@ import operator
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
+from types import SimpleNamespace
 from typing import Any
 
 import css_inline
-from jinja2 import ChainableUndefined, StrictUndefined, TemplateSyntaxError, Undefined, nodes
+from jinja2 import ChainableUndefined, StrictUndefined, Template, TemplateSyntaxError, Undefined, nodes
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEscapeFormatter, SandboxedFormatter
+from markupsafe import Markup
 
 from sendwell.config import Settings
+from sendwell.content import budget
 from sendwell.content.blocks import AudienceBlocks
 from sendwell.content.footer import RecipientFacts, footer_html, footer_text, language_of
 
 _CRLF = re.compile(r"[\r\n]+")
-MAX_REPEAT = 100_000  # longest string / list a template may build with `*` (memory guard)
+MAX_REPEAT = 100_000  # longest list a template may build with `*` (strings: the render budget)
 MAX_POWER_BITS = 4096  # largest integer a template may build with `**` (CPU guard)
 # Names a template may use; anything else is an unknown variable (lint) and an error at render.
 KNOWN_VARIABLES = frozenset({
@@ -27,15 +30,71 @@ KNOWN_VARIABLES = frozenset({
 })
 
 
-class _Sandbox(ImmutableSandboxedEnvironment):
-    """The sandbox, with `*` / `**` size-checked and no helpers beyond range, dict, namespace."""
+class _BudgetedTemplate(Template):
+    """A compiled template whose every render runs inside a render budget (content/budget.py)."""
 
-    intercepted_binops = frozenset({"*", "**"})
+    @classmethod
+    def _from_namespace(cls, environment: Any, namespace: Any, globals: Any) -> Any:
+        # The generated code looks these up in its own module namespace: `~` and output
+        # escaping then size what they build.
+        namespace.update(markup_join=budget.markup_join, str_join=budget.str_join, escape=budget.checked_escape)
+        return super()._from_namespace(environment, namespace, globals)
+
+
+class _Formatter(budget.BudgetFormatter, SandboxedFormatter):
+    pass
+
+
+class _EscapeFormatter(budget.BudgetFormatter, SandboxedEscapeFormatter):
+    pass
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """The sandbox, inside a render budget, and no helpers beyond range, dict, namespace."""
+
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
+    template_class = _BudgetedTemplate
+    budget_loop = staticmethod(budget.loop)  # what every {% for %} iterates through (compile_template)
 
     def __init__(self, *, autoescape: bool, undefined: type[Undefined] = StrictUndefined) -> None:
         super().__init__(autoescape=autoescape, undefined=undefined, extensions=[AudienceBlocks])
+        self.output_limit = budget.MAX_HTML_CHARS if autoescape else budget.MAX_TEXT_CHARS
         for name in ("lipsum", "cycler", "joiner"):  # nothing a mail needs; less to reach into
             self.globals.pop(name, None)
+        self.filters = {name: budget.checked_filter(name, f) for name, f in self.filters.items()}
+
+    def concat(self, parts: Any) -> str:
+        """Every buffer join in the generated code; Template.render's join of its stream starts a budget."""
+        return budget.concat(parts) if isinstance(parts, list) else budget.render(self.output_limit, parts)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        budget.step()
+        text = getattr(__obj, "__self__", None)
+        if isinstance(text, str) and isinstance(__obj, type(text.center)):
+            if __obj.__name__ == "join" and args and not isinstance(args[0], (str, list, tuple)):
+                args = (list(args[0]), *args[1:])  # sized below, so read the iterator once
+            budget.check_str_method(__obj.__name__, text, args)
+        rv = super().call(__context, __obj, *args, **kwargs)
+        if isinstance(rv, str) and len(rv) > 64:
+            budget.charge(len(rv))
+        return rv
+
+    def wrap_str_format(self, value: Any) -> Any:
+        """str.format / format_map, with each field's width and precision inside the budget."""
+        if super().wrap_str_format(value) is None:
+            return None
+        text = value.__self__
+        formatter = _EscapeFormatter(self, escape=text.escape) if isinstance(text, Markup) else _Formatter(self)
+        is_map = value.__name__ == "format_map"
+
+        def wrapper(*args: Any, **kwargs: Any) -> str:
+            if is_map:
+                if kwargs or len(args) != 1:
+                    raise TypeError("format_map() takes exactly one argument")
+                args, kwargs = (), args[0]
+            return type(text)(formatter.vformat(text, args, kwargs))
+
+        return wrapper
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
         # Jinja returns an Undefined that some filters (list, string) print as "Undefined";
@@ -47,9 +106,22 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             if isinstance(left, int) and isinstance(right, int) and left.bit_length() * abs(right) > MAX_POWER_BITS:
                 raise SecurityError("exponent too large in template")
             return operator.pow(left, right)
+        if operator_ == "%":
+            if isinstance(left, str):
+                budget.check_percent(left, right)
+                rv = operator.mod(left, right)
+                budget.charge(len(rv))
+                return rv
+            return operator.mod(left, right)
+        if operator_ == "+":
+            if isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple)):
+                budget.charge(len(left) + len(right))
+            return operator.add(left, right)
         for seq, n in ((left, right), (right, left)):
-            if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and len(seq) * n > MAX_REPEAT:
+            if isinstance(seq, (list, tuple)) and isinstance(n, int) and len(seq) * n > MAX_REPEAT:
                 raise SecurityError(f"template tried to build a sequence longer than {MAX_REPEAT}")
+            if isinstance(seq, str) and isinstance(n, int) and not isinstance(n, bool):
+                budget.charge(len(seq) * max(n, 0))
         return operator.mul(left, right)
 
 
@@ -96,9 +168,21 @@ def compile_template(source: str, *, html: bool, what: str, lenient: bool = Fals
         for name in ast.find_all(nodes.Name):
             if name.name == "self":  # the template's own reference: a mail has no use for it
                 raise TemplateError(f"{what}: line {name.lineno}: 'self' is not available in mail templates")
+        for loop in ast.find_all(nodes.For):
+            # Every iteration counts against the render budget (the sandbox has no hook for loops).
+            loop.iter = nodes.Call(nodes.EnvironmentAttribute("budget_loop"), [loop.iter], [], None, None,
+                                   lineno=loop.lineno)
         return env.from_string(ast)
     except TemplateSyntaxError as exc:
         raise TemplateError(f"{what}: template syntax error on line {exc.lineno}: {exc.message}") from exc
+
+
+# Whom the trial render at compile time renders for.
+_STAND_IN = SimpleNamespace(
+    id=0, email="sample@example.invalid", first_name="Sample", last_name="Recipient", company="Example Ltd",
+    job_title="", industry="", country="", region="other", stage="prospect", language="en", tags=[], custom={})
+_STAND_IN_LINKS = Links(unsubscribe="https://example.invalid/u", preferences="https://example.invalid/p",
+                        keep="https://example.invalid/k")
 
 
 class CompiledCampaign:
@@ -118,6 +202,19 @@ class CompiledCampaign:
         # recipient's data can add a <style> or <link> the template did not have.
         lowered = html.lower()
         self._inline = "<style" in lowered or "<link" in lowered
+        self._trial_render()
+
+    def _trial_render(self) -> None:
+        """Render once for a stand-in contact so a template over its budget is refused when saved."""
+        ctx = template_context(_STAND_IN, _STAND_IN_LINKS, self._settings)
+        for what, template in (("subject", self._subject), ("html", self._html), ("text", self._text)):
+            try:
+                if template is not None:
+                    template.render(ctx)
+            except budget.BudgetExceeded as exc:
+                raise TemplateError(f"{what}: {exc}") from exc
+            except Exception:  # noqa: S110 - other errors depend on the contact: lint and render report them
+                pass
 
     def render(self, contact: Any, links: Links, facts: RecipientFacts | None = None) -> Rendered:
         """Subject, HTML and text for one contact, with footer and unsubscribe link in both bodies."""

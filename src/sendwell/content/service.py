@@ -150,6 +150,8 @@ def lint_campaign(session: Session, *, settings: Settings, campaign_id: int) -> 
                     failure = render_failure(exc)
                     if not (failure.code == "unknown-variable" and static_unknown):  # said once is enough
                         found.append((failure, sample.label))
+                    if failure.code == "render-budget":
+                        break  # each further sample could take the whole time budget again
                     if failure.code != "unknown-variable":
                         continue
                     # Unknown names render empty here, so the other checks still run in this pass.
