@@ -40,6 +40,9 @@ AMPLIFIERS = {
                       "{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s|length }}",
     "star repetition": "{{ first_name * 30000000 }}",
     "star of a long string": "{% set s = 'x' * 90000 %}{{ s * 90000 }}",
+    "printing a repeated list": "{% set s = 'x' * 90000 %}{{ [s] * 90000 }}",
+    "list doubling": "{% set ns = namespace(l=['x' * 90000]) %}{% for i in range(40) %}"
+                     "{% set ns.l = ns.l + ns.l %}{% endfor %}{{ ns.l|tojson|length }}",
     "join of a repeated list": "{% set s = 'x' * 90000 %}{{ ([s] * 90000)|join }}",
     "replace blow-up": "{% set s = 'x' * 90000 %}{{ s.replace('', s) }}",
     "range loop": "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",

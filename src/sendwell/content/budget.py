@@ -83,6 +83,17 @@ def step() -> None:
         budget.step()
 
 
+def weight(value: Any, depth: int = 0) -> int:
+    """About how many characters a value prints as: a list of a million references is big."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, (list, tuple)) and depth < 4:
+        return len(value) * 2 + sum(weight(item, depth + 1) for item in value)
+    if isinstance(value, dict) and depth < 4:
+        return sum(weight(k, depth + 1) + weight(v, depth + 1) + 4 for k, v in value.items())
+    return len(value) * 8 if isinstance(value, (list, tuple, dict)) else 8
+
+
 def check_width(width: int | None) -> None:
     """A padding width or precision larger than the budget would build a string larger than it."""
     if width is not None and width > _budget().limit:

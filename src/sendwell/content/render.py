@@ -114,12 +114,16 @@ class _Sandbox(ImmutableSandboxedEnvironment):
                 return rv
             return operator.mod(left, right)
         if operator_ == "+":
-            if isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple)):
+            if isinstance(left, str) and isinstance(right, str):
                 budget.charge(len(left) + len(right))
+            elif isinstance(left, (list, tuple)) and isinstance(right, (list, tuple)):
+                budget.charge(budget.weight(left) + budget.weight(right))  # printed, it is that long
             return operator.add(left, right)
         for seq, n in ((left, right), (right, left)):
             if isinstance(seq, (list, tuple)) and isinstance(n, int) and len(seq) * n > MAX_REPEAT:
                 raise SecurityError(f"template tried to build a sequence longer than {MAX_REPEAT}")
+            if isinstance(seq, (list, tuple)) and isinstance(n, int) and not isinstance(n, bool):
+                budget.charge(budget.weight(seq) * max(n, 0))
             if isinstance(seq, str) and isinstance(n, int) and not isinstance(n, bool):
                 budget.charge(len(seq) * max(n, 0))
         return operator.mul(left, right)
