@@ -100,30 +100,30 @@ def check_width(width: int | None) -> None:
         _budget().charge(width)
 
 
-def concat(parts: Iterable[str]) -> str:
-    """`"".join` that refuses a result over the budget before building it."""
+def concat(parts: list[str]) -> str:
+    """`"".join` of a buffer (a macro, a block, {% set %}) that refuses a result over the budget."""
     budget = _budget()
-    if isinstance(parts, list):  # a buffer inside the template: a macro, a block, {% set %}
-        size = sum(map(len, parts))
-    else:  # a render stream: read in small batches, stop as soon as it is too long
-        stream, pieces, size = iter(parts), [], 0
-        while batch := list(islice(stream, 64)):
-            size += sum(map(len, batch))
-            if size > budget.limit:
-                budget.charge(size)
-            pieces += batch
-        parts = pieces
-    budget.charge(size)
+    budget.charge(sum(map(len, parts)))
     if time.monotonic() > budget.deadline:
         budget.over_time()
     return "".join(parts)
 
 
 def render(limit: int, stream: Iterable[str]) -> str:
-    """Run one template render stream inside a fresh budget of `limit` characters."""
-    token = _current.set(Budget(limit))
+    """Join one template's render stream inside a fresh budget of `limit` characters."""
+    budget = Budget(limit)
+    token = _current.set(budget)
     try:
-        return concat(stream)
+        # Read in small batches and stop as soon as it is too long (most mails: one batch).
+        stream, pieces, size, full = iter(stream), [], 0, True
+        while full:
+            batch = list(islice(stream, 64))
+            full = len(batch) == 64
+            size += sum(map(len, batch))
+            if size > limit:
+                budget.charge(size)
+            pieces += batch
+        return "".join(pieces)
     finally:
         _current.reset(token)
 
