@@ -9,6 +9,7 @@ import pytest
 
 from sendwell.access.service import create_token
 from sendwell.campaigns.service import create_campaign, update_campaign
+from sendwell.content import budget
 from sendwell.content.budget import MAX_HTML_CHARS, MAX_TEXT_CHARS
 from sendwell.content.render import CompiledCampaign, TemplateError
 from sendwell.content.service import lint_campaign, preview_campaign
@@ -153,3 +154,11 @@ def test_a_campaigns_write_token_cannot_store_a_template_over_budget(runtime) ->
     assert created.status_code == 201
     assert in_text.status_code == 422 and "render budget" in in_text.text, in_text.text
     assert peak < 4 * PEAK_BYTES  # the app itself allocates a few MB
+
+
+def test_a_render_over_its_time_is_stopped(content_settings, monkeypatch) -> None:
+    # No time in the assertion: a zero time budget makes any loop of a few hundred steps late.
+    monkeypatch.setattr(budget, "MAX_RENDER_SECONDS", 0.0)
+    with pytest.raises(TemplateError, match="rendered longer than the render budget of 0 s"):
+        CompiledCampaign(subject="s", html="{% for i in range(1000) %}{{ i }}{% endfor %}", text="",
+                         settings=content_settings)
