@@ -36,6 +36,7 @@ from sendwell.optout.gate import IN_FLIGHT
 from sendwell.outbox.store import enqueue, enqueue_fast
 from sendwell.suppression.fast import suppress_fast
 from sendwell.suppression.service import lift
+from sendwell.webhooks.service import emit_event
 
 METHODS = ("one_click", "page", "preference_center", "mailto", "reply", "complaint", "bounce", "admin", "api",
            "feedback_loop")
@@ -194,8 +195,6 @@ _SQL_WITHDRAW = Statement("UPDATE consents SET withdrawn_at = :now WHERE contact
 
 
 def _webhook(session: Session, event: str, contact: Contact, now: datetime, data: dict[str, Any]) -> None:
-    from sendwell.webhooks.service import emit_event
-
     emit_event(session, event_type=event, contact_id=contact.id, email=contact.email, data=data, now=now)
 
 

@@ -17,9 +17,11 @@ from sqlalchemy.orm import Session
 
 from sendwell.db.models import Campaign, Contact, Event
 from sendwell.db.session import transaction
+from sendwell.delivery.dkim import load_signer
 from sendwell.insight.rates import REASONS, reasons
 from sendwell.insight.report import REPORT_DIMENSIONS
 from sendwell.insight.rollup import dashboard_breakdown, merged_by_value
+from sendwell.settings_edit import EDITABLE, IDENTITY, POLICY, SettingsError, editable_values, update_settings
 from sendwell.web.admin.pages import Admin, Viewer
 
 LOG_SIZE = 100
@@ -112,8 +114,6 @@ def router(admin: Admin) -> APIRouter:
 
     @r.post("/settings")
     async def save_settings(request: Request, user: Viewer = Depends(only_admin)) -> Response:
-        from sendwell.settings_edit import EDITABLE, SettingsError, update_settings
-
         form = await request.form()
         changes = {name: str(form[name])[:2000] for name in EDITABLE if name in form}
         try:
@@ -125,9 +125,6 @@ def router(admin: Admin) -> APIRouter:
 
     def render_settings(request: Request, user: Viewer, *, status: int = 200, error: str = "", notice: str = "",
                         values: dict[str, str] | None = None, bad: str = "") -> Response:
-        from sendwell.delivery.dkim import load_signer
-        from sendwell.settings_edit import IDENTITY, POLICY, editable_values
-
         s = runtime.settings
         try:
             signer = load_signer(s)
