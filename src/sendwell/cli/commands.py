@@ -6,6 +6,8 @@ from __future__ import annotations
 # (sendwell.cli.main.LazyGroup), so every module imports what it uses at its top.
 COMMANDS = {
     "init": "sendwell.cli.system:init",
+    "migrate": "sendwell.cli.migrate:migrate",
+    "health": "sendwell.cli.system:health",
     "contacts": "sendwell.cli.contacts:contacts",
     "segments": "sendwell.cli.segments:segments",
     "campaigns": "sendwell.cli.campaigns:campaigns",

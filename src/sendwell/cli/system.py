@@ -13,8 +13,10 @@ from sendwell.bootstrap import initialise
 from sendwell.cli.common import emit, fail, get_settings, json_option
 from sendwell.cli.context import get_runtime, safe_url
 from sendwell.mail.transport import loopback_sessions_hint
+from sendwell.db.session import make_engine
 from sendwell.followups import outbox_worker
 from sendwell.web.app import create_app
+from sendwell.web.health import failed, readiness
 from sendwell.web.server import log_config, proxy_options
 from sendwell.worker.queue import Queue
 
@@ -38,6 +40,23 @@ def init(as_json: bool) -> None:
     if "dkim" in created:
         human += f"\nPublish this DKIM record in DNS:\n  {created['dkim']['record']}"
     emit(result, as_json, human)
+
+
+# ---------------------------------------------------------------- health
+@click.command()
+@json_option
+def health(as_json: bool) -> None:
+    """Check the database, the queue and the keys; exit 0 when ready, 1 with the reason (container HEALTHCHECK)."""
+    settings = get_settings()
+    engine = make_engine(settings.effective_database_url)
+    try:
+        checks = readiness(settings, engine)
+    finally:
+        engine.dispose()
+    down = failed(checks)
+    if down:
+        fail("not ready: " + "; ".join(f"{name}: {checks[name]}" for name in down))
+    emit({"status": "ok", "checks": checks}, as_json, "ok: database, queue and keys")
 
 
 # ---------------------------------------------------------------- serve / worker

@@ -7,13 +7,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
 from sendwell.followups import outbox_worker
 from sendwell.runtime import Runtime
 from sendwell.web.admin import mount_admin
 from sendwell.web.api import mount_api
 from sendwell.web.feedback_routes import feedback_router
+from sendwell.web.health import failed, readiness
 from sendwell.web.limits import BodySizeLimit
 from sendwell.web.prometheus import metrics_router
 from sendwell.web.recipient import mount_recipient
@@ -48,9 +48,16 @@ def create_app(runtime: Runtime, *, outbox: bool = True) -> FastAPI:
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:
-        with runtime.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+        # Liveness only: the process answers. A database or Redis outage must not get the
+        # container restarted (restarting fixes neither); /readyz says whether it can serve.
         return JSONResponse({"status": "ok"})
+
+    @app.get("/readyz")
+    def readyz() -> JSONResponse:
+        checks = readiness(runtime.settings, runtime.engine)
+        down = failed(checks)
+        body = {"status": "unavailable" if down else "ok", "failed": down, "checks": checks}
+        return JSONResponse(body, status_code=503 if down else 200)
 
     mount_recipient(app, runtime, wake)
     app.include_router(tracking_router(runtime))
