@@ -6,7 +6,7 @@ import secrets
 from typing import Any
 
 from sendwell.config import Settings, load_settings, write_config_values
-from sendwell.db.migrate import upgrade
+from sendwell.db.migrate import migrate
 from sendwell.db.session import make_engine
 from sendwell.delivery import dkim
 from sendwell.webhooks.delivery import new_webhook_secret
@@ -39,7 +39,7 @@ def initialise(settings: Settings, **overrides: Any) -> tuple[Settings, dict[str
         settings = load_settings(data_dir=settings.data_dir, **overrides)
     engine = make_engine(settings.effective_database_url)
     try:
-        upgrade(engine)
+        migrate(engine)  # refuses a database from a newer release with a clear reason
     finally:
         engine.dispose()
     return settings, created
