@@ -7,7 +7,7 @@ from typing import Any
 
 from sendwell.config import Settings, load_settings, write_config_values
 from sendwell.db.migrate import migrate
-from sendwell.db.session import make_engine
+from sendwell.db.session import engine_for
 from sendwell.delivery import dkim
 from sendwell.webhooks.delivery import new_webhook_secret
 
@@ -37,7 +37,7 @@ def initialise(settings: Settings, **overrides: Any) -> tuple[Settings, dict[str
     if not (settings.dkim_domain and settings.dkim_key_file):
         created["dkim"] = create_dkim_key(settings)
         settings = load_settings(data_dir=settings.data_dir, **overrides)
-    engine = make_engine(settings.effective_database_url)
+    engine = engine_for(settings)
     try:
         migrate(engine)  # refuses a database from a newer release with a clear reason
     finally:

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from email.utils import parseaddr
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -41,6 +41,10 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default=Path(".sendwell"))
     database_url: str = ""
+    # PostgreSQL connections per process: pool + overflow (docs/operations.md, connection budget).
+    db_pool_size: int = Field(default=10, ge=1, le=1000)
+    db_max_overflow: int = Field(default=10, ge=0, le=1000)
+    log_format: Literal["text", "json"] = "text"  # json: one object per line, for log shippers
     queue_url: str = ""  # "" = embedded Huey on SQLite in the data folder; redis://… for scale-out
     queue_name: str = "sendwell"  # the Huey queue (Redis key prefix); one per installation
     smtp_url: str = "capture"  # smtp://host:port, smtps://user:pass@host:port, or capture

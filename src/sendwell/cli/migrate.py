@@ -7,7 +7,7 @@ import click
 from sendwell.cli.common import emit, fail, get_settings, json_option
 from sendwell.cli.context import safe_url
 from sendwell.db.migrate import UnknownRevision, migrate as run_migrations
-from sendwell.db.session import make_engine
+from sendwell.db.session import engine_for
 
 
 @click.command()
@@ -16,7 +16,7 @@ def migrate(as_json: bool) -> None:
     """Upgrade the database schema to this version's newest revision; refuses a downgrade."""
     settings = get_settings()
     url = settings.effective_database_url
-    engine = make_engine(url)
+    engine = engine_for(settings)
     try:
         result = run_migrations(engine)
     except UnknownRevision as exc:

@@ -13,7 +13,7 @@ from sendwell.bootstrap import initialise
 from sendwell.cli.common import emit, fail, get_settings, json_option
 from sendwell.cli.context import get_runtime, safe_url
 from sendwell.mail.transport import loopback_sessions_hint
-from sendwell.db.session import make_engine
+from sendwell.db.session import engine_for
 from sendwell.followups import outbox_worker
 from sendwell.web.app import create_app
 from sendwell.web.health import failed, readiness
@@ -48,7 +48,7 @@ def init(as_json: bool) -> None:
 def health(as_json: bool) -> None:
     """Check the database, the queue and the keys; exit 0 when ready, 1 with the reason (container HEALTHCHECK)."""
     settings = get_settings()
-    engine = make_engine(settings.effective_database_url)
+    engine = engine_for(settings)
     try:
         checks = readiness(settings, engine)
     finally:

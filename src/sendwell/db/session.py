@@ -12,9 +12,16 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from sendwell.config import Settings
 
-def make_engine(url: str) -> Engine:
-    """An engine tuned for the backend: WAL, busy timeout and secure delete on SQLite."""
+
+def make_engine(url: str, *, pool_size: int | None = None, max_overflow: int | None = None) -> Engine:
+    """An engine tuned for the backend: WAL, busy timeout and secure delete on SQLite.
+
+    PostgreSQL's pool holds `pool_size` connections plus up to `max_overflow` more under load;
+    left out, each comes from SENDWELL_DB_POOL_SIZE / SENDWELL_DB_MAX_OVERFLOW (10 and 10), so
+    every process started with those variables honours them (engine_for passes the settings').
+    """
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if url.startswith("sqlite"):
@@ -71,7 +78,25 @@ def make_engine(url: str) -> Engine:
             dbapi_conn.isolation_level = None
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_engine(url, pool_pre_ping=True,
+                         pool_size=_env_int("SENDWELL_DB_POOL_SIZE", 10) if pool_size is None else pool_size,
+                         max_overflow=_env_int("SENDWELL_DB_MAX_OVERFLOW", 10) if max_overflow is None else max_overflow)
+
+
+def engine_for(settings: Settings) -> Engine:
+    """The engine for a process's settings (database URL and pool size)."""
+    return make_engine(settings.effective_database_url, pool_size=settings.db_pool_size,
+                       max_overflow=settings.db_max_overflow)
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{name}={value!r} is not a whole number") from None
 
 
 class _ProcessGate:
