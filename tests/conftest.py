@@ -151,10 +151,12 @@ def sqlite_only(metafunc: pytest.Metafunc) -> None:
 # (it rewrites the old string node id, pytest-xdist issue 1386).
 SLOW_MODULES = frozenset({
     "tests/cli/test_serve.py",
+    "tests/deploy/test_processes.py",
     "tests/reliability/test_crash.py",
     "tests/reliability/test_infrastructure.py",
     "tests/reliability/test_smtp_faults.py",
     "tests/reliability/test_unsubscribe_load.py",
+    "tests/test_logging.py",
     "tests/web/admin/test_demo_serve.py",
     "tests/web/test_access_log.py",
     "tests/worker/test_serve.py",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 from typing import Any
 
@@ -17,7 +16,7 @@ from sendwell.db.session import engine_for
 from sendwell.followups import outbox_worker
 from sendwell.web.app import create_app
 from sendwell.web.health import failed, readiness
-from sendwell.web.server import log_config, proxy_options
+from sendwell.web.server import configure_logging, log_config, proxy_options
 from sendwell.worker.queue import Queue
 
 
@@ -72,7 +71,7 @@ def serve(host: str, port: int, queue_workers: int | None, outbox: bool) -> None
     """Run the web app with the embedded queue worker and scheduler."""
     runtime = get_runtime()
     server = uvicorn.Server(uvicorn.Config(create_app(runtime, outbox=outbox), host=host, port=port,
-                                           log_level="info", log_config=log_config(),
+                                           log_level="info", log_config=log_config(runtime.settings.log_format),
                                            **proxy_options(runtime.settings.trusted_proxies)))
     consumer = Queue(runtime).consumer(workers=queue_workers) if queue_workers != 0 else None
     if consumer is not None:
@@ -100,8 +99,8 @@ def serve(host: str, port: int, queue_workers: int | None, outbox: bool) -> None
               help="Consumer threads, one SMTP session each [default: SENDWELL_SMTP_CONCURRENCY].")
 def worker(threads: int | None) -> None:
     """Run a queue worker (scale-out shape: SENDWELL_QUEUE_URL=redis://…); SIGTERM stops it gracefully."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     runtime = get_runtime()
+    configure_logging(runtime.settings.log_format)
     consumer = Queue(runtime).consumer(workers=threads)
     _hint_sessions("worker", runtime, consumer.workers)
     # Follow-ups too: nobody wakes this dispatcher after a commit in another process, so it

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import json
 import logging
 import re
 import threading
 import time
+from datetime import datetime, timezone
 from typing import Any
 
 import uvicorn
@@ -33,13 +35,48 @@ class RedactTokens(logging.Filter):
         return True
 
 
-def log_config() -> dict[str, Any]:
-    """uvicorn's own logging configuration, with recipient tokens redacted from the access log."""
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line (SENDWELL_LOG_FORMAT=json): time, level, logger, message, exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            entry["exception"] = record.exc_text
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def log_config(log_format: str = "text") -> dict[str, Any]:
+    """uvicorn's own logging configuration, with recipient tokens redacted from the access log.
+
+    "json" formats uvicorn's records and Sendwell's own (the `sendwell` logger) as JSON lines.
+    """
     config = copy.deepcopy(LOGGING_CONFIG)
     config.setdefault("filters", {})["recipient_tokens"] = {"()": RedactTokens}
-    # On the logger, not a handler: a handler added later (JSON logs, say) gets clean records too.
+    # On the logger, not a handler: every handler, text or JSON, gets clean records.
     config["loggers"]["uvicorn.access"]["filters"] = ["recipient_tokens"]
+    if log_format == "json":
+        for formatter in config["formatters"].values():
+            formatter.clear()
+            formatter["()"] = JsonFormatter
+        config["loggers"]["sendwell"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
     return config
+
+
+def configure_logging(log_format: str = "text") -> None:
+    """Logging for a process without uvicorn (`sendwell worker`): Sendwell's INFO records on stderr."""
+    handler = logging.StreamHandler()
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
 
 
 def proxy_options(trusted_proxies: str) -> dict[str, Any]:
