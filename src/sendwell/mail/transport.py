@@ -7,6 +7,7 @@ import re
 import smtplib
 import socket
 import ssl
+import time
 from dataclasses import dataclass
 from ipaddress import ip_address
 from pathlib import Path
@@ -14,6 +15,14 @@ from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 _LEADING_DOT = re.compile(rb"(?m)^\.")
+
+# A session quiet for longer than this is checked with NOOP before its next mail: servers
+# close idle sessions (Postfix after 300 s, many relays after 10-60 s) without telling us.
+IDLE_CHECK_SECONDS = 10.0
+
+
+class _Disconnected(Exception):
+    """The session was gone before the server accepted any part of the transaction."""
 
 
 class TransportUnavailable(RuntimeError):
@@ -46,7 +55,7 @@ class SmtpTransport:
     """
 
     def __init__(self, url: str, *, timeout: float = 30.0, local_hostname: str | None = None,
-                 ca_file: str = "") -> None:
+                 ca_file: str = "", idle_check: float = IDLE_CHECK_SECONDS) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
             raise ValueError(f"invalid SMTP URL {url!r}: expected smtp://host:port or smtps://user:pass@host:port")
@@ -62,7 +71,9 @@ class SmtpTransport:
         self.timeout = timeout
         self.local_hostname = local_hostname
         self.pipelining = query.get("pipelining", ["1"])[0] not in ("0", "false", "no")
+        self.idle_check = idle_check
         self._smtp: smtplib.SMTP | None = None
+        self._last_reply = 0.0  # time.monotonic() of the session's last transaction
 
     @property
     def where(self) -> str:
@@ -106,6 +117,19 @@ class SmtpTransport:
                     pass
             raise TransportUnavailable(f"cannot reach SMTP server {self.where}: {_reason(exc)}") from exc
         self._smtp = smtp
+        self._last_reply = time.monotonic()
+
+    def _check_idle(self) -> None:
+        """NOOP on a session that was quiet past `idle_check`; a dead one is dropped (open() reconnects)."""
+        assert self._smtp is not None
+        try:
+            code, _ = self._smtp.noop()
+        except (OSError, smtplib.SMTPException):
+            code = 0
+        if code == 250:
+            self._last_reply = time.monotonic()
+        else:  # 421 (RFC 5321 §3.8), a closed socket, or a reply that makes no sense
+            self._drop()
 
     def supports_smtputf8(self) -> bool:
         self.open()
@@ -113,7 +137,26 @@ class SmtpTransport:
         return bool(self._smtp.has_extn("smtputf8"))
 
     def send(self, mail_from: str, rcpt_to: str, data: bytes) -> Outcome:
-        """One SMTP transaction. A dropped connection is a temporary outcome (the next send reconnects)."""
+        """One SMTP transaction. A dropped connection is a temporary outcome (the next send reconnects).
+
+        A session that was idle past `idle_check` is checked first (NOOP) and replaced if dead;
+        one found closed at MAIL FROM is replaced once and the mail sent on the new one: nothing
+        of it was accepted, so it cannot have been delivered.
+        """
+        # The hot path pays one clock read: back-to-back mails never send NOOP.
+        if self._smtp is not None and time.monotonic() - self._last_reply > self.idle_check:
+            self._check_idle()
+        try:
+            return self._transaction(mail_from, rcpt_to, data)
+        except _Disconnected:
+            self._drop()
+        try:
+            return self._transaction(mail_from, rcpt_to, data)
+        except _Disconnected as exc:
+            self._drop()
+            return Outcome("temporary", 0, f"connection lost: {exc}")
+
+    def _transaction(self, mail_from: str, rcpt_to: str, data: bytes) -> Outcome:
         self.open()
         assert self._smtp is not None
         options: list[str] = []
@@ -129,19 +172,9 @@ class SmtpTransport:
             smtp.command_encoding = "utf-8" if options else "ascii"
             mail_cmd = f"MAIL FROM:<{mail_from}>" + "".join(" " + o for o in options)
             if self.pipelining and smtp.has_extn("pipelining"):
-                return self._send_pipelined(smtp, mail_cmd, rcpt_to, data)
-            code, reply = smtp.docmd(mail_cmd)
-            if code != 250:
-                self._reset()
-                return _outcome(code, reply)
-            code, reply = smtp.docmd("RCPT", f"TO:<{rcpt_to}>")
-            if code not in (250, 251):
-                if code == 421:  # RFC 5321 §3.8: the server is closing the channel
-                    self._drop()
-                else:
-                    self._reset()
-                return _outcome(code, reply)
-            code, reply = smtp.data(data)
+                outcome = self._send_pipelined(smtp, mail_cmd, rcpt_to, data)
+            else:
+                outcome = self._send_lockstep(smtp, mail_cmd, rcpt_to, data)
         except smtplib.SMTPServerDisconnected as exc:
             self._drop()
             return Outcome("temporary", 0, f"connection lost: {_reason(exc)}")
@@ -154,14 +187,37 @@ class SmtpTransport:
         except (OSError, smtplib.SMTPException) as exc:
             self._drop()
             return Outcome("temporary", 0, f"connection lost: {_reason(exc)}")
+        self._last_reply = time.monotonic()
+        return outcome
+
+    def _send_lockstep(self, smtp: smtplib.SMTP, mail_cmd: str, rcpt_to: str, data: bytes) -> Outcome:
+        try:
+            code, reply = smtp.docmd(mail_cmd)
+        except (OSError, smtplib.SMTPServerDisconnected) as exc:
+            raise _Disconnected(_reason(exc)) from exc
+        if code != 250:
+            self._reset()
+            return _outcome(code, reply)
+        code, reply = smtp.docmd("RCPT", f"TO:<{rcpt_to}>")
+        if code not in (250, 251):
+            if code == 421:  # RFC 5321 §3.8: the server is closing the channel
+                self._drop()
+            else:
+                self._reset()
+            return _outcome(code, reply)
+        code, reply = smtp.data(data)
         if code == 421:
             self._drop()
         return Outcome("sent", code, "OK") if code == 250 else _outcome(code, reply)
 
     def _send_pipelined(self, smtp: smtplib.SMTP, mail_cmd: str, rcpt_to: str, data: bytes) -> Outcome:
         """MAIL, RCPT and DATA in one write, then the message (RFC 2920 §3.1: DATA ends a group)."""
-        smtp.send(f"{mail_cmd}\r\nRCPT TO:<{rcpt_to}>\r\nDATA\r\n")
-        mail_code, mail_reply = smtp.getreply()
+        try:
+            smtp.send(f"{mail_cmd}\r\nRCPT TO:<{rcpt_to}>\r\nDATA\r\n")
+            mail_code, mail_reply = smtp.getreply()
+        except (OSError, smtplib.SMTPServerDisconnected) as exc:
+            # No reply at all: the server took nothing, and the message body was never sent.
+            raise _Disconnected(_reason(exc)) from exc
         rcpt_code, rcpt_reply = smtp.getreply()
         data_code, data_reply = smtp.getreply()
         if mail_code != 250 or rcpt_code not in (250, 251) or data_code != 354:
