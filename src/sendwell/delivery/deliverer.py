@@ -333,7 +333,9 @@ class Deliverer:
             html = append_to_body(html, pixel_html(f"{s.base_url}/o/{make_open_token(keys, send.id)}.gif"))
         domain = self.sender_domain
         mailto = f"mailto:unsubscribe+{make_mailto_token(keys, contact.id, campaign.id)}@{domain}?subject=unsubscribe"
-        message_id = make_message_id(send.id, domain)
+        # Stored at the first attempt and derived the same way after a crash: a resent
+        # possible duplicate carries the Message-ID of the first copy.
+        message_id = send.message_id or make_message_id(send.id, domain, keys[-1])
         data = build_message(
             from_header=s.from_,
             to_name=" ".join(x for x in (contact.first_name, contact.last_name) if x),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import re
 import secrets
 from dataclasses import dataclass
@@ -97,8 +98,25 @@ def _from_line(from_header: str) -> str:
     return _fold("From", format_address(*parseaddr(from_header)))
 
 
-def make_message_id(send_id: int, domain: str) -> str:
-    return f"<{send_id}.{secrets.token_hex(6)}@{domain}>"
+def make_message_id(send_id: int, domain: str, key: str | None = None) -> str:
+    """The Message-ID of a send: the same on every attempt when `key` (the secret key) is given.
+
+    A retry, or a resend after a crash recovery, carries the Message-ID of the first attempt,
+    so a receiver that got both can drop the duplicate (RFC 5322 §3.6.4). The tag (12 hex) is
+    an HMAC of the send and domain, not guessable without the key: quoting one still proves
+    having received the mail (sendwell.feedback.service). Without a key the tag is random (a
+    mail that is never re-sent).
+    """
+    if key is None:
+        return f"<{send_id}.{secrets.token_hex(6)}@{domain}>"
+    tag = hmac.digest(_message_id_key(key), f"{send_id}@{domain}".encode(), "sha256")[:6].hex()
+    return f"<{send_id}.{tag}@{domain}>"
+
+
+@lru_cache(maxsize=8)
+def _message_id_key(key: str) -> bytes:
+    # Its own key, derived once: a Message-ID tag can never stand in for another token's MAC.
+    return hmac.digest(key.encode(), b"sendwell.message-id", "sha256")
 
 
 def _qp(text: str) -> bytes:
