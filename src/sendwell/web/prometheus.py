@@ -10,7 +10,6 @@ that /metrics adds up. The route wants an API token with the `metrics:read` scop
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 
 from fastapi import APIRouter, Request
@@ -23,7 +22,7 @@ from sqlalchemy import func, select
 from sendwell.access.service import allows, authenticate
 from sendwell.db.models import Alert, Event, OutboxMessage, Send, SendState, Suppression, WebhookDelivery
 from sendwell.db.session import transaction
-from sendwell.delivery.instruments import SMTP_SECONDS
+from sendwell.delivery.instruments import multiprocess_dir, smtp_seconds
 from sendwell.runtime import Runtime
 from sendwell.worker.queue import Queue
 
@@ -119,12 +118,7 @@ class _Local(Collector):
     """This process's own histogram, when metrics are not shared across processes."""
 
     def collect(self) -> Iterable[Metric]:
-        return SMTP_SECONDS.collect()
-
-
-def multiprocess_dir() -> str | None:
-    """The directory prometheus-client shares metrics through, when several processes report."""
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir") or None
+        return smtp_seconds().collect()
 
 
 def exposition(runtime: Runtime | None, collector: Collector | None = None) -> bytes:
