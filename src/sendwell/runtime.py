@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from sendwell.config import Settings, parse_domain_limits
-from sendwell.db.session import make_engine, make_session_factory
+from sendwell.db.session import engine_for, make_session_factory
 from sendwell.delivery.deliverer import Deliverer, FailureHook, RateCheck
 from sendwell.delivery.dkim import load_signer
 from sendwell.delivery.ports import Signer, Throttle
@@ -31,7 +31,7 @@ class Runtime:
 
     @cached_property
     def engine(self) -> Engine:
-        return self._engine or make_engine(self.settings.effective_database_url)
+        return self._engine or engine_for(self.settings)
 
     @cached_property
     def factory(self) -> sessionmaker[Session]:

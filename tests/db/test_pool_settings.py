@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from sendwell.db.session import engine_for, make_engine
+from sendwell.runtime import Runtime
 from tests.conftest import make_settings
 
 # Never connected to: building an engine opens no connection.
@@ -37,3 +38,13 @@ def test_a_bad_pool_size_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SENDWELL_DB_POOL_SIZE", "many")
     with pytest.raises(ValueError, match="SENDWELL_DB_POOL_SIZE"):
         make_engine(PG_URL)
+
+
+def test_the_runtime_engine_takes_the_pool_size_from_its_settings(tmp_path) -> None:
+    runtime = Runtime(make_settings(tmp_path / "data", database_url=PG_URL,
+                                    db_pool_size=3, db_max_overflow=2))
+    try:
+        pool = runtime.engine.pool
+        assert pool.size() == 3 and pool._max_overflow == 2  # no connection is opened to read these
+    finally:
+        runtime.dispose()

@@ -62,7 +62,7 @@ def serve_demo(data_dir: Path, *, host: str, port: int, as_json: bool) -> None:
     consumer = Queue(runtime).consumer(workers=1)
     consumer.start()
     try:
-        uvicorn.run(create_app(runtime), host=host, port=port, log_level="warning", log_config=log_config(),
+        uvicorn.run(create_app(runtime), host=host, port=port, log_level="warning", log_config=log_config(runtime.settings.log_format),
                     **proxy_options(runtime.settings.trusted_proxies))
     finally:
         consumer.stop(graceful=True)
