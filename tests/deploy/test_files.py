@@ -17,7 +17,7 @@ def test_compose_runs_the_four_roles_on_postgres_and_redis() -> None:
     assert services["postgres"]["image"].startswith("postgres:15")
     assert services["redis"]["image"].startswith("redis:7")
     commands = {name: services[name]["command"] for name in files.SENDWELL_SERVICES}
-    assert commands["migrate"][0] in ("init", "migrate")
+    assert commands["migrate"] == ["migrate"]
     assert commands["web"][:1] == ["serve"] and "--no-outbox" in commands["web"]
     assert commands["web"][commands["web"].index("--workers") + 1] == "0"
     assert commands["worker"] == ["worker"]
@@ -42,6 +42,7 @@ def test_compose_services_are_healthchecked_or_one_shot_and_start_in_order() -> 
     assert services["worker"]["depends_on"]["redis"]["condition"] == "service_healthy"
     assert services["worker"]["deploy"]["replicas"] >= 2
     assert "/healthz" in " ".join(services["web"]["healthcheck"]["test"])
+    assert services["worker"]["healthcheck"]["test"][1:] == ["sendwell", "health"]
 
 
 def test_compose_secrets_come_from_the_env_file_and_data_from_named_volumes() -> None:

@@ -1,4 +1,4 @@
-"""The containers' and units' commands, run as plain processes: migrate, serve, workers and listener send a campaign.
+"""The containers' commands and health checks as plain processes: migrate, serve, workers, listener.
 
 The commands come from deploy/compose.yaml (the units run the same ones, tests/deploy/test_files.py),
 so this test breaks when the files drift from what the product accepts.
@@ -97,8 +97,12 @@ def run(args: list[str], env: dict[str, str], cwd: Path) -> str:
 def healthcheck(service: dict, ports: dict[int, int]) -> list[str]:
     """A compose healthcheck's command for this machine (the image's `python` is this interpreter)."""
     test = service["healthcheck"]["test"]
-    assert test[0] == "CMD" and test[1] == "python"
-    return [sys.executable, *files.local(test[2:], ports)]
+    assert test[0] == "CMD" and test[1] in ("python", "sendwell")
+    return [sys.executable if test[1] == "python" else support.SENDWELL, *files.local(test[2:], ports)]
+
+
+def probe(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_compose_commands_migrate_serve_work_and_listen_and_one_click_suppresses(
@@ -109,18 +113,18 @@ def test_compose_commands_migrate_serve_work_and_listen_and_one_click_suppresses
     with CaptureSMTPServer() as smtp:
         env = deploy_env(tmp_path, empty_pg_database, redis_queue, smtp.url, web_port)
         env["SENDWELL_INBOUND_PORT"] = str(inbound_port)
-        run(services["migrate"]["command"], env, tmp_path)  # one-shot, before the others
-        run(services["migrate"]["command"], env, tmp_path)  # and safe to run again (an upgrade)
+        assert "migrated" in run(services["migrate"]["command"], env, tmp_path)  # one-shot, before the others
+        assert "already at" in run(services["migrate"]["command"], env, tmp_path)  # safe again (an upgrade)
 
         log = (tmp_path / "processes.log").open("ab")  # outlives the processes; closed below
         roles = ["web", "listener"] + ["worker"] * services["worker"]["deploy"]["replicas"]
         procs = [subprocess.Popen([support.SENDWELL, *files.local(services[role]["command"], ports)], env=env,
                                   cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT) for role in roles]
         try:
-            for role in ("web", "listener"):
+            for role in ("web", "listener", "worker"):
                 check = healthcheck(services[role], ports)
-                support.wait_for(lambda c=check: subprocess.run(c, capture_output=True, check=False).returncode == 0,
-                                 f"the {role} healthcheck", procs=procs)
+                support.wait_for(lambda c=check: probe(c, env).returncode == 0, f"the {role} healthcheck",
+                                 procs=procs, describe=lambda c=check: probe(c, env).stderr[-1000:])
 
             buyers = tmp_path / "buyers.csv"
             buyers.write_text("email,first_name,company,country\n" + "".join(
