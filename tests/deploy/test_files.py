@@ -30,7 +30,7 @@ def test_compose_services_are_healthchecked_or_one_shot_and_start_in_order() -> 
     services = files.compose()["services"]
     for name, service in services.items():
         if name == "migrate":
-            assert service["restart"] == "no"
+            assert service["restart"] == "no" and service["healthcheck"] == {"disable": True}
             assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
             continue
         test = service["healthcheck"]["test"]
