@@ -74,8 +74,8 @@ class RetryPolicy:
 # so the bounce policy's verdict is durable together with it: hook(session, send_id=, code=, message=).
 FailureHook = Callable[..., None]
 
-# The circuit breaker run after a batch: rate_check(session, campaign_id) judges the campaign's
-# rates and pauses it on a critical spike. The runtime wires insight's check in, so delivery
+# The circuit breaker, run during and after a batch: rate_check(session, campaign_id) judges the
+# campaign's rates and pauses it on a critical spike. The runtime wires insight's check in, so delivery
 # does not depend on insight's alerts.
 RateCheck = Callable[[Session, int], None]
 
@@ -118,10 +118,10 @@ class Deliverer:
     _last_rate_check: dict[int, float] = field(default_factory=dict)
 
     def check_rates(self, campaign_id: int) -> None:
-        """Judge the campaign's rates after a batch with `rate_check`; a critical spike pauses it.
+        """Judge the campaign's rates with `rate_check`; a critical spike pauses it.
 
-        Throttled per worker (alert_check_interval): each check reads the campaign's sends, and
-        a million-mail campaign has thousands of batches.
+        Called on deliver()'s one-second tick, mid-batch, and after each batch. Throttled per
+        deliverer (alert_check_interval): each check reads the campaign's sends.
         """
         if self.rate_check is None:
             return
@@ -223,6 +223,9 @@ class Deliverer:
                     stop = unreachable is not None or self.should_stop()
                     if not stop and time.monotonic() >= next_check:
                         next_check = time.monotonic() + 1.0
+                        # The breaker on the same tick: a critical spike pauses the campaign
+                        # in the database, so the read below stops this batch mid-way.
+                        self.check_rates(campaign_id)
                         halted = self._halted(engine, campaign_id)
                     if stop or halted is not None:
                         pos -= 1  # built but never marked: it goes back (or is deferred) with the rest

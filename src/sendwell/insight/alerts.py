@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from sendwell.db.models import Alert, Campaign, CampaignStatus
+from sendwell.db.models import Alert, Campaign, CampaignStatus, Event
 from sendwell.insight.rates import DIMENSIONS, Rates, breakdown, campaign_rates
 from sendwell.webhooks.service import emit_alert
 
@@ -161,6 +161,32 @@ def check_campaign(session: Session, *, campaign_id: int, thresholds: Thresholds
     for alert in created:
         # In the alert's own transaction, like every webhook event (sendwell.webhooks.service).
         emit_alert(session, alert=alert)
+    return created
+
+
+# The events the breaker's rates count as harm: a new one is a reason to judge again.
+BREAKER_EVENTS = ("unsubscribed", "complained", "bounced")
+
+
+def check_sending(session: Session, *, thresholds: Thresholds, seen: dict[int, int]) -> list[Alert]:
+    """Judge each sending campaign that got an opt-out, complaint or bounce since the last call.
+
+    `seen` maps a campaign to the highest such event id already judged; updated in place.
+    Catches signals that arrive when no deliverer of the campaign is running to judge them.
+    """
+    sending = session.scalars(select(Campaign.id).where(Campaign.status == CampaignStatus.SENDING.value)).all()
+    if not sending:
+        return []
+    latest = session.execute(
+        select(Event.campaign_id, func.max(Event.id))
+        .where(Event.kind.in_(BREAKER_EVENTS), Event.campaign_id.in_(sending))
+        .group_by(Event.campaign_id)
+    ).all()
+    created: list[Alert] = []
+    for campaign_id, last in latest:
+        if seen.get(campaign_id) != last:
+            seen[campaign_id] = last
+            created.extend(check_campaign(session, campaign_id=campaign_id, thresholds=thresholds))
     return created
 
 

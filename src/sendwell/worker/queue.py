@@ -24,7 +24,7 @@ from sendwell.db.session import transaction
 from sendwell.delivery.claims import claim_sends, due_batches, new_claim_token, recover_expired_leases
 from sendwell.delivery.progress import finish_if_done
 from sendwell.flows import run_hygiene_if_due, start_due_campaigns
-from sendwell.insight.alerts import Thresholds, check_recent
+from sendwell.insight.alerts import Thresholds, check_recent, check_sending
 from sendwell.insight.rollup import roll_up
 from sendwell.mail.transport import TransportUnavailable
 from sendwell.runtime import Runtime
@@ -152,11 +152,29 @@ class Queue:
             log.info("setting %s changed in the data folder's sendwell.env: applied", name)
         return applied
 
+    def judge_sending(self) -> None:
+        """The breaker between batches: judge sending campaigns whose opt-outs, complaints or
+        bounces changed, so a campaign with no batch left to claim is still paused promptly."""
+        with transaction(self.runtime.factory) as session:
+            check_sending(session, thresholds=Thresholds.from_settings(self.runtime.settings),
+                          seen=self.__dict__.setdefault("_breaker_seen", {}))
+
     def _recovery_loop(self, stop: threading.Event) -> None:
         interval = self.runtime.settings.recovery_interval
         next_insight = 0.0
         next_hygiene = time.monotonic() + HYGIENE_CHECK_INTERVAL
+        next_scan = 0.0
         while not stop.is_set():
+            # A short tick for the breaker; the scans below keep their own interval.
+            tick = max(min(self.runtime.settings.alert_check_interval, interval), 0.5)
+            try:
+                self.judge_sending()
+            except Exception:
+                log.exception("judging sending campaigns failed; retrying in %ss", tick)
+            if time.monotonic() < next_scan:
+                stop.wait(min(tick, next_scan - time.monotonic()))
+                continue
+            next_scan = time.monotonic() + interval
             try:
                 self.recover()
             except Exception:  # a database hiccup must not kill the scanner
@@ -181,7 +199,7 @@ class Queue:
                     self.insight()
                 except Exception:
                     log.exception("insight roll-up failed; retrying in %ss", INSIGHT_INTERVAL)
-            stop.wait(interval)
+            stop.wait(min(tick, interval))
 
     # ---- port -----------------------------------------------------------
     def enqueue_batches(self, campaign_id: int, batches: list[list[int]]) -> int:
