@@ -150,6 +150,7 @@ def sqlite_only(metafunc: pytest.Metafunc) -> None:
 # module here because pytest-xdist's own `xdist_group` mark does not group on pytest 9.2
 # (it rewrites the old string node id, pytest-xdist issue 1386).
 SLOW_MODULES = frozenset({
+    "tests/cli/test_keys.py",
     "tests/cli/test_serve.py",
     "tests/deploy/test_processes.py",
     "tests/reliability/test_crash.py",

@@ -18,10 +18,11 @@ from sendwell.delivery.ports import Signer, Throttle
 from sendwell.delivery.throttle import Throttle as TokenThrottle
 from sendwell.feedback.service import smtp_refusal_hook
 from sendwell.insight.alerts import Thresholds, check_campaign
+from sendwell.keys import check_keys, recorded_fingerprints
 from sendwell.mail.transport import make_transport
 
 # Cached properties built from settings, dropped by replace_settings so they are built again.
-_FROM_SETTINGS = ("signer", "throttle")
+_FROM_SETTINGS = ("signer", "throttle", "keys_checked")
 
 
 @dataclass
@@ -49,6 +50,13 @@ class Runtime:
         """The process's rate limits (SENDWELL_RATE_LIMIT, SENDWELL_DOMAIN_LIMITS), shared by its deliverers."""
         throttle = TokenThrottle(rate=self.settings.rate_limit, domains=parse_domain_limits(self.settings.domain_limits))
         return throttle if throttle.active else None
+
+    @cached_property
+    def keys_checked(self) -> bool:
+        """Raises KeyMismatch when these settings' keys are not the installation's (database record)."""
+        if recorded_fingerprints(self.engine):
+            check_keys(self.settings, self.engine)
+        return True
 
     def replace_settings(self, new: Settings) -> None:
         """Run on `new` settings from now on: the signer and throttle are built again from them.
@@ -80,7 +88,12 @@ class Runtime:
         return check
 
     def make_deliverer(self, should_stop: Callable[[], bool] | None = None) -> Deliverer:
-        """A deliverer with its own SMTP session; make one per thread."""
+        """A deliverer with its own SMTP session; make one per thread.
+
+        Refuses (KeyMismatch, naming the key) when this process's keys are not the installation's:
+        its one-click links would be refused by the web process and its DKIM key is not in DNS.
+        """
+        self.keys_checked  # noqa: B018  (built once per settings; raises KeyMismatch)
         transport = make_transport(
             self.settings.smtp_url, self.settings.capture_dir, timeout=self.settings.smtp_timeout,
             ca_file=self.settings.smtp_ca_file,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 from typing import Any
 
 import click
@@ -14,6 +15,7 @@ from sendwell.cli.context import get_runtime, safe_url
 from sendwell.mail.transport import loopback_sessions_hint
 from sendwell.db.session import engine_for
 from sendwell.followups import outbox_worker
+from sendwell.keys import KeyMismatch, check_keys, describe
 from sendwell.web.app import create_app
 from sendwell.web.health import failed, readiness
 from sendwell.web.server import configure_logging, log_config, proxy_options
@@ -22,12 +24,22 @@ from sendwell.worker.queue import Queue
 
 # ---------------------------------------------------------------- init
 @click.command()
+@click.option("--join", "join", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Take the secret key, pepper and DKIM key settings from FILE (another machine's "
+                   "sendwell.env) instead of making new ones.")
+@click.option("--record-keys", is_flag=True,
+              help="Record this data folder's keys as the installation's, replacing the database's record "
+                   "(after a deliberate change, e.g. `sendwell dkim keygen`; copy the new keys to every machine).")
 @json_option
-def init(as_json: bool) -> None:
+def init(join: Path | None, record_keys: bool, as_json: bool) -> None:
     """Create the data folder, keys and the database schema."""
     settings = get_settings()
+    if join is not None and record_keys:
+        fail("--join and --record-keys exclude each other")
     try:
-        settings, created = initialise(settings)
+        settings, created = initialise(settings, join=join, record_keys=record_keys)
+    except KeyMismatch as exc:
+        fail(str(exc))
     except Exception as exc:
         fail(f"cannot initialise {safe_url(settings.effective_database_url)}: {exc}")
     result = {
@@ -70,6 +82,7 @@ def health(as_json: bool) -> None:
 def serve(host: str, port: int, queue_workers: int | None, outbox: bool) -> None:
     """Run the web app with the embedded queue worker and scheduler."""
     runtime = get_runtime()
+    _check_keys("serve", runtime)
     server = uvicorn.Server(uvicorn.Config(create_app(runtime, outbox=outbox), host=host, port=port,
                                            log_level="info", log_config=log_config(runtime.settings.log_format),
                                            **proxy_options(runtime.settings.trusted_proxies)))
@@ -101,6 +114,7 @@ def worker(threads: int | None) -> None:
     """Run a queue worker (scale-out shape: SENDWELL_QUEUE_URL=redis://…); SIGTERM stops it gracefully."""
     runtime = get_runtime()
     configure_logging(runtime.settings.log_format)
+    _check_keys("worker", runtime)
     consumer = Queue(runtime).consumer(workers=threads)
     _hint_sessions("worker", runtime, consumer.workers)
     # Follow-ups too: nobody wakes this dispatcher after a commit in another process, so it
@@ -111,6 +125,18 @@ def worker(threads: int | None) -> None:
         consumer.run()
     finally:
         outbox.stop()
+
+
+def _check_keys(command: str, runtime: Any) -> None:
+    """Refuse to start with keys other than the installation's; print the fingerprints (never the keys)."""
+    try:
+        fingerprints = check_keys(runtime.settings, runtime.engine)
+    except KeyMismatch as exc:
+        fail(f"sendwell {command}: {exc}")
+    except Exception as exc:  # no key yet, an unreadable DKIM file: reported where it is used, as before
+        click.echo(f"sendwell {command}: key fingerprints unavailable: {exc}", err=True)
+        return
+    click.echo(f"sendwell {command}: key fingerprints: {describe(fingerprints)}", err=True)
 
 
 def _hint_sessions(command: str, runtime: Any, sessions: int) -> None:

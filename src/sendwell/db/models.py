@@ -564,3 +564,13 @@ class FeedbackReview(Base):
     raw_ref: Mapped[str] = mapped_column(String(100), default="", index=True)
     raw_size: Mapped[int] = mapped_column(Integer, default=0)
     raw: Mapped[str] = mapped_column(Text, default="")  # the first 64 KiB, for a person to read
+
+
+class InstallationKey(Base):
+    """A fingerprint of one key every process of the installation must share (never the key itself)."""
+
+    __tablename__ = "installation_keys"
+
+    name: Mapped[str] = mapped_column(String(20), primary_key=True)  # secret_key | hash_pepper | dkim
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
