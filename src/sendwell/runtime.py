@@ -81,7 +81,7 @@ class Runtime:
         return [on_refusal]
 
     def delivery_rate_check(self) -> RateCheck:
-        """The circuit breaker after each batch: insight's spike check, which pauses the campaign."""
+        """The circuit breaker, run on the deliverer's tick and after each batch: pauses a campaign on a spike."""
         def check(session: Session, campaign_id: int) -> None:
             check_campaign(session, campaign_id=campaign_id, thresholds=Thresholds.from_settings(self.settings))
 
