@@ -21,16 +21,16 @@ def test_demo_runs_the_mission(tmp_path) -> None:
     assert first["states"]["sent"] > 100
     optout = summary["optout"]
     # 6 one-click before the second campaign, then each web method once more (demo/optout.py);
-    # issue 8's ARF complaint adds one opt-out with method complaint.
+    # the ARF complaint adds one opt-out with method complaint.
     insight = summary["insight"]
-    # …and the badly targeted campaign's leavers unsubscribe on the page (issue 9's demo step).
+    # …and the badly targeted campaign's leavers unsubscribe on the page (the insight step).
     assert summary["unsubscribed"] == {"one_click": 8, "page": 2 + insight["leavers"], "preference_center": 1,
                                        "complaint": 1}
     assert optout["resubscribed"] == 1 and optout["preferences_changed"] == 4
     assert sum(optout["reasons"].values()) == 11 and optout["reasons"]["too_many"] == 4
     assert optout["thank_you_sent"] == 10  # 11 web leavers; the one who clicked Undo first gets none
     assert optout["magic_links_sent"] == 1
-    # Issue 8: a hard bounce and a complaint suppress; the soft bounce, the delay and the
+    # Feedback: a hard bounce and a complaint suppress; the soft bounce, the delay and the
     # 5.7.515 sender-fault rejection do not (the hard-bounced send is marked failed).
     feedback = summary["feedback"]
     assert feedback["actions"] == {"hard_bounce": 1, "soft_bounce": 1, "delay": 1, "sender_fault": 1, "complaint": 1}
@@ -38,7 +38,7 @@ def test_demo_runs_the_mission(tmp_path) -> None:
     delivered_first = first["states"]["sent"] + first["states"]["failed"]
     assert first["states"]["failed"] == 1
     # Suppression wins over every other reason; the same-day follow-up also meets the
-    # prospects' default cap (1 per 7 days), so they are skipped as frequency_cap (issue 4).
+    # prospects' default cap (1 per 7 days), so they are skipped as frequency_cap.
     skipped = second["skipped"]
     assert {k: skipped[k] for k in ("unsubscribed", "bounced", "complained")} == {
         "unsubscribed": 6, "bounced": 1, "complained": 1}
@@ -52,7 +52,7 @@ def test_demo_runs_the_mission(tmp_path) -> None:
                                          + optout["thank_you_sent"] + optout["magic_links_sent"]
                                          + insight["sent"] + insight["thank_you_sent"]
                                          + summary["hygiene"]["sent"])
-    # Issue 9: the spike on the badly targeted campaign, what drove it, and the advice.
+    # Insight: the spike on the badly targeted campaign, what drove it, and the advice.
     assert insight["leavers"] >= 5 and insight["thank_you_sent"] == insight["leavers"]
     critical = [a for a in insight["alerts"] if a["severity"] == "critical"]
     assert critical and critical[0]["kind"] == "unsubscribe_spike"
@@ -68,7 +68,7 @@ def test_demo_runs_the_mission(tmp_path) -> None:
     assert summary["api"] == {"upsert_status": 201, "engagement_status": 201, "unsubscribed_is_suppressed": True,
                               "wrong_scope_status": 403,
                               "metrics_mails_sent": first["states"]["sent"] + second["states"]["sent"]}
-    # Issue 3: topics, several consent kinds, an XLSX import, a saved segment, export, erasure.
+    # Audience: topics, several consent kinds, an XLSX import, a saved segment, export, erasure.
     audience = summary["audience"]
     assert audience["topics"] == ["led-lighting", "smart-home", "product-launches"]
     assert set(audience["consent_kinds"]) == {"express", "implied_inquiry", "implied_purchase",
@@ -82,7 +82,7 @@ def test_demo_runs_the_mission(tmp_path) -> None:
                   + summary["feedback"]["suppressed"]["hard_bounce"])
     assert audience["exported"] == audience["contacts_before_export"] - suppressed
     assert audience["erasure"]["reimport_kept_out"] == 1 and audience["erasure"]["reimport_created"] == 0
-    # Issue 10: one hygiene pass mails last year's quiet leads once (never the one who clicked
+    # Hygiene: one hygiene pass mails last year's quiet leads once (never the one who clicked
     # recently nor the one who unsubscribed); the keep-me GET changes nothing, the POST keeps;
     # a pass 31 days on suppresses the unanswered with reason sunset.
     hygiene = summary["hygiene"]

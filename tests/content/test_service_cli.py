@@ -39,7 +39,7 @@ def test_lint_samples_one_contact_per_region_and_language(runtime, db_settings) 
         campaign_id = _create(s, db_settings, html=html)
     with transaction(runtime.factory) as s:
         report = lint_campaign(s, settings=db_settings, campaign_id=campaign_id)
-    assert report.samples == ["cn/zh_Hans", "eu/de", "us/en"]  # China is its own region (issue 3)
+    assert report.samples == ["cn/zh_Hans", "eu/de", "us/en"]  # China is its own region
     assert [(f.code, f.samples) for f in report.errors] == [("unknown-variable", ("us/en",))]
     assert not report.ok
 

@@ -110,7 +110,7 @@ def test_report(client, admin, auth) -> None:
 
 
 def test_send_refuses_a_campaign_that_fails_the_compliance_lint(client, admin) -> None:
-    """Issue 5: no entry point sends a campaign with blocking findings; nothing is planned."""
+    """The send gate: no entry point sends a campaign with blocking findings; nothing is planned."""
     _audience(client, admin)
     created = client.post(f"{API}/campaigns", headers=admin, json={
         "name": "Careless", "subject": "RE: our call",
