@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/insight.py [--events 10000000] [--db sqlite|URL]
 
-Target (issue 9): each dashboard query answers in ≤ 1 s at 10,000,000 events; the printed
+Target: each dashboard query answers in ≤ 1 s at 10,000,000 events; the printed
 ratio is full scan / dashboard query. Writes bench/results/insight.json.
 """
 
