@@ -173,7 +173,7 @@ def unsubscribe_contact(
             .order_by(Event.id.desc())
             .limit(1)
         )
-    # Objects already loaded in this session must not hide what the SQL above changed.
+    # Objects already loaded in the ORM identity map must not hide what the SQL above changed.
     for obj in list(session.identity_map.values()):
         if isinstance(obj, Consent | Subscription) and obj.contact_id == contact_id:
             session.expire(obj)

@@ -61,7 +61,11 @@ class BodySizeLimit:
             return await self.app(scope, receive, send)
         path = scope.get("path", "")
         limit = limit_for(path)
-        declared = dict(scope["headers"]).get(b"content-length")
+        # The (last) Content-Length header, without building a dict of every header (the one-click path).
+        declared = None
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                declared = value
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             return await too_large(path, limit)(scope, receive, send)
         received = 0
