@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import event, text
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import Pool
 
 from sendwell.cli.main import cli, register_commands
-from sendwell.db.session import make_engine
+from sendwell.db.session import make_engine, overwriting_deletes
 
 register_commands()
 TRACES = ("Zephyrine", "Quarterhouse", "Quillmoor Lanterns", "zephyrine@quillmoor.example")
@@ -70,8 +71,13 @@ def test_erasure_leaves_nothing_readable_in_the_database_file(db_url: str, tmp_p
         assert trace.encode() not in raw, trace
 
 
-def test_every_sqlite_connection_overwrites_freed_space(tmp_path: Path, sqlite_without_secure_delete: None) -> None:
+def test_sqlite_zeroes_deleted_content_and_overwrites_everything_during_an_erasure(
+        tmp_path: Path, sqlite_without_secure_delete: None) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
-    with engine.connect() as conn:
-        assert conn.execute(text("PRAGMA secure_delete")).scalar() == 1
+    with Session(engine) as session:
+        # FAST (2): deleted content is zeroed in its page on every connection, whatever the build's default.
+        assert session.connection().execute(text("PRAGMA secure_delete")).scalar() == 2
+        with overwriting_deletes(session):
+            assert session.connection().execute(text("PRAGMA secure_delete")).scalar() == 1  # ON: freed pages too
+        assert session.connection().execute(text("PRAGMA secure_delete")).scalar() == 2
     engine.dispose()

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from sendwell.contacts.fields import normalise_email
 from sendwell.contacts.tabular import TableWriter
 from sendwell.db.models import SCOPE_ALL, Consent, Contact, Event, Subscription, Suppression, SuppressionReason
+from sendwell.db.session import overwriting_deletes
 from sendwell.suppression.service import hash_email, suppress
 
 EXPORT_COLUMNS = ("email", "first_name", "last_name", "company", "job_title", "country",
@@ -75,7 +76,11 @@ def erase_contact(session: Session, *, email: str, pepper: bytes, now: datetime 
     A suppression that already exists keeps its reason (an unsubscribe stays an unsubscribe);
     otherwise the reason is `erased`. ICO: suppress, do not delete, so the opt-out survives.
     """
-    now = now or datetime.now(timezone.utc)
+    with overwriting_deletes(session):
+        return _erase(session, email=email, pepper=pepper, now=now or datetime.now(timezone.utc))
+
+
+def _erase(session: Session, *, email: str, pepper: bytes, now: datetime) -> ErasureResult:
     try:
         address = normalise_email(email)
     except ValueError:
