@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     inbound_domains: str = ""  # comma-separated; "" = the From address's domain
     inbound_host: str = "127.0.0.1"
     inbound_port: int = 2525
+    # DNS: "host[:port],…" queried instead of the system's resolver (split-horizon DNS, tests); "" = system.
+    dns_nameservers: str = ""
+    dns_timeout: float = Field(default=5.0, gt=0)  # seconds per DNS lookup, all tries included
     sendgrid_public_key: str = ""  # the Event Webhook verification key (base64 DER or PEM)
     ses_topic_arns: str = ""  # comma-separated SNS topic ARNs accepted; required: "" refuses every SES message
     # Opt-out follow-ups (sendwell.optout): which regions get the thank-you mail after an
