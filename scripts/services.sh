@@ -26,6 +26,14 @@ if ! command -v dovecot >/dev/null 2>&1 && [ ! -x /usr/sbin/dovecot ]; then
     || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q dovecot-imapd >/dev/null 2>&1; } \
     || echo "services: could not install dovecot-imapd" >&2
 fi
+# The DNS tests start their own NSD authoritative server on a free loopback port (tests/dnsserver.py).
+if ! command -v nsd >/dev/null 2>&1 && [ ! -x /usr/sbin/nsd ]; then
+  echo "services: installing nsd"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q nsd >/dev/null 2>&1 \
+    || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q nsd >/dev/null 2>&1; } \
+    || echo "services: could not install nsd" >&2
+fi
 # The web admin's browser tests drive Debian's chromium with Playwright (tests/web/admin/test_browser.py);
 # CJK fonts so the Chinese pages and screenshots render.
 if ! command -v chromium >/dev/null 2>&1 || [ ! -d /usr/share/fonts/opentype/noto ]; then

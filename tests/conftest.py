@@ -153,6 +153,8 @@ SLOW_MODULES = frozenset({
     "tests/cli/test_keys.py",
     "tests/cli/test_serve.py",
     "tests/deploy/test_processes.py",
+    "tests/deliverability/test_dnsserver.py",
+    "tests/deliverability/test_domain_check.py",
     "tests/reliability/test_crash.py",
     "tests/reliability/test_infrastructure.py",
     "tests/reliability/test_smtp_faults.py",
