@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     smtp_concurrency: int = Field(default=4, ge=1, le=256)  # SMTP sessions (threads) per process
     rate_limit: float = Field(default=0.0, ge=0)  # mails per second per process, all domains; 0 = none
     domain_limits: str = ""  # "gmail.com=50,outlook.com=30": mails per second per process and domain
+    # Provider groups (docs/delivery.md, "Provider groups"): a recipient domain's group comes from its name
+    # or its MX hosts. Extra groups, name=glob|glob on the domain or an MX host ("acme=*.acme.example|mx*.acme-
+    # mail.example"), and limits per group over the defaults ("google=20/s;5000/h,acme=5/s;conn=4").
+    provider_groups: str = ""
+    provider_limits: str = ""
+    provider_max_wait: float = Field(default=2.0, ge=0)  # seconds a mail waits for its group; longer: deferred
+    provider_recover_seconds: float = Field(default=10.0, gt=0)  # after a slow-down, each clean period adds a tenth
     retry_base_seconds: float = Field(default=300.0, gt=0)  # first retry after 4xx / connection error
     retry_max_delay_seconds: float = Field(default=6 * 3600.0, gt=0)  # backoff cap
     retry_max_age_hours: float = Field(default=72.0, gt=0)  # give up this long after the first attempt
@@ -169,6 +176,18 @@ class Settings(BaseSettings):
     @classmethod
     def _check_domain_limits(cls, value: str) -> str:
         parse_domain_limits(value)
+        return value
+
+    @field_validator("provider_groups")
+    @classmethod
+    def _check_provider_groups(cls, value: str) -> str:
+        parse_provider_groups(value)
+        return value
+
+    @field_validator("provider_limits")
+    @classmethod
+    def _check_provider_limits(cls, value: str) -> str:
+        parse_provider_limits(value)
         return value
 
     @field_validator("base_url")
@@ -412,6 +431,75 @@ def parse_domain_limits(value: str) -> dict[str, float]:
         if not domain or "." not in domain or per_second <= 0:
             raise ValueError(f"SENDWELL_DOMAIN_LIMITS: {item!r} is not domain=mails_per_second (e.g. gmail.com=50)")
         limits[domain] = per_second
+    return limits
+
+
+_GROUP_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+_GLOB = re.compile(r"[a-z0-9*?._\[\]-]+")
+
+
+def parse_provider_groups(value: str) -> dict[str, tuple[str, ...]]:
+    """`acme=*.acme.example|mx*.acme-mail.example,…` → {"acme": ("*.acme.example", "mx*.acme-mail.example")}.
+
+    Each glob is matched (fnmatch) on the recipient's domain and on its MX host names.
+    """
+    groups: dict[str, tuple[str, ...]] = {}
+    for item in value.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, sep, globs = item.partition("=")
+        name = name.strip().lower()
+        patterns = tuple(g.strip().lower().rstrip(".") for g in globs.split("|") if g.strip())
+        if not sep or not _GROUP_NAME.fullmatch(name) or not patterns or not all(map(_GLOB.fullmatch, patterns)):
+            raise ValueError(f"SENDWELL_PROVIDER_GROUPS: {item!r} is not name=glob|glob "
+                             "(e.g. acme=*.acme.example|mx*.acme-mail.example)")
+        groups[name] = groups.get(name, ()) + patterns
+    return groups
+
+
+_PER = {"s": "per_second", "m": "per_minute", "h": "per_hour", "d": "per_day"}
+_KEYED = {"burst": "burst", "conn": "connections", "per_conn": "per_connection"}
+
+
+def parse_provider_limits(value: str) -> dict[str, dict[str, float]]:
+    """`google=20/s;5000/h,acme=5/s;conn=4` → {"google": {"per_second": 20, "per_hour": 5000}, …}.
+
+    Parts of one group's limit, separated by `;`: N/s, N/m, N/h, N/d (mails per second, minute,
+    hour, day), burst=N (mails sent at once before the per-second pace applies), conn=N (mails in
+    flight at once), per_conn=N (mails per SMTP session), or `off` (no limit for the group).
+    """
+    limits: dict[str, dict[str, float]] = {}
+    for item in value.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, sep, spec = item.partition("=")
+        name = name.strip().lower()
+        parts = [p.strip().lower() for p in spec.split(";") if p.strip()]
+        limit: dict[str, float] = {}
+        ok = bool(sep) and bool(_GROUP_NAME.fullmatch(name)) and bool(parts)
+        for part in parts if ok else ():
+            if part == "off":
+                continue
+            number, per, unit = part.partition("/")
+            if not per:
+                key, eq, number = part.partition("=")
+                field = _KEYED.get(key.strip()) if eq else None
+            else:
+                field = _PER.get(unit.strip())
+            try:
+                amount = float(number)
+            except ValueError:
+                amount = -1.0
+            if field is None or amount <= 0:
+                ok = False
+                break
+            limit[field] = amount
+        if not ok:
+            raise ValueError(f"SENDWELL_PROVIDER_LIMITS: {item!r} is not group=N/s;N/h;N/d;conn=N;per_conn=N "
+                             "(e.g. google=20/s;5000/h)")
+        limits[name] = limit
     return limits
 
 

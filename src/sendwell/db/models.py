@@ -566,6 +566,18 @@ class FeedbackReview(Base):
     raw: Mapped[str] = mapped_column(Text, default="")  # the first 64 KiB, for a person to read
 
 
+class ProviderMx(Base):
+    """A recipient domain's MX hosts as last looked up, and until when they are trusted (delivery/providers.py)."""
+
+    __tablename__ = "provider_mx"
+
+    domain: Mapped[str] = mapped_column(String(253), primary_key=True)
+    mx_hosts: Mapped[str] = mapped_column(Text, default="")  # space-separated, by preference; "" = none
+    provider: Mapped[str] = mapped_column(String(40), default="other")  # the group when looked up (for reading)
+    checked_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
 class InstallationKey(Base):
     """A fingerprint of one key every process of the installation must share (never the key itself)."""
 
