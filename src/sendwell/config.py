@@ -118,6 +118,12 @@ class Settings(BaseSettings):
     # DNS: "host[:port],…" queried instead of the system's resolver (split-horizon DNS, tests); "" = system.
     dns_nameservers: str = ""
     dns_timeout: float = Field(default=5.0, gt=0)  # seconds per DNS lookup, all tries included
+    # Sender-domain check (docs/delivery.md, "Sender domain"): the IPs mail leaves from, when known
+    # (comma-separated; "" = the relay of smtp_url sends), how long a check result is trusted, and
+    # the audience (recipients/day) from which a failing domain blocks a marketing send.
+    sending_ips: str = ""
+    domain_check_ttl: float = Field(default=3600.0, ge=0)  # seconds; 0 = check at every campaign start
+    bulk_threshold: int = Field(default=5000, ge=0)
     sendgrid_public_key: str = ""  # the Event Webhook verification key (base64 DER or PEM)
     ses_topic_arns: str = ""  # comma-separated SNS topic ARNs accepted; required: "" refuses every SES message
     # Opt-out follow-ups (sendwell.optout): which regions get the thank-you mail after an
