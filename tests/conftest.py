@@ -162,6 +162,7 @@ SLOW_MODULES = frozenset({
     "tests/test_logging.py",
     "tests/web/admin/test_demo_serve.py",
     "tests/web/test_access_log.py",
+    "tests/web/test_settings_store.py",
     "tests/worker/test_serve.py",
     "tests/worker/test_workers.py",
 })

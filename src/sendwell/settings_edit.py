@@ -1,11 +1,15 @@
 """Settings a marketer may change in the web admin: the sender identity and the frequency policy.
 
-They are written to `sendwell.env` in the data folder — the same file `sendwell init` writes
-and every process reads at start. Settings objects are never changed in place: both functions
-return a new object, which the caller swaps in (`Runtime.replace_settings`) so the running
-process applies it at once. The environment still wins (DESIGN.md): a value set by a
-SENDWELL_* variable is shown as such and cannot be changed here. Other processes on the
-machine (`sendwell worker`) pick the file up on their next recovery scan (`refresh_from_file`).
+They are stored in the database (the `settings` table), so every process of the installation,
+on every machine, sees them. Precedence: a SENDWELL_* environment variable > the database >
+the data folder's sendwell.env > the default. A value set in the environment is shown as such
+and cannot be changed here; sendwell.env is still read, so values an older release wrote there
+from the admin stay in force until saved here (or moved with `sendwell settings import-env`).
+
+Settings objects are never changed in place: every function returns a new object, which the
+caller swaps in (`Runtime.replace_settings`). The web process applies its own edit at once;
+every process applies the stored values at start and on its periodic scan (`apply_stored`,
+`Runtime.refresh_settings`).
 """
 
 from __future__ import annotations
@@ -17,8 +21,11 @@ from email.utils import parseaddr
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from sendwell.config import CONFIG_FILE_NAME, Settings, read_config_file, write_config_values
+from sendwell.config import CONFIG_FILE_NAME, Settings, read_config_file
+from sendwell.db.models import StoredSetting, utcnow
 
 # field name → (environment variable, label)
 EDITABLE: dict[str, tuple[str, str]] = {
@@ -54,15 +61,28 @@ class EditableValue:
     label: str
     value: str
     from_environment: bool  # set by a SENDWELL_* variable: shown, not editable here
+    from_database: bool = False  # saved in the admin: the same on every machine
+    from_file: bool = False  # from this machine's sendwell.env only
+
+
+_FIELD_OF = {variable: field for field, (variable, _label) in EDITABLE.items()}
 
 
 def from_environment(field: str) -> bool:
     return bool(os.environ.get(EDITABLE[field][0], "").strip())
 
 
-def editable_values(settings: Settings) -> list[EditableValue]:
-    return [EditableValue(name, var, label, str(getattr(settings, name)), from_environment(name))
-            for name, (var, label) in EDITABLE.items()]
+def editable_values(settings: Settings, stored: dict[str, str] | None = None) -> list[EditableValue]:
+    """Each editable setting with its value and where that value comes from (`stored`: stored_values)."""
+    stored = stored or {}
+    in_file = read_config_file(settings.data_dir / CONFIG_FILE_NAME)
+    out = []
+    for name, (var, label) in EDITABLE.items():
+        env = from_environment(name)
+        out.append(EditableValue(name, var, label, str(getattr(settings, name)), env,
+                                 from_database=not env and name in stored,
+                                 from_file=not env and name not in stored and name in in_file))
+    return out
 
 
 def _check(field: str, value: str) -> None:
@@ -98,32 +118,87 @@ def _replaced(settings: Settings, values: dict[str, str]) -> Settings:
         raise SettingsError(field, str(error["msg"]).removeprefix("Value error, ")) from None
 
 
-def update_settings(settings: Settings, changes: dict[str, str]) -> tuple[Settings, dict[str, str]]:
-    """Validate `changes` (field → new text) and write them to sendwell.env.
+def stored_values(session: Session) -> dict[str, str]:
+    """The settings saved in the database: field name → text (rows of unknown keys are left alone)."""
+    return {_FIELD_OF[row.key]: row.value for row in session.scalars(select(StoredSetting))
+            if row.key in _FIELD_OF}
 
-    All or nothing: one bad value changes nothing, and the error names its variable. Values
+
+def update_settings(settings: Settings, changes: dict[str, str], session: Session,
+                    updated_by: str = "") -> tuple[Settings, dict[str, str]]:
+    """Validate `changes` (field → new text) and store them in the database (in `session`'s transaction).
+
+    All or nothing: one bad value stores nothing, and the error names its variable. Values
     set in the environment are refused. Returns the new settings (`settings` itself when
-    nothing changed) and what actually changed; the caller swaps the new object in.
+    nothing changed) and what actually changed; the caller commits and swaps the new object in.
     """
-    changed = {k: v.strip() for k, v in changes.items() if k in EDITABLE and v.strip() != str(getattr(settings, k))}
     for field in changes:
         if field not in EDITABLE:
             raise ValueError(f"{field!r} cannot be changed here")
+    changed = {k: v.strip() for k, v in changes.items() if v.strip() != str(getattr(settings, k))}
     for field in changed:
         if from_environment(field):
             raise SettingsError(field, "set in the environment, which wins over this page; change it there")
     if not changed:
         return settings, changed
     new = _replaced(settings, changed)
-    write_config_values(settings.data_dir / CONFIG_FILE_NAME, changed)
+    store_values(session, changed, updated_by)
     return new, changed
+
+
+def store_values(session: Session, values: dict[str, str], updated_by: str = "") -> None:
+    """Insert or update these (already validated) settings rows."""
+    now = utcnow()
+    for field, value in values.items():
+        row = session.get(StoredSetting, EDITABLE[field][0])
+        if row is None:
+            session.add(StoredSetting(key=EDITABLE[field][0], value=value, updated_at=now, updated_by=updated_by))
+        else:
+            row.value, row.updated_at, row.updated_by = value, now, updated_by
+    session.flush()
+
+
+def apply_stored(settings: Settings, stored: dict[str, str],
+                 dropped: frozenset[str] = frozenset()) -> tuple[Settings, list[str]] | None:
+    """`settings` with the stored values that differ from it (fields the environment sets keep theirs).
+
+    `dropped`: fields whose rows were deleted since the last look; they go back to this
+    machine's sendwell.env, or the default. A stored value the checks refuse (edited by hand
+    in the database) is skipped: what runs now stays. Returns the new settings and the names
+    of the fields that changed, or None when nothing did.
+    """
+    wanted = {field: value for field, value in stored.items() if not from_environment(field)}
+    if dropped - stored.keys():
+        in_file = read_config_file(settings.data_dir / CONFIG_FILE_NAME)
+        for field in dropped - stored.keys():
+            if not from_environment(field):
+                default = Settings.model_fields[field].default
+                wanted[field] = in_file.get(field, str(default))
+    return _apply(settings, wanted)
+
+
+def _apply(settings: Settings, wanted: dict[str, str]) -> tuple[Settings, list[str]] | None:
+    applied: dict[str, str] = {}
+    for field, value in wanted.items():
+        if str(getattr(settings, field)) == value:
+            continue
+        try:
+            _replaced(settings, {field: value})
+        except SettingsError:
+            continue  # a bad value edited by hand: keep what runs now (a start with it names it)
+        applied[field] = value
+    if not applied:
+        return None
+    return settings.replace(**applied), list(applied)
 
 
 _seen: dict[str, float] = {}
 
 
-def refresh_from_file(settings: Settings) -> tuple[Settings, list[str]] | None:
-    """Editable values changed in sendwell.env since the last look (not those the environment sets).
+def refresh_from_file(settings: Settings, skip: frozenset[str] | set[str] = frozenset()
+                      ) -> tuple[Settings, list[str]] | None:
+    """Editable values changed in sendwell.env since the last look (not those the environment
+    sets, nor the `skip` ones: the database's, which win over the file).
 
     Returns the new settings and the names of the fields that changed, or None when nothing
     did; the caller swaps the new object in.
@@ -138,14 +213,5 @@ def refresh_from_file(settings: Settings) -> tuple[Settings, list[str]] | None:
         return None
     _seen[key] = mtime
     values: dict[str, Any] = read_config_file(path)
-    applied: dict[str, str] = {}
-    for field in EDITABLE:
-        if field in values and not from_environment(field) and str(getattr(settings, field)) != values[field]:
-            try:
-                _replaced(settings, {field: values[field]})
-            except SettingsError:
-                continue  # a hand-edited bad line: keep what runs now (the next start names it)
-            applied[field] = values[field]
-    if not applied:
-        return None
-    return settings.replace(**applied), list(applied)
+    return _apply(settings, {field: values[field] for field in EDITABLE
+                             if field in values and field not in skip and not from_environment(field)})

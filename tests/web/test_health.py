@@ -1,4 +1,5 @@
-"""/healthz is liveness only; /readyz and `sendwell health` check the database, the queue and the keys."""
+"""/healthz is liveness only (with the key fingerprints); /readyz and `sendwell health` check the
+database, the queue and the keys (set, readable, and the installation's)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from sendwell.cli.main import cli, register_commands
+from sendwell.keys import local_fingerprints, record_fingerprints
 from sendwell.runtime import Runtime
 from sendwell.web.app import create_app
 from tests.conftest import TEST_PEPPER, TEST_SECRET, make_settings
@@ -36,7 +38,32 @@ def test_readyz_answers_200_with_each_check(runtime: Runtime) -> None:
         live = client.get("/healthz")
     assert ready.status_code == 200, ready.text
     assert ready.json()["checks"] == {"database": "ok", "queue": "ok", "keys": "ok"}
-    assert live.status_code == 200 and live.json() == {"status": "ok"}
+    assert live.status_code == 200 and live.json() == {"status": "ok",
+                                                       "fingerprints": local_fingerprints(runtime.settings)}
+
+
+def test_healthz_reports_the_three_fingerprints_never_the_keys(runtime: Runtime, tmp_path: Path) -> None:
+    from sendwell.delivery.dkim import generate_private_key
+
+    key = tmp_path / "dkim.pem"
+    key.write_bytes(generate_private_key())
+    runtime.replace_settings(runtime.settings.replace(dkim_domain="bright-lighting.example", dkim_key_file=str(key)))
+    live = TestClient(create_app(runtime, outbox=False)).get("/healthz")
+    body = live.json()["fingerprints"]
+    assert set(body) == {"secret_key", "hash_pepper", "dkim"}
+    assert body == local_fingerprints(runtime.settings)
+    assert TEST_SECRET not in live.text and TEST_PEPPER not in live.text and "PRIVATE" not in live.text
+
+
+def test_other_keys_than_the_installations_fail_readyz_but_not_healthz(runtime: Runtime) -> None:
+    record_fingerprints(runtime.engine, runtime.settings)
+    runtime.replace_settings(runtime.settings.replace(secret_key="another-machines-secret-key-0123456789abcdef"))
+    client = TestClient(create_app(runtime, outbox=False))
+    ready, live = client.get("/readyz"), client.get("/healthz")
+    assert ready.status_code == 503 and ready.json()["failed"] == ["keys"]
+    assert "secret key" in ready.json()["checks"]["keys"] and "installation" in ready.json()["checks"]["keys"]
+    assert live.status_code == 200
+    assert live.json()["fingerprints"]["secret_key"] == local_fingerprints(runtime.settings)["secret_key"]
 
 
 def test_readyz_names_the_queue_when_redis_is_unreachable(settings, unused_port: int) -> None:
@@ -72,7 +99,12 @@ def _env(settings, **extra: str) -> dict[str, str]:
 def test_health_command_exits_0_when_ready(settings) -> None:
     result = CliRunner().invoke(cli, ["health", "--json"], env=_env(settings))
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["checks"] == {"database": "ok", "queue": "ok", "keys": "ok"}
+    answer = json.loads(result.output)
+    assert answer["checks"] == {"database": "ok", "queue": "ok", "keys": "ok"}
+    assert answer["fingerprints"] == local_fingerprints(settings.replace(secret_key=TEST_SECRET, hash_pepper=TEST_PEPPER))
+    human = CliRunner().invoke(cli, ["health"], env=_env(settings))
+    assert human.exit_code == 0 and answer["fingerprints"]["secret_key"] in human.output
+    assert TEST_SECRET not in human.output
 
 
 def test_health_command_exits_1_with_a_one_line_reason(settings, unused_port: int) -> None:

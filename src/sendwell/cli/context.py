@@ -26,6 +26,7 @@ def get_runtime(ready: bool = True) -> Runtime:
             fail(f"cannot open the database {safe_url(runtime.settings.effective_database_url)}: {exc}")
         if "alembic_version" not in tables:
             fail("the database is not initialised: run `sendwell init` first")
+        runtime.load_stored_settings()  # the settings saved in the admin: environment > database > sendwell.env
         try:
             runtime.settings.secret_keys
         except RuntimeError as exc:

@@ -13,9 +13,10 @@ from sendwell.bootstrap import initialise
 from sendwell.cli.common import emit, fail, get_settings, json_option
 from sendwell.cli.context import get_runtime, safe_url
 from sendwell.mail.transport import loopback_sessions_hint
-from sendwell.db.session import engine_for
 from sendwell.followups import outbox_worker
 from sendwell.keys import KeyMismatch, check_keys, describe
+from sendwell.runtime import Runtime
+from sendwell.settings_edit import EDITABLE
 from sendwell.web.app import create_app
 from sendwell.web.health import failed, readiness
 from sendwell.web.server import configure_logging, log_config, proxy_options
@@ -59,15 +60,18 @@ def init(join: Path | None, record_keys: bool, as_json: bool) -> None:
 def health(as_json: bool) -> None:
     """Check the database, the queue and the keys; exit 0 when ready, 1 with the reason (container HEALTHCHECK)."""
     settings = get_settings()
-    engine = engine_for(settings)
+    runtime = Runtime(settings)
     try:
-        checks = readiness(settings, engine)
+        checks = readiness(settings, runtime.engine)
     finally:
-        engine.dispose()
+        runtime.dispose()
     down = failed(checks)
+    prints = runtime.fingerprints  # of the keys, never the keys
     if down:
-        fail("not ready: " + "; ".join(f"{name}: {checks[name]}" for name in down))
-    emit({"status": "ok", "checks": checks}, as_json, "ok: database, queue and keys")
+        fail("not ready: " + "; ".join(f"{name}: {checks[name]}" for name in down)
+             + (f" (key fingerprints: {describe(prints)})" if "error" not in prints else ""))
+    emit({"status": "ok", "checks": checks, "fingerprints": prints}, as_json,
+         "ok: database, queue and keys" + (f"; key fingerprints: {describe(prints)}" if "error" not in prints else ""))
 
 
 # ---------------------------------------------------------------- serve / worker
@@ -137,6 +141,9 @@ def _check_keys(command: str, runtime: Any) -> None:
         click.echo(f"sendwell {command}: key fingerprints unavailable: {exc}", err=True)
         return
     click.echo(f"sendwell {command}: key fingerprints: {describe(fingerprints)}", err=True)
+    if runtime.stored_fields:  # applied by get_runtime: environment > database > sendwell.env
+        names = ", ".join(sorted(EDITABLE[name][0] for name in runtime.stored_fields))
+        click.echo(f"sendwell {command}: settings saved in the admin (database): {names}", err=True)
 
 
 def _hint_sessions(command: str, runtime: Any, sessions: int) -> None:

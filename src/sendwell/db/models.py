@@ -586,3 +586,14 @@ class InstallationKey(Base):
     name: Mapped[str] = mapped_column(String(20), primary_key=True)  # secret_key | hash_pepper | dkim
     fingerprint: Mapped[str] = mapped_column(String(64))
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StoredSetting(Base):
+    """A setting saved in the admin, shared by every process (sendwell.settings_edit); the environment still wins."""
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # the SENDWELL_* name
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(320), default="")  # the admin's email ("" outside the admin)

@@ -50,7 +50,8 @@ def create_app(runtime: Runtime, *, outbox: bool = True) -> FastAPI:
     def healthz() -> JSONResponse:
         # Liveness only: the process answers. A database or Redis outage must not get the
         # container restarted (restarting fixes neither); /readyz says whether it can serve.
-        return JSONResponse({"status": "ok"})
+        # The key fingerprints (never the keys) tell at a glance which machine runs other keys.
+        return JSONResponse({"status": "ok", "fingerprints": runtime.fingerprints})
 
     @app.get("/readyz")
     def readyz() -> JSONResponse:

@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from sendwell.config import Settings
+from sendwell.keys import differing, recorded_fingerprints
 
 # A probe answers within a container's health-check timeout even when a server hangs.
 TIMEOUT_SECONDS = 3.0
@@ -53,8 +54,9 @@ def check_queue(settings: Settings) -> str:
     return "ok"
 
 
-def check_keys(settings: Settings) -> str:
-    """"ok" when the secret key and pepper are set and a configured DKIM key file is readable."""
+def check_keys(settings: Settings, engine: Engine | None = None) -> str:
+    """"ok" when the secret key and pepper are set, a configured DKIM key file is readable and
+    (with `engine`) the keys are the installation's: their fingerprints match the database's record."""
     missing = []
     if not settings.secret_key.strip(", "):
         missing.append("SENDWELL_SECRET_KEY is empty")
@@ -64,12 +66,23 @@ def check_keys(settings: Settings) -> str:
         key = Path(settings.dkim_key_file)
         if not (key.is_file() and os.access(key, os.R_OK)):
             missing.append(f"DKIM key file {key} is not readable")
+    if engine is not None and not missing:
+        try:
+            wrong = differing(settings, recorded_fingerprints(engine))
+        except Exception as exc:
+            wrong, missing = [], [f"cannot read the recorded key fingerprints: {_reason(exc)}"]
+        if wrong:
+            missing.append(f"this process's {', '.join(wrong)} differ from the installation's (recorded in the "
+                           "database): copy sendwell.env and the DKIM key from an existing machine")
     return "; ".join(missing) or "ok"
 
 
 def readiness(settings: Settings, engine: Engine) -> dict[str, str]:
     """Each check's result: "ok" or the reason it failed."""
-    return {"database": check_database(engine), "queue": check_queue(settings), "keys": check_keys(settings)}
+    database = check_database(engine)
+    # The keys are compared with the database's record only when the database answers.
+    return {"database": database, "queue": check_queue(settings),
+            "keys": check_keys(settings, engine if database == "ok" else None)}
 
 
 def failed(checks: dict[str, str]) -> list[str]:

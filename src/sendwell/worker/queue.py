@@ -28,7 +28,6 @@ from sendwell.insight.alerts import Thresholds, check_recent, check_sending
 from sendwell.insight.rollup import roll_up
 from sendwell.mail.transport import TransportUnavailable
 from sendwell.runtime import Runtime
-from sendwell.settings_edit import refresh_from_file
 
 log = logging.getLogger("sendwell.worker")
 
@@ -142,14 +141,11 @@ class Queue:
         return result.report
 
     def reload_settings(self) -> list[str]:
-        """Swap in the settings saved in the admin (the data folder's sendwell.env), if they changed."""
-        reloaded = refresh_from_file(self.runtime.settings)
-        if reloaded is None:
-            return []
-        new_settings, applied = reloaded
-        self.runtime.replace_settings(new_settings)
+        """Swap in the settings saved in the admin (the database; then this machine's sendwell.env
+        for the others), if they changed (Runtime.refresh_settings)."""
+        applied = self.runtime.refresh_settings()
         for name in applied:
-            log.info("setting %s changed in the data folder's sendwell.env: applied", name)
+            log.info("setting %s changed (saved in the admin or in sendwell.env): applied", name)
         return applied
 
     def judge_sending(self) -> None:

@@ -21,7 +21,15 @@ from sendwell.delivery.dkim import load_signer
 from sendwell.insight.rates import REASONS, reasons
 from sendwell.insight.report import REPORT_DIMENSIONS
 from sendwell.insight.rollup import dashboard_breakdown, merged_by_value
-from sendwell.settings_edit import EDITABLE, IDENTITY, POLICY, SettingsError, editable_values, update_settings
+from sendwell.settings_edit import (
+    EDITABLE,
+    IDENTITY,
+    POLICY,
+    SettingsError,
+    editable_values,
+    stored_values,
+    update_settings,
+)
 from sendwell.web.admin.pages import Admin, Viewer
 
 LOG_SIZE = 100
@@ -116,8 +124,10 @@ def router(admin: Admin) -> APIRouter:
     async def save_settings(request: Request, user: Viewer = Depends(only_admin)) -> Response:
         form = await request.form()
         changes = {name: str(form[name])[:2000] for name in EDITABLE if name in form}
+        runtime.load_stored_settings()  # compare with what another machine may have saved since
         try:
-            new_settings, changed = update_settings(runtime.settings, changes)
+            with transaction(runtime.factory) as db:
+                new_settings, changed = update_settings(runtime.settings, changes, db, updated_by=user.email)
         except SettingsError as exc:
             return render_settings(request, user, status=400, error=str(exc), values=changes, bad=exc.field)
         runtime.replace_settings(new_settings)
@@ -125,6 +135,7 @@ def router(admin: Admin) -> APIRouter:
 
     def render_settings(request: Request, user: Viewer, *, status: int = 200, error: str = "", notice: str = "",
                         values: dict[str, str] | None = None, bad: str = "") -> Response:
+        runtime.load_stored_settings()  # saved on another machine since this process's last scan
         s = runtime.settings
         try:
             signer = load_signer(s)
@@ -133,7 +144,8 @@ def router(admin: Admin) -> APIRouter:
             signer, dkim_error = None, str(exc)
         records = [(x.selector, x.algorithm, x.dns_record()) for x in getattr(signer, "signers", (signer,)) if x]
         webhooks = [(_without_password(e.url), sorted(e.events) if e.events else []) for e in s.webhook_endpoints]
-        editable = {v.field: v for v in editable_values(s)}
+        with transaction(runtime.factory) as db:
+            editable = {v.field: v for v in editable_values(s, stored_values(db))}
         typed = values or {}
         return admin.render(request, "settings.html", user, status=status, base_url=s.base_url, records=records, dkim_domain=s.dkim_domain, dkim_error=dkim_error, webhooks=webhooks,
                             reason_codes=REASONS, smtp=_without_password(s.smtp_url), error=error, notice=notice,
