@@ -52,8 +52,9 @@ class Settings(BaseSettings):
     smtp_ca_file: str = ""  # PEM bundle to trust for STARTTLS / smtps (default: the system's)
     # Delivery engine (docs/delivery.md): concurrency, throttling, retries, leases.
     smtp_concurrency: int = Field(default=4, ge=1, le=256)  # SMTP sessions (threads) per process
-    rate_limit: float = Field(default=0.0, ge=0)  # mails per second per process, all domains; 0 = none
-    domain_limits: str = ""  # "gmail.com=50,outlook.com=30": mails per second per process and domain
+    # Shared by every worker (on Redis, or a file in the data folder): mails per second over all (0 = none), and per domain.
+    rate_limit: float = Field(default=0.0, ge=0)
+    domain_limits: str = ""  # "gmail.com=50,outlook.com=30"
     # Provider groups (docs/delivery.md, "Provider groups"): a recipient domain's group comes from its name
     # or its MX hosts. Extra groups, name=glob|glob on the domain or an MX host ("acme=*.acme.example|mx*.acme-
     # mail.example"), and limits per group over the defaults ("google=20/s;5000/h,acme=5/s;conn=4").

@@ -43,7 +43,7 @@ def test_a_running_deliverer_sends_with_the_new_settings_after_a_swap(runtime, s
 
 
 def test_replace_settings_builds_the_throttle_again(runtime, settings) -> None:
-    assert runtime.throttle is None
+    assert runtime.throttle.rate == 0
     runtime.replace_settings(make_settings(settings.data_dir, database_url=settings.database_url, rate_limit=5))
-    assert runtime.throttle is not None
+    assert runtime.throttle.rate == 5
     assert runtime.make_deliverer().throttle is runtime.throttle

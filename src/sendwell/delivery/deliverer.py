@@ -21,7 +21,7 @@ from sendwell.db.rawsql import driver_cursor
 from sendwell.db.session import transaction
 from sendwell.delivery.claims import LEASE, chunks, owned, release_claimed
 from sendwell.delivery.instruments import smtp_timer
-from sendwell.delivery.ports import Signer, Throttle
+from sendwell.delivery.ports import Signer, Throttle, Throttled
 from sendwell.delivery.verp import make_return_path
 from sendwell.insight.tracking import (
     append_to_body,
@@ -171,7 +171,8 @@ class Deliverer:
         claimed by another worker) is left alone instead of being sent a second time.
         """
         self.follow_settings()
-        counts: dict[str, Any] = {"sent": 0, "deferred": 0, "failed": 0, "skipped": 0, "released": [], "lost": 0}
+        counts: dict[str, Any] = {"sent": 0, "deferred": 0, "failed": 0, "skipped": 0, "released": [], "lost": 0,
+                                  "throttled": 0}
         with transaction(self.factory) as session:
             campaign = get_campaign(session, campaign_id=campaign_id)
             rows = session.execute(
@@ -233,15 +234,23 @@ class Deliverer:
                     elif time.monotonic() >= renew_at:
                         renew_at = time.monotonic() + self.settings.lease_seconds / 3
                         self._renew(engine, [r[0].id for r in todo[pos - 1:]], token)
+                held: Throttled | None = None  # the mail's provider group is full: defer it, go on with the rest
                 if mail is not None and self.throttle is not None:
-                    self.throttle.wait_for(mail.rcpt)
+                    try:
+                        self.throttle.wait_for(mail.rcpt)
+                    except Throttled as exc:
+                        held = exc
                 go = False
                 with conn.begin():
                     if done is not None:
                         counts[_record(conn, done[0], done[1].status, done[1].code, done[1].message, policy,
                                        self._hooks_for(conn))] += 1
                         done = None
-                    if mail is not None:
+                    if mail is not None and held is not None:
+                        _defer_throttled(conn, mail.send_id, held, token)
+                        counts["deferred"] += 1
+                        counts["throttled"] += 1
+                    elif mail is not None:
                         # The opt-out gate: the suppression check and the in-flight mark (durable
                         # before the SMTP transaction: recovery must know this one may be out).
                         why = hold_for_send(conn, contact_id=mail.contact_id, email_hash=mail.email_hash)
@@ -253,6 +262,8 @@ class Deliverer:
                             counts["lost"] += 1  # our claim on it lapsed: someone else has it now
                 if mail is None:
                     break
+                if not go and held is None and self.throttle is not None:
+                    self.throttle.done(mail.rcpt, "skip", 0, "")  # not sent: free its in-flight slot
                 following = prepare()
                 if go:
                     try:
@@ -261,6 +272,10 @@ class Deliverer:
                     except TransportUnavailable as exc:
                         unreachable = str(exc)
                         outcome = Outcome("temporary", 0, unreachable)
+                    # Frees the in-flight slot; a "slow down" answer halves the group's pace.
+                    if self.throttle is not None and self.throttle.done(mail.rcpt, outcome.status, outcome.code,
+                                                                        outcome.message):
+                        self.transport.close()  # the group's mails per SMTP session: the next send opens a new one
                     done = (mail, outcome)
                 mail = following
         finally:
@@ -441,6 +456,14 @@ def _defer_unsent(conn: Any, ids: list[int], delay: timedelta, error: str, token
         conn.execute(update(Send).where(Send.id.in_(chunk), Send.state == SendState.SENDING.value, owned(token)).values(
             state=SendState.DEFERRED.value, retry_at=now + delay, lease_until=None, in_flight_at=None,
             last_error=error[:1000], updated_at=now))
+
+
+def _defer_throttled(conn: Any, send_id: int, held: Throttled, token: str | None) -> None:
+    # Not an attempt: nothing was handed to SMTP, so the attempt count and first attempt stay.
+    now = _now()
+    conn.execute(update(Send).where(Send.id == send_id, Send.state == SendState.SENDING.value, owned(token)).values(
+        state=SendState.DEFERRED.value, skip_reason="throttled", retry_at=now + timedelta(seconds=held.retry_after),
+        lease_until=None, in_flight_at=None, last_error=str(held)[:1000], updated_at=now))
 
 
 def _skip_cancelled(conn: Any, ids: list[int], token: str | None = None) -> None:
