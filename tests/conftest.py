@@ -155,6 +155,8 @@ SLOW_MODULES = frozenset({
     "tests/deploy/test_processes.py",
     "tests/deliverability/test_dnsserver.py",
     "tests/deliverability/test_domain_check.py",
+    "tests/deliverability/test_gate.py",
+    "tests/deliverability/test_cli_api.py",
     "tests/reliability/test_crash.py",
     "tests/reliability/test_infrastructure.py",
     "tests/reliability/test_smtp_faults.py",

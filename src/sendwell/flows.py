@@ -25,6 +25,7 @@ from sendwell.content.render import TemplateError
 from sendwell.content.service import ComplianceError, ContentError, assert_sendable, preview_campaign
 from sendwell.db.models import Alert, Campaign, CampaignStatus
 from sendwell.db.session import transaction
+from sendwell.deliverability.service import assert_domain_ready
 from sendwell.delivery.planning import plan_campaign, queue_campaign
 from sendwell.hygiene.scheduler import JOB as HYGIENE_JOB
 from sendwell.hygiene.scheduler import claim_turn, finish_turn, holder_name
@@ -47,6 +48,8 @@ def start_sending(
     """
     campaign = get_campaign(session, campaign_id=campaign_id)
     assert_sendable(session, settings=settings, campaign_id=campaign_id)
+    # The sender domain's SPF/DKIM/DMARC, checked again here when the cached result is older than its TTL.
+    assert_domain_ready(session, settings=settings, campaign=campaign)
     plan_campaign(session, campaign=campaign, settings=settings, now=now)
     return queue_campaign(session, campaign=campaign, batch_size=settings.batch_size)
 
@@ -58,8 +61,9 @@ def schedule_sending(session: Session, *, settings: Settings, campaign_id: int, 
     The lint runs again when the campaign starts (settings may change in between); if it
     blocks then, the campaign goes back to draft and a critical alert says why.
     """
-    get_campaign(session, campaign_id=campaign_id)  # a missing campaign is named before the lint
+    campaign = get_campaign(session, campaign_id=campaign_id)  # a missing campaign is named before the lint
     assert_sendable(session, settings=settings, campaign_id=campaign_id)
+    assert_domain_ready(session, settings=settings, campaign=campaign)
     return schedule_campaign(session, campaign_id=campaign_id, at=at, now=now)
 
 

@@ -24,7 +24,7 @@ def domain_zones(key: bytes, other_key: bytes) -> dict[str, str]:
     def zone(d: str, *, spf_line: str | None = f"@ TXT {spf}", dkim_line: str | None = f"sendwell._domainkey TXT {good_dkim}",
              dmarc_line: str | None = None, extra: str = "") -> str:
         lines = [spf_line, dkim_line, dmarc_line if dmarc_line is not None else f"_dmarc TXT {dmarc.format(d=d)}",
-                 f"@ MX 10 mx.{d}.", f"mx A 192.0.2.25", extra]
+                 f"@ MX 10 mx.{d}.", "mx A 192.0.2.25", extra]
         return "\n".join(x for x in lines if x) + "\n"
 
     includes = " ".join(f"include:i{n}.relay.example" for n in range(11))
@@ -37,7 +37,7 @@ def domain_zones(key: bytes, other_key: bytes) -> dict[str, str]:
                           + "".join(f'i{n} TXT "v=spf1 -all"\n' for n in range(11))),
         "2.0.192.in-addr.arpa": "10 PTR mail.good.example.\n11 PTR nowhere.good.example.\n",
         "nospf.example": zone("nospf.example", spf_line=None),
-        "twospf.example": zone("twospf.example", extra=f'@ TXT "v=spf1 ip4:198.51.100.9 ~all"'),
+        "twospf.example": zone("twospf.example", extra='@ TXT "v=spf1 ip4:198.51.100.9 ~all"'),
         # Longer than one 255-octet string: two strings, joined without a space by receivers.
         "lookups.example": zone("lookups.example", spf_line=f'@ TXT "v=spf1 ip4:{SENDING_IP} {includes[:150]}" '
                                                             f'"{includes[150:]} -all"'),

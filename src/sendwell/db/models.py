@@ -597,3 +597,17 @@ class StoredSetting(Base):
     value: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     updated_by: Mapped[str] = mapped_column(String(320), default="")  # the admin's email ("" outside the admin)
+
+
+class DomainCheck(Base):
+    """The last sender-domain check for one set of inputs (sendwell.deliverability): reused until it is older
+    than SENDWELL_DOMAIN_CHECK_TTL, so a campaign start does not ask DNS again each time."""
+
+    __tablename__ = "domain_checks"
+
+    # sha256 of what the result depends on: domain, DKIM keys and selectors, sending IPs, relay, nameservers.
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    domain: Mapped[str] = mapped_column(String(253), index=True)
+    checked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    blocking: Mapped[bool] = mapped_column(Boolean, default=False)
+    report: Mapped[dict[str, Any]] = mapped_column(default=dict)  # DomainReport.as_dict()
