@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     retry_base_seconds: float = Field(default=300.0, gt=0)  # first retry after 4xx / connection error
     retry_max_delay_seconds: float = Field(default=6 * 3600.0, gt=0)  # backoff cap
     retry_max_age_hours: float = Field(default=72.0, gt=0)  # give up this long after the first attempt
+    # Warm-up (docs/delivery.md, "Warm-up"): the daily allowance per provider group of a new plan,
+    # "50,100,200,…" for every group and "group=…" overrides after ";"; "" = the built-in schedule.
+    warmup_schedule: str = Field(default="", pattern=r"^[\w\s.,;=-]*$")
     lease_seconds: float = Field(default=600.0, gt=0)  # a claimed batch is recovered after this
     outbox_poll_seconds: float = Field(default=2.0, gt=0)  # how often `sendwell worker` looks for follow-ups
     recovery_interval: float = Field(default=30.0, gt=0)  # seconds between lease-recovery scans

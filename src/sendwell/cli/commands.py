@@ -21,4 +21,5 @@ COMMANDS = {
     "webhooks": "sendwell.cli.webhooks:webhooks",
     "hygiene": "sendwell.cli.hygiene:hygiene",
     "users": "sendwell.cli.users:users",
+    "warmup": "sendwell.cli.warmup:warmup",
 }

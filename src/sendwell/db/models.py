@@ -588,6 +588,48 @@ class InstallationKey(Base):
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class WarmupPlan(Base):
+    """A warm-up plan for a new sending domain or IP: a daily allowance per provider group (delivery/warmup.py)."""
+
+    __tablename__ = "warmup_plans"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    target_kind: Mapped[str] = mapped_column(String(10))  # domain | ip
+    target: Mapped[str] = mapped_column(String(255))
+    starts_at: Mapped[datetime]  # midnight UTC of the plan's first day
+    # {"*": [50, 100, …], "google": […]}: the allowance of day N is entry N-1; past the end, no limit.
+    schedule: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    stopped_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class WarmupUsage(Base):
+    """Mails granted so far on one day of a plan to one provider group: the counter every claimer shares."""
+
+    __tablename__ = "warmup_usage"
+    __table_args__ = (UniqueConstraint("plan_id", "day", "provider_group"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("warmup_plans.id", ondelete="CASCADE"))
+    day: Mapped[int] = mapped_column(Integer)  # 0 = the plan's first day
+    provider_group: Mapped[str] = mapped_column(String(50))
+    used: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class WarmupRanking(Base):
+    """One day's engaged-first cut of one campaign under one plan: per group, the rank key of the last send that may go."""
+
+    __tablename__ = "warmup_rankings"
+    __table_args__ = (UniqueConstraint("plan_id", "campaign_id", "day"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("warmup_plans.id", ondelete="CASCADE"))
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    day: Mapped[int] = mapped_column(Integer)
+    cutoffs: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class StoredSetting(Base):
     """A setting saved in the admin, shared by every process (sendwell.settings_edit); the environment still wins."""
 

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sendwell.campaigns.service import topic_slug
 from sendwell.db.models import Campaign, CampaignStatus, Contact, Send, SendState
+from sendwell.delivery.warmup import hold_for_warm_up
 from sendwell.policy.caps import FrequencyPolicy
 from sendwell.policy.eligibility import SKIP_FREQUENCY_CAP, skip_reason
 from sendwell.policy.service import defer_outside_window, defer_sends, earliest_allowed
@@ -107,6 +108,9 @@ def claim_sends(
     # Outside the recipient's local sending window: wait for the next opening, never skip.
     held.update(defer_outside_window(session, campaign=campaign, policy=policy, now=now,
                                      send_ids=[i for i in claimed if i not in held]))
+    # Over today's warm-up allowance of the recipient's provider group: wait for tomorrow's (delivery/warmup.py).
+    held.update(hold_for_warm_up(session, campaign=campaign, policy=policy, now=now,
+                                 send_ids=[i for i in claimed if i not in held]))
     session.flush()
     return [i for i in claimed if i not in held]
 

@@ -50,6 +50,8 @@ def campaign_status(session: Session, *, campaign_id: int) -> dict[str, Any]:
         "skipped": {reason: count for reason, count in sorted(skips)},
         # Why sends wait: frequency_cap (defer mode), send_window, or null (an SMTP retry).
         "deferred": {reason or "retry": count for reason, count in sorted(deferred, key=lambda r: r[0] or "")},
+        # Over a warm-up plan's daily allowance (delivery/warmup.py): they go on a later day.
+        "waiting_for_warm_up": dict(deferred).get("warm_up", 0),
         "progress": campaign_progress(session, campaign=campaign, states=states),
     }
 
