@@ -42,7 +42,10 @@ def _plain(body: str, subject: str = "Mail delivery failed: returning message to
     ("5.1.3", "smtp; 501 5.1.3 Bad recipient address syntax", "hard"),
     ("5.1.10", "smtp; 550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup", "hard"),
     ("5.1.8", "smtp; 553 5.1.8 Sender address domain does not exist", "block"),
-    ("5.0.0", "smtp; 550 5.1.351 Remote server returned unknown recipient", "hard"),
+    # Microsoft's 5.1.351 wraps the next server's reply: with none quoted there is no evidence
+    ("5.0.0", "smtp; 550 5.1.351 Remote server returned unknown recipient", "soft"),
+    ("5.1.351", ("smtp; 550 5.1.351 Remote server returned unknown recipient or mailbox unavailable -> 550 5.1.1 "
+                 "<buyer@importer.example>: Recipient address rejected: User unknown"), "hard"),
     # X.2.x mailbox (§3.3)
     ("5.2.2", "smtp; 552 5.2.2 Mailbox full", "soft"),
     ("5.2.3", "smtp; 552 5.2.3 Message length exceeds administrative limit", "soft"),
@@ -74,7 +77,9 @@ def _plain(body: str, subject: str = "Mail delivery failed: returning message to
     # Generic status: the wording decides, and without evidence of a dead address it is not hard
     ("5.0.0", "smtp; 554 Transaction failed", "soft"),
     ("5.0.0", "smtp; 550 Mailbox unavailable or access denied, blacklisted sender IP", "block"),
-    ("5.0.0", "smtp; 550 Requested action not taken: no such user here", "hard"),
+    # RFC 5321 §4.2.3: a bare 550 also covers policy refusals; words alone, with no RCPT stage, stay soft
+    ("5.0.0", "smtp; 550 Requested action not taken: no such user here", "soft"),
+    ("5.0.0", "smtp; 550 Requested action not taken: no such user here (in reply to RCPT TO command)", "hard"),
 ])
 def test_dsn_status_first(status: str, diag: str, category: str) -> None:
     result = _dsn(status, diag)
@@ -122,7 +127,9 @@ def test_plain_bounce_wording_in_several_languages(wording: str, category: str) 
     body = (
         "This message was created automatically by mail delivery software.\n\n"
         "A message that you sent could not be delivered to one or more of its recipients.\n\n"
-        f"  {RCPT}\n    host mx.importer.example [192.0.2.9]\n    SMTP error from remote mail server: {wording}\n"
+        # Exim names the command a refusal answered (RFC 5321 §3.3: RCPT TO is where an address is refused)
+        f"  {RCPT}\n    host mx.importer.example [192.0.2.9]\n"
+        f"    SMTP error from remote mail server after RCPT TO:<{RCPT}>: {wording}\n"
     )
     result = _plain(body)
     assert result.category == category, result

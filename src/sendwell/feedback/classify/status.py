@@ -8,7 +8,7 @@ import re
 # three digits in providers' extensions (Microsoft 5.7.515, 5.1.351).
 STATUS_RE = re.compile(r"(?<![\d.])([245])\.(\d)\.(\d{1,3})(?![\d.]\d)")
 # RFC 5321 reply code: three digits, not part of a longer number, IP address or date
-REPLY_RE = re.compile(r"(?<![\d.:/=#A-Za-z])([45][0-5]\d)(?=[ \-;,'\"\]]|:[ \t]|$)", re.M)
+REPLY_RE = re.compile(r"(?<![\d.:/=#A-Za-z])([45][0-5]\d)(?=[ \-;,'\"\]]|:[ \t]|$)", re.MULTILINE)
 SUCCESS_REPLY_RE = re.compile(r"2\d\d\b")
 
 
@@ -44,12 +44,15 @@ def last_reply_code(text: str) -> str | None:
 
 # Provider extensions whose meaning is fixed whatever the wording around them.
 # Microsoft: 5.7.515 sender domain fails authentication, 5.7.705-5.7.708 tenant / IP
-# reputation blocks; 5.1.10 and 5.1.351 recipient not found, 5.4.310 domain does not exist.
+# reputation blocks; 5.1.10 recipient not found, 5.4.310 domain does not exist.
 # Gmail: 5.7.23 SPF, 5.7.25 no PTR, 5.7.26 / 5.7.27 unauthenticated, 5.7.28 spam rate.
 BLOCK_CODES = frozenset(
     {"5.7.515", "5.7.705", "5.7.706", "5.7.707", "5.7.708", "5.7.23", "5.7.25", "5.7.26", "5.7.27", "5.7.28"}
 )
-HARD_CODES = frozenset({"5.1.10", "5.1.351", "5.4.310"})
+HARD_CODES = frozenset({"5.1.10", "5.4.310"})
+# Microsoft 5.1.351 "Remote server returned unknown recipient or mailbox unavailable -> <reply>":
+# a wrapper around the next server's 550, whatever that 550 meant; the quoted reply decides.
+RELAYED_CODES = frozenset({"5.1.351"})
 # RFC 3463 §3.2: X.1.1 bad mailbox, X.1.2 bad system, X.1.3 bad mailbox syntax, X.1.6 moved.
 ADDRESS_DEAD = frozenset({"1", "2", "3", "6", "10"})
 # RFC 3463 §3.2: X.1.7 bad sender mailbox syntax, X.1.8 bad sender system address.

@@ -11,16 +11,21 @@ from sendwell.feedback.classify.status import (
     ADDRESS_DEAD,
     BLOCK_CODES,
     HARD_CODES,
+    RELAYED_CODES,
     SENDER_ADDRESS,
+    best_status,
+    last_reply_code,
     parts_of,
 )
 from sendwell.feedback.classify.wording import (
     ADDRESS,
     DISABLED,
     DNS_TEMPORARY,
+    DOCUMENTED_DEAD,
     EXPIRED,
     GREYLIST,
     HOST_UNKNOWN,
+    LOCAL_PROGRAM,
     LOOP,
     MAILBOX_FULL,
     MOVED,
@@ -71,22 +76,64 @@ def judge(ev: Evidence) -> tuple[str, str]:
     because suppressing a live address loses a real contact for good while a dead one that
     slips through only bounces again (and the soft-bounce streak catches it).
     """
-    klass, subject, detail = parts_of(ev.status)
-    if not klass and ev.reply_code:
-        klass = ev.reply_code[0]
+    status, reply, text = ev.status, ev.reply_code, ev.text[:MAX_TEXT]
+    if status in RELAYED_CODES:
+        status, remote_reply, text = _relayed_reply(text)
+        reply = remote_reply or reply  # the wrapper's own 550 when the quoted reply has none
+    klass, subject, detail = parts_of(status)
+    if not klass and reply:
+        klass = reply[0]
     # The diagnosis comes first in every report format; what follows is boilerplate or quoting.
-    text = ev.text[:MAX_TEXT]
     # Addresses are not wording: "filtered@example.jp" or "spam@…" must not read as a reason.
     words = _Words(ADDR_RE.sub(ADDRESS, text) if "@" in text else text)
-    decided = _by_status(words, ev.status, subject, detail)
+    decided = _by_status(words, status, subject, detail)
     if decided is None:
         decided = _by_words(words, klass, subject)
     category, reason = decided
+    if category == HARD:
+        category, reason = _confirmed_dead(words, category, reason, subject, bool(status or reply))
     if klass == "4" and category == HARD and not (ev.final and subject == "1"):
         # RFC 3463 §3.1: 4.x.x is transient; only a final report of a dead address stays hard
         # (Postfix returns "450 4.1.1 user unknown" until the message expires).
         return SOFT, f"temporary failure ({reason})"
     return category, reason
+
+
+def _relayed_reply(text: str) -> tuple[str | None, str | None, str]:
+    """(status, reply code, text) of the remote server's own reply inside a relay's wrapper.
+
+    Microsoft's 5.1.351 is not its own finding: it wraps whatever 550 the next server gave,
+    "Remote server returned unknown recipient or mailbox unavailable -> <that reply>" (real NDRs
+    wrap "Reject due to policy restrictions" the same way), so only the quoted reply is evidence.
+    """
+    _, arrow, rest = text.partition("->")
+    remote = rest.split("\n", 1)[0].strip() if arrow else ""
+    return best_status(remote), last_reply_code(remote), remote
+
+
+def _confirmed_dead(has: _Words, category: str, reason: str, subject: str, coded: bool) -> tuple[str, str]:
+    """A hard verdict kept only where the report confirms the address itself is dead.
+
+    Where the reading stays ambiguous the verdict is soft: a soft bounce costs at most a few
+    more sends before the soft-bounce streak suppresses a really dead address, a hard one
+    loses a live buyer for good.
+    """
+    if has(LOCAL_PROGRAM):
+        # A local delivery program (procmail, maildrop, a pipe) exited with an error; Postfix
+        # maps its exit status onto a DSN status (sysexits EX_NOUSER -> 5.1.1), so the status
+        # says what the program returned, not what the mail system knows of the mailbox.
+        return SOFT, "local delivery program failed"
+    if reason != "user unknown" or subject not in ("", "0", "3") or not coded or has(DOCUMENTED_DEAD):
+        return category, reason
+    # "User unknown" words under a reply code with no addressing status (X.1.x, RFC 3463 §3.2):
+    # a bare 550 means "mailbox unavailable (e.g. mailbox not found, no access, or command
+    # rejected for policy reasons)" (RFC 5321 §4.2.3), X.0.0 is undefined and X.3.x names the
+    # mail system (RFC 3463 §3.4), and receivers do answer "550 Unknown user" to refuse a
+    # sender at DATA. The words count only when the reply answered RCPT TO (RFC 5321 §3.3).
+    # A report without any code is the mailbox system's own statement (Domino, Exchange).
+    if has(STAGE_RCPT):
+        return category, reason
+    return SOFT, "user unknown without an addressing status or RCPT stage (unconfirmed)"
 
 
 def _by_status(has: _Words, status: str | None, subject: str, detail: str) -> tuple[str, str] | None:

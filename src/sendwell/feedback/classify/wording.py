@@ -8,7 +8,15 @@ import re
 # character: the regex engine then skips an alternative on its first character, which keeps a
 # table of a hundred phrases about as cheap as one.
 STAGE_DATA = re.compile(r">>> data|end\s+of\s+data\s+command|in\s+reply\s+to\s+data")
-STAGE_RCPT = re.compile(r"rcpt[ _]?to|smtp:rcpt|rcpt\s+command|in\s+reply\s+to\s+rcpt")
+# The reporting MTA names the command the refusal answered. Only a refusal at RCPT TO is about the
+# address itself (RFC 5321 §3.3); qmail-remote writes "does not like recipient" for it, Oracle
+# Messaging Server "Remote SMTP server has rejected address".
+STAGE_RCPT = re.compile(
+    r"rcpt[ _]?to|smtp:rcpt|rcpt\s+command|in\s+reply\s+to\s+rcpt|does not like recipient|has rejected address"
+)
+# The failure came from a local delivery program (procmail, maildrop, a pipe), not from a mail
+# server's answer: Postfix reports such a program as "x-unix" Diagnostic-Code and "Command output:".
+LOCAL_PROGRAM = re.compile(r"x-unix;|command output:")
 
 # The receiver refuses the sender (IP, domain, authentication, volume): the address may be fine.
 SENDER_FAULT = re.compile(
@@ -95,6 +103,10 @@ USER_UNKNOWN_STRONG = re.compile(
     r"|收件人地址不存在|信箱不存在|帳號不存在|该用户不存在|無効なアドレス|存在しない|宛先不明"
     r"|ユーザーが見つかりません|ユーザが見つかりません|そのようなユーザーはいません"
 )
+# Replies a provider documents as "this address does not exist" whatever the SMTP stage. Yahoo
+# answers unknown users after DATA with "554 delivery error: dd This user doesn't have a yahoo.com
+# account" and its help page (SLN3444) says the user ID does not exist and not to retry.
+DOCUMENTED_DEAD = re.compile(r"delivery error: dd this user doesn't have an? ")
 # Bare "user unknown": spam appliances also answer this to reject content (sisimai's "filtered"),
 # so it needs corroboration before it may suppress a contact.
 USER_UNKNOWN_WEAK = re.compile(r"user unknown|unknown user|recipient not found|unknown address|invalid recipient")
