@@ -215,3 +215,22 @@ def refresh_from_file(settings: Settings, skip: frozenset[str] | set[str] = froz
     values: dict[str, Any] = read_config_file(path)
     return _apply(settings, {field: values[field] for field in EDITABLE
                              if field in values and field not in skip and not from_environment(field)})
+
+
+def import_file(settings: Settings, session: Session, updated_by: str = "sendwell settings import-env"
+                ) -> tuple[dict[str, str], list[str]]:
+    """Store the editable values of this machine's sendwell.env that the database does not hold yet.
+
+    For values an older release wrote there from the admin: once stored, every machine uses
+    them. All or nothing: a bad value stores nothing (SettingsError naming it). The file is
+    left as it is (the database wins over it from now on). Returns what was stored and the
+    fields skipped because the database already holds them.
+    """
+    in_file = read_config_file(settings.config_file)
+    stored = stored_values(session)
+    found = [field for field in EDITABLE if field in in_file]
+    new = {field: in_file[field].strip() for field in found if field not in stored}
+    if new:
+        _replaced(settings, new)
+        store_values(session, new, updated_by)
+    return new, [field for field in found if field in stored]

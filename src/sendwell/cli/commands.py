@@ -21,5 +21,6 @@ COMMANDS = {
     "webhooks": "sendwell.cli.webhooks:webhooks",
     "hygiene": "sendwell.cli.hygiene:hygiene",
     "users": "sendwell.cli.users:users",
+    "settings": "sendwell.cli.settings_cmd:settings",
     "warmup": "sendwell.cli.warmup:warmup",
 }
