@@ -57,7 +57,7 @@ def load_samples(base: Path | None = None) -> list[Sample]:
 
 
 def score(samples: list[Sample]) -> dict[str, object]:
-    """Kind accuracy (fine kinds folded onto the labels' five), per kind, confusion, recipients, soft→hard."""
+    """Kind accuracy (fine kinds folded onto the labels' five), per kind, confusion, recipients, soft↔hard."""
     confusion: Counter[tuple[str, str]] = Counter()
     rcpt_total = rcpt_ok = 0
     misses: list[dict[str, str]] = []
@@ -86,13 +86,15 @@ def score(samples: list[Sample]) -> dict[str, object]:
         "recipient_labels": rcpt_total,
         "recipient_extraction": round(rcpt_ok / rcpt_total, 4) if rcpt_total else None,
         "soft_as_hard": confusion[("soft", "hard")],
+        "hard_as_soft": confusion[("hard", "soft")],
         "misses": misses,
     }
 
 
 def _print_score(title: str, result: dict[str, object]) -> None:
     print(f"{title}: {result['messages']} messages, kind accuracy {result['accuracy']:.1%}, "
-          f"soft->hard {result['soft_as_hard']}, recipients {result['recipient_extraction']}")
+          f"soft->hard {result['soft_as_hard']}, hard->soft {result['hard_as_soft']}, "
+          f"recipients {result['recipient_extraction']}")
     for kind, figures in result["per_kind"].items():  # type: ignore[union-attr]
         print(f"  {kind:<11} n={figures['n']:<4} accuracy {figures['accuracy']:.1%}")
 
