@@ -1,3 +1,4 @@
 """Fixtures of the sender-domain tests: the real DNS server of tests/dnsserver.py."""
 
-from tests.dnsserver import dns_zones  # noqa: F401 (a fixture, found by name)
+# A fixture: pytest finds it by name in this module.
+from tests.dnsserver import dns_zones  # noqa: F401

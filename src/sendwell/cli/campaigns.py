@@ -12,7 +12,9 @@ from sendwell.campaigns.service import CampaignError, create_campaign, get_campa
 from sendwell.cli.common import emit, fail, json_option
 from sendwell.cli.content import campaigns_lint, campaigns_preview, refuse_unsendable
 from sendwell.cli.context import get_runtime
+from sendwell.cli.domain import print_refusal
 from sendwell.content.render import TemplateError
+from sendwell.content.service import ComplianceError
 from sendwell.db.session import transaction
 from sendwell.delivery.planning import queued_batches
 from sendwell.delivery.progress import campaign_status
@@ -89,6 +91,8 @@ def campaigns_send(campaign_id: int, wait: bool, as_json: bool) -> None:
             batches = start_sending(session, settings=runtime.settings, campaign_id=campaign_id)
     except CampaignError as exc:
         fail(str(exc))
+    except ComplianceError as exc:  # the sender-domain gate in start_sending
+        print_refusal(exc, as_json)
     if not wait:
         Queue(runtime).enqueue_batches(campaign_id, batches)
         _status_out(runtime, campaign_id, as_json, prefix=f"queued {sum(map(len, batches))} mails in {len(batches)} jobs")
@@ -115,6 +119,8 @@ def campaigns_schedule(campaign_id: int, at: str, as_json: bool) -> None:
             schedule_sending(session, settings=runtime.settings, campaign_id=campaign_id, at=when)
     except CampaignError as exc:
         fail(str(exc))
+    except ComplianceError as exc:  # the sender-domain gate in schedule_sending
+        print_refusal(exc, as_json)
     _status_out(runtime, campaign_id, as_json, prefix=f"scheduled for {when.isoformat()}")
 
 

@@ -15,6 +15,7 @@ COMMANDS = {
     "worker": "sendwell.cli.system:worker",
     "demo": "sendwell.cli.demo:demo",
     "dkim": "sendwell.cli.dkim:dkim",
+    "domain": "sendwell.cli.domain:domain",
     "feedback": "sendwell.cli.feedback:feedback",
     "report": "sendwell.cli.report:report",
     "api-tokens": "sendwell.cli.api_tokens:api_tokens",

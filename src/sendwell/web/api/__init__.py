@@ -9,7 +9,18 @@ from fastapi import FastAPI
 from starlette.routing import Mount
 
 from sendwell.runtime import Runtime
-from sendwell.web.api import campaigns, contacts, events, feedback, reports, segments, suppressions, topics, webhooks
+from sendwell.web.api import (
+    campaigns,
+    contacts,
+    domain,
+    events,
+    feedback,
+    reports,
+    segments,
+    suppressions,
+    topics,
+    webhooks,
+)
 from sendwell.web.api.auth import BearerFirst, scope_guard
 from sendwell.web.api.problems import install_problem_handlers, problem_openapi
 
@@ -25,7 +36,7 @@ def create_api(runtime: Runtime, wake: Callable[[], None] = lambda: None) -> Fas
                   docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     install_problem_handlers(api)
     require = scope_guard(runtime)
-    for module in (contacts, topics, segments, campaigns, events, suppressions, reports, feedback):
+    for module in (contacts, topics, segments, campaigns, events, suppressions, reports, feedback, domain):
         api.include_router(module.router(runtime, require))
     # `wake` nudges the outbox dispatcher of `sendwell serve` after a commit that queued work.
     api.include_router(webhooks.router(runtime, require, wake))
