@@ -33,12 +33,14 @@ from sendwell.db.models import (
     CampaignKind,
     Contact,
     Event,
+    ProviderMx,
     Send,
     SendState,
     WarmupPlan,
     WarmupRanking,
     WarmupUsage,
 )
+from sendwell.delivery.providers import OTHER, ProviderGroups
 from sendwell.policy.caps import FrequencyPolicy
 from sendwell.policy.service import defer_sends
 from sendwell.policy.windows import window_for, zone_for
@@ -53,24 +55,29 @@ DEFAULT_SCHEDULE = (50, 100, 200, 400, 600, 800, 1_000, 1_500, 2_000, 2_500, 3_0
                     8_000, 10_000, 12_000, 14_000, 16_000, 18_000, 20_000, 25_000, 30_000, 35_000, 40_000, 50_000,
                     60_000, 75_000, 100_000)
 
-# The provider groups until delivery/providers.py's grouping by MX is wired in: the largest
-# mailbox providers by the domains their consumer addresses use; every other domain is "other".
-_KNOWN_GROUPS = {
-    "google": ("gmail.com", "googlemail.com"),
-    "microsoft": ("outlook.com", "hotmail.com", "live.com", "msn.com", "hotmail.co.uk", "outlook.de", "hotmail.de",
-                  "hotmail.fr", "live.co.uk"),
-    "yahoo": ("yahoo.com", "ymail.com", "rocketmail.com", "aol.com", "yahoo.co.uk", "yahoo.de", "yahoo.fr",
-              "yahoo.co.jp"),
-    "apple": ("icloud.com", "me.com", "mac.com"),
-    "qq": ("qq.com", "foxmail.com"),
-    "netease": ("163.com", "126.com", "yeah.net"),
-}
-_GROUP_OF = {domain: group for group, domains in _KNOWN_GROUPS.items() for domain in domains}
+_BY_NAME = ProviderGroups()  # the built-in groups, matched on the domain's name; no DNS
 
 
-def provider_group(domain: str) -> str:
-    """The provider group of a recipient domain (by name; "other" when unknown)."""
-    return _GROUP_OF.get(domain.lower().rstrip("."), "other")
+def provider_groups(session: Session, domains: set[str]) -> dict[str, str]:
+    """Each recipient domain's provider group (delivery/providers.py), without waiting for DNS.
+
+    By name first (gmail.com, qq.com, …), else by the MX hosts delivery last stored for the domain
+    (table provider_mx, however old): a claim holds row locks and must never wait on a lookup. A
+    company domain nobody has looked up yet counts as "other" until the throttle has looked it up.
+    """
+    groups: dict[str, str] = {}
+    unknown = []
+    for domain in domains:
+        group = _BY_NAME.match(domain)
+        if group is None:
+            unknown.append(domain)
+        else:
+            groups[domain] = group
+    for start in range(0, len(unknown), 1000):
+        chunk = unknown[start : start + 1000]
+        groups.update(session.execute(select(ProviderMx.domain, ProviderMx.provider)
+                                      .where(ProviderMx.domain.in_(chunk))).all())
+    return {d: groups.get(d, OTHER) for d in domains}
 
 
 class WarmupError(ValueError):
@@ -268,13 +275,17 @@ def _rows(session: Session, where: Any) -> list[_Row]:
                Contact.timezone, Contact.country, Contact.region)
         .join(Contact, Contact.id == Send.contact_id).where(where)
     ).all()
+    groups = provider_groups(session, {_domain(r[1]) for r in rows})
     out = []
     for send_id, email, engaged, opened, created, tz, country, region in rows:
         opened = _aware(opened)
         latest = max((t for t in (engaged, opened) if t is not None), default=None)
-        out.append(_Row(send_id, provider_group(email.rpartition("@")[2]), _rank(latest, created, send_id),
-                        (tz, country, region)))
+        out.append(_Row(send_id, groups[_domain(email)], _rank(latest, created, send_id), (tz, country, region)))
     return out
+
+
+def _domain(email: str) -> str:
+    return email.rpartition("@")[2].lower().rstrip(".")
 
 
 def _aware(value: Any) -> datetime | None:
