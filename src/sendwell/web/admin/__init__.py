@@ -13,6 +13,7 @@ from sendwell.web.admin import (
     campaigns,
     contacts,
     dashboard,
+    domain,
     feedback_review,
     hygiene_page,
     importing,
@@ -29,7 +30,7 @@ def mount_admin(app: FastAPI, runtime: Runtime) -> None:
     """Add the admin's routes, its static files and its two answers (sign in first; forbidden)."""
     admin = Admin(runtime)
     for module in (session_routes, dashboard, contacts, importing, campaigns, segments, insight_pages, hygiene_page,
-                   users, feedback_review):
+                   users, feedback_review, domain):
         app.include_router(module.router(admin))
     app.mount("/admin/static", StaticFiles(directory=str(HERE / "static")), name="admin-static")
 
