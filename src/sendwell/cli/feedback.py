@@ -12,6 +12,7 @@ from sendwell.cli.common import emit, fail, json_option
 from sendwell.cli.context import get_runtime
 from sendwell.db.session import transaction
 from sendwell.feedback.classify import Classification, classify_file
+from sendwell.feedback.dmarc_store import SourceTable, source_table
 from sendwell.feedback.inbound import HostileMessage, check_structure, process_inbound
 from sendwell.feedback.listener import FeedbackListener
 from sendwell.feedback.sources import SourceError, open_source
@@ -122,3 +123,33 @@ def listen(host: str | None, port: int | None) -> None:
         pass
     finally:
         listener.stop()
+
+
+@feedback.command("dmarc")
+@json_option
+@click.option("--days", default=30, show_default=True, type=click.IntRange(1, 3660),
+              help="Reports whose period ended in the last N days.")
+def dmarc(days: int, as_json: bool) -> None:
+    """Per sending source (IP) from the DMARC aggregate reports: volume, SPF / DKIM pass and alignment, disposition."""
+    runtime = get_runtime()
+    with transaction(runtime.factory) as session:
+        table = source_table(session, settings=runtime.settings, days=days)
+    result = {"days": days, "reports": table.reports, "messages": table.messages,
+              "sources": [row.to_json() for row in table.sources]}
+    emit(result, as_json, _dmarc_table(table))
+
+
+def _dmarc_table(table: SourceTable) -> str:
+    if not table.sources:
+        return f"No DMARC aggregate report in the last {table.days} days."
+    header = ("SOURCE", "MESSAGES", "SPF", "DKIM", "SPF ALIGNED", "DKIM ALIGNED", "DMARC", "DISPOSITION", "STATUS")
+    rows = [(row.source_ip + (" (ours)" if row.known else ""), str(row.messages), f"{row.rate(row.spf_pass):.1%}",
+             f"{row.rate(row.dkim_pass):.1%}", f"{row.rate(row.spf_aligned):.1%}",
+             f"{row.rate(row.dkim_aligned):.1%}", f"{row.rate(row.dmarc_pass):.1%}",
+             " ".join(f"{k} {v}" for k, v in sorted(row.dispositions.items())),
+             "FAILING" if row.failing else ("dkim unaligned" if row.dkim_failing else "ok"))
+            for row in table.sources]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
+    lines.append(f"{table.reports} reports, {table.messages} messages in the last {table.days} days.")
+    return "\n".join(lines)

@@ -578,6 +578,45 @@ class ProviderMx(Base):
     expires_at: Mapped[datetime]
 
 
+class DmarcReport(Base):
+    """One aggregate report: who sent it, for which domain and period; (org, report id) is unique."""
+
+    __tablename__ = "dmarc_reports"
+    __table_args__ = (UniqueConstraint("org_name", "report_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    org_name: Mapped[str] = mapped_column(String(200))  # lower-cased
+    org_email: Mapped[str] = mapped_column(String(320), default="")
+    report_id: Mapped[str] = mapped_column(String(200))
+    domain: Mapped[str] = mapped_column(String(253))  # policy_published/domain
+    policy: Mapped[dict[str, Any]] = mapped_column(default=dict)  # p, sp, adkim, aspf, pct …
+    begin_at: Mapped[datetime]
+    end_at: Mapped[datetime] = mapped_column(index=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    source: Mapped[str] = mapped_column(String(20))  # smtp | maildir | mbox | imap | eml
+    messages: Mapped[int] = mapped_column(Integer, default=0)  # the sum of the kept records' counts
+
+
+class DmarcRecord(Base):
+    """One <record> of a report about our domains: `count` mails from one source IP with one set of results."""
+
+    __tablename__ = "dmarc_records"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("dmarc_reports.id", ondelete="CASCADE"), index=True)
+    source_ip: Mapped[str] = mapped_column(String(45), index=True)
+    count: Mapped[int] = mapped_column(Integer)
+    disposition: Mapped[str] = mapped_column(String(20))
+    dkim_aligned: Mapped[bool] = mapped_column(Boolean)
+    spf_aligned: Mapped[bool] = mapped_column(Boolean)
+    dkim_pass: Mapped[bool] = mapped_column(Boolean)
+    spf_pass: Mapped[bool] = mapped_column(Boolean)
+    header_from: Mapped[str] = mapped_column(String(253), default="")
+    envelope_from: Mapped[str] = mapped_column(String(253), default="")
+    # {"dkim": [[domain, result, selector], …], "spf": [[domain, result, scope], …], "reasons": […]}
+    auth: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
 class InstallationKey(Base):
     """A fingerprint of one key every process of the installation must share (never the key itself)."""
 

@@ -21,6 +21,7 @@ from sendwell.db.models import Campaign, Contact, Send
 from sendwell.feedback.classify.message import classify_message
 from sendwell.feedback.classify.mime import decode_text
 from sendwell.feedback.classify.result import AUTO_REPLY, COMPLAINT, HARD, SOFT
+from sendwell.feedback.dmarc_store import ingest_mail
 from sendwell.feedback.service import FeedbackOutcome, record_feedback
 from sendwell.insight.engagement import record_engagement
 from sendwell.optout.service import unsubscribe_contact
@@ -36,7 +37,7 @@ class InboundResult:
     """What happened to one message for one envelope recipient."""
 
     rcpt: str
-    route: str  # bounce | mailto | reply | foreign
+    route: str  # bounce | mailto | reply | dmarc | foreign
     action: str  # a FeedbackOutcome action, or unsubscribed | already_unsubscribed | forged_token |
     #              unknown_contact | ignored | refused
     contact_id: int | None = None
@@ -80,6 +81,10 @@ def process_inbound(
     """Route one inbound message by its envelope recipients; flushes, the adapter commits."""
     now = now or datetime.now(timezone.utc)
     raw_ref = raw_ref_of(raw)
+    ours = [a.strip().lower() for a in rcpt_to if a.strip() and route_of(a, settings) != "foreign"]
+    report = ingest_mail(session, raw=raw, settings=settings, source=source, now=now) if ours else None
+    if report is not None:  # a DMARC aggregate report (rua=mailto:): its own tables, not the classifier
+        return [InboundResult(rcpt, "dmarc", report.action) for rcpt in dict.fromkeys(ours)]
     results = []
     for rcpt in dict.fromkeys(a.strip().lower() for a in rcpt_to if a.strip()):
         route = route_of(rcpt, settings)

@@ -14,6 +14,7 @@ from sendwell.web.admin import (
     contacts,
     dashboard,
     domain,
+    dmarc_page,
     feedback_review,
     hygiene_page,
     importing,
@@ -30,7 +31,7 @@ def mount_admin(app: FastAPI, runtime: Runtime) -> None:
     """Add the admin's routes, its static files and its two answers (sign in first; forbidden)."""
     admin = Admin(runtime)
     for module in (session_routes, dashboard, contacts, importing, campaigns, segments, insight_pages, hygiene_page,
-                   users, feedback_review, domain):
+                   users, feedback_review, dmarc_page, domain):
         app.include_router(module.router(admin))
     app.mount("/admin/static", StaticFiles(directory=str(HERE / "static")), name="admin-static")
 
