@@ -25,6 +25,7 @@ from sendwell.delivery.runner import run_campaign
 from sendwell.demo.api import api_demo
 from sendwell.demo.audience import format_audience, run_audience_demo
 from sendwell.demo.content import content_demo, format_content_summary
+from sendwell.demo.domain import show_domain_check
 from sendwell.demo.engagement_signals import show_engagement_signals
 from sendwell.demo.feedback import feed_feedback, format_feedback
 from sendwell.demo.feedback_signals import show_feedback_signals
@@ -157,6 +158,7 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
             "policy": policy,
             "audience": audience,
             "hygiene": hygiene,
+            "domain": show_domain_check(settings, say),  # step 16, against its own DNS server
         }
     return DemoResult(data_dir=data_dir, summary=summary)
 
