@@ -17,6 +17,7 @@ from sendwell.content.render import TemplateError
 from sendwell.content.service import ComplianceError
 from sendwell.db.session import transaction
 from sendwell.delivery.planning import queued_batches
+from sendwell.delivery.limiter import StoreUnavailable
 from sendwell.delivery.progress import campaign_status
 from sendwell.delivery.runner import run_campaign
 from sendwell.flows import schedule_sending, start_sending
@@ -164,6 +165,7 @@ def _status_out(runtime: Runtime, campaign_id: int, as_json: bool, prefix: str =
         lines.append("  skipped: " + ", ".join(f"{k} {v}" for k, v in status["skipped"].items()))
     if status.get("deferred"):
         lines.append("  waiting: " + ", ".join(f"{k} {v}" for k, v in status["deferred"].items()))
+    lines.extend(_provider_pace(runtime, status))
     p = status["progress"]
     if p["remaining"]:
         eta = f", about {_duration(p['eta_seconds'])} left" if p["eta_seconds"] else ""
@@ -173,6 +175,21 @@ def _status_out(runtime: Runtime, campaign_id: int, as_json: bool, prefix: str =
     if p["possibly_duplicated"]:
         lines.append(f"  {p['possibly_duplicated']} mails were in flight when a worker died and may have gone out twice")
     emit(status, as_json, "\n".join(lines))
+
+
+def _provider_pace(runtime: Runtime, status: dict[str, object]) -> list[str]:
+    """Each provider group's pace into `status`; a line naming the groups below their full pace."""
+    try:
+        status["provider_pace"] = runtime.throttle.paces()
+    except StoreUnavailable as exc:
+        status["provider_pace"] = None
+        return [f"  provider pace unknown: {exc}"]
+    slowed = [p for p in status["provider_pace"] if p["factor"] < 1]
+    if not slowed:
+        return []
+    return ["  provider pace: " + ", ".join(
+        f"{p['group']} {p['per_second']:g}/s ({p['factor']:.0%} of {p['limit']}, {p['slowdowns']} slow-downs)"
+        for p in slowed)]
 
 
 def _duration(seconds: int) -> str:

@@ -1,4 +1,5 @@
-"""SMTP latency, measured in the process that sends: the histogram and the timer around each hand-off.
+"""SMTP latency and throttling, measured in the process that sends: the histogram and the timer around each
+hand-off, and counters of the time spent waiting for limits and of the mails deferred as throttled.
 
 The web adapter (web/prometheus.py) reports it at /metrics; with PROMETHEUS_MULTIPROC_DIR set
 (the same directory for every process on a machine) prometheus-client keeps it in shared
@@ -19,13 +20,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from prometheus_client import Histogram, multiprocess
+from prometheus_client import Counter, Histogram, multiprocess
 from prometheus_client.mmap_dict import MmapedDict
 
 ARCHIVE = "histogram_archive.db"  # the counts of every sender that has exited
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _lock = threading.Lock()
 _histogram: Histogram | None = None
+_throttle: tuple[Counter, Counter] | None = None
+_retiring = False
 
 
 def multiprocess_dir() -> str | None:
@@ -43,10 +46,37 @@ def smtp_seconds() -> Histogram:
                 "sendwell_smtp_send_seconds", "Time to hand one message to the SMTP server (or capture)",
                 registry=None, buckets=_BUCKETS,
             )
-            folder = multiprocess_dir()
-            if folder:
-                atexit.register(retire_process_files, os.getpid(), folder)
+            _retire_at_exit()
         return _histogram
+
+
+def throttle_counters() -> tuple[Counter, Counter]:
+    """(seconds delivery threads waited for a limit, mails deferred as throttled by provider group), made on first use."""
+    global _throttle
+    with _lock:
+        if _throttle is None:
+            _throttle = (
+                Counter("sendwell_throttle_wait_seconds", "Seconds delivery threads waited for a provider group's, "
+                        "a domain's or the global limit", registry=None),
+                Counter("sendwell_throttled_mails", "Mails deferred because their provider group (or domain, or the "
+                        "global limit) was full", ["group"], registry=None),
+            )
+            _retire_at_exit()
+        return _throttle
+
+
+def made_here() -> list[Any]:
+    """The metrics this process has made (for /metrics without multiprocess mode)."""
+    return [m for m in (_histogram, *(_throttle or ())) if m is not None]
+
+
+def _retire_at_exit() -> None:
+    # Called with _lock held, when this process first makes a metric (its file, in multiprocess mode).
+    global _retiring
+    folder = multiprocess_dir()
+    if folder and not _retiring:
+        _retiring = True
+        atexit.register(retire_process_files, os.getpid(), folder)
 
 
 def __getattr__(name: str) -> Any:

@@ -80,6 +80,10 @@ class Pace:
     floor: float = 1 / 16
 
 
+class StoreUnavailable(RuntimeError):
+    """The limit store cannot be read (Redis down, the SQLite file unreadable)."""
+
+
 class Grant(NamedTuple):
     granted: bool
     wait: float  # granted: sleep this long, then send; refused: how long until it might fit
@@ -284,7 +288,10 @@ class SqliteStore:
 
     def paces(self) -> dict[str, PaceState]:
         now = self.clock()
-        rows = self._db().execute("SELECT key, state FROM limiter").fetchall()
+        try:
+            rows = self._db().execute("SELECT key, state FROM limiter").fetchall()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"{self.path}: {exc}") from exc
         states = {k: json.loads(s) for k, s in rows}
         return {k: _pace_state(s, now, self.pace) for k, s in states.items() if "f0" in s}
 
@@ -438,8 +445,13 @@ class RedisStore:
                                 args=[self._now(), p.recover, p.step, p.floor, COOLDOWN, STATE_SECONDS]))
 
     def paces(self) -> dict[str, PaceState]:
-        names = sorted(n.decode() if isinstance(n, bytes) else n for n in self.redis.smembers(self._registry))
-        return self._read_paces(names) if names else {}
+        import redis
+
+        try:
+            names = sorted(n.decode() if isinstance(n, bytes) else n for n in self.redis.smembers(self._registry))
+            return self._read_paces(names) if names else {}
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"Redis: {exc}") from exc
 
     def _read_paces(self, names: list[str]) -> dict[str, PaceState]:
         pipe = self.redis.pipeline(transaction=False)

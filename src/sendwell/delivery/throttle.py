@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -25,7 +26,8 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from sendwell.config import Settings, parse_domain_limits, parse_provider_limits
-from sendwell.delivery.limiter import Limit, LimitStore, Pace, RedisStore, SqliteStore
+from sendwell.delivery.instruments import throttle_counters
+from sendwell.delivery.limiter import Limit, LimitStore, Pace, RedisStore, SqliteStore, StoreUnavailable
 from sendwell.delivery.ports import Throttled
 from sendwell.delivery.providers import OTHER, ProviderGroups
 
@@ -147,14 +149,20 @@ class Throttle:
             self.sleep(grant.wait)  # every in-flight slot is taken: try again shortly
             waited += grant.wait
         if not grant.granted:
-            self.waited += waited
+            self._waited(waited)
+            throttle_counters()[1].labels(group).inc()
             raise Throttled(group, grant.key, self._spread(grant.key, grant.wait, keys))
         if grant.wait > 0:
             self.sleep(grant.wait)
             waited += grant.wait
         self._local.held = [k for k, limit in keys if limit.connections]
-        self.waited += waited
+        self._waited(waited)
         return waited
+
+    def _waited(self, seconds: float) -> None:
+        if seconds > 0:
+            self.waited += seconds
+            throttle_counters()[0].inc(seconds)
 
     def _spread(self, key: str, wait: float, keys: list[tuple[str, Limit]]) -> float:
         """When a refused mail should come back: after the wait, one interval after this process's last refusal.
@@ -198,8 +206,14 @@ class Throttle:
         return True
 
     def paces(self) -> list[dict[str, Any]]:
-        """Each limited group's limit and current pace, for `campaigns status`, the admin and /metrics."""
-        stored = self.store.paces()
+        """Each limited group's limit and current pace, for `campaigns status`, the admin and /metrics.
+
+        Raises StoreUnavailable when the limit store cannot be read.
+        """
+        try:
+            stored = self.store.paces()
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreUnavailable(str(exc)) from exc
         rows = []
         for group, limit in sorted(self.limits.items()):
             if not limit.active:

@@ -22,7 +22,8 @@ from sqlalchemy import func, select
 from sendwell.access.service import allows, authenticate
 from sendwell.db.models import Alert, Event, OutboxMessage, Send, SendState, Suppression, WebhookDelivery
 from sendwell.db.session import transaction
-from sendwell.delivery.instruments import multiprocess_dir, smtp_seconds
+from sendwell.delivery.instruments import made_here, multiprocess_dir, smtp_seconds
+from sendwell.delivery.limiter import StoreUnavailable
 from sendwell.runtime import Runtime
 from sendwell.worker.queue import Queue
 
@@ -39,6 +40,9 @@ class DatabaseCollector(Collector):
             states = dict(session.execute(select(Send.state, func.count()).group_by(Send.state)).all())
             skips = session.execute(
                 select(Send.skip_reason, func.count()).where(Send.state == SendState.SKIPPED.value)
+                .group_by(Send.skip_reason)).all()
+            waiting = session.execute(
+                select(Send.skip_reason, func.count()).where(Send.state == SendState.DEFERRED.value)
                 .group_by(Send.skip_reason)).all()
             unsubscribes = session.execute(
                 select(Event.method, func.count()).where(Event.kind == "unsubscribed").group_by(Event.method)).all()
@@ -99,11 +103,38 @@ class DatabaseCollector(Collector):
         depth = GaugeMetricFamily("sendwell_queue_depth", "Sends waiting for a worker (queued or deferred)")
         depth.add_metric([], states.get(SendState.QUEUED.value, 0) + states.get(SendState.DEFERRED.value, 0))
         yield depth
+        deferred = GaugeMetricFamily("sendwell_sends_deferred", "Deferred sends, by reason (throttled: their provider "
+                                     "group was at its limit; retry: an SMTP deferral)", labels=["reason"])
+        for reason, count in waiting:
+            deferred.add_metric([reason or "retry"], count)
+        yield deferred
+        yield from self._provider_pace()
         jobs = self._pending_jobs()
         if jobs is not None:
             pending = GaugeMetricFamily("sendwell_queue_jobs", "Jobs waiting in the queue (Huey)")
             pending.add_metric([], jobs)
             yield pending
+
+    def _provider_pace(self) -> Iterable[Metric]:
+        """Each provider group's current pace, from the limit store every worker shares (delivery/throttle.py)."""
+        try:
+            paces = self.runtime.throttle.paces()
+        except StoreUnavailable:  # the limit store being down must not take the database metrics with it
+            return
+        ratio = GaugeMetricFamily("sendwell_provider_pace_ratio", "Share of a provider group's per-second limit "
+                                  "allowed now (halved on a slow-down deferral, climbing back)", labels=["group"])
+        rate = GaugeMetricFamily("sendwell_provider_rate", "Mails per second a provider group may get now",
+                                 labels=["group"])
+        slowed = CounterMetricFamily("sendwell_provider_slowdowns", "Halvings of a provider group's pace",
+                                     labels=["group"])
+        for p in paces:
+            ratio.add_metric([p["group"]], p["factor"])
+            if p["per_second"] is not None:
+                rate.add_metric([p["group"]], p["per_second"])
+            slowed.add_metric([p["group"]], p["slowdowns"])
+        yield ratio
+        yield rate
+        yield slowed
 
     def _pending_jobs(self) -> int | None:
         try:
@@ -115,10 +146,12 @@ class DatabaseCollector(Collector):
 
 
 class _Local(Collector):
-    """This process's own histogram, when metrics are not shared across processes."""
+    """This process's own histogram and throttle counters, when metrics are not shared across processes."""
 
     def collect(self) -> Iterable[Metric]:
-        return smtp_seconds().collect()
+        smtp_seconds()
+        for metric in made_here():
+            yield from metric.collect()
 
 
 def exposition(runtime: Runtime | None, collector: Collector | None = None) -> bytes:

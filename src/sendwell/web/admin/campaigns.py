@@ -24,6 +24,7 @@ from sendwell.content.service import ComplianceError, ContentError, lint_campaig
 from sendwell.db.models import Campaign, CampaignKind, Event, Topic
 from sendwell.db.session import transaction
 from sendwell.delivery import progress as delivery_progress
+from sendwell.delivery.limiter import StoreUnavailable
 from sendwell.flows import schedule_sending, send_test, start_sending
 from sendwell.insight import machines
 from sendwell.insight.report import build_report
@@ -117,7 +118,16 @@ def router(admin: Admin) -> APIRouter:
             db.expunge_all()
         return admin.render(request, "campaign.html", user, status=status, campaign=campaign, values=values,
                             kinds=KINDS, state=state, lint=report, error=error, notice=notice,
-                            test_to=test_to)
+                            test_to=test_to, paces=_paces(state))
+
+    def _paces(state: dict[str, Any]) -> list[dict[str, Any]] | None:
+        # Each provider group's current pace while the campaign sends (delivery/throttle.py); None: store down.
+        if state["status"] not in ("sending", "paused"):
+            return []
+        try:
+            return runtime.throttle.paces()
+        except StoreUnavailable:
+            return None
 
     @r.get("")
     def campaigns(request: Request, user: Viewer = Depends(viewer)) -> Response:
