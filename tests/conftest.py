@@ -153,6 +153,7 @@ SLOW_MODULES = frozenset({
     "tests/cli/test_keys.py",
     "tests/cli/test_serve.py",
     "tests/deploy/test_processes.py",
+    "tests/feedback/test_dmarc_imap.py",
     "tests/deliverability/test_dnsserver.py",
     "tests/deliverability/test_domain_check.py",
     "tests/deliverability/test_gate.py",
