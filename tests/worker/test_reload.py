@@ -1,27 +1,29 @@
-"""A worker process picks up settings saved in the admin (the data folder's sendwell.env) on its scan."""
+"""A worker process picks up settings saved in the admin (the database) on its scan."""
 
 from __future__ import annotations
 
+from sendwell.db.session import transaction
 from sendwell.runtime import Runtime
 from sendwell.settings_edit import update_settings
 from sendwell.worker.queue import Queue
-from tests.conftest import make_settings
 
 
-def test_the_scan_swaps_in_settings_saved_by_another_process(tmp_path) -> None:
-    data = tmp_path / "data"
-    runtime = Runtime(make_settings(data, database_url=f"sqlite:///{tmp_path / 'db.sqlite'}"))
+def test_the_scan_swaps_in_settings_saved_by_another_process(settings, tmp_path) -> None:
+    runtime = Runtime(settings)
+    web = Runtime(settings.replace(data_dir=tmp_path / "web"))  # another process, another data folder
     queue = Queue(runtime)
     try:
         before = runtime.settings
-        assert queue.reload_settings() == []  # the file as it is now is remembered
-        # The web process saves a change: it writes sendwell.env in the shared data folder.
-        update_settings(make_settings(data), {"company_name": "Ningbo Bright Lighting Group"})
+        assert queue.reload_settings() == []  # nothing saved yet
+        # The web process saves a change: it stores it in the database.
+        with transaction(web.factory) as session:
+            update_settings(web.settings, {"company_name": "Ningbo Bright Lighting Group"}, session)
         assert queue.reload_settings() == ["company_name"]
         assert runtime.settings is not before
         assert runtime.settings.company_name == "Ningbo Bright Lighting Group"
         assert before.company_name != "Ningbo Bright Lighting Group"  # the old object is never changed
-        assert queue.reload_settings() == []  # nothing new in the file
+        assert queue.reload_settings() == []  # nothing new in the database
     finally:
         queue.huey.flush()
         runtime.dispose()
+        web.dispose()
