@@ -35,6 +35,7 @@ from sendwell.demo.optout import exercise_optout, format_optout
 from sendwell.demo.policy import format_policy, show_policy
 from sendwell.demo.seed import write_contacts_csv
 from sendwell.demo.smtp_server import CaptureSMTPServer, free_port
+from sendwell.demo.warmup import show_warmup
 from sendwell.flows import start_sending
 from sendwell.runtime import Runtime
 from sendwell.web.app import create_app
@@ -160,6 +161,7 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
             "hygiene": hygiene,
             "domain": show_domain_check(settings, say),  # step 16, against its own DNS server
         }
+        summary["warmup"] = show_warmup(settings, data_dir, say)  # after the counts above: it mails through its own relay
     return DemoResult(data_dir=data_dir, summary=summary)
 
 

@@ -10,7 +10,8 @@ from fastapi.responses import JSONResponse
 
 from sendwell.followups import outbox_worker
 from sendwell.runtime import Runtime
-from sendwell.web.admin import mount_admin
+from sendwell.web.admin import mount_admin, warmup_page
+from sendwell.web.admin.pages import Admin
 from sendwell.web.api import mount_api
 from sendwell.web.feedback_routes import feedback_router
 from sendwell.web.health import failed, readiness
@@ -65,6 +66,7 @@ def create_app(runtime: Runtime, *, outbox: bool = True) -> FastAPI:
     app.include_router(feedback_router(runtime))  # provider webhooks
     mount_api(app, runtime, wake)
     mount_admin(app, runtime)  # the web admin under /admin
+    app.include_router(warmup_page.router(Admin(runtime)))  # the admin's Warm-up page
     app.include_router(metrics_router(runtime))
     # Added last, so it wraps every other middleware: no body is read past its route's limit.
     app.add_middleware(BodySizeLimit)
