@@ -24,6 +24,7 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.message import Message
+from functools import lru_cache
 from io import BytesIO
 from xml.etree.ElementTree import Element, ParseError
 
@@ -234,17 +235,9 @@ def parse_report(xml: bytes | None) -> Report:
     records: list[Record] = []
     try:
         # forbid_dtd: no report has a DOCTYPE, so none is read at all (defusedxml raises at its start).
-        events = iterparse(BytesIO(xml), events=("start", "end"), forbid_dtd=True)
-        root_seen = False
-        for event, element in events:
-            tag = _local(element.tag)
-            if not root_seen:
-                root_seen = True
-                if tag != "feedback":
-                    raise NotAReport(f"the XML document is <{tag}>, not a DMARC <feedback> report")
-                continue
-            if event != "end":
-                continue
+        root = ""
+        for _, element in iterparse(BytesIO(xml), events=("end",), forbid_dtd=True):
+            tag = root = _local(element.tag)
             if tag == "report_metadata":
                 meta = _metadata(element)
                 element.clear()
@@ -256,6 +249,8 @@ def parse_report(xml: bytes | None) -> Report:
                     raise ReportRefused(f"more than {MAX_RECORDS} records")
                 records.append(_record(element, len(records) + 1))
                 element.clear()  # stream: a record is dropped once read
+        if root != "feedback":  # the last element to end is the document's root
+            raise NotAReport(f"the XML document is <{root}>, not a DMARC <feedback> report")
     except DefusedXmlException as exc:
         raise ReportRefused(f"XML with a DTD or entity declarations ({type(exc).__name__}); "
                             "no DMARC report has one") from None
@@ -273,7 +268,9 @@ def parse_report(xml: bytes | None) -> Report:
                   policy={k: v[:50] for k, v in list(policy.items())[:20]}, records=records)
 
 
+@lru_cache(maxsize=512)
 def _local(tag: str) -> str:
+    """The tag without its namespace: RFC 9990 reports use one, RFC 7489 reports do not."""
     return tag.rpartition("}")[2] if isinstance(tag, str) else ""
 
 
