@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import functools
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from sendwell.campaigns.service import CampaignError, create_campaign, get_campaign, set_campaign_status
 from sendwell.cli.common import emit, fail, json_option
 from sendwell.cli.content import campaigns_lint, campaigns_preview, refuse_unsendable
-from sendwell.cli.context import get_runtime
+from sendwell.cli.context import get_runtime, safe_url
 from sendwell.cli.domain import print_refusal
 from sendwell.content.render import TemplateError
 from sendwell.content.service import ComplianceError
@@ -19,13 +23,13 @@ from sendwell.db.session import transaction
 from sendwell.delivery.planning import queued_batches
 from sendwell.delivery.limiter import StoreUnavailable
 from sendwell.delivery.progress import campaign_status
-from sendwell.delivery.runner import run_campaign
+from sendwell.delivery.runner import DEFERRED, leftovers, run_campaign
 from sendwell.flows import schedule_sending, start_sending
 from sendwell.mail.transport import TransportUnavailable
 from sendwell.runtime import Runtime
 from sendwell.segments.expression import SegmentError
 from sendwell.segments.service import resolve_segment
-from sendwell.worker.queue import Queue
+from sendwell.worker.queue import Queue, QueueUnavailable
 
 
 # ---------------------------------------------------------------- campaigns
@@ -76,13 +80,48 @@ def _read_text(path: Path) -> str:
     raise AssertionError("unreachable")
 
 
+EXIT_UNSENT, EXIT_DEFERRED = 3, 75
+
+
+def _outages_in_one_line(command: Callable[..., None]) -> Callable[..., None]:
+    """The database or Redis unreachable: one line and exit status 1, no traceback.
+
+    Nothing is lost: a send this process claimed comes back on the next run (its pid is
+    dead, sendwell.db.processes), the rest stays queued; running the command again continues.
+    """
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except (OperationalError, InterfaceError) as exc:
+            url = safe_url(get_runtime().settings.effective_database_url)
+            fail(f"the database ({url}) is unreachable: {exc.orig or exc}; run the command again when it is back "
+                 "to continue")
+        except QueueUnavailable as exc:
+            fail(f"{exc}; run the command again when it is back to continue")
+
+    return run
+
+
 @campaigns.command("send")
 @click.argument("campaign_id", type=int)
 @click.option("--wait", is_flag=True, help="Deliver in this process and return when the campaign is done.")
 @json_option
+@_outages_in_one_line
 def campaigns_send(campaign_id: int, wait: bool, as_json: bool) -> None:
-    """Plan the campaign (eligibility per contact) and queue or deliver it."""
+    """Plan the campaign (eligibility per contact) and queue or deliver it.
+
+    Exit status: 0 when nothing is left to send (or the mails are queued, without --wait);
+    1 on an error (the database or Redis unreachable, SMTP server down, …): run it again to
+    continue; with --wait, 3 when sends are left unsent (held by another live process, the
+    campaign paused or cancelled, …) and 75 when the only ones left are deferred to a later
+    retry; each printed with its reason (docs/delivery.md, "send --wait").
+    """
     runtime = get_runtime()
+    queue = None if wait else Queue(runtime)
+    if queue is not None:
+        queue.check()  # before anything changes: with Redis down the campaign stays as it was
     try:
         with transaction(runtime.factory) as session:
             get_campaign(session, campaign_id=campaign_id)
@@ -90,12 +129,14 @@ def campaigns_send(campaign_id: int, wait: bool, as_json: bool) -> None:
             # runs the same gate again (cheap) as every other entry point does.
             refuse_unsendable(session, runtime.settings, campaign_id, as_json)
             batches = start_sending(session, settings=runtime.settings, campaign_id=campaign_id)
+            if queue is not None:  # every queued send: a run that lost Redis halfway left some without a job
+                batches = queued_batches(session, campaign_id=campaign_id, batch_size=runtime.settings.batch_size)
     except CampaignError as exc:
         fail(str(exc))
     except ComplianceError as exc:  # the sender-domain gate in start_sending
         print_refusal(exc, as_json)
-    if not wait:
-        Queue(runtime).enqueue_batches(campaign_id, batches)
+    if queue is not None:
+        queue.enqueue_batches(campaign_id, batches)
         _status_out(runtime, campaign_id, as_json, prefix=f"queued {sum(map(len, batches))} mails in {len(batches)} jobs")
         return
     _deliver_now(runtime, campaign_id, as_json)
@@ -147,15 +188,22 @@ def _deliver_now(runtime: Runtime, campaign_id: int, as_json: bool) -> None:
     finally:
         for d in deliverers:
             d.transport.close()
-    _status_out(runtime, campaign_id, as_json)
+    with transaction(runtime.factory) as session:
+        left = leftovers(session, campaign_id=campaign_id, timeout=timedelta(seconds=runtime.settings.heartbeat_timeout))
+    _status_out(runtime, campaign_id, as_json, left=left)
+    if left:  # never 0 with mail unsent; 75 (EX_TEMPFAIL) when all of it has a retry time, printed above
+        click.get_current_context().exit(EXIT_DEFERRED if all(i["kind"] == DEFERRED for i in left) else EXIT_UNSENT)
 
 
-def _status_out(runtime: Runtime, campaign_id: int, as_json: bool, prefix: str = "") -> None:
+def _status_out(runtime: Runtime, campaign_id: int, as_json: bool, prefix: str = "",
+                left: list[dict[str, Any]] | None = None) -> None:
     try:
         with transaction(runtime.factory) as session:
             status = campaign_status(session, campaign_id=campaign_id)
     except CampaignError as exc:
         fail(str(exc))
+    if left is not None:
+        status["left"] = left
     lines = [prefix] if prefix else []
     lines.append(f"campaign {status['id']} “{status['name']}”: {status['status']}, {status['total']} recipients")
     if status.get("scheduled_at"):
@@ -174,6 +222,7 @@ def _status_out(runtime: Runtime, campaign_id: int, as_json: bool, prefix: str =
         lines.append(f"  overall {p['overall_rate_per_second']:g} mails/s")
     if p["possibly_duplicated"]:
         lines.append(f"  {p['possibly_duplicated']} mails were in flight when a worker died and may have gone out twice")
+    lines.extend(f"  not sent: {item['text']}" for item in left or ())
     emit(status, as_json, "\n".join(lines))
 
 

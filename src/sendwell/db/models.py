@@ -295,6 +295,7 @@ class Send(Base):
     possible_duplicate: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
     # A fencing token written by each claim: a worker whose lease lapsed (and whose sends
     # were recovered and claimed again) can tell, and must not start their SMTP transactions.
+    # "<delivery_processes.id>.<random hex>" for a registered claimer (delivery/claims.py).
     claim_token: Mapped[str | None] = mapped_column(String(32), default=None)
 
 
@@ -692,3 +693,21 @@ class DomainCheck(Base):
     checked_at: Mapped[datetime] = mapped_column(default=utcnow)
     blocking: Mapped[bool] = mapped_column(Boolean, default=False)
     report: Mapped[dict[str, Any]] = mapped_column(default=dict)  # DomainReport.as_dict()
+
+
+class DeliveryProcess(Base):
+    """A process that claims sends (worker, serve, send --wait): registered at its start,
+    heartbeating while it runs, deleted at a clean exit (sendwell.db.processes)."""
+
+    __tablename__ = "delivery_processes"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    # Same host, boot and PID namespace: the pid can be looked up in /proc (dead at once).
+    boot_id: Mapped[str] = mapped_column(String(64), default="")
+    pid_namespace: Mapped[str] = mapped_column(String(64), default="")
+    pid_started: Mapped[int] = mapped_column(BigInteger, default=0)  # /proc/PID/stat starttime: a reused pid differs
+    role: Mapped[str] = mapped_column(String(20))  # worker | serve | send-wait
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)

@@ -16,12 +16,21 @@ import time
 from datetime import timedelta
 from typing import Any
 
+import redis
 from huey import Huey, RedisHuey, SqliteHuey
 
 from sendwell.campaigns.service import get_campaign
 from sendwell.db.models import CampaignStatus
+from sendwell.db.processes import Heartbeat
 from sendwell.db.session import transaction
-from sendwell.delivery.claims import claim_sends, due_batches, new_claim_token, recover_expired_leases
+from sendwell.delivery.claims import (
+    claim_sends,
+    due_batches,
+    new_claim_token,
+    recover_claim,
+    recover_dead_owners,
+    recover_expired_leases,
+)
 from sendwell.delivery.progress import finish_if_done
 from sendwell.flows import run_hygiene_if_due, start_due_campaigns
 from sendwell.insight.alerts import Thresholds, check_recent, check_sending
@@ -36,6 +45,10 @@ INSIGHT_INTERVAL = 60.0  # seconds between alert re-checks and counter roll-ups
 # Seconds between asks "is a hygiene pass due?" (the first one after start-up too): each ask
 # is a write transaction, and on SQLite every writer waits its turn.
 HYGIENE_CHECK_INTERVAL = 60.0
+
+
+class QueueUnavailable(Exception):
+    """The queue (Redis) cannot be reached; the message names it."""
 
 
 class Queue:
@@ -56,6 +69,9 @@ class Queue:
             )
         self._local = threading.local()
         self._stop_flag: Any = None  # the consumer's stop flag, once a consumer runs here
+        # This process's registration while a consumer runs here: claims carry its id (db/processes.py).
+        self.process: Heartbeat | None = None
+        self._orphans: list[str] = []  # claim tokens a failed batch could not hand back yet
         self._deliver = self.huey.task(retries=3, retry_delay=10, name="deliver_batch")(self._deliver_batch)
 
     # ---- jobs -----------------------------------------------------------
@@ -75,7 +91,7 @@ class Queue:
             self._deliver(campaign_id, send_ids)  # not started: leave it for the next worker
             return
         deliverer = self._deliverer()
-        token = new_claim_token()
+        token = new_claim_token(self.process.id if self.process is not None else None)  # names this process
         with transaction(self.runtime.factory) as session:
             claimed = claim_sends(session, campaign_id=campaign_id, send_ids=send_ids, limit=len(send_ids),
                                   lease=deliverer.lease, token=token)
@@ -87,6 +103,12 @@ class Queue:
             except TransportUnavailable as exc:
                 # deliver() deferred the batch with a retry time; the recovery scan re-enqueues it.
                 log.warning("campaign %s: %s; %d mails deferred", campaign_id, exc, len(claimed))
+            except Exception:
+                # E.g. the database restarted mid-batch. This process lives on, so neither the
+                # heartbeat nor (for a lease) the lease would free the batch: hand it back now,
+                # or after the next heartbeat that reaches the database; Huey retries the job.
+                self._hand_back(token)
+                raise
         with transaction(self.runtime.factory) as session:
             finish_if_done(session, campaign_id=campaign_id)
             running = get_campaign(session, campaign_id=campaign_id).status == CampaignStatus.SENDING.value
@@ -95,21 +117,39 @@ class Queue:
             for i in range(0, len(released), settings.batch_size):
                 self._deliver(campaign_id, released[i : i + settings.batch_size])
 
+    def _hand_back(self, token: str) -> None:
+        try:
+            with transaction(self.runtime.factory) as session:
+                recover_claim(session, token=token)
+        except Exception:
+            self._orphans.append(token)
+
+    def _hand_back_orphans(self) -> None:
+        """After a heartbeat reached the database: hand back the batches that failed while it was away."""
+        while self._orphans:
+            token = self._orphans[0]
+            with transaction(self.runtime.factory) as session:
+                recover_claim(session, token=token)
+            self._orphans.pop(0)
+
     def recover(self) -> dict[str, Any]:
-        """Return dead workers' sends to the queue and re-enqueue due retries; one pass."""
+        """Return dead processes' and expired claims to the queue and re-enqueue due retries; one pass."""
         settings = self.runtime.settings
         queue_dry = self.pending() == 0  # only then can a queued send's job have been lost (due_batches)
         with transaction(self.runtime.factory) as session:
-            report = recover_expired_leases(session)
+            report = recover_dead_owners(session, timeout=timedelta(seconds=settings.heartbeat_timeout))
+            report.add(recover_expired_leases(session))
+            # A lost job shows within seconds once the queue is dry: the heartbeat timeout.
             batches = due_batches(session, batch_size=settings.batch_size,
-                                  lease=timedelta(seconds=settings.lease_seconds), lost_queued=queue_dry)
+                                  lease=timedelta(seconds=settings.lease_seconds), lost_queued=queue_dry,
+                                  lost_after=timedelta(seconds=settings.heartbeat_timeout))
         for campaign_id, ids in report.requeued.items():
             for i in range(0, len(ids), settings.batch_size):
                 self._deliver(campaign_id, ids[i : i + settings.batch_size])
         for campaign_id, ids in batches:
             self._deliver(campaign_id, ids)
         if report.count:
-            log.warning("recovered %d sends from expired leases (%d possibly duplicated)",
+            log.warning("recovered %d sends from dead processes and expired leases (%d possibly duplicated)",
                         report.count, len(report.possibly_duplicated))
         return {"recovered": report.count, "possibly_duplicated": report.possibly_duplicated,
                 "due_batches": len(batches)}
@@ -199,14 +239,31 @@ class Queue:
 
     # ---- port -----------------------------------------------------------
     def enqueue_batches(self, campaign_id: int, batches: list[list[int]]) -> int:
-        for batch in batches:
-            self._deliver(campaign_id, batch)
+        try:
+            for batch in batches:
+                self._deliver(campaign_id, batch)
+        except Exception as exc:
+            raise self._unavailable(exc) from exc
         return len(batches)
+
+    def check(self) -> None:
+        """Raise QueueUnavailable unless the queue answers (Redis: a PING; the embedded queue always does)."""
+        if isinstance(self.huey, RedisHuey):
+            try:
+                self.huey.storage.conn.ping()
+            except Exception as exc:
+                raise self._unavailable(exc) from exc
+
+    def _unavailable(self, exc: Exception) -> Exception:
+        if not isinstance(exc, redis.RedisError):
+            return exc
+        where = self.runtime.settings.queue_url.rsplit("@", 1)[-1]  # never print a password
+        return QueueUnavailable(f"the queue (Redis at {where}) is unreachable: {' '.join(str(exc).split())[:200]}")
 
     def pending(self) -> int:
         return self.huey.pending_count()
 
-    def consumer(self, workers: int | None = None) -> Any:
+    def consumer(self, workers: int | None = None, role: str = "worker") -> Any:
         """A Huey consumer whose SIGTERM is graceful, plus the recovery scanner thread.
 
         Huey treats SIGTERM as "stop now" by default; a deployment's stop (systemd,
@@ -225,10 +282,16 @@ class Queue:
         def stop_all(graceful: bool = False) -> None:
             stop.set()
             original_stop(graceful=graceful)
+            if self.process is not None:  # a clean exit: whatever is still claimed is recovered at once
+                self.process.stop()
 
         original_start = consumer.start
 
         def start_all() -> None:
+            # Registered before the first job: every claim of this consumer names its process.
+            settings = self.runtime.settings
+            self.process = Heartbeat.start(self.runtime.engine, role=role, interval=settings.heartbeat_interval)
+            self.process.after_beat.append(self._hand_back_orphans)
             original_start()
             scanner.start()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, Response
@@ -275,7 +275,8 @@ def router(runtime: Runtime, require: Any) -> APIRouter:
         if result is None:
             raise ApiProblem(404, f"no contact with id {contact_id}", kind="not-found")
         if result.hand_off_pending:  # a mail to them is in an SMTP hand-off: answer after it (optout/gate.py)
-            wait_for_hand_off(runtime.engine, contact_id, window=hand_off_window(runtime.settings.smtp_timeout))
+            wait_for_hand_off(runtime.engine, contact_id, window=hand_off_window(runtime.settings.smtp_timeout),
+                              stale_after=timedelta(seconds=runtime.settings.heartbeat_timeout))
         return UnsubscribeOut(contact_id=result.contact_id, unsubscribed_at=result.unsubscribed_at,
                               already_unsubscribed=not result.is_new)
 

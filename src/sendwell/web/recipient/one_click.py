@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -62,7 +63,8 @@ def one_click_router(runtime: Runtime, pages: RecipientPages, group: GroupCommit
             result = service.unsubscribe_contact(session, contact_id=data.contact_id, campaign_id=data.campaign_id,
                                                  method=method, ip=ip, user_agent=ua)
         if result is not None and result.hand_off_pending:  # see GroupCommit.submit
-            wait_for_hand_off(runtime.engine, result.contact_id, window=hand_off_window(runtime.settings.smtp_timeout))
+            wait_for_hand_off(runtime.engine, result.contact_id, window=hand_off_window(runtime.settings.smtp_timeout),
+                              stale_after=timedelta(seconds=runtime.settings.heartbeat_timeout))
         return result
 
     return router
@@ -93,7 +95,8 @@ class GroupCommit:
             # A mail to this person was being handed to SMTP when the opt-out committed: the
             # answer waits for that hand-off, so no mail leaves after it (optout/gate.py).
             await await_hand_off(self.runtime.engine, result.contact_id,
-                                 window=hand_off_window(self.runtime.settings.smtp_timeout))
+                                 window=hand_off_window(self.runtime.settings.smtp_timeout),
+                                 stale_after=timedelta(seconds=self.runtime.settings.heartbeat_timeout))
         return result
 
     def flush(self) -> None:
