@@ -32,7 +32,12 @@ from sendwell.config import Settings
 from sendwell.content.lint import ERROR, WARNING, Finding, LintReport
 from sendwell.content.service import ComplianceError
 from sendwell.db.models import Campaign, CampaignKind, DomainCheck
-from sendwell.deliverability.check import BLOCKING, DomainReport, check_domain, relay_host
+from sendwell.deliverability.check import (
+    BLOCKING,
+    DomainReport,
+    check_domain,
+    relay_host,
+)
 from sendwell.deliverability.check import WARNING as CHECK_WARNING
 from sendwell.segments.service import count_segment
 

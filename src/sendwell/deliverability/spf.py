@@ -22,8 +22,8 @@ LOOKUP_LIMIT = 10  # RFC 7208 §4.6.4: include, a, mx, ptr, exists and redirect,
 VOID_LIMIT = 2  # RFC 7208 §4.6.4: look-ups answering nothing
 _MECHANISMS = {"all", "include", "a", "mx", "ptr", "ip4", "ip6", "exists"}
 _COUNTED = {"include", "a", "mx", "ptr", "exists"}
-_TERM = re.compile(r"^([+\-~?]?)([a-z0-9][a-z0-9_.-]*)(?:([:=])(.*))?$", re.I)
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_-]{1,63}\.?$", re.I)
+_TERM = re.compile(r"^([+\-~?]?)([a-z0-9][a-z0-9_.-]*)(?:([:=])(.*))?$", re.IGNORECASE)
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_-]{1,63}\.?$", re.IGNORECASE)
 _CIDR = re.compile(r"^(.*?)(?:/(\d{1,3}))?(?://(\d{1,3}))?$")
 RESULTS = {"+": "pass", "-": "fail", "~": "softfail", "?": "neutral"}
 
