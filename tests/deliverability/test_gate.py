@@ -71,6 +71,8 @@ def test_bulk_campaign_from_an_unready_domain_is_refused_with_the_fix(tmp_path: 
         assert "Publish: nothing.example. TXT \"v=spf1 ip4:192.0.2.10 -all\"" in errors["sender-domain-spf-missing"].message
         assert "[COMPLIANCE #23]" in errors["sender-domain-dmarc-missing"].line()
         assert planned(rt, campaign_id) == 0
+        with transaction(rt.factory) as s:  # rolled back with the start: the next attempt checks again
+            assert s.scalar(select(func.count()).select_from(DomainCheck)) == 0
         with pytest.raises(ComplianceError), transaction(rt.factory) as s:
             schedule_sending(s, settings=rt.settings, campaign_id=campaign_id,
                              at=datetime.now(timezone.utc) + timedelta(hours=1))

@@ -315,10 +315,9 @@ def _check_spf(ctx: _Context) -> None:
             ctx.add("spf-authorised", PASS, f"SPF of {domain} authorises {', '.join(ctx.ips)}")
         return
     if not ctx.relay or is_loopback(ctx.relay):
-        ctx.add("spf-ips-unknown", INFO,
-                "the sending IPs are not known (mail leaves through "
-                + (f"the local relay {ctx.relay}" if ctx.relay else "no relay: SMTP is in capture mode")
-                + "): set SENDWELL_SENDING_IPS to check that SPF authorises them")
+        how = f"mail leaves through the local relay {ctx.relay}" if ctx.relay else "SMTP is in capture mode"
+        ctx.add("spf-ips-unknown", INFO, f"the sending IPs are not known ({how}): set SENDWELL_SENDING_IPS to "
+                "check that SPF authorises them")
         return
     relay_org = organisational_domain(ctx.relay)
     named = [inc for inc in walk.includes if organisational_domain(inc) == relay_org]
