@@ -169,6 +169,7 @@ SLOW_MODULES = frozenset({
     "tests/web/test_access_log.py",
     "tests/web/test_settings_store.py",
     "tests/worker/test_serve.py",
+    "tests/worker/test_processes.py",
     "tests/worker/test_workers.py",
 })
 

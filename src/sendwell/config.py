@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from email.utils import parseaddr
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     smtp_ca_file: str = ""  # PEM bundle to trust for STARTTLS / smtps (default: the system's)
     # Delivery engine (docs/delivery.md): concurrency, throttling, retries, leases.
     smtp_concurrency: int = Field(default=4, ge=1, le=256)  # SMTP sessions (threads) per process
+    # Delivery processes of `campaigns send --wait` and `serve`, this one included: "auto" (or 0) = one
+    # per core; 1 = one process (docs/delivery.md, "Processes").
+    delivery_processes: Annotated[int, Field(ge=0, le=256)] | Literal["auto"] = "auto"
     # Shared by every worker (on Redis, or a file in the data folder): mails per second over all (0 = none), and per domain.
     rate_limit: float = Field(default=0.0, ge=0)
     domain_limits: str = ""  # "gmail.com=50,outlook.com=30"

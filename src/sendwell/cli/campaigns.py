@@ -17,13 +17,14 @@ from sendwell.cli.common import emit, fail, json_option
 from sendwell.cli.content import campaigns_lint, campaigns_preview, refuse_unsendable
 from sendwell.cli.context import get_runtime, safe_url
 from sendwell.cli.domain import print_refusal
+from sendwell.cli.processes import send_on_cores
 from sendwell.content.render import TemplateError
 from sendwell.content.service import ComplianceError
 from sendwell.db.session import transaction
 from sendwell.delivery.planning import queued_batches
 from sendwell.delivery.limiter import StoreUnavailable
 from sendwell.delivery.progress import campaign_status
-from sendwell.delivery.runner import DEFERRED, leftovers, run_campaign
+from sendwell.delivery.runner import DEFERRED, leftovers
 from sendwell.flows import schedule_sending, start_sending
 from sendwell.mail.transport import TransportUnavailable
 from sendwell.runtime import Runtime
@@ -106,10 +107,14 @@ def _outages_in_one_line(command: Callable[..., None]) -> Callable[..., None]:
 
 @campaigns.command("send")
 @click.argument("campaign_id", type=int)
-@click.option("--wait", is_flag=True, help="Deliver in this process and return when the campaign is done.")
+@click.option("--wait", is_flag=True, help="Deliver from this command (one process per core by default) and "
+              "return when the campaign is done.")
+@click.option("--processes", default=None, type=click.IntRange(min=0),
+              help="With --wait: delivery processes, this one included; 0 for one per core "
+                   "[default: SENDWELL_DELIVERY_PROCESSES, auto].")
 @json_option
 @_outages_in_one_line
-def campaigns_send(campaign_id: int, wait: bool, as_json: bool) -> None:
+def campaigns_send(campaign_id: int, wait: bool, processes: int | None, as_json: bool) -> None:
     """Plan the campaign (eligibility per contact) and queue or deliver it.
 
     Exit status: 0 when nothing is left to send (or the mails are queued, without --wait);
@@ -118,6 +123,8 @@ def campaigns_send(campaign_id: int, wait: bool, as_json: bool) -> None:
     campaign paused or cancelled, …) and 75 when the only ones left are deferred to a later
     retry; each printed with its reason (docs/delivery.md, "send --wait").
     """
+    if processes is not None and not wait:
+        fail("--processes applies only with --wait (without it, `sendwell serve` or `sendwell worker` deliver)")
     runtime = get_runtime()
     queue = None if wait else Queue(runtime)
     if queue is not None:
@@ -139,7 +146,7 @@ def campaigns_send(campaign_id: int, wait: bool, as_json: bool) -> None:
         queue.enqueue_batches(campaign_id, batches)
         _status_out(runtime, campaign_id, as_json, prefix=f"queued {sum(map(len, batches))} mails in {len(batches)} jobs")
         return
-    _deliver_now(runtime, campaign_id, as_json)
+    _deliver_now(runtime, campaign_id, as_json, processes)
 
 
 @campaigns.command("schedule")
@@ -166,7 +173,7 @@ def campaigns_schedule(campaign_id: int, at: str, as_json: bool) -> None:
     _status_out(runtime, campaign_id, as_json, prefix=f"scheduled for {when.isoformat()}")
 
 
-def _deliver_now(runtime: Runtime, campaign_id: int, as_json: bool) -> None:
+def _deliver_now(runtime: Runtime, campaign_id: int, as_json: bool, processes: int | None = None) -> None:
     # One SMTP session per thread, as many as SENDWELL_SMTP_CONCURRENCY.
     deliverers = [runtime.make_deliverer() for _ in range(runtime.settings.smtp_concurrency)]
     try:
@@ -181,7 +188,8 @@ def _deliver_now(runtime: Runtime, campaign_id: int, as_json: bool) -> None:
                 speed = progress.tasks[0].speed
                 progress.update(task, completed=done, total=todo, rate=f"{speed:,.0f} mails/s" if speed else "")
 
-            run_campaign(runtime.factory, deliverers, campaign_id=campaign_id, on_progress=on_progress)
+            # This process and, by default, one more per further core (cli/processes.py).
+            send_on_cores(runtime, deliverers, campaign_id=campaign_id, processes=processes, on_progress=on_progress)
     except TransportUnavailable as exc:
         fail(f"{exc}; the unsent mails are deferred and retried by `sendwell serve` or `sendwell worker` "
              "(or run the command again later)")

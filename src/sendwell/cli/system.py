@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import uvicorn
 from sendwell.bootstrap import initialise
 from sendwell.cli.common import emit, fail, get_settings, json_option
 from sendwell.cli.context import get_runtime, safe_url
+from sendwell.cli.processes import Supervisor, delivery_processes
 from sendwell.mail.transport import loopback_sessions_hint
 from sendwell.followups import outbox_worker
 from sendwell.keys import KeyMismatch, check_keys, describe
@@ -83,8 +85,11 @@ def health(as_json: bool) -> None:
 @click.option("--outbox/--no-outbox", default=True, show_default=True,
               help="Send follow-ups (thank-you mails, webhooks) from this process; --no-outbox leaves "
                    "them to `sendwell worker` processes.")
-def serve(host: str, port: int, queue_workers: int | None, outbox: bool) -> None:
-    """Run the web app with the embedded queue worker and scheduler."""
+@click.option("--processes", default=None, type=click.IntRange(min=0),
+              help="Delivery processes, this one included, each with --workers threads; 0 for one per core "
+                   "[default: SENDWELL_DELIVERY_PROCESSES, auto].")
+def serve(host: str, port: int, queue_workers: int | None, outbox: bool, processes: int | None) -> None:
+    """Run the web app with the embedded queue worker and scheduler, plus a delivery process per further core."""
     runtime = get_runtime()
     _check_keys("serve", runtime)
     server = uvicorn.Server(uvicorn.Config(create_app(runtime, outbox=outbox), host=host, port=port,
@@ -104,11 +109,23 @@ def serve(host: str, port: int, queue_workers: int | None, outbox: bool) -> None
     # hands them back after) still ends the server, and then the consumer gracefully below.
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    supervisor = None
+    count, why = delivery_processes(runtime.settings, processes)
     try:
+        if consumer is not None and count > 1:
+            # The other cores: consumer processes on the same queue, restarted if one dies.
+            supervisor = Supervisor(runtime.settings, count - 1, consumer.workers)
+            pids = supervisor.start()
+            click.echo(f"sendwell serve: {count} delivery processes ({why}): this one (pid {os.getpid()}) and pid "
+                       f"{', '.join(map(str, pids))}", err=True)
         server.run()
     finally:
+        if supervisor is not None:
+            supervisor.terminate()  # the children stop alongside this process's consumer
         if consumer is not None:
             consumer.stop(graceful=True)
+        if supervisor is not None:
+            supervisor.stop()
 
 
 @click.command()
