@@ -483,7 +483,7 @@ def _check_alignment(ctx: _Context, tags: dict[str, str] | None) -> None:
     else:
         ctx.add("dmarc-alignment", BLOCKING,
                 f"mail From {ctx.from_domain} fails DMARC: no aligned DKIM signature verifies, and SPF does not "
-                "pass for an aligned Return-Path. Fix the DKIM findings above first")
+                "pass for an aligned Return-Path: fix the DKIM, SPF and alignment findings of this check")
 
 
 # ---- MX, reverse DNS, extras -------------------------------------------------------------
