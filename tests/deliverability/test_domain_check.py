@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from sendwell.deliverability.check import BLOCKING, PASS, WARNING, DomainReport, aligned, check_domain
+from sendwell.deliverability.check import (
+    BLOCKING,
+    PASS,
+    WARNING,
+    DomainReport,
+    aligned,
+    check_domain,
+)
 from sendwell.delivery import dkim
 from tests.deliverability.zones import SENDING_IP, domain_settings, domain_zones
 from tests.dnsserver import dns_server, free_port, needs_nsd
@@ -40,7 +47,7 @@ def by_id(report: DomainReport) -> dict[str, list[str]]:
     return out
 
 
-def finding(report: DomainReport, id: str):  # noqa: ANN201
+def finding(report: DomainReport, id: str):
     return next(f for f in report.findings if f.id == id)
 
 
@@ -175,3 +182,21 @@ def test_report_round_trips_through_json(tmp_path: Path, dns: str, keys) -> None
     report = run(tmp_path, dns, keys, "nospf.example")
     again = DomainReport.from_dict(report.as_dict())
     assert again.findings == report.findings and again.ok == report.ok
+
+
+def test_an_ed25519_key_is_checked_beside_the_rsa_key(tmp_path: Path, keys) -> None:
+    ed, other_ed = dkim.generate_private_key("ed25519"), dkim.generate_private_key("ed25519")
+    ed_file = tmp_path / "ed.pem"
+    ed_file.write_bytes(ed)
+
+    def value(pem: bytes, selector: str) -> str:
+        return dkim.dns_record(domain="ed.example", selector=selector, private_key_pem=pem).partition(" TXT ")[2]
+
+    base = f'@ TXT "v=spf1 ip4:{SENDING_IP} -all"\n_dmarc TXT "v=DMARC1; p=reject"\nsendwell._domainkey TXT {value(keys[1], "sendwell")}\n'
+    for published, expected in ((ed, PASS), (other_ed, BLOCKING)):
+        with dns_server({"ed.example": base + f"sendwell-ed._domainkey TXT {value(published, 'sendwell-ed')}\n"}) as dns:
+            report = run(tmp_path, dns, keys, "ed.example", dkim_ed25519_key_file=str(ed_file))
+        rows = {(f.id, f.severity) for f in report.findings if f.message.startswith("sendwell-ed._domainkey")}
+        assert rows == {("dkim-key-match" if expected == PASS else "dkim-mismatch", expected)}, rows
+        assert ("dkim-key-match", PASS) in {(f.id, f.severity) for f in report.findings
+                                            if f.message.startswith("sendwell._domainkey")}
