@@ -108,9 +108,10 @@ class Report:
 
 # --- finding a report in a mail ----------------------------------------------------------
 
-def looks_like_report(raw: bytes) -> bool:
-    """Cheap first test on every inbound mail: a report subject, an archive or XML part, or a bare report."""
-    return _bare(raw[:4096]) or bool(_HINT.search(raw[:_HINT_SCAN]))
+def looks_like_report(raw: bytes, *, file: bool = False) -> bool:
+    """Cheap first test on every inbound mail: a report subject, an archive or XML part (or, for a `file`
+    given to `feedback ingest`, a bare report)."""
+    return (file and _bare(raw[:4096])) or bool(_HINT.search(raw[:_HINT_SCAN]))
 
 
 _HINT_SCAN = 2 * 1024 * 1024
@@ -125,14 +126,14 @@ def _bare(head: bytes) -> bool:
     return head.startswith((_ZIP, _GZIP)) or stripped.startswith((b"<?xml", b"<feedback"))
 
 
-def find_report(raw: bytes) -> Report | None:
-    """The aggregate report a mail carries (or a bare report file), None if it carries none.
+def find_report(raw: bytes, *, file: bool = False) -> Report | None:
+    """The aggregate report a mail carries (or, for a `file`, the bare report it is), None if it carries none.
 
     ReportRefused when the mail presents itself as a report (the RFC 7489 subject or file name,
     or a <feedback> document) but the report is hostile or unreadable. An archive attached to
     any other mail that turns out hostile is skipped with a log line: it is not ours to judge.
     """
-    if _bare(raw[:4096]):
+    if file and _bare(raw[:4096]):
         return parse_report(unpack(raw, "the file"))
     msg = _parse(raw)
     says = bool(_SUBJECT.search(subject_of(msg)))

@@ -70,10 +70,12 @@ def ingest_mail(session: Session, *, raw: bytes, settings: Settings, source: str
     Hostile or unreadable reports and reports about other domains store nothing and say why in
     a log line. The same report twice (org + report id) is stored once. Flushes, never commits.
     """
-    if not looks_like_report(raw):
+    # A file given to `feedback ingest` (source "eml") may be the report itself rather than a mail.
+    file = source == "eml"
+    if not looks_like_report(raw, file=file):
         return None
     try:
-        report = find_report(raw)
+        report = find_report(raw, file=file)
     except ReportRefused as exc:
         log.warning("DMARC report refused (%s): %s", source, exc)
         return Ingested("dmarc_refused", str(exc))
