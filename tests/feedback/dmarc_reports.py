@@ -10,6 +10,7 @@ from email import message_from_bytes
 from email.message import EmailMessage
 from email.utils import format_datetime
 
+from tests.conftest import TEST_PEPPER, TEST_SECRET
 from tests.feedback.factories import DOMAIN
 
 OURS = "203.0.113.5"  # Sendwell's own MTA: signs with d=DOMAIN
@@ -106,3 +107,10 @@ def find_report_xml(raw: bytes) -> bytes:
     part = next(p for p in message_from_bytes(raw).walk() if p.get_filename())
     with zipfile.ZipFile(io.BytesIO(part.get_payload(decode=True))) as archive:
         return archive.read(archive.namelist()[0])
+
+
+def cli_env(runtime) -> dict[str, str]:
+    """The environment a `sendwell` command needs to work on the test's database."""
+    return {"SENDWELL_DATA_DIR": str(runtime.settings.data_dir), "SENDWELL_DATABASE_URL": runtime.settings.database_url,
+            "SENDWELL_SECRET_KEY": TEST_SECRET, "SENDWELL_HASH_PEPPER": TEST_PEPPER,
+            "SENDWELL_FROM": f"Bright <sales@{DOMAIN}>"}

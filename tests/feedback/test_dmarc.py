@@ -32,12 +32,12 @@ from sendwell.feedback.dmarc_store import (
 )
 from sendwell.feedback.inbound import process_inbound
 from sendwell.feedback.listener import FeedbackListener
-from tests.conftest import TEST_PEPPER, TEST_SECRET
 from tests.feedback.dmarc_reports import (
     ESP,
     FORWARDER,
     OURS,
     RUA,
+    cli_env,
     find_report_xml,
     google,
     microsoft,
@@ -154,18 +154,12 @@ def test_a_known_sending_ip_alerts_even_at_low_volume(runtime, tmp_path) -> None
             f"source {FORWARDER} fails DKIM alignment: sign with d={DOMAIN}")
 
 
-def _env(runtime) -> dict[str, str]:
-    return {"SENDWELL_DATA_DIR": str(runtime.settings.data_dir), "SENDWELL_DATABASE_URL": runtime.settings.database_url,
-            "SENDWELL_SECRET_KEY": TEST_SECRET, "SENDWELL_HASH_PEPPER": TEST_PEPPER,
-            "SENDWELL_FROM": f"Bright <sales@{DOMAIN}>"}
-
-
 def test_feedback_ingest_reads_reports_from_an_mbox_and_a_bare_report_file(runtime, tmp_path) -> None:
     box = mailbox.mbox(tmp_path / "rua.mbox")
     for raw in (google(), microsoft(), google()):
         box.add(raw)
     box.close()
-    env = _env(runtime)
+    env = cli_env(runtime)
     result = CliRunner().invoke(cli, ["feedback", "ingest", "--json", str(tmp_path / "rua.mbox")], env=env,
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output

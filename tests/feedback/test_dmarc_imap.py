@@ -12,8 +12,7 @@ from sqlalchemy import func, select
 from sendwell.cli.main import cli, register_commands
 from sendwell.db.models import DmarcRecord, DmarcReport
 from sendwell.db.session import transaction
-from tests.conftest import TEST_PEPPER, TEST_SECRET
-from tests.feedback.dmarc_reports import google, microsoft, report_mail, zipped
+from tests.feedback.dmarc_reports import cli_env, google, microsoft, report_mail, zipped
 from tests.feedback.factories import DOMAIN
 from tests.feedback.test_imap import DOVECOT, imap_server  # noqa: F401 - the fixture, by its name
 
@@ -34,9 +33,7 @@ def test_reports_in_an_imap_mailbox_are_stored_once_and_marked_seen(runtime, ima
         status, _ = client.append("INBOX", None, None, raw.replace(b"\n", b"\r\n"))
         assert status == "OK"
     client.logout()
-    env = {"SENDWELL_DATA_DIR": str(runtime.settings.data_dir), "SENDWELL_DATABASE_URL": runtime.settings.database_url,
-           "SENDWELL_SECRET_KEY": TEST_SECRET, "SENDWELL_HASH_PEPPER": TEST_PEPPER,
-           "SENDWELL_FROM": f"Bright <sales@{DOMAIN}>"}
+    env = cli_env(runtime)
     url = f"imap://dmarc:secret@127.0.0.1:{imap_server}/INBOX"
     result = CliRunner().invoke(cli, ["feedback", "ingest", "--json", "--imap", url], env=env, catch_exceptions=False)
     assert result.exit_code == 0, result.output
