@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,28 +9,13 @@ import pytest
 
 from sendwell.access.users import create_user
 from sendwell.db.session import transaction
-from sendwell.delivery import dkim
 from sendwell.runtime import Runtime
 from sendwell.web.app import create_app
-from tests.deliverability.zones import SENDING_IP, domain_settings, domain_zones
-from tests.dnsserver import dns_server, needs_nsd
+from tests.deliverability.zones import SENDING_IP, domain_settings
+from tests.dnsserver import needs_nsd
 from tests.web.admin.conftest import PASSWORD, csrf_of, new_client, sign_in
 
 pytestmark = [pytest.mark.slow, needs_nsd]
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes, bytes]:
-    key, other = dkim.generate_private_key(), dkim.generate_private_key()
-    path = tmp_path_factory.mktemp("dkim") / "sendwell.pem"
-    path.write_bytes(key)
-    return path, key, other
-
-
-@pytest.fixture(scope="module")
-def dns(keys: tuple[Path, bytes, bytes]) -> Iterator[str]:
-    with dns_server(domain_zones(keys[1], keys[2])) as address:
-        yield address
 
 
 def signed_in(rt: Runtime, role: str, language: str = "en") -> Any:

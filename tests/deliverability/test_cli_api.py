@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +15,11 @@ from sendwell.access.service import create_token
 from sendwell.cli.main import cli, register_commands
 from sendwell.db.models import DomainCheck
 from sendwell.db.session import transaction
-from sendwell.delivery import dkim
 from sendwell.runtime import Runtime
 from sendwell.web.app import create_app
 from tests.conftest import TEST_PEPPER, TEST_SECRET
-from tests.deliverability.zones import SENDING_IP, domain_settings, domain_zones
-from tests.dnsserver import dns_server, free_port, needs_nsd
+from tests.deliverability.zones import SENDING_IP, domain_settings
+from tests.dnsserver import free_port, needs_nsd
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -29,20 +27,6 @@ with warnings.catch_warnings():
 
 register_commands()
 pytestmark = [pytest.mark.slow, needs_nsd]
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes, bytes]:
-    key, other = dkim.generate_private_key(), dkim.generate_private_key()
-    path = tmp_path_factory.mktemp("dkim") / "sendwell.pem"
-    path.write_bytes(key)
-    return path, key, other
-
-
-@pytest.fixture(scope="module")
-def dns(keys: tuple[Path, bytes, bytes]) -> Iterator[str]:
-    with dns_server(domain_zones(keys[1], keys[2])) as address:
-        yield address
 
 
 def env_for(tmp_path: Path, dns: str, keys: Any, domain: str = "good.example") -> dict[str, str]:

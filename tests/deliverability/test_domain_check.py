@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,24 +15,10 @@ from sendwell.deliverability.check import (
     check_domain,
 )
 from sendwell.delivery import dkim
-from tests.deliverability.zones import SENDING_IP, domain_settings, domain_zones
+from tests.deliverability.zones import SENDING_IP, domain_settings
 from tests.dnsserver import dns_server, free_port, needs_nsd
 
 pytestmark = [pytest.mark.slow, needs_nsd]
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes, bytes]:
-    key, other = dkim.generate_private_key(), dkim.generate_private_key()
-    path = tmp_path_factory.mktemp("dkim") / "sendwell.pem"
-    path.write_bytes(key)
-    return path, key, other
-
-
-@pytest.fixture(scope="module")
-def dns(keys: tuple[Path, bytes, bytes]) -> Iterator[str]:
-    with dns_server(domain_zones(keys[1], keys[2])) as address:
-        yield address
 
 
 def run(tmp_path: Path, dns: str, keys: tuple[Path, bytes, bytes], domain: str, **overrides: object) -> DomainReport:

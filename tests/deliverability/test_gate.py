@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -16,28 +15,13 @@ from sendwell.content.service import ComplianceError
 from sendwell.db.models import DomainCheck, Send
 from sendwell.db.session import transaction
 from sendwell.deliverability.service import cached_check, reserved_name, skip_reason
-from sendwell.delivery import dkim
 from sendwell.flows import schedule_sending, start_sending
 from sendwell.runtime import Runtime
-from tests.deliverability.zones import domain_settings, domain_zones
-from tests.dnsserver import dns_server, free_port, needs_nsd
+from tests.deliverability.zones import domain_settings
+from tests.dnsserver import free_port, needs_nsd
 from tests.helpers import make_contact
 
 pytestmark = [pytest.mark.slow, needs_nsd]
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes, bytes]:
-    key, other = dkim.generate_private_key(), dkim.generate_private_key()
-    path = tmp_path_factory.mktemp("dkim") / "sendwell.pem"
-    path.write_bytes(key)
-    return path, key, other
-
-
-@pytest.fixture(scope="module")
-def dns(keys: tuple[Path, bytes, bytes]) -> Iterator[str]:
-    with dns_server(domain_zones(keys[1], keys[2])) as address:
-        yield address
 
 
 def runtime_for(tmp_path: Path, db_url: str, dns: str, keys: Any, domain: str, **overrides: Any) -> Runtime:
