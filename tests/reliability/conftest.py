@@ -20,7 +20,11 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from sqlalchemy import func, select
 
+from sendwell.config import Settings
+from sendwell.db.models import Send
+from sendwell.db.session import transaction
 from sendwell.demo.smtp_server import free_port
 from sendwell.runtime import Runtime
 from sendwell.worker.queue import Queue
@@ -102,11 +106,67 @@ def shape_settings(db_url: str, data_dir: Path, smtp_url: str, **overrides: Any)
     return make_settings(data_dir, **values)
 
 
+# The recovery settings a deployment runs with (config.py defaults): the crash, restart and
+# `send --wait` tests measure recovery with these, not with a short lease.
+DEFAULT_RECOVERY = {name: Settings.model_fields[name].default
+                    for name in ("lease_seconds", "recovery_interval", "heartbeat_interval", "heartbeat_timeout")}
+
+
+@dataclass
+class Fault:
+    """What was claimed and sent when a fault hit, to tell when sending has resumed after it."""
+
+    at: float
+    claimed: dict[int, str | None]  # send id -> its claim token at the fault
+    sent: int
+
+    @classmethod
+    def now(cls, runtime: Any, campaign_id: int) -> Fault:
+        with transaction(runtime.factory) as s:
+            claimed = dict(s.execute(select(Send.id, Send.claim_token).where(Send.campaign_id == campaign_id,
+                                                                            Send.state == "sending")).all())
+        return cls(time.monotonic(), claimed, _sent(runtime, campaign_id))
+
+    def resumed(self, runtime: Any, campaign_id: int) -> bool:
+        """No send is held any more by a claim made before the fault, and mail went out since.
+
+        A recovered send goes back to the queue and waits its turn behind the others; the
+        stall a fault can cause is the time its claims stay held, which this measures.
+        """
+        with transaction(runtime.factory) as s:
+            now = dict(s.execute(select(Send.id, Send.claim_token).where(
+                Send.id.in_(list(self.claimed)), Send.state == "sending")).all()) if self.claimed else {}
+        held = [i for i, token in now.items() if token == self.claimed[i]]
+        return not held and _sent(runtime, campaign_id) > self.sent
+
+    def wait_resumed(self, runtime: Any, campaign_id: int, procs: Any = ()) -> float:
+        """Seconds from the fault until sending resumed (support.wait_for's guard against a hang)."""
+        support.wait_for(lambda: self.resumed(runtime, campaign_id), "sending to resume", timeout=600, procs=procs)
+        return time.monotonic() - self.at
+
+
+def _sent(runtime: Any, campaign_id: int) -> int:
+    with transaction(runtime.factory) as s:
+        return s.scalar(select(func.count()).select_from(Send).where(Send.campaign_id == campaign_id,
+                                                                      Send.state == "sent")) or 0
+
+
 @pytest.fixture
 def shape(db_url, tmp_path):
     """The embedded shape on SQLite (one worker), or PostgreSQL + Redis with two workers."""
     with ArrivalServer() as server:
         runtime = Runtime(shape_settings(db_url, tmp_path / "data", server.url))
+        queue = Queue(runtime)
+        yield runtime, queue, server, (2 if db_url.startswith("postgresql") else 1)
+        queue.huey.flush()
+        runtime.dispose()
+
+
+@pytest.fixture
+def default_shape(db_url, tmp_path):
+    """`shape` with the default lease, scan interval and heartbeat settings."""
+    with ArrivalServer() as server:
+        runtime = Runtime(shape_settings(db_url, tmp_path / "data", server.url, **DEFAULT_RECOVERY))
         queue = Queue(runtime)
         yield runtime, queue, server, (2 if db_url.startswith("postgresql") else 1)
         queue.huey.flush()

@@ -120,17 +120,26 @@ class Queue:
     def _hand_back(self, token: str) -> None:
         try:
             with transaction(self.runtime.factory) as session:
-                recover_claim(session, token=token)
+                report = recover_claim(session, token=token)
         except Exception:
             self._orphans.append(token)
+            return
+        self._enqueue_recovered(report.requeued)
 
     def _hand_back_orphans(self) -> None:
         """After a heartbeat reached the database: hand back the batches that failed while it was away."""
         while self._orphans:
             token = self._orphans[0]
             with transaction(self.runtime.factory) as session:
-                recover_claim(session, token=token)
+                report = recover_claim(session, token=token)
             self._orphans.pop(0)
+            self._enqueue_recovered(report.requeued)
+
+    def _enqueue_recovered(self, requeued: dict[int, list[int]]) -> None:
+        size = self.runtime.settings.batch_size
+        for campaign_id, ids in requeued.items():
+            for i in range(0, len(ids), size):
+                self._deliver(campaign_id, ids[i : i + size])
 
     def recover(self) -> dict[str, Any]:
         """Return dead processes' and expired claims to the queue and re-enqueue due retries; one pass."""
@@ -143,9 +152,7 @@ class Queue:
             batches = due_batches(session, batch_size=settings.batch_size,
                                   lease=timedelta(seconds=settings.lease_seconds), lost_queued=queue_dry,
                                   lost_after=timedelta(seconds=settings.heartbeat_timeout))
-        for campaign_id, ids in report.requeued.items():
-            for i in range(0, len(ids), settings.batch_size):
-                self._deliver(campaign_id, ids[i : i + settings.batch_size])
+        self._enqueue_recovered(report.requeued)
         for campaign_id, ids in batches:
             self._deliver(campaign_id, ids)
         if report.count:
