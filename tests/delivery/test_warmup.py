@@ -344,3 +344,18 @@ def test_warmup_commands_start_report_and_stop(env, runtime) -> None:
                                       "10 mails waiting for warm-up go out at the next scan")
     nothing = _run(env, "warmup", "stop")
     assert nothing.exit_code != 0 and "no running warm-up plan" in nothing.output
+
+
+def test_warmup_schedule_setting_is_the_default_and_a_bad_one_is_named(env, runtime) -> None:
+    env["SENDWELL_WARMUP_SCHEDULE"] = "30,60;qq=5,10"
+    started = _run(env, "warmup", "start", "--ip", "192.0.2.10", "--json")
+    assert started.exit_code == 0, started.output
+    plan = json.loads(started.output)
+    assert (plan["kind"], plan["target"]) == ("ip", "192.0.2.10")
+    assert plan["schedule"] == {"*": [30, 60], "qq": [5, 10]}
+    env["SENDWELL_WARMUP_SCHEDULE"] = "30,sixty"
+    bad = _run(env, "warmup", "start")
+    assert bad.exit_code != 0 and "SENDWELL_WARMUP_SCHEDULE: 'sixty' (day 2)" in bad.output
+    env["SENDWELL_WARMUP_SCHEDULE"] = "30;60"
+    twice = _run(env, "warmup", "start")
+    assert twice.exit_code != 0 and "the schedule of '*' is given twice" in twice.output

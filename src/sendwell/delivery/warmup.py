@@ -18,8 +18,11 @@ How it holds under several workers (docs/delivery.md, "Warm-up"):
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
+from fnmatch import translate
+from functools import lru_cache
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
@@ -55,7 +58,16 @@ DEFAULT_SCHEDULE = (50, 100, 200, 400, 600, 800, 1_000, 1_500, 2_000, 2_500, 3_0
                     8_000, 10_000, 12_000, 14_000, 16_000, 18_000, 20_000, 25_000, 30_000, 35_000, 40_000, 50_000,
                     60_000, 75_000, 100_000)
 
-_BY_NAME = ProviderGroups()  # the built-in groups, matched on the domain's name; no DNS
+# The built-in groups' globs (matched on the domain's name; no DNS), one regular expression per
+# group: a day's first claim groups every domain of a campaign, often tens of thousands, and
+# fnmatch glob by glob costs a third of a millisecond per domain.
+_BY_NAME = [(group, re.compile("|".join(f"(?:{translate(g)})" for g in globs)))
+            for group, globs in ProviderGroups().patterns]
+
+
+@lru_cache(maxsize=65536)
+def _group_by_name(domain: str) -> str | None:
+    return next((group for group, pattern in _BY_NAME if pattern.match(domain)), None)
 
 
 def provider_groups(session: Session, domains: set[str]) -> dict[str, str]:
@@ -68,7 +80,7 @@ def provider_groups(session: Session, domains: set[str]) -> dict[str, str]:
     groups: dict[str, str] = {}
     unknown = []
     for domain in domains:
-        group = _BY_NAME.match(domain)
+        group = _group_by_name(domain)
         if group is None:
             unknown.append(domain)
         else:
@@ -267,13 +279,18 @@ def _rank(engaged: datetime | None, created: datetime | None, send_id: int) -> l
 def _rows(session: Session, where: Any) -> list[_Row]:
     # A person's latest click or open (machines' excluded; insight tells them apart), or their
     # last engagement from elsewhere (a reply, a preference change), whichever is later.
-    human = (select(func.max(Event.occurred_at)).where(
-        Event.contact_id == Contact.id, Event.kind.in_(("clicked", "opened")), Event.machine.is_(False))
-        .correlate(Contact).scalar_subquery())
-    rows = session.execute(
-        select(Send.id, Contact.email, Contact.last_engaged_at, human, Contact.created_at,
+    # One grouped pass over the events of these sends' contacts, joined (a correlated subquery per
+    # send cost most of a first claim's time on a large campaign).
+    human = (select(Event.contact_id, func.max(Event.occurred_at).label("at"))
+             .where(Event.contact_id.in_(select(Send.contact_id).where(where)),
+                    Event.kind.in_(("clicked", "opened")), Event.machine.is_(False))
+             .group_by(Event.contact_id).subquery())
+    # Core, not the ORM: rows are only read, and the ORM's row loading doubled the time on large pools.
+    rows = session.connection().execute(
+        select(Send.id, Contact.email, Contact.last_engaged_at, human.c.at, Contact.created_at,
                Contact.timezone, Contact.country, Contact.region)
-        .join(Contact, Contact.id == Send.contact_id).where(where)
+        .join(Contact, Contact.id == Send.contact_id)
+        .outerjoin(human, human.c.contact_id == Send.contact_id).where(where)
     ).all()
     groups = provider_groups(session, {_domain(r[1]) for r in rows})
     out = []
@@ -300,12 +317,13 @@ def _aware(value: Any) -> datetime | None:
 def _reopening(rows: list[_Row], *, policy: FrequencyPolicy, now: datetime) -> dict[int, datetime]:
     """Tomorrow (UTC), at the recipient's sending window opening when the campaign has windows."""
     tomorrow = _midnight(now.astimezone(timezone.utc).date() + timedelta(days=1))
+    openings: dict[tuple[str, str, str], datetime] = {}
     retry = {}
     for row in rows:
-        when = tomorrow
-        window = window_for(policy.windows, row.zone[2]) if policy.windows else None
-        if window is not None:
-            when = window.next_opening(tomorrow, zone_for(*row.zone))
+        when = openings.get(row.zone)
+        if when is None:
+            window = window_for(policy.windows, row.zone[2]) if policy.windows else None
+            when = openings[row.zone] = window.next_opening(tomorrow, zone_for(*row.zone)) if window else tomorrow
         retry[row.send_id] = when
     return retry
 
@@ -366,17 +384,24 @@ def _cutoffs(session: Session, *, plan: WarmupPlan, campaign: Campaign, day: int
 
 
 def _defer_free(session: Session, rows: list[_Row], *, policy: FrequencyPolicy, now: datetime) -> None:
-    """Send the ranked-out sends nobody holds to tomorrow; a held one is checked by its claimer."""
-    by_id = {r.send_id: r for r in rows}
-    ids = list(by_id)
-    for start in range(0, len(ids), 1000):
-        chunk = ids[start : start + 1000]
-        free = select(Send.id).where(Send.id.in_(chunk), Send.state.in_((SendState.QUEUED.value,
-                                                                         SendState.DEFERRED.value)))
-        if session.get_bind().dialect.name == "postgresql":
-            free = free.with_for_update(skip_locked=True)
-        lockable = [by_id[i] for i in session.scalars(free)]
-        defer_sends(session, retry=_reopening(lockable, policy=policy, now=now), reason=DEFER_WARM_UP, now=now)
+    """Send the ranked-out sends nobody holds to tomorrow; a held one is checked by its claimer.
+
+    One UPDATE per retry time and thousand ids, not one per send: a first claim may defer
+    most of a large campaign.
+    """
+    by_time: dict[datetime, list[int]] = defaultdict(list)
+    for send_id, when in _reopening(rows, policy=policy, now=now).items():
+        by_time[when].append(send_id)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    for when, ids in by_time.items():
+        for start in range(0, len(ids), 1000):
+            free = select(Send.id).where(Send.id.in_(ids[start : start + 1000]),
+                                         Send.state.in_((SendState.QUEUED.value, SendState.DEFERRED.value)))
+            if postgres:
+                free = free.with_for_update(skip_locked=True)
+            session.execute(update(Send).where(Send.id.in_(free.scalar_subquery())).values(
+                state=SendState.DEFERRED.value, retry_at=when, skip_reason=DEFER_WARM_UP, lease_until=None,
+                updated_at=now).execution_options(synchronize_session=False))
 
 
 def hold_for_warm_up(session: Session, *, campaign: Campaign, policy: FrequencyPolicy, now: datetime,
