@@ -81,7 +81,7 @@ def _read_text(path: Path) -> str:
     raise AssertionError("unreachable")
 
 
-EXIT_UNSENT, EXIT_DEFERRED = 3, 75
+EXIT_UNSENT = 3  # `send --wait` returned with mail unsent and no retry time for it
 
 
 def _outages_in_one_line(command: Callable[..., None]) -> Callable[..., None]:
@@ -117,11 +117,11 @@ def _outages_in_one_line(command: Callable[..., None]) -> Callable[..., None]:
 def campaigns_send(campaign_id: int, wait: bool, processes: int | None, as_json: bool) -> None:
     """Plan the campaign (eligibility per contact) and queue or deliver it.
 
-    Exit status: 0 when nothing is left to send (or the mails are queued, without --wait);
-    1 on an error (the database or Redis unreachable, SMTP server down, …): run it again to
-    continue; with --wait, 3 when sends are left unsent (held by another live process, the
-    campaign paused or cancelled, …) and 75 when the only ones left are deferred to a later
-    retry; each printed with its reason (docs/delivery.md, "send --wait").
+    Exit status: 0 when nothing is left to send but retries deferred to a time it prints (or,
+    without --wait, the mails are queued); 1 on an error (the database or Redis unreachable, the
+    SMTP server down, …): run it again to continue; with --wait, 3 when sends are left unsent
+    with no retry time (held by another live process, the campaign paused or cancelled, …),
+    each printed with its reason (docs/delivery.md, "send --wait").
     """
     if processes is not None and not wait:
         fail("--processes applies only with --wait (without it, `sendwell serve` or `sendwell worker` deliver)")
@@ -199,8 +199,8 @@ def _deliver_now(runtime: Runtime, campaign_id: int, as_json: bool, processes: i
     with transaction(runtime.factory) as session:
         left = leftovers(session, campaign_id=campaign_id, timeout=timedelta(seconds=runtime.settings.heartbeat_timeout))
     _status_out(runtime, campaign_id, as_json, left=left)
-    if left:  # never 0 with mail unsent; 75 (EX_TEMPFAIL) when all of it has a retry time, printed above
-        click.get_current_context().exit(EXIT_DEFERRED if all(i["kind"] == DEFERRED for i in left) else EXIT_UNSENT)
+    if any(item["kind"] != DEFERRED for item in left):  # never 0 with mail unsent and no retry time for it
+        click.get_current_context().exit(EXIT_UNSENT)
 
 
 def _status_out(runtime: Runtime, campaign_id: int, as_json: bool, prefix: str = "",
