@@ -56,8 +56,9 @@ def test_per_second_allows_a_burst_then_reserves_short_waits_and_refuses_long_on
     assert [round(g.wait, 3) for g in queued] == [0.1, 0.2, 0.3, 0.4, 0.5] and all(g.granted for g in queued)
     refused = s.acquire(keys, max_wait=0.5, slot="a")
     assert not refused.granted and refused.wait == pytest.approx(0.6) and refused.key == "group:google"
-    # A refusal reserves nothing: the same answer again, and half a second later one fits.
-    assert s.acquire(keys, max_wait=0.5, slot="a").wait == pytest.approx(0.6)
+    # A refusal takes no token; the next one is told to come back one interval after the first,
+    # and half a second later a mail fits as if there had been no refusal.
+    assert s.acquire(keys, max_wait=0.5, slot="a").wait == pytest.approx(0.7)
     clock.now += 0.5
     assert s.acquire(keys, max_wait=0.1, slot="a") == (True, pytest.approx(0.1), "")
 
@@ -130,7 +131,10 @@ def test_two_store_objects_on_one_file_or_server_share_the_limit(store, tmp_path
     other = (SqliteStore(s.path, s.pace, clock=clock) if isinstance(s, SqliteStore)
              else RedisStore(s.redis, s.prefix.removesuffix(":limits"), s.pace, clock=clock))
     keys = [("group:google", Limit(per_second=4))]
-    granted = [st.acquire(keys, max_wait=0, slot="a").granted for _ in range(3) for st in (s, other)]
-    assert granted == [True] * 4 + [False] * 2
+    grants = [st.acquire(keys, max_wait=0, slot="a") for _ in range(3) for st in (s, other)]
+    assert [g.granted for g in grants] == [True] * 4 + [False] * 2
+    # Both refusals would fit 0.25 s from now; the second, from the other process, is told to come
+    # back one interval (0.25 s at 4/s) later: deferred mails return at the limit's pace.
+    assert [round(g.wait, 3) for g in grants[4:]] == [0.25, 0.5]
     s.slow_down("group:google")
     assert other.paces()["group:google"].factor == 0.5

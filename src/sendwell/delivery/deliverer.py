@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -91,6 +92,8 @@ class _Mail:
     envelope_from: str = ""
     data: bytes = b""
     message_id: str = ""
+    due: float = 0.0  # monotonic time its limits' reservation lets it go (delivery/throttle.py)
+    held: Throttled | None = None  # over its provider group's limit for longer than max_wait: deferred
 
 
 @dataclass
@@ -200,16 +203,45 @@ class Deliverer:
                 send, contact = todo[pos]
                 pos += 1
                 mail = _Mail(send.id, contact.email, send.attempts, send.first_attempt_at, contact.id, contact.email_hash)
+                reserved = False
                 try:
                     mail.rcpt = idna_address(contact.email)  # RFC 5891: punycode domain on the wire
+                    if self.throttle is not None:  # its place under the limits first: a deferred mail is not built
+                        try:
+                            wait = self.throttle.reserve(mail.rcpt)
+                        except Throttled as exc:
+                            mail.held = exc
+                            return mail
+                        reserved = True
+                        mail.due = time.monotonic() + wait if wait > 0 else 0.0
                     mail.envelope_from, mail.data, mail.message_id = self.build(campaign, compiled, send, contact,
                                                                                 facts.get(contact.id))
                     return mail
                 except (TemplateError, HeaderInjection, ValueError) as exc:
+                    if reserved and self.throttle is not None:
+                        self.throttle.done(mail.rcpt, "skip", 0, "")  # frees its in-flight slot
                     with conn.begin():
                         counts[_record(conn, mail, "permanent", 0, f"cannot build message: {exc}", policy,
                                        self._hooks_for(conn))] += 1
             return None
+
+        later: list[tuple[float, int, _Mail]] = []  # reserved for a moment ahead: (due, send id, mail)
+
+        def take() -> _Mail | None:
+            # The next mail to hand over: one whose reserved moment has come, else the next one
+            # built that may go now, or one over its limit for long (`held`: it is deferred). A
+            # mail due a moment ahead waits in `later` while mail to other groups goes; when no
+            # other is left, the earliest of them comes back and the loop waits for its moment.
+            while not (later and later[0][0] <= time.monotonic()):
+                mail = prepare()
+                if mail is None:
+                    break
+                if mail.held is not None or mail.due <= time.monotonic():
+                    return mail
+                heapq.heappush(later, (mail.due, mail.send_id, mail))
+            return heapq.heappop(later)[2] if later else None
+
+        back: list[int] = []  # built, never marked in flight: handed back with the rest
 
         # One connection for the whole batch and one short transaction per mail: the result
         # of the mail before and the hand-off check of this one (sendwell.optout.gate) commit
@@ -217,7 +249,7 @@ class Deliverer:
         # built before it, so a result is stored right after the server's reply.
         conn = engine.connect()
         try:
-            mail = prepare()
+            mail = take()
             done: tuple[_Mail, Outcome] | None = None  # handed to SMTP, result not yet stored
             while mail is not None or done is not None:
                 if mail is not None:
@@ -229,17 +261,20 @@ class Deliverer:
                         self.check_rates(campaign_id)
                         halted = self._halted(engine, campaign_id)
                     if stop or halted is not None:
-                        pos -= 1  # built but never marked: it goes back (or is deferred) with the rest
+                        back.append(mail.send_id)  # built but never marked: it goes back (or is deferred) with the rest
                         mail = None
                     elif time.monotonic() >= renew_at:
                         renew_at = time.monotonic() + self.settings.lease_seconds / 3
-                        self._renew(engine, [r[0].id for r in todo[pos - 1:]], token)
-                held: Throttled | None = None  # the mail's provider group is full: defer it, go on with the rest
-                if mail is not None and self.throttle is not None:
-                    try:
-                        self.throttle.wait_for(mail.rcpt)
-                    except Throttled as exc:
-                        held = exc
+                        self._renew(engine, [mail.send_id] + [m.send_id for _, _, m in later]
+                                    + [r[0].id for r in todo[pos:]], token)
+                if mail is not None and mail.due > time.monotonic():
+                    if done is not None:  # stored now, not after the wait
+                        with conn.begin():
+                            counts[_record(conn, done[0], done[1].status, done[1].code, done[1].message, policy,
+                                           self._hooks_for(conn))] += 1
+                        done = None
+                    time.sleep(max(0.0, mail.due - time.monotonic()))  # nothing else to send meanwhile
+                held = mail.held if mail is not None else None  # its provider group is full: defer it
                 go = False
                 with conn.begin():
                     if done is not None:
@@ -264,7 +299,7 @@ class Deliverer:
                     break
                 if not go and held is None and self.throttle is not None:
                     self.throttle.done(mail.rcpt, "skip", 0, "")  # not sent: free its in-flight slot
-                following = prepare()
+                following = take()
                 if go:
                     try:
                         with smtp_timer():  # SMTP latency for Prometheus (delivery/instruments.py)
@@ -280,7 +315,7 @@ class Deliverer:
                 mail = following
         finally:
             conn.close()
-        rest = [send.id for send, _ in todo[pos:]]
+        rest = back + [m.send_id for _, _, m in later] + [send.id for send, _ in todo[pos:]]
         if rest:
             with engine.begin() as conn:
                 if unreachable is not None:

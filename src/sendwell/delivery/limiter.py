@@ -162,12 +162,28 @@ def _acquire(states: dict[str, dict[str, float]], slots: dict[str, dict[str, flo
             slots[key] = live
             if slot not in live and len(live) >= limit.connections:
                 busy, blocker = True, blocker or key
-    if busy or wait > max_wait:
-        return Grant(False, max(wait, POLL) if busy else wait, blocker), {}
+    if busy:
+        return Grant(False, max(wait, POLL), blocker), {}
+    if wait > max_wait:
+        # Refused: when to come back. Refusals queue on a horizon the key keeps, one interval
+        # apart, so the deferred mails of every worker come back at the key's pace instead of
+        # all at one moment (to be refused again).
+        state = dict(states.get(blocker, {}))
+        back = max(state.get("bk", 0.0), now + wait)
+        state["bk"] = back + _interval(dict(keys)[blocker], _factor(state, now, pace))
+        return Grant(False, back - now, blocker), {blocker: state}
     for key, limit in keys:
         if limit.connections:
             slots[key][slot] = now + SLOT_SECONDS
     return Grant(True, wait), new_states
+
+
+def _interval(limit: Limit, factor: float) -> float:
+    """Seconds between two mails under `limit` at the current pace (its tightest rate)."""
+    if limit.per_second:
+        return 1.0 / (limit.per_second * factor)
+    spans = [period / getattr(limit, field) for period, field in WINDOWS if getattr(limit, field)]
+    return min(spans) if spans else POLL
 
 
 def _slow_down(state: dict[str, float], now: float, pace: Pace) -> dict[str, float]:
@@ -269,8 +285,8 @@ class SqliteStore:
                 for key, s, expires in db.execute(f"SELECT key, slot, expires FROM slots WHERE key IN ({marks})", counted):
                     slots.setdefault(key, {})[s] = expires
             grant, new = _acquire(self._states(db, names), slots, keys, now, max_wait, slot, self.pace)
+            self._save(db, new)
             if grant.granted:
-                self._save(db, new)
                 db.executemany("INSERT OR REPLACE INTO slots (key, slot, expires) VALUES (?, ?, ?)",
                                [(k, slot, now + SLOT_SECONDS) for k in counted])
             return grant
@@ -310,7 +326,7 @@ if not now then local t = redis.call('TIME'); now = tonumber(t[1]) + tonumber(t[
 local max_wait, slot, slot_ttl = tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 local recover, step, keep, registry = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
 local periods = {60, 3600, 86400}
-local wait, busy, blocker = 0, false, ''
+local wait, busy, blocker, bi = 0, false, '', 0
 local plans = {}
 for i = 1, #KEYS / 2 do
   local h, z = KEYS[2 * i - 1], KEYS[2 * i]
@@ -320,9 +336,10 @@ for i = 1, #KEYS / 2 do
                         's86400', 'c86400', 'q86400')
   local f = 1
   if st[2] then f = math.min(1, tonumber(st[2]) + step * math.max(0, math.floor((now - tonumber(st[3])) / recover))) end
-  local plan = {h = h, z = z, conns = conns, set = {}}
+  local plan = {h = h, z = z, conns = conns, set = {}, interval = 0.05}
   local w = 0
   if per_s > 0 then
+    plan.interval = 1 / (per_s * f)
     local interval = 1 / (per_s * f)
     local b = math.max(1, burst * f)
     local tat = math.max(tonumber(st[1]) or now, now) + interval
@@ -333,6 +350,7 @@ for i = 1, #KEYS / 2 do
     local n = tonumber(ARGV[a + 2 + j])
     if n > 0 then
       local p = periods[j]
+      if per_s <= 0 and (plan.interval == 0.05 or p / n < plan.interval) then plan.interval = p / n end
       local start = math.floor(now / p) * p
       local s0 = tonumber(st[4 + (j - 1) * 3]) or start
       local cur = tonumber(st[5 + (j - 1) * 3]) or 0
@@ -351,7 +369,7 @@ for i = 1, #KEYS / 2 do
       end
     end
   end
-  if w > wait then wait = w; blocker = h end
+  if w > wait then wait = w; blocker = h; bi = i end
   if conns > 0 then
     redis.call('ZREMRANGEBYSCORE', z, '-inf', now)
     if not redis.call('ZSCORE', z, slot) and redis.call('ZCARD', z) >= conns then
@@ -362,7 +380,14 @@ for i = 1, #KEYS / 2 do
   plans[i] = plan
 end
 if busy then return {0, tostring(math.max(wait, tonumber(ARGV[9 + #KEYS * 3]) or 0.05)), blocker} end
-if wait > max_wait then return {0, tostring(wait), blocker} end
+if wait > max_wait then
+  -- Refusals queue on a horizon one interval apart: deferred mails come back at the key's pace.
+  local p = plans[bi]
+  local back = math.max(tonumber(redis.call('HGET', p.h, 'bk')) or 0, now + wait)
+  redis.call('HSET', p.h, 'bk', tostring(back + p.interval))
+  redis.call('EXPIRE', p.h, keep)
+  return {0, tostring(back - now), blocker}
+end
 for _, plan in ipairs(plans) do
   if #plan.set > 0 then
     redis.call('HSET', plan.h, unpack(plan.set))

@@ -22,12 +22,15 @@ class Throttled(Exception):
 class Throttle(Protocol):
     """Paces sending (delivery/throttle.py).
 
-    `wait_for` blocks until a mail to `rcpt` may go and returns the seconds it waited, or raises
+    `wait_for` blocks until a mail to `rcpt` may go and returns the seconds it waited (`reserve`
+    takes its place without blocking and returns in how many seconds it may go), or raises
     Throttled (its `retry_after` in seconds) when the wait would be long: the mail is
     deferred. `done` reports the SMTP answer (frees the in-flight slot, slows the provider group
     down on a "slow down" deferral) and returns True when the SMTP session should be renewed.
     """
 
     def wait_for(self, rcpt: str) -> float: ...
+
+    def reserve(self, rcpt: str) -> float: ...
 
     def done(self, rcpt: str, status: str, code: int, message: str) -> bool: ...

@@ -1,12 +1,12 @@
 """Throttling shared by every worker: limits per provider group, per recipient domain and overall, with an adaptive pace.
 
-Before each mail the deliverer asks `Throttle.wait_for(rcpt)`: the recipient's provider group
+Before each mail the deliverer asks `Throttle.reserve(rcpt)`: the recipient's provider group
 (delivery/providers.py) and domain give the keys, and the limit store (delivery/limiter.py: Redis
 in the scale-out shape, a SQLite file in the data folder in the embedded one) grants the mail at
-once, after a short wait (at most SENDWELL_PROVIDER_MAX_WAIT seconds, reserved), or refuses it:
-then `Throttled` says when it would fit, and the deliverer defers the mail (state deferred, reason
-`throttled`, retry_at) and goes on with the batch, so a group at its limit never holds up mail to
-other groups. After the SMTP transaction `done` frees the in-flight slot and feeds the answer
+once, a moment ahead (at most SENDWELL_PROVIDER_MAX_WAIT seconds, reserved: the deliverer sends
+other mail meanwhile and this one at its moment), or refuses it: then `Throttled` says when it
+would fit, and the deliverer defers the mail (state deferred, reason `throttled`, retry_at) and
+goes on with the batch, so a group at its limit never holds up mail to other groups. After the SMTP transaction `done` frees the in-flight slot and feeds the answer
 back: a deferral that means "slow down" halves the group's pace (`asks_to_slow_down`).
 """
 
@@ -100,8 +100,6 @@ class Throttle:
     waited: float = 0.0  # seconds spent waiting, for tests and progress
     slowdowns: int = 0  # slow-down answers seen by this process
     _local: threading.local = field(default_factory=threading.local, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _backlog: dict[str, float] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings, factory: sessionmaker[Session] | None = None) -> Throttle:
@@ -134,6 +132,18 @@ class Throttle:
 
         Raises Throttled when it would have to wait longer than `max_wait`: defer the mail.
         """
+        wait = self.reserve(rcpt)
+        if wait > 0:
+            self.sleep(wait)
+            self._waited(wait)
+        return wait
+
+    def reserve(self, rcpt: str) -> float:
+        """Take a mail to `rcpt`'s place under its limits; returns in how many seconds it may go (≤ max_wait).
+
+        Raises Throttled when that would be longer than `max_wait`: defer the mail. The deliverer
+        sends other mail meanwhile and this one at its moment (Deliverer.deliver).
+        """
         domain, group = self.group_of(rcpt)
         keys = self.keys(domain, group)
         self._local.held = []
@@ -151,32 +161,15 @@ class Throttle:
         if not grant.granted:
             self._waited(waited)
             throttle_counters()[1].labels(group).inc()
-            raise Throttled(group, grant.key, self._spread(grant.key, grant.wait, keys))
-        if grant.wait > 0:
-            self.sleep(grant.wait)
-            waited += grant.wait
+            raise Throttled(group, grant.key, grant.wait)  # the store spaces refusals out (limiter.py)
         self._local.held = [k for k, limit in keys if limit.connections]
-        self._waited(waited)
-        return waited
+        self._waited(waited)  # polling for an in-flight slot
+        return grant.wait
 
     def _waited(self, seconds: float) -> None:
         if seconds > 0:
             self.waited += seconds
             throttle_counters()[0].inc(seconds)
-
-    def _spread(self, key: str, wait: float, keys: list[tuple[str, Limit]]) -> float:
-        """When a refused mail should come back: after the wait, one interval after this process's last refusal.
-
-        Refusals are not reservations, so each gets the same wait; spreading them at the key's
-        rate keeps them from all coming back at one moment to be refused again.
-        """
-        limit = dict(keys).get(key, Limit())
-        interval = 1.0 / limit.per_second if limit.per_second else 0.1
-        with self._lock:
-            now = self.clock()
-            at = max(self._backlog.get(key, 0.0), now + wait)
-            self._backlog[key] = at + interval
-        return at - now
 
     def done(self, rcpt: str, status: str, code: int, message: str) -> bool:
         """After the SMTP transaction: free the in-flight slot, and slow the group down when asked to.
