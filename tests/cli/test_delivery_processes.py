@@ -32,13 +32,6 @@ def test_a_number_is_taken_as_given_and_the_option_wins() -> None:
     assert delivery_processes(_settings(delivery_processes=3), 0)[0] == cores()
 
 
-def test_auto_keeps_one_process_when_a_per_process_rate_limit_is_set() -> None:
-    count, why = delivery_processes(_settings(rate_limit=10))
-    assert count == 1 and "SENDWELL_RATE_LIMIT" in why
-    assert delivery_processes(_settings(domain_limits="gmail.com=5"))[0] == 1
-    assert delivery_processes(_settings(rate_limit=10, delivery_processes=2))[0] == 2  # explicit: as given
-
-
 @pytest.mark.parametrize("value", ["-1", "many", "257"])
 def test_a_bad_setting_is_refused_naming_it(value: str, monkeypatch) -> None:
     monkeypatch.setenv("SENDWELL_DELIVERY_PROCESSES", value)

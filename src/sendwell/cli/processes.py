@@ -59,14 +59,12 @@ def delivery_processes(settings: Settings, requested: int | None = None) -> tupl
     """How many delivery processes to run (this one included), and why, for the start-up line.
 
     `requested` (a CLI option) wins over SENDWELL_DELIVERY_PROCESSES; 0 or "auto" means one per
-    core, except with a per-process rate limit: SENDWELL_RATE_LIMIT and SENDWELL_DOMAIN_LIMITS
-    count per process, so "auto" stays at one process to keep the limit what the operator set.
+    core. The rate limits need no share-out: every process draws on the same shared budget
+    (delivery/limiter.py).
     """
     value = requested if requested is not None else settings.delivery_processes
     if value not in (0, "auto"):
         return int(value), "SENDWELL_DELIVERY_PROCESSES" if requested is None else "--processes"
-    if settings.rate_limit or settings.domain_limits:
-        return 1, "auto, one process because SENDWELL_RATE_LIMIT / SENDWELL_DOMAIN_LIMITS count per process"
     n = cores()
     return n, f"auto, {n} core{'s' if n != 1 else ''}"
 
