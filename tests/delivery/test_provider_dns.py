@@ -8,7 +8,7 @@ from sendwell.db.models import ProviderMx
 from sendwell.db.session import transaction
 from sendwell.delivery.providers import OTHER, ProviderGroups
 from tests.conftest import make_settings
-from tests.dnsserver import dns_zones, free_port, needs_nsd  # noqa: F401  (dns_zones is a fixture)
+from tests.dnsserver import dns_server, free_port, needs_nsd
 
 pytestmark = [pytest.mark.slow, needs_nsd]
 
@@ -23,18 +23,19 @@ ZONES = {
 }
 
 
-def test_groups_come_from_the_mx_records_served_and_are_stored(dns_zones, tmp_path, runtime) -> None:
-    address = dns_zones(ZONES)
-    settings = make_settings(tmp_path / "d", database_url=runtime.settings.database_url, dns_nameservers=address,
-                             provider_groups="acme=mx*.acme-mail.example")
-    groups = ProviderGroups.from_settings(settings, runtime.factory)
-    found = {domain: groups.group_for(f"buyer@{domain}") for domain in ZONES}
+def test_groups_come_from_the_mx_records_served_and_are_stored(tmp_path, runtime) -> None:
+    with dns_server(ZONES) as address:
+        settings = make_settings(tmp_path / "d", database_url=runtime.settings.database_url, dns_nameservers=address,
+                                 provider_groups="acme=mx*.acme-mail.example")
+        groups = ProviderGroups.from_settings(settings, runtime.factory)
+        found = {domain: groups.group_for(f"buyer@{domain}") for domain in ZONES}
+        missing = groups.group_for("nobody@missing.workspace-buyer.example")  # NXDOMAIN
     assert found == {
         "workspace-buyer.example": "google", "m365-buyer.example": "microsoft", "exmail-buyer.example": "qq",
         "aliyun-buyer.example": "alibaba", "own-server.example": OTHER, "acme-hosted.example": "acme",
         "no-mx.example": OTHER,
     }
-    assert groups.group_for("nobody@missing.workspace-buyer.example") == OTHER  # NXDOMAIN
+    assert missing == OTHER
     with transaction(runtime.factory) as s:
         stored = {row.domain: row.mx_hosts for row in s.query(ProviderMx)}
     assert stored["workspace-buyer.example"] == "aspmx.l.google.com alt1.aspmx.l.google.com"
