@@ -277,25 +277,29 @@ def _rank(engaged: datetime | None, created: datetime | None, send_id: int) -> l
 
 
 def _rows(session: Session, where: Any) -> list[_Row]:
-    # A person's latest click or open (machines' excluded; insight tells them apart), or their
-    # last engagement from elsewhere (a reply, a preference change), whichever is later.
-    # One grouped pass over the events of these sends' contacts, joined (a correlated subquery per
-    # send cost most of a first claim's time on a large campaign).
-    human = (select(Event.contact_id, func.max(Event.occurred_at).label("at"))
-             .where(Event.contact_id.in_(select(Send.contact_id).where(where)),
-                    Event.kind.in_(("clicked", "opened")), Event.machine.is_(False))
-             .group_by(Event.contact_id).subquery())
     # Core, not the ORM: rows are only read, and the ORM's row loading doubled the time on large pools.
-    rows = session.connection().execute(
-        select(Send.id, Contact.email, Contact.last_engaged_at, human.c.at, Contact.created_at,
+    conn = session.connection()
+    rows = conn.execute(
+        select(Send.id, Send.contact_id, Contact.email, Contact.last_engaged_at, Contact.created_at,
                Contact.timezone, Contact.country, Contact.region)
-        .join(Contact, Contact.id == Send.contact_id)
-        .outerjoin(human, human.c.contact_id == Send.contact_id).where(where)
+        .join(Contact, Contact.id == Send.contact_id).where(where)
     ).all()
-    groups = provider_groups(session, {_domain(r[1]) for r in rows})
+    # A person's latest click or open (machines' excluded; insight tells them apart), looked up by
+    # contact in chunks on the (contact, kind, time) index. A separate query on purpose: joined to
+    # the pool, PostgreSQL with stale statistics re-ran the grouped events once per send (19 s for 6,000).
+    contact_ids = [r[1] for r in rows]
+    human: dict[int, Any] = {}
+    for start in range(0, len(contact_ids), 1000):
+        human.update(conn.execute(
+            select(Event.contact_id, func.max(Event.occurred_at))
+            .where(Event.contact_id.in_(contact_ids[start : start + 1000]), Event.kind.in_(("clicked", "opened")),
+                   Event.machine.is_(False))
+            .group_by(Event.contact_id)).all())
+    groups = provider_groups(session, {_domain(r[2]) for r in rows})
     out = []
-    for send_id, email, engaged, opened, created, tz, country, region in rows:
-        opened = _aware(opened)
+    for send_id, contact_id, email, engaged, created, tz, country, region in rows:
+        # ...or their last engagement from elsewhere (a reply, a preference change), whichever is later.
+        opened = _aware(human.get(contact_id))
         latest = max((t for t in (engaged, opened) if t is not None), default=None)
         out.append(_Row(send_id, groups[_domain(email)], _rank(latest, created, send_id), (tz, country, region)))
     return out
