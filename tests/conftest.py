@@ -162,6 +162,7 @@ SLOW_MODULES = frozenset({
     "tests/delivery/test_provider_dns.py",
     "tests/reliability/test_crash.py",
     "tests/reliability/test_infrastructure.py",
+    "tests/reliability/test_send_wait.py",
     "tests/reliability/test_smtp_faults.py",
     "tests/reliability/test_unsubscribe_load.py",
     "tests/test_logging.py",

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from sendwell.campaigns.service import CampaignError, create_campaign, get_campaign, set_campaign_status
-from sendwell.cli.common import emit, fail, json_option
+from sendwell.cli.common import emit, fail, get_settings, json_option
 from sendwell.cli.content import campaigns_lint, campaigns_preview, refuse_unsendable
 from sendwell.cli.context import get_runtime, safe_url
 from sendwell.cli.domain import print_refusal
@@ -96,7 +96,7 @@ def _outages_in_one_line(command: Callable[..., None]) -> Callable[..., None]:
         try:
             command(*args, **kwargs)
         except (OperationalError, InterfaceError) as exc:
-            url = safe_url(get_runtime().settings.effective_database_url)
+            url = safe_url(get_settings().effective_database_url)
             fail(f"the database ({url}) is unreachable: {exc.orig or exc}; run the command again when it is back "
                  "to continue")
         except QueueUnavailable as exc:

@@ -198,12 +198,12 @@ class Heartbeat:
                     callback()
             except Exception as exc:  # the database is unreachable: keep trying, say so once
                 if not failing:
-                    log.warning("heartbeat of process %s failed (%s); retrying every %ss", self.id,
+                    log.info("heartbeat of process %s failed (%s); retrying every %ss", self.id,
                                 " ".join(str(exc).split())[:200], self.interval)
                 failing = True
                 continue
             if failing:
-                log.warning("heartbeat of process %s works again", self.id)
+                log.info("heartbeat of process %s works again", self.id)
             failing = False
 
     def stop(self) -> None:
@@ -215,7 +215,7 @@ class Heartbeat:
             with self.engine.begin() as conn:
                 unregister(conn, self.id)
         except Exception as exc:  # the row stays; its dead pid or silence gives it away later
-            log.warning("could not unregister process %s: %s", self.id, " ".join(str(exc).split())[:200])
+            log.info("could not unregister process %s: %s", self.id, " ".join(str(exc).split())[:200])
 
     def __enter__(self) -> Heartbeat:
         return self
