@@ -159,6 +159,7 @@ SLOW_MODULES = frozenset({
     "tests/deliverability/test_gate.py",
     "tests/deliverability/test_cli_api.py",
     "tests/deliverability/test_admin_page.py",
+    "tests/delivery/test_limits_workers.py",
     "tests/delivery/test_provider_dns.py",
     "tests/reliability/test_crash.py",
     "tests/reliability/test_infrastructure.py",
