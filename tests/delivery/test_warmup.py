@@ -226,8 +226,8 @@ def test_two_campaigns_claimed_at_once_share_one_allowance(runtime) -> None:
 
 def test_engaged_first_counts_people_not_machines_then_newest_signups(runtime) -> None:
     with transaction(runtime.factory) as s:
-        ids = _audience(s, 200)
-        clicked, scanned, opened = ids[10:20], ids[20:30], ids[30:35]
+        ids = _audience(s, 600)  # three batches: the ranking spans the campaign, not one batch
+        clicked, scanned, opened = ids[410:420], ids[420:430], ids[230:235]
         s.execute(insert(Event), [{"kind": "clicked", "contact_id": i, "occurred_at": DAY1 - timedelta(days=2),
                                    "machine": False, "data": {}} for i in clicked]
                   + [{"kind": "clicked", "contact_id": i, "occurred_at": DAY1 - timedelta(days=1),
