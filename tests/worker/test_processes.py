@@ -192,7 +192,20 @@ def test_one_delivery_process_is_the_single_process_shape(runtime, sink, tmp_pat
     assert len(sink.peers) == 1  # every batch over the one SMTP session of the one process
 
 
-def test_serve_runs_supervised_delivery_processes_and_stops_them_all(runtime, sink, tmp_path) -> None:
+@pytest.fixture(params=["embedded", "redis"])
+def served_runtime(request, runtime):
+    """The runtime on the embedded queue, or on Redis (the scale-out shape's queue)."""
+    if request.param == "embedded":
+        yield runtime
+        return
+    rt = Runtime(runtime.settings.replace(queue_url="redis://127.0.0.1:6379/0"))
+    yield rt
+    Queue(rt).huey.flush()
+    rt.dispose()
+
+
+def test_serve_runs_supervised_delivery_processes_and_stops_them_all(served_runtime, sink, tmp_path) -> None:
+    runtime = served_runtime
     log = tmp_path / "serve.log"
     env = _env(runtime, SENDWELL_DELIVERY_PROCESSES="3")
     proc = subprocess.Popen([support.SENDWELL, "serve", "--port", str(free_port())], env=env,
