@@ -208,3 +208,18 @@ def test_a_421_from_the_server_halves_the_recipients_group_pace(runtime) -> None
     assert status["states"]["sent"] == 1 and status["deferred"] == {"retry": 1}
     paces = {p["group"]: p["factor"] for p in d.throttle.paces()}
     assert paces == {"google": 1.0, "yahoo": 0.5}
+
+
+def test_one_session_keeps_its_in_flight_slot_across_its_mails(runtime, smtp_server) -> None:
+    # The deliverer takes the next mail's place before sending the current one: with conn=1 its
+    # own session must not count twice, or every other mail would be deferred.
+    runtime.replace_settings(runtime.settings.replace(smtp_url=smtp_server.url))
+    campaign_id = _campaign(runtime, [f"m{n}@icloud.com" for n in range(4)])
+    d = runtime.make_deliverer()
+    d.throttle = _throttle(FakeClock(), groups={"apple": "conn=1"}, max_wait=0.2)
+    try:
+        status = run_campaign(runtime.factory, d, campaign_id=campaign_id)
+    finally:
+        d.transport.close()
+    assert status["states"]["sent"] == 4 and status["deferred"] == {}
+    assert d.throttle.store._slots["group:apple"] == {}  # freed after the last one

@@ -262,6 +262,8 @@ class Deliverer:
                         halted = self._halted(engine, campaign_id)
                     if stop or halted is not None:
                         back.append(mail.send_id)  # built but never marked: it goes back (or is deferred) with the rest
+                        if mail.held is None and self.throttle is not None:
+                            self.throttle.done(mail.rcpt, "skip", 0, "")  # frees its in-flight slot
                         mail = None
                     elif time.monotonic() >= renew_at:
                         renew_at = time.monotonic() + self.settings.lease_seconds / 3
@@ -315,6 +317,9 @@ class Deliverer:
                 mail = following
         finally:
             conn.close()
+        if self.throttle is not None:  # reserved, never sent: free their in-flight slots
+            for _, _, m in later:
+                self.throttle.done(m.rcpt, "skip", 0, "")
         rest = back + [m.send_id for _, _, m in later] + [send.id for send, _ in todo[pos:]]
         if rest:
             with engine.begin() as conn:

@@ -146,9 +146,10 @@ class Throttle:
         """
         domain, group = self.group_of(rcpt)
         keys = self.keys(domain, group)
-        self._local.held = []
         if not keys:
             return 0.0
+        # One in-flight slot per thread (its SMTP session), held while it has mail of the group
+        # reserved or in flight (`done` counts them down), or until the slot expires.
         slot = self._slot()
         deadline = self.clock() + self.max_wait
         waited = 0.0
@@ -162,7 +163,10 @@ class Throttle:
             self._waited(waited)
             throttle_counters()[1].labels(group).inc()
             raise Throttled(group, grant.key, grant.wait)  # the store spaces refusals out (limiter.py)
-        self._local.held = [k for k, limit in keys if limit.connections]
+        held = tuple(k for k, limit in keys if limit.connections)
+        if held:
+            counts = self._local.__dict__.setdefault("held", {})
+            counts[held] = counts.get(held, 0) + 1
         self._waited(waited)  # polling for an in-flight slot
         return grant.wait
 
@@ -177,11 +181,14 @@ class Throttle:
         Returns True when this thread's SMTP session has carried its group's `per_conn` mails:
         the deliverer closes it, and the next mail opens a new one.
         """
-        held = getattr(self._local, "held", [])
-        if held:
-            self.store.release(held, self._slot())
-            self._local.held = []
         domain, group = self.group_of(rcpt)
+        counts = self._local.__dict__.get("held", {})
+        held = tuple(k for k, limit in self.keys(domain, group) if limit.connections)
+        if held in counts:
+            counts[held] -= 1
+            if counts[held] <= 0:
+                del counts[held]
+                self.store.release(list(held), self._slot())
         limit = self.limits.get(group)
         if status == "temporary" and asks_to_slow_down(code, message):
             if limit is not None and limit.per_second:
