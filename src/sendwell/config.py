@@ -483,8 +483,8 @@ def parse_provider_limits(value: str) -> dict[str, dict[str, float]]:
     """`google=20/s;5000/h,acme=5/s;conn=4` → {"google": {"per_second": 20, "per_hour": 5000}, …}.
 
     Parts of one group's limit, separated by `;`: N/s, N/m, N/h, N/d (mails per second, minute,
-    hour, day), burst=N (mails sent at once before the per-second pace applies), conn=N (mails in
-    flight at once), per_conn=N (mails per SMTP session), or `off` (no limit for the group).
+    hour, day), burst=N (mails sent at once before the per-second pace applies), conn=N (SMTP
+    sessions sending to the group at once), per_conn=N (mails per SMTP session), or `off` (no limit for the group).
     """
     limits: dict[str, dict[str, float]] = {}
     for item in value.split(","):

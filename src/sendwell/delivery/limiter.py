@@ -9,7 +9,8 @@ caller defers the mail). Per key:
   "theoretical arrival time"), with a burst allowance;
 - mails per minute / hour / day: a sliding-window counter (this window's count plus the last
   window's, weighted by how much of it is still inside the window);
-- mails in flight at once: slots with an expiry, so a process that dies holding one never leaks it;
+- SMTP sessions sending to the key at once: slots with an expiry, so a process that dies holding one
+  never leaks it;
 - the adaptive pace (AIMD): `slow_down` halves the key's rate (at most once per COOLDOWN, since the
   mails already in flight get the same answer), and each clean `recover` period after the last
   slow-down signal adds `step` of the full rate back. Kept as (factor, last signal) and worked out
@@ -52,7 +53,7 @@ class Limit:
     per_minute: float = 0.0
     per_hour: float = 0.0
     per_day: float = 0.0
-    connections: int = 0  # mails in flight at once
+    connections: int = 0  # SMTP sessions sending under this key at once
     per_connection: int = 0  # mails per SMTP session (applied by the deliverer, not the store)
 
     @classmethod
