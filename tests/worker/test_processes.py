@@ -179,6 +179,20 @@ def test_a_killed_delivery_process_is_reported_and_never_leaves_exit_0_with_unse
     assert sum(counts.values()) - len(counts) <= 1 and len(counts) >= states["sent"]
 
 
+def test_sigterm_stops_every_process_gracefully_and_hands_the_rest_back(runtime, sink, tmp_path) -> None:
+    log = tmp_path / "send.log"
+    with _two_processes_at_the_gate(runtime, sink, log) as (campaign_id, proc):
+        child = int(re.search(r"and pid (\d+)", log.read_text()).group(1))
+        proc.send_signal(signal.SIGTERM)  # to the command only: it passes the stop on to its child
+    text = _output(log)
+    states = _send_states(runtime, campaign_id)
+    # Each process finished the mail it had at DATA and handed the rest of its batch back.
+    assert states == {"sent": 2, "queued": N - 2}, (states, text)
+    assert sorted(support.receipts(sink.server).values()) == [1, 1]
+    assert proc.returncode != 0, text  # never 0 with mail unsent
+    assert not _alive(child)
+
+
 def test_one_delivery_process_is_the_single_process_shape(runtime, sink, tmp_path) -> None:
     campaign_id = _draft(runtime)
     log = tmp_path / "send.log"
