@@ -59,6 +59,16 @@ def _run(env, campaign_id: int, *args: str, wait: bool = True) -> tuple[int, str
     return proc.returncode, out, err, time.monotonic() - started
 
 
+def _a_third_sent(runtime, server, dkim_key_file: str) -> tuple[int, dict[str, str], subprocess.Popen[str]]:
+    """A campaign to RECIPIENTS contacts under `send --wait`, a third of it received."""
+    support.seed_contacts(runtime, RECIPIENTS)
+    campaign_id = _draft(runtime)
+    env = _env(runtime.settings, dkim_key_file)
+    first = _send(env, campaign_id)
+    support.wait_for(lambda: server.received >= RECIPIENTS // 3, "a third of the mails", procs=[first], timeout=900)
+    return campaign_id, env, first
+
+
 def _flagged_and_counts(runtime, server, campaign_id: int):
     with transaction(runtime.factory) as s:
         flagged = set(s.scalars(select(Contact.email).join(Send, Send.contact_id == Contact.id)
@@ -70,12 +80,7 @@ def test_a_killed_send_wait_run_again_with_default_settings_finishes_the_campaig
     with ArrivalServer() as server:
         runtime = Runtime(shape_settings(db_url, tmp_path / "data", server.url, **DEFAULT_RECOVERY))
         try:
-            support.seed_contacts(runtime, RECIPIENTS)
-            campaign_id = _draft(runtime)
-            env = _env(runtime.settings, dkim_key_file)
-            first = _send(env, campaign_id)
-            support.wait_for(lambda: server.received >= RECIPIENTS // 3, "a third of the mails", procs=[first],
-                             timeout=900)
+            campaign_id, env, first = _a_third_sent(runtime, server, dkim_key_file)
             open_at_kill = _open_connections(server.port)
             first.send_signal(signal.SIGKILL)
             first.wait(timeout=60)
@@ -172,12 +177,7 @@ def test_send_wait_with_postgresql_gone_mid_campaign_says_so_in_one_line_and_run
             runtime = Runtime(shape_settings(pg.url, tmp_path / "data", server.url, queue_url="",
                                              **DEFAULT_RECOVERY))
             try:
-                support.seed_contacts(runtime, RECIPIENTS)
-                campaign_id = _draft(runtime)
-                env = _env(runtime.settings, dkim_key_file)
-                first = _send(env, campaign_id)
-                support.wait_for(lambda: server.received >= RECIPIENTS // 3, "a third of the mails", procs=[first],
-                                 timeout=900)
+                campaign_id, env, first = _a_third_sent(runtime, server, dkim_key_file)
                 runtime.engine.dispose()
                 pg._as_postgres(pg.bin / "pg_ctl", "-D", pg.dir, "-m", "fast", "-w", "stop")
                 out, err = first.communicate(timeout=300)
