@@ -20,6 +20,11 @@ from sendwell.db.session import make_engine
 from sendwell.demo.smtp_server import CaptureSMTPServer, free_port
 from sendwell.runtime import Runtime
 
+# One delivery process per `campaigns send --wait` / `serve` unless a test asks for more: the
+# default (one per core) would spawn a child per call, each importing the whole app, in hundreds
+# of tests. tests/worker/test_processes.py and tests/cli/test_delivery_processes.py cover the default.
+os.environ.setdefault("SENDWELL_DELIVERY_PROCESSES", "1")
+
 PG_ADMIN_URL = os.environ.get("SENDWELL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SENDWELL_SHARED_DIR", REPO.parent / "shared"))

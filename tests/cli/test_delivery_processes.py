@@ -18,7 +18,8 @@ def _settings(**values):
     return load_settings(secret_key="s" * 32, **values)
 
 
-def test_auto_is_one_per_core_of_this_process_affinity() -> None:
+def test_auto_is_one_per_core_of_this_process_affinity(monkeypatch) -> None:
+    monkeypatch.delenv("SENDWELL_DELIVERY_PROCESSES", raising=False)  # tests/conftest.py sets 1 for the suite
     assert cores() == len(os.sched_getaffinity(0))
     for value in ("auto", 0):
         assert delivery_processes(_settings(delivery_processes=value)) == (cores(), f"auto, {cores()} core"

@@ -50,7 +50,10 @@ def test_status_shows_frequency_skips_and_deferrals(env, tmp_path) -> None:
     assert status["skipped"] == {"frequency_cap": 1} and status["states"]["sent"] == 1  # the customer: 2 of 3
 
     deferring = _campaign(env, tmp_path, "--over-cap", "defer")
-    run(env, "campaigns", "send", str(deferring), "--wait")
+    waited = run(env, "campaigns", "send", str(deferring), "--wait", ok=False)
+    # Not 0: one mail is unsent; 75 says it waits for the time printed, not for an operator.
+    assert waited.exit_code == 75, waited.output
+    assert "not sent: 1 deferred until" in waited.output and "(frequency_cap)" in waited.output
     status = json.loads(run(env, "campaigns", "status", str(deferring), "--json").output)
     assert status["skipped"] == {} and status["deferred"] == {"frequency_cap": 1}
     assert status["status"] == "sending"  # the prospect's mail waits for its week to pass

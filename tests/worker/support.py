@@ -64,6 +64,7 @@ def worker_env(settings: Any, **extra: str) -> dict[str, str]:
         SENDWELL_FROM=settings.from_, SENDWELL_BASE_URL=settings.base_url,
         SENDWELL_LEASE_SECONDS=str(settings.lease_seconds), SENDWELL_RECOVERY_INTERVAL=str(settings.recovery_interval),
         SENDWELL_SMTP_CONCURRENCY=str(settings.smtp_concurrency), SENDWELL_BATCH_SIZE=str(settings.batch_size),
+        SENDWELL_DELIVERY_PROCESSES=os.environ.get("SENDWELL_DELIVERY_PROCESSES", "1"),
     )
     env.update(extra)
     return env

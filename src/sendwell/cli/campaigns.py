@@ -82,6 +82,7 @@ def _read_text(path: Path) -> str:
 
 
 EXIT_UNSENT = 3  # `send --wait` returned with mail unsent and no retry time for it
+EXIT_DEFERRED = 75  # EX_TEMPFAIL: everything that could go went; the rest waits for the retry time printed
 
 
 def _outages_in_one_line(command: Callable[..., None]) -> Callable[..., None]:
@@ -117,11 +118,12 @@ def _outages_in_one_line(command: Callable[..., None]) -> Callable[..., None]:
 def campaigns_send(campaign_id: int, wait: bool, processes: int | None, as_json: bool) -> None:
     """Plan the campaign (eligibility per contact) and queue or deliver it.
 
-    Exit status: 0 when nothing is left to send but retries deferred to a time it prints (or,
-    without --wait, the mails are queued); 1 on an error (the database or Redis unreachable, the
-    SMTP server down, …): run it again to continue; with --wait, 3 when sends are left unsent
-    with no retry time (held by another live process, the campaign paused or cancelled, …),
-    each printed with its reason (docs/delivery.md, "send --wait").
+    Exit status: 0 when nothing is left to send (or, without --wait, the mails are queued); 1 on
+    an error (the database or Redis unreachable, the SMTP server down, …): run it again to
+    continue; with --wait, 3 when sends are left unsent with no retry time (held by another live
+    process, the campaign paused or cancelled, …), 75 when all that is left waits for a retry
+    time it prints (a 4xx retry, a sending window, a frequency cap, warm-up), each printed with
+    its reason (docs/delivery.md, "send --wait").
     """
     if processes is not None and not wait:
         fail("--processes applies only with --wait (without it, `sendwell serve` or `sendwell worker` deliver)")
@@ -199,8 +201,10 @@ def _deliver_now(runtime: Runtime, campaign_id: int, as_json: bool, processes: i
     with transaction(runtime.factory) as session:
         left = leftovers(session, campaign_id=campaign_id, timeout=timedelta(seconds=runtime.settings.heartbeat_timeout))
     _status_out(runtime, campaign_id, as_json, left=left)
-    if any(item["kind"] != DEFERRED for item in left):  # never 0 with mail unsent and no retry time for it
+    if any(item["kind"] != DEFERRED for item in left):  # never 0 with mail unsent
         click.get_current_context().exit(EXIT_UNSENT)
+    if left:
+        click.get_current_context().exit(EXIT_DEFERRED)
 
 
 def _status_out(runtime: Runtime, campaign_id: int, as_json: bool, prefix: str = "",

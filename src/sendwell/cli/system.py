@@ -95,7 +95,7 @@ def serve(host: str, port: int, queue_workers: int | None, outbox: bool, process
     server = uvicorn.Server(uvicorn.Config(create_app(runtime, outbox=outbox), host=host, port=port,
                                            log_level="info", log_config=log_config(runtime.settings.log_format),
                                            **proxy_options(runtime.settings.trusted_proxies)))
-    consumer = Queue(runtime).consumer(workers=queue_workers) if queue_workers != 0 else None
+    consumer = Queue(runtime).consumer(workers=queue_workers, role="serve") if queue_workers != 0 else None
     if consumer is not None:
         consumer.start()
         click.echo(f"sendwell serve: embedded queue worker started ({consumer.workers} threads)", err=True)
