@@ -144,7 +144,7 @@ def test_a_5xx_reaches_the_failure_hook_in_the_recording_transaction(rt, server)
         seen.append((session.get(Send, send_id).state, code, message))
 
     _run(rt, _campaign(rt), failure_hooks=[hook])
-    assert seen == [("failed", 550, "5.1.1 No such user")]
+    assert seen == [("failed", 550, "5.1.1 No such user (in reply to RCPT TO command)")]
 
 
 def test_refusals_in_our_own_session_are_judged_like_bounces(rt, server) -> None:

@@ -197,18 +197,20 @@ class SmtpTransport:
             raise _Disconnected(_reason(exc)) from exc
         if code != 250:
             self._reset()
-            return _outcome(code, reply)
+            return _outcome(code, reply, "MAIL FROM")
         code, reply = smtp.docmd("RCPT", f"TO:<{rcpt_to}>")
         if code not in (250, 251):
             if code == 421:  # RFC 5321 §3.8: the server is closing the channel
                 self._drop()
             else:
                 self._reset()
-            return _outcome(code, reply)
+            return _outcome(code, reply, "RCPT TO")
         code, reply = smtp.data(data)
         if code == 421:
             self._drop()
-        return Outcome("sent", code, "OK") if code == 250 else _outcome(code, reply)
+        # smtplib's data() answers for DATA itself or for the end of the message; a refusal
+        # of DATA (no 354) comes before any content, which only the first reading can tell.
+        return Outcome("sent", code, "OK") if code == 250 else _outcome(code, reply, "end of DATA")
 
     def _send_pipelined(self, smtp: smtplib.SMTP, mail_cmd: str, rcpt_to: str, data: bytes) -> Outcome:
         """MAIL, RCPT and DATA in one write, then the message (RFC 2920 §3.1: DATA ends a group)."""
@@ -226,15 +228,17 @@ class SmtpTransport:
                 # without a recipient; RSET below discards the transaction either way.
                 smtp.send(b".\r\n")
                 smtp.getreply()
-            code, reply = next(
-                (c, r) for c, r in ((mail_code, mail_reply), (rcpt_code, rcpt_reply), (data_code, data_reply))
+            code, reply, command = next(
+                (c, r, command) for c, r, command in ((mail_code, mail_reply, "MAIL FROM"),
+                                                      (rcpt_code, rcpt_reply, "RCPT TO"),
+                                                      (data_code, data_reply, "DATA"))
                 if c not in (250, 251, 354)
             )
             if 421 in (mail_code, rcpt_code, data_code):
                 self._drop()
             else:
                 self._reset()
-            return _outcome(code, reply)
+            return _outcome(code, reply, command)
         # RFC 5321 §4.5.2: a line starting with "." gets another "."; the message ends with CRLF.CRLF.
         body = _LEADING_DOT.sub(b"..", data)
         if not body.endswith(b"\r\n"):
@@ -243,7 +247,7 @@ class SmtpTransport:
         code, reply = smtp.getreply()
         if code == 421:
             self._drop()
-        return Outcome("sent", code, "OK") if code == 250 else _outcome(code, reply)
+        return Outcome("sent", code, "OK") if code == 250 else _outcome(code, reply, "end of DATA")
 
     def _reset(self) -> None:
         try:
@@ -291,10 +295,16 @@ class CaptureTransport:
         return None
 
 
-def _outcome(code: int, message: bytes | str) -> Outcome:
+def _outcome(code: int, message: bytes | str, command: str | None = None) -> Outcome:
+    """The server's answer; a refusal names the command it answered, in the words Postfix's
+    DSNs use ("in reply to RCPT TO command"): only a refusal at RCPT TO is about the address
+    itself (RFC 5321 §3.3), and the bounce classifier reads the stage from these words."""
     text = message.decode("utf-8", "replace") if isinstance(message, bytes) else str(message)
     status = "temporary" if 400 <= code < 500 else "permanent" if code >= 500 else "sent"
-    return Outcome(status, code, " ".join(text.split()))
+    text = " ".join(text.split())
+    if command is not None and code >= 400:
+        text = f"{text} (in reply to {command} command)"
+    return Outcome(status, code, text)
 
 
 def _reason(exc: BaseException) -> str:
