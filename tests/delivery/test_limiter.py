@@ -7,9 +7,9 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-import redis
 
 from sendwell.delivery.limiter import COOLDOWN, POLL, SLOT_SECONDS, Limit, MemoryStore, Pace, RedisStore, SqliteStore
+from tests.helpers import redis_or_skip
 
 REDIS_URL = os.environ.get("SENDWELL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -33,13 +33,7 @@ def store(request, tmp_path) -> Iterator[tuple[object, Clock]]:
         yield s, clock
         s.close()
     else:
-        client = redis.Redis.from_url(REDIS_URL)
-        try:
-            client.ping()
-        except redis.RedisError as exc:
-            if os.environ.get("CI"):
-                raise
-            pytest.skip(f"Redis is not reachable: {exc}")
+        client = redis_or_skip(REDIS_URL)
         prefix = f"test-{uuid.uuid4().hex[:12]}"
         yield RedisStore(client, prefix, pace, clock=clock), clock
         for key in client.scan_iter(f"{prefix}:*"):

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import create_engine, text
@@ -26,6 +25,7 @@ from sendwell.demo.smtp_server import CaptureSMTPServer, free_port
 from sendwell.suppression.service import hash_email
 from tests.conftest import PG_ADMIN_URL, TEST_PEPPER, TEST_SECRET
 from tests.deploy import files
+from tests.helpers import redis_or_skip
 from tests.worker import support
 
 pytestmark = pytest.mark.slow
@@ -56,13 +56,7 @@ def empty_pg_database(tmp_path):
 
 @pytest.fixture
 def redis_queue():
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"Redis is not reachable: {exc}")
+    client = redis_or_skip(REDIS_URL)
     name = support.unique_name()
     yield name
     for key in client.scan_iter(f"*{name}*"):

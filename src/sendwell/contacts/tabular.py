@@ -6,6 +6,7 @@ import codecs
 import csv
 import io
 import zipfile
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from datetime import date, datetime, time
 from pathlib import Path
@@ -57,20 +58,23 @@ def detect_delimiter(header_line: str) -> str:
     return best if counts[best] else ","
 
 
-class Table:
+class Table(ABC):
     """Header and rows of a CSV or XLSX file, read lazily; `progress()` gives (done, total)."""
 
     headers: list[str]
     description: str
 
-    def rows(self) -> Iterator[tuple[int, list[str]]]:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def rows(self) -> Iterator[tuple[int, list[str]]]:
+        """(row number in the file, cells) for each data row."""
 
-    def progress(self) -> tuple[int, int | None]:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def progress(self) -> tuple[int, int | None]:
+        """(rows read, rows in all when known)."""
 
-    def close(self) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def close(self) -> None:
+        """Release the file."""
 
     def __enter__(self) -> Table:
         return self
