@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from sendwell.db.models import Alert, Campaign, Event, Send
-from sendwell.insight.alerts import Thresholds, check_campaign
+from sendwell.insight.alerts import Thresholds, check_campaign, check_recent
 from sendwell.insight.rates import breakdown, campaign_rates, reasons
 from sendwell.insight.recommendations import recommend
 from tests.helpers import make_contact
@@ -71,6 +71,19 @@ def test_soft_bounces_and_small_samples_raise_nothing(session) -> None:
     small, people = make_sent_campaign(session, delivered=50, name="small")
     add_events(session, small, people, "unsubscribed", 10)
     assert check_campaign(session, campaign_id=small.id, thresholds=T) == []  # below the minimum sample
+
+
+def test_the_periodic_rejudge_waits_for_the_minimum_sample_while_a_campaign_is_still_sending(session) -> None:
+    """One hard bounce among a sending campaign's first five mails is no 20 % spike; once the
+    campaign has finished, its whole (small) send is judged."""
+    sending, people = make_sent_campaign(session, delivered=5, name="sending")
+    add_events(session, sending, people, "bounced", 1, kind="hard")
+    finished, others = make_sent_campaign(session, delivered=5, status="finished", name="finished",
+                                          finished_at=datetime.now(timezone.utc))
+    add_events(session, finished, others, "bounced", 1, kind="hard")
+    alerts = check_recent(session, thresholds=T)
+    assert [(a.campaign_id, a.kind) for a in alerts] == [(finished.id, "hard_bounce_spike")]
+    assert session.get(Campaign, sending.id).status == "sending"
 
 
 def test_an_alert_is_not_repeated(session) -> None:

@@ -200,15 +200,18 @@ def open_alerts(session: Session, *, campaign_id: int | None = None) -> list[Ale
 def check_recent(session: Session, *, thresholds: Thresholds, days: int = 14) -> list[Alert]:
     """Re-judge campaigns sending now or finished in the last `days`: opt-outs keep arriving after a send."""
     since = datetime.now(timezone.utc) - timedelta(days=days)
-    ids = session.scalars(
-        select(Campaign.id).where(
+    rows = session.execute(
+        select(Campaign.id, Campaign.status).where(
             (Campaign.status.in_((CampaignStatus.SENDING.value, CampaignStatus.PAUSED.value)))
             | ((Campaign.status == CampaignStatus.FINISHED.value) & (Campaign.finished_at >= since))
         )
     ).all()
     created: list[Alert] = []
-    for campaign_id in ids:
-        created.extend(check_campaign(session, campaign_id=campaign_id, thresholds=thresholds, final=True))
+    for campaign_id, status in rows:
+        # A campaign still sending is judged like mid-send (the minimum sample applies): one hard
+        # bounce among its first five mails is not a 20 % rate that should pause it.
+        final = status != CampaignStatus.SENDING.value
+        created.extend(check_campaign(session, campaign_id=campaign_id, thresholds=thresholds, final=final))
     return created
 
 
