@@ -1,7 +1,8 @@
 """Translations of system text (footers, notices, recipient pages) from Babel .po catalogs.
 
 Catalogs live in `i18n/locales/<locale>/LC_MESSAGES/<domain>.po`, one domain per context
-(`content` for mail footers and notices, `pages` for the recipient pages). They are read as
+(`content` for mail footers and notices, `pages` for the recipient pages, `admin` for the admin);
+a domain may be split by feature into `<domain>-<feature>.po` files, merged at load. They are read as
 .po at first use and cached, so no compile step is needed at install time.
 """
 
@@ -66,9 +67,19 @@ def _accept_language_tags(header: str) -> list[str]:
 @lru_cache(maxsize=64)
 def translations(language: str, domain: str) -> NullTranslations:
     """gettext-style translations for a supported language and a catalog domain."""
-    path = LOCALES_DIR / language / "LC_MESSAGES" / f"{domain}.po"
+    folder = LOCALES_DIR / language / "LC_MESSAGES"
+    path = folder / f"{domain}.po"
     if language == DEFAULT or not path.exists():
         return NullTranslations()
+    merged = _load(path, language, domain)
+    # A domain may be split by feature: `admin.po` plus `admin-contacts.po`, `admin-reports.po`, …
+    # are one catalog (a later file wins for a message both define).
+    for part in sorted(folder.glob(f"{domain}-*.po")):
+        merged.merge(_load(part, language, domain))
+    return merged
+
+
+def _load(path: Path, language: str, domain: str) -> Translations:
     with path.open("rb") as fh:
         catalog = read_po(fh, locale=language)
     buffer = io.BytesIO()
