@@ -15,7 +15,9 @@ from sendwell.access.users import LANGUAGES, get_user
 from sendwell.db.session import transaction
 from sendwell.i18n import translations
 from sendwell.runtime import Runtime
+from sendwell.web.admin import labels
 from sendwell.web.admin.auth import CSRF_FIELD, Forbidden, NotSignedIn, SessionCodec, allows, csrf_ok, fingerprint
+from sendwell.web.admin.localized import localized
 
 HERE = Path(__file__).parent
 TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))  # autoescape on for .html
@@ -55,22 +57,9 @@ def percent(value: float | None) -> str:
     return "–" if value is None else f"{value:.2%}"
 
 
-# Stored codes shown to people: the English text is the catalog's msgid (`_(code|label)`).
-LABELS = {
-    "not_relevant": "Not relevant", "too_many": "Too many emails", "never_signed_up": "Never signed up",
-    "situation_changed": "My situation changed", "other": "Other reason",
-    "new_lead": "New lead", "prospect": "Prospect", "customer": "Customer",
-    "unsubscribed": "Unsubscribed", "unsubscribe_reason": "Reason given", "resubscribed": "Resubscribed",
-    "bounced": "Bounced", "complained": "Complaint", "auto_reply": "Auto-reply", "clicked": "Clicked",
-}
-
-
-def label(code: str) -> str:
-    return LABELS.get(code, code)
-
-
 TEMPLATES.env.filters["percent"] = percent
-TEMPLATES.env.filters["label"] = label
+TEMPLATES.env.filters["localized"] = localized
+TEMPLATES.env.filters.update(labels.filters())
 
 
 class Admin:

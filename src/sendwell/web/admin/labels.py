@@ -1,0 +1,101 @@
+"""What the admin shows for a stored code, one table per vocabulary (English msgids; templates wrap them in `_()`).
+
+The codes come from the vocabularies themselves, so a new code without a label fails
+tests/web/admin/test_labels.py. A code no table knows (an operator's own industry or stage)
+is shown as it is: it is the operator's word.
+"""
+
+from __future__ import annotations
+
+from sendwell.contacts.lawful_basis import ALL_KINDS as CONSENT_KINDS
+from sendwell.contacts.regions import REGIONS
+from sendwell.contacts.vocabulary import DEFAULT_INDUSTRIES, DEFAULT_STAGES
+from sendwell.db.models import CampaignKind, CampaignStatus, SendState, SuppressionReason
+from sendwell.insight.engagement import ENGAGEMENT_KINDS
+from sendwell.insight.rollup import ROLLED_KINDS
+from sendwell.optout.service import METHODS, REASONS
+
+# Event kinds people see on a contact's timeline and in the event logs (beyond the rolled-up ones).
+EVENT_KINDS = (*ROLLED_KINDS, *ENGAGEMENT_KINDS, "unsubscribe_reason", "resubscribed", "suppressed",
+               "preferences_changed", "consent_expired", "pause_ended", "auto_reply")
+
+REASON = {
+    "not_relevant": "Not relevant", "too_many": "Too many emails", "never_signed_up": "Never signed up",
+    "situation_changed": "My situation changed", "other": "Other reason",
+}
+REGION = {
+    "eu": "EU and EEA", "uk": "United Kingdom", "us": "United States", "ca": "Canada", "au": "Australia",
+    "cn": "China", "other": "Other regions",
+}
+STAGE = {"new_lead": "New lead", "prospect": "Prospect", "customer": "Customer"}
+INDUSTRY = {
+    "lighting": "Lighting", "hardware": "Hardware and tools", "furniture": "Furniture",
+    "textiles": "Textiles and apparel", "packaging": "Packaging", "electronics": "Electronics",
+    "machinery": "Machinery", "automotive": "Auto parts", "building-materials": "Building materials",
+    "chemicals": "Chemicals", "food": "Food and beverage", "medical": "Medical devices",
+    "home-appliances": "Home appliances", "energy": "Energy", "agriculture": "Agriculture",
+    "cosmetics": "Cosmetics", "toys": "Toys", "sports": "Sports and outdoor", "retail": "Retail and wholesale",
+    "other": "Other industry",
+}
+EVENT = {
+    "unsubscribed": "Unsubscribed", "unsubscribe_reason": "Reason given", "resubscribed": "Resubscribed",
+    "bounced": "Bounced", "complained": "Complaint", "auto_reply": "Auto-reply", "clicked": "Clicked",
+    "opened": "Opened", "replied": "Replied", "engaged": "Engaged again", "suppressed": "Suppressed",
+    "preferences_changed": "Preferences changed", "consent_expired": "Consent lapsed", "pause_ended": "Pause ended",
+}
+METHOD = {
+    "one_click": "One-click unsubscribe", "page": "Unsubscribe page", "preference_center": "Preference centre",
+    "mailto": "Unsubscribe e-mail", "reply": "Reply", "complaint": "Spam complaint", "bounce": "Bounce",
+    "admin": "By an administrator", "api": "Through the API", "feedback_loop": "Mailbox provider's feedback loop",
+}
+CONSENT = {
+    "express": "Express consent", "implied_purchase": "Implied consent (purchase)",
+    "implied_inquiry": "Implied consent (inquiry)", "soft_opt_in": "Soft opt-in",
+    "legitimate_interest_b2b": "Legitimate interest (B2B)", "legitimate_interest": "Legitimate interest (B2B)",
+}
+CAMPAIGN_KIND = {"marketing": "Marketing", "launch": "Product launch", "transactional": "Transactional",
+                 "reconfirmation": "Reconfirmation"}
+CAMPAIGN_STATUS = {"draft": "Draft", "scheduled": "Scheduled", "sending": "Sending", "paused": "Paused",
+                   "finished": "Finished", "cancelled": "Cancelled"}
+SEND_STATE = {"planned": "Planned", "queued": "Queued", "sending": "Sending", "sent": "Sent",
+              "deferred": "Deferred", "failed": "Failed", "skipped": "Skipped"}
+SUPPRESSION = {"unsubscribe": "Unsubscribed", "complaint": "Spam complaint", "hard_bounce": "Hard bounce",
+               "soft_bounce_streak": "Repeated soft bounces", "sunset": "No answer to reconfirmation",
+               "manual": "Added by hand", "erased": "Erased on request"}
+
+# kind → (its labels, the codes the vocabulary defines): the test checks the two agree.
+VOCABULARIES: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
+    "reason": (REASON, REASONS),
+    "region": (REGION, REGIONS),
+    "stage": (STAGE, tuple(DEFAULT_STAGES)),
+    "industry": (INDUSTRY, tuple(DEFAULT_INDUSTRIES)),
+    "event": (EVENT, EVENT_KINDS),
+    "method": (METHOD, METHODS),
+    "consent": (CONSENT, tuple(CONSENT_KINDS)),
+    "campaign_kind": (CAMPAIGN_KIND, tuple(k.value for k in CampaignKind)),
+    "campaign_status": (CAMPAIGN_STATUS, tuple(s.value for s in CampaignStatus)),
+    "send_state": (SEND_STATE, tuple(s.value for s in SendState)),
+    "suppression": (SUPPRESSION, tuple(r.value for r in SuppressionReason)),
+}
+# The old single table, for templates that write `_(code|label)`: reasons before stages and events.
+ANY = {**EVENT, **STAGE, **REASON}
+
+
+def label(kind: str, code: str | None) -> str:
+    """The English label (a catalog msgid) of a code in one vocabulary; an unknown code as it is."""
+    if code is None:
+        return ""
+    return VOCABULARIES[kind][0].get(code, code)
+
+
+def any_label(code: str | None) -> str:
+    """`|label` for a code whose vocabulary the template does not name (reasons, stages, events)."""
+    return "" if code is None else ANY.get(code, code)
+
+
+def filters() -> dict[str, object]:
+    """Jinja filters: `label` plus `<kind>_label` for every vocabulary (`{{ _(c.region|region_label) }}`)."""
+    made: dict[str, object] = {"label": any_label}
+    for kind in VOCABULARIES:
+        made[f"{kind}_label"] = lambda code, kind=kind: label(kind, code)
+    return made

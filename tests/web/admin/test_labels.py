@@ -1,0 +1,41 @@
+"""Every stored code the admin shows has a label in its own vocabulary, and every label a Chinese translation."""
+
+from __future__ import annotations
+
+import pytest
+
+from sendwell.i18n import translations
+from sendwell.web.admin.labels import VOCABULARIES, any_label, filters, label
+
+
+@pytest.mark.parametrize("kind", sorted(VOCABULARIES))
+def test_every_code_of_a_vocabulary_has_a_label_and_a_chinese_translation(kind: str) -> None:
+    table, codes = VOCABULARIES[kind]
+    catalog = translations("zh_Hans", "admin")
+    assert codes, kind
+    missing = [code for code in codes if code not in table]
+    assert missing == [], f"{kind}: no label for {missing}"
+    untranslated = [table[code] for code in codes if catalog.gettext(table[code]) == table[code]]
+    assert untranslated == [], f"{kind}: no zh_Hans translation for {untranslated}"
+
+
+def test_regions_and_reasons_have_their_own_words_for_other() -> None:
+    assert label("region", "other") == "Other regions" and label("reason", "other") == "Other reason"
+    assert label("industry", "other") == "Other industry"
+    zh = translations("zh_Hans", "admin")
+    assert len({zh.gettext(label(kind, "other")) for kind in ("region", "reason", "industry")}) == 3
+
+
+def test_an_operators_own_code_is_shown_as_it_is_and_a_missing_one_as_nothing() -> None:
+    assert label("industry", "solar-panels") == "solar-panels"
+    assert label("region", None) == "" and any_label(None) == ""
+    # The old `|label` keeps its reasons, stages and events.
+    assert any_label("too_many") == "Too many emails" and any_label("new_lead") == "New lead"
+    assert any_label("other") == "Other reason"
+
+
+def test_templates_get_one_filter_per_vocabulary() -> None:
+    made = filters()
+    assert made["method_label"]("one_click") == "One-click unsubscribe"
+    assert made["region_label"]("cn") == "China" and made["stage_label"]("new_lead") == "New lead"
+    assert made["label"]("unsubscribe_reason") == "Reason given"
