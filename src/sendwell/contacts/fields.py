@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from functools import lru_cache
 from typing import Any
@@ -13,6 +13,7 @@ from babel import Locale, UnknownLocaleError
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
 from sendwell.contacts.lawful_basis import normalise_kind
+from sendwell.contacts.problems import FieldProblem
 from sendwell.contacts.regions import parse_country
 from sendwell.contacts.vocabulary import Vocab
 
@@ -51,6 +52,21 @@ class RowError:
     row: int
     field: str
     message: str
+    # The message as a template and its values, for the admin to translate (`message` is the English).
+    template: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, row: int, field_name: str, template: str, **params: Any) -> RowError:
+        """A row error from a message template and its values."""
+        return cls(row, field_name, template % params if params else template, template, params)
+
+    @classmethod
+    def from_problem(cls, row: int, field_name: str, exc: ValueError) -> RowError:
+        """A row error from a parser's ValueError; a FieldProblem keeps its template."""
+        if isinstance(exc, FieldProblem):
+            return cls(row, field_name, str(exc), exc.template, exc.params)
+        return cls(row, field_name, str(exc), "%(detail)s", {"detail": str(exc)})
 
     def __str__(self) -> str:
         return f"row {self.row}, field {self.field!r}: {self.message}"
@@ -166,7 +182,7 @@ def parse_language(value: str) -> str:
     parts = text.split("-")
     lang = parts[0].lower()
     if not (2 <= len(lang) <= 3 and lang.isalpha() and lang.isascii()):
-        raise ValueError(f"unknown language {value!r} (use a BCP 47 tag such as en, de-AT or zh-Hans)")
+        raise FieldProblem("unknown language %(value)r (use a BCP 47 tag such as en, de-AT or zh-Hans)", value=value)
     out = [lang]
     for part in parts[1:]:
         if len(part) == 4 and part.isalpha() and part.isascii():
@@ -174,14 +190,16 @@ def parse_language(value: str) -> str:
         elif (len(part) == 2 and part.isalpha() and part.isascii()) or (len(part) == 3 and part.isdigit()):
             out.append(part.upper())  # region
         else:
-            raise ValueError(f"language tag {value!r}: cannot read {part!r} (use e.g. en, de-AT or zh-Hans)")
+            raise FieldProblem("language tag %(value)r: cannot read %(part)r (use e.g. en, de-AT or zh-Hans)",
+                                   value=value, part=part)
     try:
         Locale.parse(lang)
     except (ValueError, UnknownLocaleError):
-        raise ValueError(f"unknown language {value!r} (use a BCP 47 tag such as en, de-AT or zh-Hans)") from None
+        raise FieldProblem("unknown language %(value)r (use a BCP 47 tag such as en, de-AT or zh-Hans)",
+                           value=value) from None
     tag = "-".join(out)
     if len(tag) > 10:
-        raise ValueError(f"language tag {value!r} is longer than the 10 characters stored")
+        raise FieldProblem("language tag %(value)r is longer than the 10 characters stored", value=value)
     return tag
 
 
@@ -205,7 +223,7 @@ def parse_timezone(value: str) -> str:
     """An IANA time zone name known to zoneinfo (`Europe/Berlin`); ValueError if unknown."""
     name = _timezones().get(value.strip().casefold())
     if name is None:
-        raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)")
+        raise FieldProblem("unknown time zone %(value)r (use an IANA name such as Europe/Berlin)", value=value)
     return name
 
 
@@ -215,7 +233,7 @@ def parse_date(value: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(text.replace("/", "-"))
     except ValueError:
-        raise ValueError(f"cannot read date {value!r} (use YYYY-MM-DD)") from None
+        raise FieldProblem("cannot read date %(value)r (use YYYY-MM-DD)", value=value) from None
     if isinstance(parsed, date) and not isinstance(parsed, datetime):  # pragma: no cover
         parsed = datetime(parsed.year, parsed.month, parsed.day)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
@@ -244,7 +262,8 @@ class RowParser:
             out["email"] = normalise_email(email)
         except ValueError as exc:
             shown = repr(email) if email.strip() else "empty"
-            errors.append(RowError(row, "email", f"{shown} is not a valid address: {exc}"))
+            errors.append(RowError.of(row, "email", "%(value)s is not a valid address: %(reason)s",
+                                      value=shown, reason=str(exc)))
         for key in ("first_name", "last_name", "company", "job_title"):
             out[key] = values.get(key, "").strip()
         full = values.get("name", "").strip()
@@ -253,7 +272,7 @@ class RowParser:
             out["first_name"], out["last_name"] = first, last.strip()
         for key, limit in (("first_name", 200), ("last_name", 200), ("company", 300), ("job_title", 200)):
             if len(out[key]) > limit:
-                errors.append(RowError(row, key, f"longer than {limit} characters"))
+                errors.append(RowError.of(row, key, "longer than %(limit)s characters", limit=limit))
         present = self.fields
         out["country"] = self._field(values, "country", _parse_country, row, errors, default="") \
             if "country" in present else ""
@@ -267,7 +286,8 @@ class RowParser:
         out["consent"] = self._field(values, "consent", normalise_kind, row, errors) if "consent" in present else None
         when = self._field(values, "consent_date", parse_date, row, errors) if "consent_date" in present else None
         if when is not None and when > self.now:
-            errors.append(RowError(row, "consent_date", f"{values['consent_date']!r} is in the future"))
+            errors.append(RowError.of(row, "consent_date", "%(value)r is in the future",
+                                      value=values["consent_date"]))
         out["consent_date"] = when
         tags = values.get("tags", "").strip()
         out["tags"] = sorted({t.strip() for t in tags.replace(";", ",").replace("，", ",").split(",") if t.strip()}) \
@@ -285,7 +305,7 @@ class RowParser:
         try:
             return parse(raw)
         except ValueError as exc:
-            errors.append(RowError(row, key, str(exc)))
+            errors.append(RowError.from_problem(row, key, exc))
             return default
 
     @staticmethod
@@ -295,9 +315,10 @@ class RowParser:
             return None
         value = vocab.resolve(raw)
         if value is None:
-            errors.append(RowError(
+            errors.append(RowError.of(
                 row, key,
-                f"unknown {key} {raw!r} (known: {vocab.describe()}; add it with "
-                f"`sendwell contacts vocabulary add {key} '{raw}'` or map it in the file)",
+                "unknown %(field)s %(value)r (known: %(known)s; add it with "
+                "`sendwell contacts vocabulary add %(field)s '%(value)s'` or map it in the file)",
+                field=key, value=raw, known=vocab.describe(),
             ))
         return value

@@ -145,6 +145,7 @@ def import_contacts(
     now: datetime | None = None,
     on_progress: Callable[[int, int | None, int], None] | None = None,
     chunk_size: int = CHUNK,
+    keep_errors: int = KEEP_ERRORS,
 ) -> ImportResult:
     """Import a CSV or XLSX file; all or nothing unless `skip_invalid`. ImportFileError for file-level faults."""
     now = now or datetime.now(timezone.utc)
@@ -193,7 +194,8 @@ def import_contacts(
                     result.rows += 1
                     row_errors: list[RowError] = []
                     if len(cells) > width and any(c.strip() for c in cells[width:]):
-                        row_errors.append(RowError(number, "(row)", f"{len(cells)} cells but {width} headers"))
+                        row_errors.append(RowError.of(number, "(row)", "%(cells)s cells but %(headers)s headers",
+                                                      cells=len(cells), headers=width))
                         fields = None
                     else:
                         n = len(cells)
@@ -202,7 +204,7 @@ def import_contacts(
                     if fields is None:
                         result.rejected += 1
                         for err in row_errors:
-                            if len(result.errors) < KEEP_ERRORS:
+                            if len(result.errors) < keep_errors:
                                 result.errors.append(err)
                             raw = _raw_value(cells, columns, err.field)
                             rejected.add(err.row, err.field, raw, err.message)
@@ -216,8 +218,10 @@ def import_contacts(
                     valid[key] = (number, fields)
                     result.note_address(number, fields["email"], roles)
                 # All or nothing: after the first bad row nothing more is written, but every
-                # row is still validated so the rejected-rows file lists them all.
-                if valid and (skip_invalid or result.rejected == 0):
+                # row is still validated so the rejected-rows file lists them all. A dry run
+                # writes on (into the savepoint it rolls back) so it counts what the good rows
+                # would do: new, updated, kept out.
+                if valid and (skip_invalid or dry_run or result.rejected == 0):
                     writer.write(valid)
                 if on_progress is not None:
                     done, total = table.progress()

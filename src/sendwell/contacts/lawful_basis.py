@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, exists, false, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from sendwell.contacts.problems import FieldProblem
 from sendwell.contacts.regions import EEA_EXTRA, EU
 from sendwell.db.models import Consent, ConsentKind, Contact
 
@@ -41,7 +42,8 @@ def normalise_kind(value: str) -> str:
     if kind == LEGACY_LEGITIMATE_INTEREST:
         return LEGITIMATE_INTEREST_B2B
     if kind not in KINDS:
-        raise ValueError(f"unknown consent kind {value!r} (use one of {', '.join(KINDS)})")
+        raise FieldProblem("unknown consent kind %(value)r (use one of %(kinds)s)", value=value,
+                           kinds=", ".join(KINDS))
     return kind
 
 

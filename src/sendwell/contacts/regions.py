@@ -6,6 +6,8 @@ from functools import lru_cache
 
 from babel import Locale
 
+from sendwell.contacts.problems import FieldProblem
+
 EU = frozenset(
     "AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL PT RO SK SI ES SE".split()
 )
@@ -49,7 +51,7 @@ def parse_country(value: str) -> str:
         return text.upper()
     code = _names().get(text.casefold())
     if code is None:
-        raise ValueError(f"unknown country {value!r} (use an ISO code such as DE or a name)")
+        raise FieldProblem("unknown country %(value)r (use an ISO code such as DE or a name)", value=value)
     return code
 
 
