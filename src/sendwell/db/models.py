@@ -208,6 +208,38 @@ class Consent(Base):
     contact: Mapped[Contact] = relationship(back_populates="consents")
 
 
+class ImportBatch(Base):
+    """One import run from the admin: the file, who ran it and what it did (the import history)."""
+
+    __tablename__ = "import_batches"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    filename: Mapped[str] = mapped_column(String(200), default="")
+    source: Mapped[str] = mapped_column(String(200), default="")
+    imported_by: Mapped[str] = mapped_column(String(320), default="")
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    suppressed: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    written: Mapped[bool] = mapped_column(Boolean, default=False)  # False: all or nothing refused the file
+
+
+class ImportRejection(Base):
+    """A rejected row of an import run: row number, field and the reason as a message template."""
+
+    __tablename__ = "import_rejections"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("import_batches.id", ondelete="CASCADE"), index=True)
+    row: Mapped[int] = mapped_column(Integer)
+    field: Mapped[str] = mapped_column(String(100))
+    template: Mapped[str] = mapped_column(Text)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
 class Vocabulary(Base):
     """Operator-added values of a controlled vocabulary (industries, stages) beyond the built-in ones."""
 
