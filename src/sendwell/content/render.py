@@ -18,6 +18,7 @@ from markupsafe import Markup
 from sendwell.config import Settings
 from sendwell.content import budget
 from sendwell.content.blocks import AudienceBlocks
+from sendwell.content.brand import Brand
 from sendwell.content.footer import RecipientFacts, footer_html, footer_text, language_of
 
 _CRLF = re.compile(r"[\r\n]+")
@@ -193,12 +194,13 @@ class CompiledCampaign:
     """A campaign's subject, HTML and text compiled once; `render` is cheap per contact."""
 
     def __init__(self, *, subject: str, html: str, text: str, settings: Settings, kind: str = "marketing",
-                 lenient: bool = False) -> None:
+                 lenient: bool = False, brand: Brand | None = None) -> None:
         self._subject = compile_template(subject, html=False, what="subject", lenient=lenient)
         self._html = compile_template(html, html=True, what="html", lenient=lenient)
         self._text = compile_template(text, html=False, what="text", lenient=lenient) if text.strip() else None
         self._settings = settings
         self._marketing = kind != "transactional"
+        self._brand = brand  # the brand layout around the content (content/brand.py); the footer stays last
         # Remote stylesheets are never fetched: rendering must not reach the network.
         self._inliner = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
         # Only a style sheet has anything to inline. Without one the inliner would just parse
@@ -232,7 +234,7 @@ class CompiledCampaign:
         except Exception as exc:  # jinja's UndefinedError and sandbox SecurityError
             raise TemplateError(f"cannot render for contact {getattr(contact, 'id', '?')}: {exc}") from exc
         footer = footer_html(contact, links, self._settings, facts, marketing=self._marketing)
-        html = _with_footer(body_html, footer)
+        html = _with_footer(with_brand(body_html, self._brand), footer)
         if self._inline:
             html = self._inliner.inline(html)
         text = body_text.rstrip() + "\n\n" + footer_text(contact, links, self._settings, facts, marketing=self._marketing)
@@ -294,6 +296,20 @@ def as_clients_parse(html: str) -> str:
     lint checks this form, since mails without a style sheet are sent as written.
     """
     return _PARSER.inline(html)
+
+
+def with_brand(body: str, brand: Brand | None) -> str:
+    """The body inside the brand layout: its header first, its footer after the content."""
+    if brand is None or brand.empty:
+        return body
+    header, footer = brand.header(), brand.footer()
+    lower = body.lower()
+    opening = re.search(r"<body[^>]*>", lower)
+    if "<html" not in lower or opening is None:
+        return header + body + footer
+    closing = lower.rfind("</body")
+    end = closing if closing >= opening.end() else len(body)
+    return body[:opening.end()] + header + body[opening.end():end] + footer + body[end:]
 
 
 def _with_footer(body: str, footer: str) -> str:

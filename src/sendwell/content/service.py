@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from sendwell.config import Settings
+from sendwell.content.brand import load_brand
 from sendwell.content.footer import RecipientFacts
 from sendwell.content.lint import (
     Finding,
@@ -135,8 +136,9 @@ def lint_campaign(session: Session, *, settings: Settings, campaign_id: int) -> 
     found += [(f, None) for f in _audience_findings(session, campaign)]
     if not any(f.code == "template-syntax" for f, _ in found):
         try:
+            brand = load_brand(session, base_url=settings.base_url)
             compiled = CompiledCampaign(subject=campaign.subject, html=campaign.html, text=campaign.text,
-                                        settings=settings, kind=campaign.kind)
+                                        settings=settings, kind=campaign.kind, brand=brand)
         except TemplateError as exc:
             found.append((Finding("template-error", "error", str(exc), 24), None))
         else:
@@ -157,7 +159,7 @@ def lint_campaign(session: Session, *, settings: Settings, campaign_id: int) -> 
                     # Unknown names render empty here, so the other checks still run in this pass.
                     lenient = lenient or CompiledCampaign(subject=campaign.subject, html=campaign.html,
                                                           text=campaign.text, settings=settings,
-                                                          kind=campaign.kind, lenient=True)
+                                                          kind=campaign.kind, lenient=True, brand=brand)
                     try:
                         rendered = lenient.render(sample.contact, links, sample.facts)
                     except TemplateError:
@@ -215,7 +217,8 @@ def preview_campaign(
         if region or language:
             samples = _filter_samples(samples, region=region, language=language)
     compiled = CompiledCampaign(subject=campaign.subject, html=campaign.html, text=campaign.text,
-                                settings=settings, kind=campaign.kind)
+                                settings=settings, kind=campaign.kind,
+                                brand=load_brand(session, base_url=settings.base_url))
     domain = settings.sender_domain
     previews = []
     for sample in samples:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sendwell.campaigns.service import get_campaign
 from sendwell.config import Settings
+from sendwell.content.brand import load_brand
 from sendwell.content.footer import RecipientFacts
 from sendwell.content.recipients import recipient_facts
 from sendwell.content.render import CompiledCampaign, Links, TemplateError
@@ -149,9 +150,11 @@ class Deliverer:
 
     def compiled(self, campaign: Campaign) -> CompiledCampaign:
         if campaign.id not in self._compiled:
+            with transaction(self.factory) as session:  # the brand layout as it is when the campaign starts here
+                brand = load_brand(session, base_url=self.settings.base_url)
             self._compiled[campaign.id] = CompiledCampaign(
                 subject=campaign.subject, html=campaign.html, text=campaign.text, settings=self.settings,
-                kind=campaign.kind,
+                kind=campaign.kind, brand=brand,
             )
         return self._compiled[campaign.id]
 
