@@ -22,15 +22,23 @@ from sendwell.campaigns.service import (
 from sendwell.config import Settings
 from sendwell.contacts.fields import normalise_email
 from sendwell.content.render import TemplateError
-from sendwell.content.service import ComplianceError, ContentError, assert_sendable, preview_campaign
+from sendwell.content.service import (
+    ComplianceError,
+    ContentError,
+    assert_sendable,
+    lint_campaign,
+    preview_campaign,
+)
 from sendwell.db.models import Alert, Campaign, CampaignStatus
 from sendwell.db.session import transaction
-from sendwell.deliverability.service import assert_domain_ready
-from sendwell.delivery.planning import plan_campaign, queue_campaign
+from sendwell.deliverability.service import assert_domain_ready, gate
+from sendwell.delivery.planning import SendPlan, plan_campaign, preview_plan, queue_campaign
+from sendwell.delivery.progress import finish_if_done
 from sendwell.hygiene.scheduler import JOB as HYGIENE_JOB
 from sendwell.hygiene.scheduler import claim_turn, finish_turn, holder_name
 from sendwell.hygiene.service import HygieneResult, Reconfirmation, run_pass
 from sendwell.segments.expression import SegmentError
+from sendwell.segments.service import count_segment
 from sendwell.webhooks.service import emit_alert
 
 log = logging.getLogger("sendwell.flows")
@@ -51,7 +59,31 @@ def start_sending(
     # The sender domain's SPF/DKIM/DMARC, checked again here when the cached result is older than its TTL.
     assert_domain_ready(session, settings=settings, campaign=campaign)
     plan_campaign(session, campaign=campaign, settings=settings, now=now)
-    return queue_campaign(session, campaign=campaign, batch_size=settings.batch_size)
+    batches = queue_campaign(session, campaign=campaign, batch_size=settings.batch_size)
+    if not batches:
+        # Nobody to mail now or later (everyone skipped, or an empty segment): the campaign is
+        # finished at once, its skipped sends recording why, instead of `sending` forever.
+        finish_if_done(session, campaign_id=campaign_id)
+    return batches
+
+
+def plan_preview(session: Session, *, settings: Settings, campaign_id: int, now: datetime | None = None) -> SendPlan:
+    """What start_sending would do now (or at `now`, for a schedule), written nowhere.
+
+    The same lint, sender-domain gate and planner run inside a savepoint that is rolled back:
+    findings that would block the send are reported in the plan, not raised.
+    """
+    campaign = get_campaign(session, campaign_id=campaign_id)
+    savepoint = session.begin_nested()  # the domain check may refresh its cached result: keep nothing
+    try:
+        findings = [f.as_dict() for f in lint_campaign(session, settings=settings, campaign_id=campaign_id).findings]
+        findings += [f.as_dict() for f in gate(session, settings=settings, campaign=campaign).findings]
+        plan = preview_plan(session, campaign=campaign, settings=settings, now=now)
+        plan.reachable = count_segment(session, expression=campaign.segment_expr, now=now)["reachable"]
+    finally:
+        savepoint.rollback()
+    plan.findings = findings
+    return plan
 
 
 def schedule_sending(session: Session, *, settings: Settings, campaign_id: int, at: datetime,

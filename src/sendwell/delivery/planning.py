@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
-from sqlalchemy import case, literal, select, true, update
+from sqlalchemy import case, func, literal, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -14,6 +16,7 @@ from sendwell.config import Settings
 from sendwell.db.models import Campaign, CampaignStatus, Contact, Send, SendState
 from sendwell.delivery.claims import BATCH_SIZE, chunks
 from sendwell.delivery.progress import state_counts
+from sendwell.delivery.warmup import hold_for_warm_up
 from sendwell.policy.caps import FrequencyPolicy
 from sendwell.policy.eligibility import skip_reason
 from sendwell.policy.service import defer_outside_window, defer_over_cap, lock_planning
@@ -73,6 +76,89 @@ def plan_campaign(
         campaign.started_at = now
     session.flush()
     return state_counts(session, campaign_id=campaign.id)
+
+
+@dataclass
+class SendPlan:
+    """What sending a campaign would do now: who gets it now or later, who is skipped and why."""
+
+    campaign_id: int
+    as_of: datetime
+    contacts: int  # the segment's contacts: one send each, planned, deferred or skipped
+    now: int  # would be queued at once
+    deferred: dict[str, int]  # reason (send_window, frequency_cap, warm_up) → count; they go out later
+    skipped: dict[str, int]  # skip reason → count; they never get this campaign
+    by_region: dict[str, int]  # recipients (now and later) per region
+    by_language: dict[str, int]
+    reachable: int | None = None  # the segment page's count: not suppressed, with a lawful basis
+    findings: list[dict[str, Any]] = field(default_factory=list)  # compliance lint and sender-domain gate
+
+    @property
+    def recipients(self) -> int:
+        """Everyone the campaign would reach, at once or after a deferral."""
+        return self.now + sum(self.deferred.values())
+
+    @property
+    def blocked(self) -> bool:
+        """True when a blocking finding would refuse the send."""
+        return any(f["severity"] == "error" for f in self.findings)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"campaign_id": self.campaign_id, "as_of": self.as_of.isoformat(), "blocked": self.blocked,
+                "contacts": self.contacts, "reachable": self.reachable, "recipients": self.recipients,
+                "now": self.now, "deferred": self.deferred, "skipped": self.skipped,
+                "skipped_total": sum(self.skipped.values()), "by_region": self.by_region,
+                "by_language": self.by_language, "findings": self.findings}
+
+
+def preview_plan(session: Session, *, campaign: Campaign, settings: Settings, now: datetime | None = None) -> SendPlan:
+    """Plan the campaign inside a savepoint, count the outcome and roll it back: nothing is written.
+
+    The real planner runs, so the numbers are exactly what a send now would record; the
+    warm-up hold a worker applies when it claims the sends is run on them too, so mail over
+    today's allowance shows as deferred by warm-up. Sequence values used by the rolled-back
+    rows are not given back (PostgreSQL sequences are not transactional); nothing else stays.
+    """
+    now = now or _now()
+    savepoint = session.begin_nested()
+    try:
+        plan_campaign(session, campaign=campaign, now=now, settings=settings)
+        planned = list(session.scalars(select(Send.id).where(
+            Send.campaign_id == campaign.id, Send.state == SendState.PLANNED.value)))
+        hold_for_warm_up(session, campaign=campaign, policy=FrequencyPolicy.from_json(campaign.policy), now=now,
+                         send_ids=planned)
+        plan = _count_plan(session, campaign_id=campaign.id, now=now)
+    finally:
+        savepoint.rollback()
+    return plan
+
+
+def _count_plan(session: Session, *, campaign_id: int, now: datetime) -> SendPlan:
+    by_reason = session.execute(
+        select(Send.state, Send.skip_reason, func.count()).where(Send.campaign_id == campaign_id)
+        .group_by(Send.state, Send.skip_reason)).all()
+    going = (SendState.PLANNED.value, SendState.QUEUED.value, SendState.DEFERRED.value)
+
+    def recipients_by(column: Any) -> dict[str, int]:
+        rows = session.execute(
+            select(column, func.count()).select_from(Send).join(Contact, Contact.id == Send.contact_id)
+            .where(Send.campaign_id == campaign_id, Send.state.in_(going)).group_by(column)).all()
+        return {value or "": count for value, count in sorted(rows, key=lambda r: (-r[1], r[0] or ""))}
+
+    deferred: dict[str, int] = {}
+    skipped: dict[str, int] = {}
+    count_now = 0
+    for state, reason, count in by_reason:
+        if state == SendState.DEFERRED.value:
+            deferred[reason or "retry"] = deferred.get(reason or "retry", 0) + count
+        elif state == SendState.SKIPPED.value:
+            skipped[reason] = count
+        elif state in going:
+            count_now += count
+    return SendPlan(campaign_id=campaign_id, as_of=now, contacts=sum(r[2] for r in by_reason), now=count_now,
+                    deferred=dict(sorted(deferred.items(), key=lambda kv: -kv[1])),
+                    skipped=dict(sorted(skipped.items(), key=lambda kv: (-kv[1], kv[0]))),
+                    by_region=recipients_by(Contact.region), by_language=recipients_by(Contact.language))
 
 
 def queue_campaign(session: Session, *, campaign: Campaign, batch_size: int = BATCH_SIZE) -> list[list[int]]:

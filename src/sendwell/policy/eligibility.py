@@ -52,6 +52,23 @@ SKIP_REASONS = (
     SKIP_INVALID_ADDRESS, SKIP_NO_CONSENT, SKIP_CONSENT_EXPIRED, SKIP_LAUNCHES_ONLY, SKIP_PAUSED,
     SKIP_FREQUENCY_CAP,
 )
+# What people read for each skip or defer reason (English; the admin translates these msgids).
+SKIP_LABELS = {
+    "unsubscribed": "Unsubscribed", "complained": "Complained (spam report)", "bounced": "Bounced",
+    "soft_bounce_streak": "Repeated soft bounces", "sunset": "No answer to reconfirmation",
+    "suppressed": "Suppressed", "erased": "Erased on request", SKIP_INVALID_ADDRESS: "Invalid address",
+    SKIP_UNSUBSCRIBED_TOPIC: "Unsubscribed from the topic", SKIP_NOT_SUBSCRIBED: "Not subscribed to the topic",
+    SKIP_NO_CONSENT: "No lawful basis", SKIP_CONSENT_EXPIRED: "Consent expired",
+    SKIP_LAUNCHES_ONLY: "Wants product launches only", SKIP_PAUSED: "Paused by the recipient",
+    SKIP_FREQUENCY_CAP: "Frequency cap", DEFER_SEND_WINDOW: "Outside the sending window",
+    "warm_up": "Over today's warm-up allowance", "retry": "Retry after a temporary failure",
+}
+
+
+def skip_label(reason: str | None) -> str:
+    """The English label of a skip or defer reason; an unknown reason as it is."""
+    return SKIP_LABELS.get(reason or "retry", reason or "")
+
 
 # A send that may still go out: it counts toward caps as if it went out now.
 IN_FLIGHT = (SendState.PLANNED.value, SendState.QUEUED.value, SendState.SENDING.value, SendState.DEFERRED.value)
