@@ -25,7 +25,7 @@ from sendwell.delivery.planning import queued_batches
 from sendwell.delivery.limiter import StoreUnavailable
 from sendwell.delivery.progress import campaign_status
 from sendwell.delivery.runner import DEFERRED, leftovers
-from sendwell.flows import schedule_sending, start_sending
+from sendwell.flows import plan_preview, schedule_sending, start_sending
 from sendwell.mail.transport import TransportUnavailable
 from sendwell.runtime import Runtime
 from sendwell.segments.expression import SegmentError
@@ -113,9 +113,11 @@ def _outages_in_one_line(command: Callable[..., None]) -> Callable[..., None]:
 @click.option("--processes", default=None, type=click.IntRange(min=0),
               help="With --wait: delivery processes, this one included; 0 for one per core "
                    "[default: SENDWELL_DELIVERY_PROCESSES, auto].")
+@click.option("--dry-run", "dry_run", is_flag=True, help="Print what a send would do now (recipients, skips by "
+              "reason, deferrals, by region and language, compliance findings) and change nothing.")
 @json_option
 @_outages_in_one_line
-def campaigns_send(campaign_id: int, wait: bool, processes: int | None, as_json: bool) -> None:
+def campaigns_send(campaign_id: int, wait: bool, processes: int | None, dry_run: bool, as_json: bool) -> None:
     """Plan the campaign (eligibility per contact) and queue or deliver it.
 
     Exit status: 0 when nothing is left to send (or, without --wait, the mails are queued); 1 on
@@ -127,6 +129,11 @@ def campaigns_send(campaign_id: int, wait: bool, processes: int | None, as_json:
     """
     if processes is not None and not wait:
         fail("--processes applies only with --wait (without it, `sendwell serve` or `sendwell worker` deliver)")
+    if dry_run:
+        if wait:
+            fail("--dry-run changes nothing, so it cannot --wait for delivery")
+        _plan_out(campaign_id, as_json)
+        return
     runtime = get_runtime()
     queue = None if wait else Queue(runtime)
     if queue is not None:
@@ -173,6 +180,34 @@ def campaigns_schedule(campaign_id: int, at: str, as_json: bool) -> None:
     except ComplianceError as exc:  # the sender-domain gate in schedule_sending
         print_refusal(exc, as_json)
     _status_out(runtime, campaign_id, as_json, prefix=f"scheduled for {when.isoformat()}")
+
+
+def _plan_out(campaign_id: int, as_json: bool) -> None:
+    """The dry run: the plan a send would make now, printed; nothing is written or queued."""
+    runtime = get_runtime()
+    try:
+        with transaction(runtime.factory) as session:
+            plan = plan_preview(session, settings=runtime.settings, campaign_id=campaign_id)
+    except (CampaignError, SegmentError) as exc:
+        fail(str(exc))
+    data = plan.as_dict()
+
+    def counts(values: dict[str, int]) -> str:
+        return ", ".join(f"{k or '-'} {v}" for k, v in values.items())
+
+    lines = [f"dry run, nothing changed: campaign {campaign_id} would go to {plan.recipients} of the segment's "
+             f"{plan.contacts} contacts ({plan.reachable} reachable)"]
+    lines.append(f"  now {plan.now}" + (f"; later {sum(plan.deferred.values())}: {counts(plan.deferred)}"
+                                        if plan.deferred else ""))
+    if plan.skipped:
+        lines.append(f"  skipped {data['skipped_total']}: {counts(plan.skipped)}")
+    if plan.recipients:
+        lines.append(f"  by region: {counts(plan.by_region)}")
+        lines.append(f"  by language: {counts(plan.by_language)}")
+    lines.extend(f"  {f['severity']}: {f['code']}: {f['message']}" for f in plan.findings)
+    if plan.blocked:
+        lines.append("  blocked: the errors above refuse this send; fix them first")
+    emit(data, as_json, "\n".join(lines))
 
 
 def _deliver_now(runtime: Runtime, campaign_id: int, as_json: bool, processes: int | None = None) -> None:
@@ -225,6 +260,9 @@ def _status_out(runtime: Runtime, campaign_id: int, as_json: bool, prefix: str =
         lines.append("  skipped: " + ", ".join(f"{k} {v}" for k, v in status["skipped"].items()))
     if status.get("deferred"):
         lines.append("  waiting: " + ", ".join(f"{k} {v}" for k, v in status["deferred"].items()))
+    if status["status"] == "finished" and not (status["states"]["sent"] or status["states"]["failed"]):
+        lines.append("  sent to nobody: " + ("every contact was skipped, for the reasons above" if status["total"]
+                                             else "the segment matched no contact"))
     lines.extend(_provider_pace(runtime, status))
     p = status["progress"]
     if p["remaining"]:

@@ -18,7 +18,7 @@ from sendwell.content.service import ComplianceError
 from sendwell.db.models import ApiToken, Campaign, CampaignKind, SendState, Topic
 from sendwell.db.session import transaction
 from sendwell.delivery import progress as delivery_progress
-from sendwell.flows import schedule_sending, start_sending
+from sendwell.flows import plan_preview, schedule_sending, start_sending
 from sendwell.i18n import SUPPORTED as LANGUAGES
 from sendwell.runtime import Runtime
 from sendwell.segments.expression import SegmentError
@@ -67,6 +67,27 @@ class StatusOut(BaseModel):
     states: dict[str, int] = Field(description="sends by state: planned, queued, sending, sent, deferred, failed, skipped")
     skipped: dict[str, int] = Field(description="skipped sends by reason (unsubscribed, no_consent, …)")
     queued_jobs: int | None = Field(default=None, description="jobs handed to the queue by this request (send only)")
+
+
+class PlanOut(BaseModel):
+    """What a send would do now (`dry_run=true`); nothing was written or queued."""
+
+    campaign_id: int
+    as_of: datetime = Field(description="the time the plan was made for")
+    blocked: bool = Field(description="true when an error finding would refuse the send (422 without dry_run)")
+    contacts: int = Field(description="contacts the segment selects: one send each, to go or skipped")
+    reachable: int | None = Field(description="the segment's count of contacts not suppressed and with a lawful "
+                                              "basis (caps, pauses and topics not applied)")
+    recipients: int = Field(description="contacts the campaign would reach: `now` plus every deferred one")
+    now: int = Field(description="sends that would be queued at once")
+    deferred: dict[str, int] = Field(description="sends that would wait, by reason: send_window, frequency_cap "
+                                                 "(over-cap defer mode), warm_up (over today's allowance)")
+    skipped: dict[str, int] = Field(description="contacts that would be skipped, by reason (no_consent, "
+                                                "frequency_cap, unsubscribed, …; docs/policy.md)")
+    skipped_total: int
+    by_region: dict[str, int] = Field(description="recipients by region")
+    by_language: dict[str, int] = Field(description="recipients by language")
+    findings: list[FindingOut] = Field(description="compliance lint and sender-domain findings; errors block")
 
 
 class ScheduleIn(BaseModel):
@@ -244,10 +265,28 @@ def router(runtime: Runtime, require: Any) -> APIRouter:
                                   findings=[_finding(f) for f in p["findings"]]))
         return PreviewsOut(campaign_id=campaign_id, previews=out)
 
-    @r.post("/{campaign_id}/send", response_model=StatusOut, dependencies=[require("campaigns:write")],
-            responses={**NOT_FOUND, **CONFLICT, 422: {"description": "the compliance lint blocks sending"}})
-    def send_campaign(campaign_id: CampaignId) -> StatusOut:
-        """Lint (blocking findings → 422), plan (one send per contact, eligibility checked) and queue; safe to repeat."""
+    @r.post("/{campaign_id}/send", response_model=StatusOut | PlanOut, dependencies=[require("campaigns:write")],
+            responses={**NOT_FOUND, **CONFLICT, 422: {"description": "the compliance lint blocks sending"},
+                       200: {"description": "the campaign's status after queueing; with `dry_run=true` the plan "
+                                            "(PlanOut) and nothing changed"}})
+    def send_campaign(
+        campaign_id: CampaignId,
+        dry_run: Annotated[bool, Query(description="only say what a send would do now (recipients, skips by "
+                                                   "reason, deferrals, by region and language, findings); "
+                                                   "nothing is written or queued")] = False,
+    ) -> StatusOut | PlanOut:
+        """Lint (blocking findings → 422), plan (one send per contact, eligibility checked) and queue; safe to repeat.
+
+        A campaign with no one to mail now or later finishes at once; its skipped sends say why.
+        """
+        if dry_run:
+            try:
+                with transaction(runtime.factory) as session:
+                    _existing(session, campaign_id)
+                    plan = plan_preview(session, settings=runtime.settings, campaign_id=campaign_id).as_dict()
+            except (SegmentError, CampaignError) as exc:
+                raise ApiProblem(409, str(exc), kind="conflict") from None
+            return PlanOut(**{**plan, "findings": [_finding(f) for f in plan["findings"]]})
         try:
             with transaction(runtime.factory) as session:
                 campaign = _existing(session, campaign_id)
