@@ -3,39 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import pytest
-from click.testing import CliRunner
+from tests.policy.test_cli_policy import CSV, _campaign, env, run
 
-from sendwell.cli.main import cli, register_commands
-
-register_commands()
-
-CSV = ("email,first_name,company,country,industry,stage,language\n"
-       "anna@licht.example,Anna,Licht GmbH,DE,lighting,prospect,de\n"
-       "jean@lumiere.example,Jean,Lumière SARL,France,lighting,customer,fr\n")
-
-
-@pytest.fixture
-def env(tmp_path: Path, db_url: str, smtp_server) -> dict[str, str | None]:
-    return {"SENDWELL_DATA_DIR": str(tmp_path / "data"), "SENDWELL_DATABASE_URL": db_url,
-            "SENDWELL_SMTP_URL": smtp_server.url, "SENDWELL_SECRET_KEY": None, "SENDWELL_HASH_PEPPER": None,
-            "SENDWELL_QUEUE_URL": None, "SENDWELL_STAGE_CAPS": None, "SENDWELL_SEND_WINDOW": None}
-
-
-def run(env, *args, ok=True):
-    result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
-    if ok:
-        assert result.exit_code == 0, result.output
-    return result
-
-
-def _campaign(env, tmp_path, *extra) -> int:
-    (tmp_path / "mail.html").write_text("<p>Hello {{ first_name }}</p>")
-    out = run(env, "campaigns", "create", "--name", "N", "--subject", "S", "--html", str(tmp_path / "mail.html"),
-              "--json", *extra)
-    return json.loads(out.output)["id"]
+__all__ = ["env"]  # the fixture, shared with the frequency-policy CLI tests
 
 
 def test_dry_run_prints_the_plan_the_send_then_follows(env, tmp_path) -> None:
