@@ -164,6 +164,7 @@ SLOW_MODULES = frozenset({
     "tests/deliverability/test_gate.py",
     "tests/deliverability/test_cli_api.py",
     "tests/deliverability/test_admin_page.py",
+    "tests/deliverability/test_findings_zh.py",
     "tests/delivery/test_limits_workers.py",
     "tests/delivery/test_provider_dns.py",
     "tests/reliability/test_crash.py",

@@ -26,6 +26,7 @@ from sendwell.config import Settings
 from sendwell.deliverability import spf
 from sendwell.deliverability.lookup import DnsUnavailable, Lookup
 from sendwell.delivery import dkim
+from sendwell.i18n.messages import N_, english, message
 
 BLOCKING, WARNING, INFO, PASS = "blocking", "warning", "info", "pass"
 SEVERITIES = (BLOCKING, WARNING, INFO, PASS)
@@ -50,8 +51,10 @@ class Record:
 class Finding:
     id: str
     severity: str
-    message: str
+    message: str  # English: template % params
     fix: Record | None = None
+    template: str | None = None  # the message to translate (None in reports stored before templates were kept)
+    params: dict[str, Any] | None = None
 
     @property
     def blocking(self) -> bool:
@@ -62,13 +65,23 @@ class Finding:
         return f"{self.severity:8} {self.id}: {self.message}{fix}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "severity": self.severity, "message": self.message,
-                "fix": self.fix.as_dict() if self.fix else None}
+        out = {"id": self.id, "severity": self.severity, "message": self.message,
+               "fix": self.fix.as_dict() if self.fix else None}
+        if self.template:
+            out.update(template=self.template, params=self.params or {})
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Finding:
         fix = data.get("fix")
-        return cls(data["id"], data["severity"], data["message"], Record(**fix) if fix else None)
+        return cls(data["id"], data["severity"], data["message"], Record(**fix) if fix else None,
+                   data.get("template"), data.get("params"))
+
+    @classmethod
+    def of(cls, id: str, severity: str, template: str, params: dict[str, Any] | None = None,
+           fix: Record | None = None) -> Finding:
+        """A finding from its message template and params (the English message is made from them)."""
+        return cls(id, severity, english(template, params or {}), fix, template, params or {})
 
 
 @dataclass
@@ -185,8 +198,9 @@ class _Context:
     dkim_valid: bool = False
     unreachable: list[str] = field(default_factory=list)
 
-    def add(self, id: str, severity: str, message: str, fix: Record | None = None) -> None:
-        self.report.findings.append(Finding(id, severity, message, fix))
+    def add(self, id: str, severity: str, template: str, params: dict[str, Any] | None = None,
+            fix: Record | None = None) -> None:
+        self.report.findings.append(Finding.of(id, severity, template, params, fix))
 
 
 def check_domain(settings: Settings, *, domain: str | None = None, lookup: Lookup | None = None,
@@ -222,11 +236,12 @@ def check_domain(settings: Settings, *, domain: str | None = None, lookup: Looku
             ctx.unreachable.append(name)
     if ctx.unreachable:
         report.complete = False
-        report.findings.insert(0, Finding(
+        report.findings.insert(0, Finding.of(
             "dns-unreachable", WARNING,
-            f"DNS did not answer ({settings.dns_nameservers or 'the system resolver'}, "
-            f"{settings.dns_timeout:g} s): {', '.join(ctx.unreachable)} not checked; nothing is concluded about "
-            "them, so they neither pass nor block. Run the check again when DNS answers."))
+            N_("DNS did not answer (%(nameservers)s, %(timeout)s s): %(parts)s not checked; nothing is concluded "
+               "about them, so they neither pass nor block. Run the check again when DNS answers."),
+            {"nameservers": settings.dns_nameservers or message(N_("the system resolver")),
+             "timeout": f"{settings.dns_timeout:g}", "parts": ", ".join(ctx.unreachable)}))
     order = {s: i for i, s in enumerate(SEVERITIES)}
     report.findings.sort(key=lambda f: order[f.severity])
     report.facts["dns_queries"] = lookup.queries
@@ -256,24 +271,25 @@ def _check_spf(ctx: _Context) -> None:
     if not records:
         ctx.spf_authorises = False
         ctx.add("spf-missing", BLOCKING,
-                f"{domain} has no SPF record: Gmail, Yahoo and Microsoft reject bulk mail without SPF",
-                _suggested_spf(ctx))
+                N_("%(domain)s has no SPF record: Gmail, Yahoo and Microsoft reject bulk mail without SPF"),
+                {"domain": domain}, _suggested_spf(ctx))
         return
     if len(records) > 1:
         ctx.spf_authorises = False
         merged = [t for r in records for t in r.split()[1:]]
         ctx.add("spf-multiple", BLOCKING,
-                f"{domain} has {len(records)} SPF records: RFC 7208 §4.5 makes that a permanent error at every "
-                "receiver; publish one record and remove the others",
-                _suggested_spf(ctx, list(dict.fromkeys(merged))))
+                N_("%(domain)s has %(n)s SPF records: RFC 7208 §4.5 makes that a permanent error at every "
+                   "receiver; publish one record and remove the others"),
+                {"domain": domain, "n": len(records)}, _suggested_spf(ctx, list(dict.fromkeys(merged))))
         return
     record = records[0]
     try:
         terms = spf.parse(record)
     except spf.SpfSyntaxError as exc:
         ctx.spf_authorises = False
-        ctx.add("spf-syntax", BLOCKING, f"SPF record of {domain} is invalid ({exc}): receivers treat it as a "
-                f"permanent error. Published: {record}", _suggested_spf(ctx))
+        ctx.add("spf-syntax", BLOCKING, N_("SPF record of %(domain)s is invalid (%(error)s): receivers treat it as "
+                                           "a permanent error. Published: %(record)s"),
+                {"domain": domain, "error": str(exc), "record": record}, _suggested_spf(ctx))
         return
     walk = spf.count_lookups(ctx.lookup, domain)
     ctx.report.facts["spf"] = {"record": record, "lookups": walk.lookups, "includes": walk.includes}
@@ -281,21 +297,25 @@ def _check_spf(ctx: _Context) -> None:
         ctx.spf_authorises = False
         fix = _suggested_spf(ctx) if ctx.ips else None
         ctx.add("spf-lookups", BLOCKING,
-                f"SPF of {domain} needs {walk.lookups} DNS look-ups (include, a, mx, ptr, exists, redirect), over "
-                f"the limit of {spf.LOOKUP_LIMIT} (RFC 7208 §4.6.4): receivers answer permerror. Remove includes "
-                "of services that do not send for you, or list their addresses with ip4:/ip6:", fix)
+                N_("SPF of %(domain)s needs %(lookups)s DNS look-ups (include, a, mx, ptr, exists, redirect), over "
+                   "the limit of %(limit)s (RFC 7208 §4.6.4): receivers answer permerror. Remove includes of "
+                   "services that do not send for you, or list their addresses with ip4:/ip6:"),
+                {"domain": domain, "lookups": walk.lookups, "limit": spf.LOOKUP_LIMIT}, fix)
         return
     if walk.errors:
         ctx.spf_authorises = False
-        ctx.add("spf-include", BLOCKING,
-                f"SPF of {domain} refers to records that fail: {'; '.join(walk.errors)} (a permerror)")
+        ctx.add("spf-include", BLOCKING, N_("SPF of %(domain)s refers to records that fail: %(errors)s (a permerror)"),
+                {"domain": domain, "errors": "; ".join(walk.errors)})
         return
-    ctx.add("spf-valid", PASS, f"one valid SPF record on {domain}, {walk.lookups} of {spf.LOOKUP_LIMIT} look-ups")
+    ctx.add("spf-valid", PASS, N_("one valid SPF record on %(domain)s, %(lookups)s of %(limit)s look-ups"),
+            {"domain": domain, "lookups": walk.lookups, "limit": spf.LOOKUP_LIMIT})
     if walk.void > spf.VOID_LIMIT:
-        ctx.add("spf-void", WARNING, f"SPF of {domain} has {walk.void} look-ups that find nothing (limit "
-                f"{spf.VOID_LIMIT}, RFC 7208 §4.6.4): remove a:/mx: terms for names without addresses")
+        ctx.add("spf-void", WARNING, N_("SPF of %(domain)s has %(void)s look-ups that find nothing (limit %(limit)s, "
+                                        "RFC 7208 §4.6.4): remove a:/mx: terms for names without addresses"),
+                {"domain": domain, "void": walk.void, "limit": spf.VOID_LIMIT})
     if any(t.name == "all" and t.qualifier == "+" for t in terms):
-        ctx.add("spf-plus-all", WARNING, f"SPF of {domain} ends in +all: it authorises every host on the internet")
+        ctx.add("spf-plus-all", WARNING, N_("SPF of %(domain)s ends in +all: it authorises every host on the internet"),
+                {"domain": domain})
     texts = record.split()[1:]
     if ctx.ips:
         results = {ip: spf.check_host(ctx.lookup, domain, ip) for ip in ctx.ips}
@@ -303,21 +323,23 @@ def _check_spf(ctx: _Context) -> None:
         undecided = [ip for ip, r in results.items() if r == "undecided"]
         ctx.spf_authorises = not bad and not undecided
         if bad:
-            ctx.add("spf-not-authorised", BLOCKING,
-                    "SPF of " + domain + " does not authorise the sending IP(s) "
-                    + ", ".join(f"{ip} ({results[ip]})" for ip in bad), _suggested_spf(ctx, texts))
+            ctx.add("spf-not-authorised", BLOCKING, N_("SPF of %(domain)s does not authorise the sending IP(s) %(ips)s"),
+                    {"domain": domain, "ips": ", ".join(f"{ip} ({results[ip]})" for ip in bad)},
+                    _suggested_spf(ctx, texts))
         elif undecided:
             ctx.spf_authorises = None
             ctx.add("spf-undecided", WARNING,
-                    f"SPF of {domain} uses macros, exists: or ptr: before deciding {', '.join(undecided)}; "
-                    "this check cannot evaluate those")
+                    N_("SPF of %(domain)s uses macros, exists: or ptr: before deciding %(ips)s; this check cannot "
+                       "evaluate those"), {"domain": domain, "ips": ", ".join(undecided)})
         else:
-            ctx.add("spf-authorised", PASS, f"SPF of {domain} authorises {', '.join(ctx.ips)}")
+            ctx.add("spf-authorised", PASS, N_("SPF of %(domain)s authorises %(ips)s"),
+                    {"domain": domain, "ips": ", ".join(ctx.ips)})
         return
     if not ctx.relay or is_loopback(ctx.relay):
-        how = f"mail leaves through the local relay {ctx.relay}" if ctx.relay else "SMTP is in capture mode"
-        ctx.add("spf-ips-unknown", INFO, f"the sending IPs are not known ({how}): set SENDWELL_SENDING_IPS to "
-                "check that SPF authorises them")
+        how = (message(N_("mail leaves through the local relay %(relay)s"), relay=ctx.relay) if ctx.relay
+               else message(N_("SMTP is in capture mode")))
+        ctx.add("spf-ips-unknown", INFO, N_("the sending IPs are not known (%(how)s): set SENDWELL_SENDING_IPS to "
+                                            "check that SPF authorises them"), {"how": how})
         return
     relay_org = organisational_domain(ctx.relay)
     named = [inc for inc in walk.includes if organisational_domain(inc) == relay_org]
@@ -328,13 +350,14 @@ def _check_spf(ctx: _Context) -> None:
         named = [ip for ip in addresses if spf.check_host(ctx.lookup, domain, ip) == "pass"]
     if named:
         ctx.spf_authorises = True
-        ctx.add("spf-relay", PASS, f"SPF of {domain} names the relay {ctx.relay} ({', '.join(named)})")
+        ctx.add("spf-relay", PASS, N_("SPF of %(domain)s names the relay %(relay)s (%(named)s)"),
+                {"domain": domain, "relay": ctx.relay, "named": ", ".join(named)})
     else:
         ctx.spf_authorises = None
         ctx.add("spf-relay", WARNING,
-                f"SPF of {domain} names neither the relay {ctx.relay} nor an include of {relay_org}: if mail leaves "
-                "through it, add the include your provider documents, or set SENDWELL_SENDING_IPS for an exact check",
-                _suggested_spf(ctx, texts))
+                N_("SPF of %(domain)s names neither the relay %(relay)s nor an include of %(org)s: if mail leaves "
+                   "through it, add the include your provider documents, or set SENDWELL_SENDING_IPS for an exact "
+                   "check"), {"domain": domain, "relay": ctx.relay, "org": relay_org}, _suggested_spf(ctx, texts))
 
 
 # ---- DKIM -----------------------------------------------------------------------------
@@ -361,8 +384,8 @@ def _check_dkim(ctx: _Context) -> None:
     s = ctx.settings
     if not (s.dkim_domain and s.dkim_key_file):
         ctx.add("dkim-not-configured", BLOCKING,
-                "Sendwell does not sign with DKIM (SENDWELL_DKIM_DOMAIN / _KEY_FILE): run `sendwell dkim keygen` "
-                "and publish the record it prints")
+                N_("Sendwell does not sign with DKIM (SENDWELL_DKIM_DOMAIN / _KEY_FILE): run `sendwell dkim keygen` "
+                   "and publish the record it prints"))
         return
     valid = []
     for selector, path in _configured_keys(ctx):
@@ -371,25 +394,27 @@ def _check_dkim(ctx: _Context) -> None:
             expected = dkim.public_key_b64(pem)
             wanted = dkim.dns_record(domain=ctx.dkim_domain, selector=selector, private_key_pem=pem)
         except (OSError, ValueError) as exc:
-            ctx.add("dkim-key", BLOCKING, f"cannot read the DKIM key {path}: {exc}")
+            ctx.add("dkim-key", BLOCKING, N_("cannot read the DKIM key %(path)s: %(error)s"),
+                    {"path": str(path), "error": str(exc)})
             continue
         owner, _, value = wanted.partition(" TXT ")
         fix = Record(owner, "TXT", value)
         name = f"{selector}._domainkey.{ctx.dkim_domain}"
         published = [t for t in ctx.lookup.txt(name) if "p=" in t]
         if not published:
-            ctx.add("dkim-missing", BLOCKING, f"no DKIM key record at {name}: receivers cannot verify the signature",
-                    fix)
+            ctx.add("dkim-missing", BLOCKING, N_("no DKIM key record at %(name)s: receivers cannot verify the signature"),
+                    {"name": name}, fix)
             continue
         keys = [_tags(t).get("p", "") for t in published]
         if expected in keys:
             valid.append(selector)
-            ctx.add("dkim-key-match", PASS, f"{name} publishes the key Sendwell signs with")
+            ctx.add("dkim-key-match", PASS, N_("%(name)s publishes the key Sendwell signs with"), {"name": name})
         elif keys == [""] * len(keys):
-            ctx.add("dkim-revoked", BLOCKING, f"{name} publishes an empty p= (a revoked key)", fix)
+            ctx.add("dkim-revoked", BLOCKING, N_("%(name)s publishes an empty p= (a revoked key)"), {"name": name}, fix)
         else:
             ctx.add("dkim-mismatch", BLOCKING,
-                    f"{name} publishes a different key than the one in {path}: every signature fails", fix)
+                    N_("%(name)s publishes a different key than the one in %(path)s: every signature fails"),
+                    {"name": name, "path": str(path)}, fix)
     ctx.dkim_valid = bool(valid)
 
 
@@ -413,14 +438,14 @@ def _check_dmarc(ctx: _Context) -> dict[str, str] | None:
         records = [t for t in ctx.lookup.txt(f"_dmarc.{where}") if t.replace(" ", "").lower().startswith("v=dmarc1")]
     if not records:
         ctx.add("dmarc-missing", BLOCKING,
-                f"no DMARC record on {ctx.from_domain} or {ctx.org_domain}: Gmail, Yahoo and Microsoft require one "
-                "for bulk senders (p=none is enough to start; read the reports, then move to quarantine or reject)",
-                _dmarc_fix(ctx))
+                N_("no DMARC record on %(domain)s or %(org)s: Gmail, Yahoo and Microsoft require one for bulk senders "
+                   "(p=none is enough to start; read the reports, then move to quarantine or reject)"),
+                {"domain": ctx.from_domain, "org": ctx.org_domain}, _dmarc_fix(ctx))
         return None
     if len(records) > 1:
         ctx.add("dmarc-multiple", BLOCKING,
-                f"_dmarc.{where} has {len(records)} DMARC records: receivers then apply none (RFC 7489 §6.6.3)",
-                _dmarc_fix(ctx, _tags(records[0])))
+                N_("_dmarc.%(where)s has %(n)s DMARC records: receivers then apply none (RFC 7489 §6.6.3)"),
+                {"where": where, "n": len(records)}, _dmarc_fix(ctx, _tags(records[0])))
         return None
     tags = {k: v.lower() if k in ("p", "sp", "adkim", "aspf") else v for k, v in _tags(records[0]).items()}
     problems = []
@@ -430,20 +455,22 @@ def _check_dmarc(ctx: _Context) -> dict[str, str] | None:
         if tags.get(name, "r") not in ("r", "s"):
             problems.append(f"{name}={tags[name]} (r or s)")
     if problems:
-        ctx.add("dmarc-invalid", BLOCKING, f"DMARC record of {where} is invalid: {', '.join(problems)}. "
-                f"Published: {records[0]}", _dmarc_fix(ctx, tags, p=tags.get("p") if tags.get("p") in
-                                                       ("none", "quarantine", "reject") else "none"))
+        ctx.add("dmarc-invalid", BLOCKING, N_("DMARC record of %(where)s is invalid: %(problems)s. Published: "
+                                              "%(record)s"),
+                {"where": where, "problems": ", ".join(problems), "record": records[0]},
+                _dmarc_fix(ctx, tags, p=tags.get("p") if tags.get("p") in ("none", "quarantine", "reject") else "none"))
         return None
     policy = tags.get("sp", tags["p"]) if where != ctx.from_domain else tags["p"]
     ctx.report.facts["dmarc"] = {"record": records[0], "at": where, "policy": policy,
                                  "adkim": tags.get("adkim", "r"), "aspf": tags.get("aspf", "r")}
     if policy == "none":
-        ctx.add("dmarc-policy", INFO, f"DMARC on {where}: p=none, receivers only report; move to quarantine or "
-                "reject once the reports show all your mail aligned", _dmarc_fix(ctx, tags, p="quarantine"))
+        ctx.add("dmarc-policy", INFO, N_("DMARC on %(where)s: p=none, receivers only report; move to quarantine or "
+                                         "reject once the reports show all your mail aligned"),
+                {"where": where}, _dmarc_fix(ctx, tags, p="quarantine"))
     else:
-        ctx.add("dmarc-policy", PASS, f"DMARC on {where}: p={policy}")
+        ctx.add("dmarc-policy", PASS, N_("DMARC on %(where)s: p=%(policy)s"), {"where": where, "policy": policy})
     if "rua" not in tags:
-        ctx.add("dmarc-reports", INFO, f"DMARC of {where} asks for no aggregate reports (rua=)",
+        ctx.add("dmarc-reports", INFO, N_("DMARC of %(where)s asks for no aggregate reports (rua=)"), {"where": where},
                 _dmarc_fix(ctx, tags, rua=f"mailto:dmarc@{ctx.org_domain}"))
     return tags
 
@@ -451,39 +478,44 @@ def _check_dmarc(ctx: _Context) -> dict[str, str] | None:
 def _check_alignment(ctx: _Context, tags: dict[str, str] | None) -> None:
     adkim = (tags or {}).get("adkim", "r")
     aspf = (tags or {}).get("aspf", "r")
-    mode = {"r": "relaxed", "s": "strict"}
+    mode = {"r": message(N_("relaxed")), "s": message(N_("strict"))}
     dkim_aligned = bool(ctx.dkim_domain) and aligned(ctx.from_domain, ctx.dkim_domain, adkim)
     spf_aligned = aligned(ctx.from_domain, ctx.rp_domain, aspf)
     if ctx.dkim_domain:
         if dkim_aligned:
-            ctx.add("dkim-alignment", PASS, f"DKIM d={ctx.dkim_domain} is aligned with From {ctx.from_domain} "
-                    f"({mode[adkim]})")
+            ctx.add("dkim-alignment", PASS, N_("DKIM d=%(dkim)s is aligned with From %(domain)s (%(mode)s)"),
+                    {"dkim": ctx.dkim_domain, "domain": ctx.from_domain, "mode": mode[adkim]})
         else:
             fix = _dmarc_fix(ctx, tags, adkim="r") if tags and adkim == "s" and aligned(
                 ctx.from_domain, ctx.dkim_domain, "r") else None
-            ctx.add("dkim-alignment", WARNING,
-                    f"DKIM d={ctx.dkim_domain} is not aligned with From {ctx.from_domain} ({mode[adkim]} adkim): "
-                    f"sign with SENDWELL_DKIM_DOMAIN={ctx.from_domain}" + (", or relax adkim" if fix else ""), fix)
+            template = (N_("DKIM d=%(dkim)s is not aligned with From %(domain)s (%(mode)s adkim): sign with "
+                           "SENDWELL_DKIM_DOMAIN=%(domain)s, or relax adkim") if fix else
+                        N_("DKIM d=%(dkim)s is not aligned with From %(domain)s (%(mode)s adkim): sign with "
+                           "SENDWELL_DKIM_DOMAIN=%(domain)s"))
+            ctx.add("dkim-alignment", WARNING, template,
+                    {"dkim": ctx.dkim_domain, "domain": ctx.from_domain, "mode": mode[adkim]}, fix)
     if spf_aligned:
-        ctx.add("spf-alignment", PASS, f"Return-Path {ctx.rp_domain} is aligned with From {ctx.from_domain} "
-                f"({mode[aspf]})")
+        ctx.add("spf-alignment", PASS, N_("Return-Path %(rp)s is aligned with From %(domain)s (%(mode)s)"),
+                {"rp": ctx.rp_domain, "domain": ctx.from_domain, "mode": mode[aspf]})
     else:
         fix = _dmarc_fix(ctx, tags, aspf="r") if tags and aspf == "s" and aligned(
             ctx.from_domain, ctx.rp_domain, "r") else None
-        ctx.add("spf-alignment", WARNING, f"Return-Path {ctx.rp_domain} is not aligned with From "
-                f"{ctx.from_domain} ({mode[aspf]} aspf)", fix)
+        ctx.add("spf-alignment", WARNING, N_("Return-Path %(rp)s is not aligned with From %(domain)s (%(mode)s aspf)"),
+                {"rp": ctx.rp_domain, "domain": ctx.from_domain, "mode": mode[aspf]}, fix)
     dkim_passes = ctx.dkim_valid and dkim_aligned
     spf_passes = ctx.spf_authorises is True and spf_aligned
     if dkim_passes or spf_passes:
-        ctx.add("dmarc-alignment", PASS, "DMARC passes through "
-                + " and ".join(n for n, ok in (("DKIM", dkim_passes), ("SPF", spf_passes)) if ok))
+        template = (N_("DMARC passes through DKIM and SPF") if dkim_passes and spf_passes else
+                    N_("DMARC passes through DKIM") if dkim_passes else N_("DMARC passes through SPF"))
+        ctx.add("dmarc-alignment", PASS, template)
     elif ctx.spf_authorises is None and spf_aligned:
-        ctx.add("dmarc-alignment", WARNING, "DMARC passes only if SPF authorises the host mail leaves from, "
-                "and that is not known: no aligned DKIM signature verifies")
+        ctx.add("dmarc-alignment", WARNING, N_("DMARC passes only if SPF authorises the host mail leaves from, "
+                                               "and that is not known: no aligned DKIM signature verifies"))
     else:
         ctx.add("dmarc-alignment", BLOCKING,
-                f"mail From {ctx.from_domain} fails DMARC: no aligned DKIM signature verifies, and SPF does not "
-                "pass for an aligned Return-Path: fix the DKIM, SPF and alignment findings of this check")
+                N_("mail From %(domain)s fails DMARC: no aligned DKIM signature verifies, and SPF does not pass for "
+                   "an aligned Return-Path: fix the DKIM, SPF and alignment findings of this check"),
+                {"domain": ctx.from_domain})
 
 
 # ---- MX, reverse DNS, extras -------------------------------------------------------------
@@ -495,32 +527,37 @@ def _check_bounce_mx(ctx: _Context) -> None:
     inbound = ctx.settings.inbound_domain_list
     if domain not in inbound:
         ctx.add("bounce-inbound", WARNING,
-                f"bounces come back to bounce+…@{domain}, but the inbound listener takes mail only for "
-                f"{', '.join(inbound)} (SENDWELL_INBOUND_DOMAINS): add {domain} there")
+                N_("bounces come back to bounce+…@%(domain)s, but the inbound listener takes mail only for "
+                   "%(inbound)s (SENDWELL_INBOUND_DOMAINS): add %(domain)s there"),
+                {"domain": domain, "inbound": ", ".join(inbound)})
     target = f"mail.{ctx.org_domain}"
     fix = Record(_fqdn(domain), "MX", f"10 {_fqdn(target)}")
     if not hosts:
         ctx.add("bounce-mx", WARNING,
-                f"{domain} has no MX record: bounces to the Return-Path are not delivered to Sendwell, and some "
-                f"receivers refuse a MAIL FROM domain that cannot receive mail. Point it at the host running "
-                f"`sendwell feedback listen` ({target} below is an example name)", fix)
+                N_("%(domain)s has no MX record: bounces to the Return-Path are not delivered to Sendwell, and some "
+                   "receivers refuse a MAIL FROM domain that cannot receive mail. Point it at the host running "
+                   "`sendwell feedback listen` (%(target)s below is an example name)"),
+                {"domain": domain, "target": target}, fix)
         return
     if hosts == [""]:
-        ctx.add("bounce-mx", WARNING, f"{domain} publishes a null MX (RFC 7505): it takes no mail, so bounces "
-                "are lost and many receivers refuse it as a Return-Path domain", fix)
+        ctx.add("bounce-mx", WARNING, N_("%(domain)s publishes a null MX (RFC 7505): it takes no mail, so bounces "
+                                         "are lost and many receivers refuse it as a Return-Path domain"),
+                {"domain": domain}, fix)
         return
     resolved = {h: ctx.lookup.addresses(h) for h in hosts}
     dead = [h for h, a in resolved.items() if not a]
     listener = ctx.settings.inbound_host
     reaches = [h for h, a in resolved.items() if listener in a] if not is_loopback(listener) else []
     if len(dead) == len(hosts):
-        ctx.add("bounce-mx", WARNING, f"the MX host(s) of {domain} ({', '.join(hosts)}) have no address", fix)
+        ctx.add("bounce-mx", WARNING, N_("the MX host(s) of %(domain)s (%(hosts)s) have no address"),
+                {"domain": domain, "hosts": ", ".join(hosts)}, fix)
     elif reaches:
-        ctx.add("bounce-mx", PASS, f"MX of {domain} reaches the inbound listener {listener} ({', '.join(reaches)})")
+        ctx.add("bounce-mx", PASS, N_("MX of %(domain)s reaches the inbound listener %(listener)s (%(hosts)s)"),
+                {"domain": domain, "listener": listener, "hosts": ", ".join(reaches)})
     else:
         listed = ", ".join(f"{h} ({' '.join(a) or 'no address'})" for h, a in resolved.items())
-        ctx.add("bounce-mx", PASS, f"MX of {domain}: {listed}; that host must run `sendwell feedback listen` "
-                "or relay bounces to it")
+        ctx.add("bounce-mx", PASS, N_("MX of %(domain)s: %(hosts)s; that host must run `sendwell feedback listen` "
+                                      "or relay bounces to it"), {"domain": domain, "hosts": listed})
 
 
 def _check_reverse_dns(ctx: _Context) -> None:
@@ -529,37 +566,40 @@ def _check_reverse_dns(ctx: _Context) -> None:
         names = ctx.lookup.ptr(ip)
         hint = f"mail.{ctx.org_domain}"
         if not names:
-            ctx.add("ptr-missing", WARNING, f"{ip} has no reverse DNS (PTR): Gmail refuses mail from IPs without "
-                    "it. The owner of the IP (your host or ISP) sets it; the name must resolve back to the IP",
-                    Record(reverse, "PTR", _fqdn(hint)))
+            ctx.add("ptr-missing", WARNING, N_("%(ip)s has no reverse DNS (PTR): Gmail refuses mail from IPs "
+                                               "without it. The owner of the IP (your host or ISP) sets it; the name "
+                                               "must resolve back to the IP"),
+                    {"ip": ip}, Record(reverse, "PTR", _fqdn(hint)))
             continue
         confirmed = [n for n in names if ip in [str(ipaddress.ip_address(a)) for a in ctx.lookup.addresses(n)]]
         if confirmed:
-            ctx.add("ptr-fcrdns", PASS, f"{ip} → {confirmed[0]} → {ip} (forward-confirmed reverse DNS)")
+            ctx.add("ptr-fcrdns", PASS, N_("%(ip)s → %(name)s → %(ip)s (forward-confirmed reverse DNS)"),
+                    {"ip": ip, "name": confirmed[0]})
         else:
             kind = "A" if ipaddress.ip_address(ip).version == 4 else "AAAA"
-            ctx.add("ptr-fcrdns", WARNING, f"{ip} → {names[0]}, but {names[0]} does not resolve back to {ip}",
-                    Record(_fqdn(names[0]), kind, ip))
+            ctx.add("ptr-fcrdns", WARNING, N_("%(ip)s → %(name)s, but %(name)s does not resolve back to %(ip)s"),
+                    {"ip": ip, "name": names[0]}, Record(_fqdn(names[0]), kind, ip))
 
 
 def _check_extras(ctx: _Context) -> None:
     d = ctx.from_domain
     sts = [t for t in ctx.lookup.txt(f"_mta-sts.{d}") if t.lower().startswith("v=stsv1")]
     if sts:
-        ctx.add("mta-sts", PASS, f"MTA-STS published on {d} ({sts[0]})")
+        ctx.add("mta-sts", PASS, N_("MTA-STS published on %(domain)s (%(record)s)"), {"domain": d, "record": sts[0]})
     else:
-        ctx.add("mta-sts", INFO, f"no MTA-STS on {d} (optional: receivers sending to you insist on TLS); it also "
-                f"needs a policy file at https://mta-sts.{d}/.well-known/mta-sts.txt",
+        ctx.add("mta-sts", INFO, N_("no MTA-STS on %(domain)s (optional: receivers sending to you insist on TLS); it "
+                                    "also needs a policy file at https://mta-sts.%(domain)s/.well-known/mta-sts.txt"),
+                {"domain": d},
                 Record(_fqdn(f"_mta-sts.{d}"), "TXT", _quote(f"v=STSv1; id={ctx.report.checked_at:%Y%m%d}01")))
     rpt = [t for t in ctx.lookup.txt(f"_smtp._tls.{d}") if t.lower().startswith("v=tlsrptv1")]
     if rpt:
-        ctx.add("tls-rpt", PASS, f"TLS-RPT published on {d}")
+        ctx.add("tls-rpt", PASS, N_("TLS-RPT published on %(domain)s"), {"domain": d})
     else:
-        ctx.add("tls-rpt", INFO, f"no TLS-RPT on {d} (optional: reports of TLS failures sending to you)",
-                Record(_fqdn(f"_smtp._tls.{d}"), "TXT", _quote(f"v=TLSRPTv1; rua=mailto:tlsrpt@{ctx.org_domain}")))
+        ctx.add("tls-rpt", INFO, N_("no TLS-RPT on %(domain)s (optional: reports of TLS failures sending to you)"),
+                {"domain": d}, Record(_fqdn(f"_smtp._tls.{d}"), "TXT", _quote(f"v=TLSRPTv1; rua=mailto:tlsrpt@{ctx.org_domain}")))
     bimi = [t for t in ctx.lookup.txt(f"default._bimi.{d}") if t.lower().startswith("v=bimi1")]
     if bimi:
-        ctx.add("bimi", PASS, f"BIMI published on {d}")
+        ctx.add("bimi", PASS, N_("BIMI published on %(domain)s"), {"domain": d})
     else:
-        ctx.add("bimi", INFO, f"no BIMI on {d} (optional: a logo beside your mail; needs DMARC at quarantine or "
-                "reject, and Gmail needs a mark certificate)")
+        ctx.add("bimi", INFO, N_("no BIMI on %(domain)s (optional: a logo beside your mail; needs DMARC at quarantine "
+                                 "or reject, and Gmail needs a mark certificate)"), {"domain": d})

@@ -23,7 +23,8 @@ from sendwell.feedback.dmarc import (
     looks_like_report,
 )
 from sendwell.feedback.signals import provider_of
-from sendwell.insight.alerts import raise_sender_alert
+from sendwell.i18n.messages import N_, english, message
+from sendwell.insight.alerts import QUARANTINED, REFUSED, REPORTED, raise_sender_alert
 
 log = logging.getLogger(__name__)
 
@@ -237,23 +238,39 @@ def sends_our_mail(row: SourceRow, domain_total: int) -> bool:
                          and row.messages / domain_total >= HIGH_SHARE)
 
 
+FIX_DKIM_SIGNED = N_("source %(ip)s fails DKIM alignment: it signs with d=%(signed)s; sign with d=%(domain)s")
+FIX_DKIM = N_("source %(ip)s fails DKIM alignment: sign with d=%(domain)s")
+FIX_SPF = N_("add %(ip)s to the SPF record of %(envelope)s")
+FIX_SPF_BOUNCE = N_("add %(ip)s to the SPF record of %(envelope)s and use a bounce domain under %(domain)s")
+FIX_BOTH = N_("%(dkim)s; %(spf)s")
+FIX_DMARC = N_("source %(ip)s fails DMARC for %(domain)s")
+YOUR_FROM_DOMAIN = N_("your From domain")
+
+
+def source_fix(row: SourceRow) -> dict[str, Any]:
+    """What the operator should change so this source's mail passes DMARC, as a message."""
+    ip = row.source_ip
+    known = row.header_from.most_common(1)[0][0] if row.header_from else english(YOUR_FROM_DOMAIN)
+    from_domain: Any = known if row.header_from else message(YOUR_FROM_DOMAIN)
+    dkim = spf = None
+    if row.dkim_failing:
+        signed = [d for d in row.dkim_domains if d != known and not d.endswith("." + known)]
+        dkim = (message(FIX_DKIM_SIGNED, ip=ip, signed=signed[0], domain=from_domain) if signed
+                else message(FIX_DKIM, ip=ip, domain=from_domain))
+    if row.rate(row.spf_aligned) < PASS_TARGET:
+        envelope = row.envelope_from.most_common(1)[0][0] if row.envelope_from else ""
+        if envelope and not (envelope == known or envelope.endswith("." + known)):
+            spf = message(FIX_SPF_BOUNCE, ip=ip, envelope=envelope, domain=from_domain)
+        else:
+            spf = message(FIX_SPF, ip=ip, envelope=envelope or from_domain)
+    if dkim and spf:
+        return message(FIX_BOTH, dkim=dkim, spf=spf)
+    return dkim or spf or message(FIX_DMARC, ip=ip, domain=from_domain)
+
+
 def fix_for_source(row: SourceRow) -> str:
     """What the operator should change so this source's mail passes DMARC, in words."""
-    from_domain = row.header_from.most_common(1)[0][0] if row.header_from else "your From domain"
-    fixes = []
-    if row.dkim_failing:
-        signed = [d for d in row.dkim_domains if d != from_domain and not d.endswith("." + from_domain)]
-        if signed:
-            fixes.append(f"source {row.source_ip} fails DKIM alignment: it signs with d={signed[0]}; "
-                         f"sign with d={from_domain}")
-        else:
-            fixes.append(f"source {row.source_ip} fails DKIM alignment: sign with d={from_domain}")
-    if row.rate(row.spf_aligned) < PASS_TARGET:
-        envelope = row.envelope_from.most_common(1)[0][0] if row.envelope_from else from_domain
-        fixes.append(f"add {row.source_ip} to the SPF record of {envelope or from_domain}"
-                     + (f" and use a bounce domain under {from_domain}" if envelope and not
-                        (envelope == from_domain or envelope.endswith("." + from_domain)) else ""))
-    return "; ".join(fixes) or f"source {row.source_ip} fails DMARC for {from_domain}"
+    return english(**source_fix(row))
 
 
 def reporter_provider(reporter: str) -> str:
@@ -277,9 +294,14 @@ def check_sources(session: Session, *, settings: Settings, ips: set[str], report
         if not sends_our_mail(row, table.messages):
             continue
         rejected = row.dispositions.get("reject", 0) + row.dispositions.get("quarantine", 0)
+        # Disposition `none`: the provider delivered the mail and only reports the failure.
+        outcome = (REFUSED if row.dispositions.get("reject", 0) else
+                   QUARANTINED if row.dispositions.get("quarantine", 0) else REPORTED)
         domain = row.header_from.most_common(1)[0][0] if row.header_from else None
+        fix = source_fix(row)
         raise_sender_alert(
-            session, provider=reporter_provider(reporter), topic=f"dmarc:{row.source_ip}", fix=fix_for_source(row),
+            session, provider=reporter_provider(reporter), topic=f"dmarc:{row.source_ip}", fix=english(**fix),
+            fix_message=fix, outcome=outcome,
             status=None, severity="critical" if rejected else "warning", domain=domain, source="dmarc",
             reason=(f"DMARC reports: {row.source_ip} sent {row.messages} mails, {row.rate(row.dkim_aligned):.0%} "
                     f"DKIM-aligned, {row.rate(row.dmarc_pass):.0%} passing DMARC, {rejected} quarantined or rejected"),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from sendwell.i18n.messages import N_
+
 # Well-known consumer domains of the big providers; any other domain is its own "provider".
 _PROVIDERS = (
     ("Google", ("gmail.com", "googlemail.com", "google.com")),
@@ -68,20 +70,20 @@ class SenderFix:
     fix: str
 
 
-_DMARC = SenderFix("dmarc", "publish a DMARC record aligned with your From domain (DKIM-sign with that "
-                            "domain and pass SPF)")
-_AUTH = SenderFix("authentication", "authenticate the mail: DKIM-sign it with your From domain, make SPF "
-                                    "pass for the sending IP and publish a DMARC record aligned with them")
-_PTR = SenderFix("ptr", "give the sending IP a reverse DNS (PTR) name that resolves back to the same IP")
-_REPUTATION = SenderFix("reputation", "slow down, check list quality (remove unengaged and unconfirmed "
-                                      "addresses) and watch the complaint rate; the sending IP or domain has a "
-                                      "poor reputation there")
-_BLOCKLIST = SenderFix("blocklist", "the sending IP or domain is on a blocklist: find which one (the message "
-                                    "names it), fix the cause and request removal")
-_CONTENT = SenderFix("content", "the content was refused: check links (no URL shorteners, no listed domains), "
-                                "attachments and spam-like wording")
-_RATE = SenderFix("rate", "slow down: lower the pace for this provider; it is limiting how fast it accepts mail")
-_POLICY = SenderFix("policy", "check SPF, DKIM and DMARC alignment, the sending IP's reputation and the pace")
+_DMARC = SenderFix("dmarc", N_("publish a DMARC record aligned with your From domain (DKIM-sign with that "
+                               "domain and pass SPF)"))
+_AUTH = SenderFix("authentication", N_("authenticate the mail: DKIM-sign it with your From domain, make SPF "
+                                       "pass for the sending IP and publish a DMARC record aligned with them"))
+_PTR = SenderFix("ptr", N_("give the sending IP a reverse DNS (PTR) name that resolves back to the same IP"))
+_REPUTATION = SenderFix("reputation", N_("slow down, check list quality (remove unengaged and unconfirmed "
+                                         "addresses) and watch the complaint rate; the sending IP or domain has a "
+                                         "poor reputation there"))
+_BLOCKLIST = SenderFix("blocklist", N_("the sending IP or domain is on a blocklist: find which one (the message "
+                                       "names it), fix the cause and request removal"))
+_CONTENT = SenderFix("content", N_("the content was refused: check links (no URL shorteners, no listed domains), "
+                                   "attachments and spam-like wording"))
+_RATE = SenderFix("rate", N_("slow down: lower the pace for this provider; it is limiting how fast it accepts mail"))
+_POLICY = SenderFix("policy", N_("check SPF, DKIM and DMARC alignment, the sending IP's reputation and the pace"))
 
 # Provider codes with a known meaning (Microsoft and Gmail publish theirs).
 _BY_STATUS = {

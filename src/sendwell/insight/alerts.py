@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from sendwell.db.models import Alert, Campaign, CampaignStatus, Event
+from sendwell.i18n.messages import N_, english, message, plain
 from sendwell.insight.rates import DIMENSIONS, Rates, breakdown, campaign_rates
 from sendwell.webhooks.service import emit_alert
 
@@ -49,14 +50,39 @@ class Finding:
     rule: str
     driver: dict[str, Any] | None
 
-    def message(self, campaign: Campaign) -> str:
-        text = (f"{self.metric.replace('_', ' ')} rate {self.rate:.3%} ({self.count} of {self.delivered}) "
-                f"on campaign {campaign.id} “{campaign.name}” is above {self.rule}")
+    rule_message: dict[str, Any] | None = None  # the rule as a translatable message
+
+    def text(self, campaign: Campaign, *, paused: bool = False) -> dict[str, Any]:
+        """The alert's message: template and params (`english()` gives the text the CLI and API show)."""
+        params: dict[str, Any] = {
+            "metric": message(METRIC_LABELS[self.metric]), "rate": f"{self.rate:.3%}", "count": self.count,
+            "delivered": self.delivered, "campaign_id": campaign.id, "name": campaign.name,
+            "rule": self.rule_message or self.rule}
+        template = SPIKE
         if self.driver:
             d = self.driver
-            text += (f"; driven by {d['dimension']} = {d['value']} ({d['rate']:.3%}, "
-                     f"{d['count']} of {d['delivered']})")
-        return text
+            template = SPIKE_DRIVEN
+            params.update(dimension=message(DIMENSION_LABELS.get(d["dimension"], d["dimension"])),
+                          value=d["value"], driver_rate=f"{d['rate']:.3%}", driver_count=d["count"],
+                          driver_delivered=d["delivered"])
+        return message(SPIKE_PAUSED, alert=message(template, **params)) if paused else message(template, **params)
+
+    def message(self, campaign: Campaign) -> str:
+        return english(**self.text(campaign))
+
+
+SPIKE = N_("%(metric)s %(rate)s (%(count)s of %(delivered)s) on campaign %(campaign_id)s “%(name)s” is above %(rule)s")
+SPIKE_DRIVEN = N_("%(metric)s %(rate)s (%(count)s of %(delivered)s) on campaign %(campaign_id)s “%(name)s” is "
+                  "above %(rule)s; driven by %(dimension)s = %(value)s (%(driver_rate)s, %(driver_count)s of "
+                  "%(driver_delivered)s)")
+SPIKE_PAUSED = N_("%(alert)s; the campaign was paused")
+RULE_CRITICAL = N_("the critical threshold %(limit)s")
+RULE_WARNING = N_("the warning threshold %(limit)s")
+RULE_BASELINE = N_("%(factor)s × the median of recent sends (%(median)s)")
+METRIC_LABELS = {"unsubscribe": N_("unsubscribe rate"), "complaint": N_("complaint rate"),
+                 "hard_bounce": N_("hard bounce rate")}
+DIMENSION_LABELS = {"stage": N_("stage"), "industry": N_("industry"), "region": N_("region"),
+                    "country": N_("country"), "language": N_("language")}
 
 
 _COUNT = {"unsubscribe": "unsubscribed", "complaint": "complained", "hard_bounce": "hard_bounced"}
@@ -115,20 +141,21 @@ def evaluate(session: Session, *, campaign: Campaign, thresholds: Thresholds, fi
     for metric, rate, count, warn, critical in checks:
         if count == 0:
             continue
-        severity, limit, rule = None, 0.0, ""
+        severity, limit, rule = None, 0.0, None
         if rate > critical:
-            severity, limit, rule = "critical", critical, f"the critical threshold {critical:.3%}"
+            severity, limit, rule = "critical", critical, message(RULE_CRITICAL, limit=f"{critical:.3%}")
         elif rate > warn:
-            severity, limit, rule = "warning", warn, f"the warning threshold {warn:.3%}"
+            severity, limit, rule = "warning", warn, message(RULE_WARNING, limit=f"{warn:.3%}")
         elif metric == "unsubscribe" and count >= thresholds.baseline_min_unsubscribes \
                 and rates.delivered >= thresholds.baseline_min_delivered:
             median = baseline_unsubscribe_rate(session, campaign=campaign, thresholds=thresholds)
             if median is not None and median > 0 and rate > thresholds.baseline_factor * median:
                 severity, limit = "warning", thresholds.baseline_factor * median
-                rule = f"{thresholds.baseline_factor:g} × the median of recent sends ({median:.3%})"
-        if severity:
+                rule = message(RULE_BASELINE, factor=f"{thresholds.baseline_factor:g}", median=f"{median:.3%}")
+        if severity and rule:
             driver = find_driver(session, campaign_id=campaign.id, metric=metric, overall=rates)
-            findings.append(Finding(metric, severity, rate, count, rates.delivered, limit, rule, driver))
+            findings.append(Finding(metric, severity, rate, count, rates.delivered, limit, english(**rule), driver,
+                                    rule))
     return findings
 
 
@@ -147,12 +174,12 @@ def check_campaign(session: Session, *, campaign_id: int, thresholds: Thresholds
         if finding.severity == "critical" and campaign.status == CampaignStatus.SENDING.value:
             campaign.status = CampaignStatus.PAUSED.value
             paused = True
+        text = finding.text(campaign, paused=paused)
         alert = Alert(
-            kind=kind, severity=finding.severity, campaign_id=campaign.id,
-            message=finding.message(campaign) + ("; the campaign was paused" if paused else ""),
+            kind=kind, severity=finding.severity, campaign_id=campaign.id, message=english(**text),
             data={"metric": finding.metric, "rate": finding.rate, "count": finding.count,
                   "delivered": finding.delivered, "threshold": finding.threshold, "rule": finding.rule,
-                  "driver": finding.driver, "paused": paused},
+                  "driver": finding.driver, "paused": paused, **text},
             created_at=datetime.now(timezone.utc),
         )
         session.add(alert)
@@ -197,6 +224,17 @@ def open_alerts(session: Session, *, campaign_id: int | None = None) -> list[Ale
     return list(session.scalars(query))
 
 
+def with_messages(session: Session, *, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Alert rows (report dicts with an `id`) with the `template` and `params` their stored data keeps, to translate."""
+    ids = [a["id"] for a in alerts]
+    stored = dict(session.execute(select(Alert.id, Alert.data).where(Alert.id.in_(ids))).all()) if ids else {}
+    out = []
+    for row in alerts:
+        data = stored.get(row["id"]) or {}
+        out.append({**row, "template": data.get("template"), "params": data.get("params")})
+    return out
+
+
 def check_recent(session: Session, *, thresholds: Thresholds, days: int = 14) -> list[Alert]:
     """Re-judge campaigns sending now or finished in the last `days`: opt-outs keep arriving after a send."""
     since = datetime.now(timezone.utc) - timedelta(days=days)
@@ -216,6 +254,17 @@ def check_recent(session: Session, *, thresholds: Thresholds, days: int = 14) ->
 
 
 SENDER_FAULT = "sender_fault"
+# What the provider did with the mail, mildest first: a DMARC report with disposition `none`
+# refused nothing (the mail was delivered), it only says that authentication failed.
+REPORTED, QUARANTINED, REFUSED = "reported", "quarantined", "refused"
+OUTCOMES = (REPORTED, QUARANTINED, REFUSED)
+SENDER_TEMPLATES = {
+    REFUSED: N_("%(provider)s refused the mail: %(fixes)s. Recipients were not suppressed."),
+    QUARANTINED: N_("%(provider)s put the mail in spam (DMARC quarantine): %(fixes)s. Recipients were not "
+                    "suppressed."),
+    REPORTED: N_("%(provider)s reports that the mail failed DMARC, but delivered it: %(fixes)s. Nothing was "
+                 "refused; recipients were not suppressed."),
+}
 _MAX_LISTED = 20  # domains and campaigns kept on one alert: enough to see the spread
 
 
@@ -232,13 +281,18 @@ def raise_sender_alert(
     campaign_id: int | None = None,
     source: str = "bounce",
     now: datetime | None = None,
+    fix_message: dict[str, Any] | None = None,
+    outcome: str = REFUSED,
 ) -> Alert:
     """One open sender alert per mailbox provider, with the fix in words; repeats raise its count.
 
     Blocks (our IP, domain, content or authentication refused) and authentication-failure
     reports both land here: the operator has one thing to fix per provider, not one per mail.
+    `fix_message` is `fix` as a translatable message; `outcome` says what the provider did with
+    the mail (refused, quarantined, or only reported the failure): the worst one seen heads the alert.
     """
     now = now or datetime.now(timezone.utc)
+    fix_message = fix_message or plain(fix)
     open_ = session.scalars(
         select(Alert).where(Alert.kind == SENDER_FAULT, Alert.resolved_at.is_(None))
         .order_by(Alert.id)
@@ -248,24 +302,30 @@ def raise_sender_alert(
         data = dict(found.data or {})
         fixes = dict(data.get("fixes", {}))
         fixes.setdefault(topic, fix)
+        fix_messages = dict(data.get("fix_messages", {}))
+        fix_messages.setdefault(topic, fix_message)
+        worst = max(data.get("outcome", REFUSED), outcome, key=OUTCOMES.index)
+        text = _sender_message(provider, fixes, fix_messages, worst)
         data.update(count=int(data.get("count", 1)) + 1, fixes=fixes, last_at=now.isoformat(),
                     last_status=status, last_reason=reason,
                     domains=_listed(data.get("domains", []), domain),
                     campaigns=_listed(data.get("campaigns", []), campaign_id),
-                    sources=_listed(data.get("sources", []), source))
+                    sources=_listed(data.get("sources", []), source), fix_messages=fix_messages, outcome=worst,
+                    **text)
         found.data = data  # a new dict: JSON columns do not track in-place changes
-        found.message = _sender_message(provider, fixes)
+        found.message = english(**text)
         if severity == "critical" and found.severity != "critical":
             found.severity = "critical"
         return found
-    fixes = {topic: fix}
+    fixes, fix_messages = {topic: fix}, {topic: fix_message}
+    text = _sender_message(provider, fixes, fix_messages, outcome)
     created = Alert(
-        kind=SENDER_FAULT, severity=severity, campaign_id=campaign_id,
-        message=_sender_message(provider, fixes),
+        kind=SENDER_FAULT, severity=severity, campaign_id=campaign_id, message=english(**text),
         data={"provider": provider, "count": 1, "fixes": fixes, "status": status, "reason": reason,
               "last_status": status, "last_reason": reason, "domains": _listed([], domain),
               "campaigns": _listed([], campaign_id), "sources": [source],
-              "first_at": now.isoformat(), "last_at": now.isoformat()},
+              "first_at": now.isoformat(), "last_at": now.isoformat(), "fix_messages": fix_messages,
+              "outcome": outcome, **text},
         created_at=now,
     )
     session.add(created)
@@ -281,6 +341,8 @@ def _listed(items: list[Any], item: Any) -> list[Any]:
     return items
 
 
-def _sender_message(provider: str, fixes: dict[str, str]) -> str:
-    return (f"{provider} refused the mail: " + "; ".join(fixes.values())
-            + ". Recipients were not suppressed.")
+def _sender_message(provider: str, fixes: dict[str, str], fix_messages: dict[str, Any],
+                    outcome: str) -> dict[str, Any]:
+    # A fix stored before fixes kept their message is shown in its stored English words.
+    parts = [fix_messages.get(topic) or plain(text) for topic, text in fixes.items()]
+    return message(SENDER_TEMPLATES[outcome], provider=provider, fixes=parts)

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from sendwell.db.models import Contact, Event
+from sendwell.i18n.messages import N_, english, message
 from sendwell.insight.rates import breakdown, reasons
 
 MIN_ANSWERS = 3  # fewer survey answers than this say nothing about a group
@@ -22,9 +23,43 @@ class Recommendation:
     title: str
     why: str
     evidence: dict[str, Any]
+    title_message: dict[str, Any] | None = None  # title and why as translatable messages
+    why_message: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, code: str, title: dict[str, Any], why: dict[str, Any], evidence: dict[str, Any]) -> Recommendation:
+        """A recommendation from its title and why as messages (the English text is kept beside them)."""
+        return cls(code, english(**title), english(**why), evidence, title, why)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "title": self.title, "why": self.why, "evidence": self.evidence}
+        out = {"code": self.code, "title": self.title, "why": self.why, "evidence": self.evidence}
+        for name, msg in (("title", self.title_message), ("why", self.why_message)):
+            if msg:
+                out.update({f"{name}_template": msg["template"], f"{name}_params": msg["params"]})
+        return out
+
+
+LOWER_STAGE_CAP = N_("Send fewer mails to the “%(stage)s” stage")
+LOWER_STAGE_CAP_WHY = N_("%(count)s of %(total)s people who left because of too many emails were in stage "
+                         "%(stage)s. Lower that stage's frequency cap, or offer the monthly tier.")
+LOWER_STAGE_CAP_WHY_CAP = N_("%(count)s of %(total)s people who left because of too many emails were in stage "
+                             "%(stage)s; its cap is %(cap)s. Lower that stage's frequency cap, or offer the "
+                             "monthly tier.")
+REVIEW_TARGETING = N_("Review targeting for the %(industry)s industry")
+REVIEW_TARGETING_WHY = N_("%(count)s of %(total)s “not relevant to my business” answers came from %(industry)s. "
+                          "Segment them out of general campaigns or send them content for their trade.")
+UNKNOWN = N_("unknown")
+NO_INDUSTRY = N_("contacts without an industry")
+REVIEW_CONSENT = N_("Check the consent behind “%(source)s”")
+REVIEW_CONSENT_WHY = N_("%(count)s of %(total)s people who said they never signed up came from the source "
+                        "“%(source)s”. Verify how those addresses were collected; consider a reconfirmation "
+                        "campaign for that source.")
+REGION_COMPLAINTS = N_("Complaints are high in region %(region)s")
+REGION_COMPLAINTS_WHY = N_("%(complaints)s complaints on %(delivered)s mails (%(rate)s; mailbox providers act at "
+                           "0.3 %%). Check consent for that region and make the unsubscribe link prominent.")
+NORMAL_CHURN = N_("Some leavers changed role or business")
+NORMAL_CHURN_WHY = N_("%(count)s people left because their situation changed: normal churn. Keep the list fresh "
+                      "with the sunset flow rather than mailing them more.")
 
 
 def _concentrated(counts: dict[str, dict[str, int]], reason: str) -> tuple[str, int, int] | None:
@@ -46,45 +81,41 @@ def recommend(session: Session, *, campaign_id: int | None = None, stage_caps: d
     if hit:
         stage, count, total = hit
         cap = (stage_caps or {}).get(stage)
-        out.append(Recommendation(
-            "lower_stage_cap", f"Send fewer mails to the “{stage}” stage",
-            f"{count} of {total} people who left because of too many emails were in stage {stage}"
-            + (f"; its cap is {cap}" if cap else "") + ". Lower that stage's frequency cap, or offer the monthly tier.",
+        why = (message(LOWER_STAGE_CAP_WHY_CAP, count=count, total=total, stage=stage, cap=cap) if cap
+               else message(LOWER_STAGE_CAP_WHY, count=count, total=total, stage=stage))
+        out.append(Recommendation.of(
+            "lower_stage_cap", message(LOWER_STAGE_CAP, stage=stage), why,
             {"stage": stage, "answers": count, "of": total},
         ))
     by_industry = reasons(session, campaign_id=campaign_id, dimension="industry")["counts"]
     hit = _concentrated(by_industry, "not_relevant")
     if hit:
         industry, count, total = hit
-        out.append(Recommendation(
-            "review_targeting", f"Review targeting for the {industry or 'unknown'} industry",
-            f"{count} of {total} “not relevant to my business” answers came from {industry or 'contacts without an industry'}. "
-            "Segment them out of general campaigns or send them content for their trade.",
+        out.append(Recommendation.of(
+            "review_targeting", message(REVIEW_TARGETING, industry=industry or message(UNKNOWN)),
+            message(REVIEW_TARGETING_WHY, count=count, total=total, industry=industry or message(NO_INDUSTRY)),
             {"industry": industry, "answers": count, "of": total},
         ))
     never = _never_signed_up_sources(session, campaign_id=campaign_id)
     if never:
         source, count, total = never
-        out.append(Recommendation(
-            "review_consent_source", f"Check the consent behind “{source}”",
-            f"{count} of {total} people who said they never signed up came from the source “{source}”. "
-            "Verify how those addresses were collected; consider a reconfirmation campaign for that source.",
+        out.append(Recommendation.of(
+            "review_consent_source", message(REVIEW_CONSENT, source=source),
+            message(REVIEW_CONSENT_WHY, count=count, total=total, source=source),
             {"source": source, "answers": count, "of": total},
         ))
     for group in breakdown(session, dimension="region", campaign_id=campaign_id):
         if group.delivered >= 50 and group.complaint_rate > 0.003:
-            out.append(Recommendation(
-                "complaints_in_region", f"Complaints are high in region {group.key}",
-                f"{group.complained} complaints on {group.delivered} mails ({group.complaint_rate:.2%}; "
-                "mailbox providers act at 0.3 %). Check consent for that region and make the unsubscribe link prominent.",
+            out.append(Recommendation.of(
+                "complaints_in_region", message(REGION_COMPLAINTS, region=group.key),
+                message(REGION_COMPLAINTS_WHY, complaints=group.complained, delivered=group.delivered,
+                        rate=f"{group.complaint_rate:.2%}"),
                 {"region": group.key, "complaint_rate": group.complaint_rate},
             ))
     changed = sum(c.get("situation_changed", 0) for c in by_stage.values())
     if changed >= MIN_ANSWERS:
-        out.append(Recommendation(
-            "normal_churn", "Some leavers changed role or business",
-            f"{changed} people left because their situation changed: normal churn. Keep the list fresh with the "
-            "sunset flow rather than mailing them more.",
+        out.append(Recommendation.of(
+            "normal_churn", message(NORMAL_CHURN), message(NORMAL_CHURN_WHY, count=changed),
             {"answers": changed},
         ))
     return out

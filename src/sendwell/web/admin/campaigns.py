@@ -27,6 +27,7 @@ from sendwell.delivery import progress as delivery_progress
 from sendwell.delivery.limiter import StoreUnavailable
 from sendwell.flows import schedule_sending, send_test, start_sending
 from sendwell.insight import machines
+from sendwell.insight.alerts import with_messages
 from sendwell.insight.report import build_report
 from sendwell.mail.transport import make_transport
 from sendwell.segments.expression import SegmentError
@@ -283,6 +284,7 @@ def router(admin: Admin) -> APIRouter:
             if campaign is None:
                 return admin.render(request, "not_found.html", user, status=404)
             data = build_report(db, campaign_id=campaign_id)
+            data["alerts"] = with_messages(db, alerts=data["alerts"])
             signs = machine_signs(db, campaign_id=campaign_id)
             db.expunge_all()
         return admin.render(request, "campaign_report.html", user, campaign=campaign, report=data, signs=signs)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from sendwell.db.session import transaction
+from sendwell.insight.alerts import with_messages
 from sendwell.insight.rates import Rates
 from sendwell.insight.report import build_report
 from sendwell.web.admin.pages import Admin, Viewer
@@ -50,11 +51,12 @@ def router(admin: Admin) -> APIRouter:
     def dashboard(request: Request, user: Viewer = Depends(viewer)) -> Response:
         with transaction(admin.runtime.factory) as db:
             report = build_report(db)
+            alerts = with_messages(db, alerts=report["alerts"])
         by = {dim: [row for row in report["by"][dim] if row["delivered"]][:10] for dim in CHART_DIMENSIONS}
         peaks = {dim: max([max(r["unsubscribe_rate"], r["complaint_rate"]) for r in rows] or [0]) or 1.0
                  for dim, rows in by.items()}
         return admin.render(request, "dashboard.html", user, total=totals(report["campaigns"]),
-                            campaigns=report["campaigns"][:8], alerts=report["alerts"], by=by, peaks=peaks,
+                            campaigns=report["campaigns"][:8], alerts=alerts, by=by, peaks=peaks,
                             trend=trend(report["over_time"]), reasons=report["reasons"],
                             recommendations=report["recommendations"])
 

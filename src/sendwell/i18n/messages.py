@@ -1,0 +1,66 @@
+"""Messages built in code for people: an English template with `%(name)s` placeholders plus its params.
+
+The English text (`template % params`) goes to the CLI, the API and the logs; the admin translates the
+template and then formats it (`render`). A param that is itself a message (`{"template": …, "params": …}`,
+made by `message()`) is rendered the same way first, so codes such as a metric or a mode read in the
+reader's language; a list of messages is joined with "; ". Templates are marked with `N_()` so the
+catalog check (tests/i18n) finds every one of them in the code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+Translate = Callable[[str], str]
+
+
+def N_(template: str) -> str:  # the gettext name for "mark for the catalog, translate later"
+    """Mark a template for the catalog; returned unchanged."""
+    return template
+
+
+def message(template: str, **params: Any) -> dict[str, Any]:
+    """A message as stored data and as a param of another message."""
+    return {"template": template, "params": params}
+
+
+def plain(text: str) -> dict[str, Any]:
+    """A message for text that has no template (words stored before templates were kept): shown as it is."""
+    return message(text.replace("%", "%%"))
+
+
+def is_message(value: Any) -> bool:
+    return isinstance(value, Mapping) and isinstance(value.get("template"), str)
+
+
+def _identity(text: str) -> str:
+    return text
+
+
+def render(template: str, params: Mapping[str, Any] | None = None, translate: Translate | None = None) -> str:
+    """The text of `template` with `params`: English without `translate`, else each part translated first.
+
+    A translation whose placeholders do not fit the params falls back to the English text.
+    """
+    tr = translate or _identity
+    values = {name: _value(value, tr) for name, value in (params or {}).items()}
+    try:
+        return tr(template) % values
+    except (KeyError, ValueError, TypeError):
+        if translate is None:
+            raise
+        return english(template, params)
+
+
+def english(template: str, params: Mapping[str, Any] | None = None) -> str:
+    """The English text of a message: what the CLI, the API and the logs show."""
+    return render(template, params)
+
+
+def _value(value: Any, tr: Translate) -> Any:
+    if is_message(value):
+        return render(value["template"], value.get("params"), None if tr is _identity else tr)
+    if isinstance(value, list) and value and all(is_message(v) for v in value):
+        return tr("; ").join(_value(v, tr) for v in value)
+    return value

@@ -1,0 +1,81 @@
+"""Messages built in code — alerts, recommendations, sender-domain findings, settings help and errors — in the
+reader's language in the admin: Chinese for a zh_Hans user, English (as the CLI and API print) for an English one."""
+
+from __future__ import annotations
+
+import html
+
+import pytest
+
+from sendwell.db.models import Alert, utcnow
+from sendwell.db.session import transaction
+from sendwell.feedback.signals import fix_for
+from sendwell.insight.alerts import (
+    REPORTED,
+    Thresholds,
+    check_campaign,
+    raise_sender_alert,
+)
+from tests.insight.test_alerts import add_events, make_sent_campaign
+
+
+@pytest.fixture
+def alerts_and_advice(runtime) -> int:
+    """A paused campaign with an opt-out spike driven by one region, two sender alerts and two recommendations."""
+    with transaction(runtime.factory) as s:
+        campaign, contacts = make_sent_campaign(
+            s, delivered=400, status="sending", name="Spring catalogue",
+            contact_fields=lambda i: {"region": "eu" if i < 100 else "us", "stage": "prospect"})
+        add_events(s, campaign, contacts, "unsubscribed", 10)
+        for reason in ("too_many", "too_many", "too_many", "situation_changed", "situation_changed",
+                       "situation_changed"):
+            contact = contacts.pop(0)
+            add_events(s, campaign, [contact], "unsubscribe_reason", 1, reason=reason)
+        [spike] = check_campaign(s, campaign_id=campaign.id, thresholds=Thresholds(min_sample=100))
+        assert spike.data["paused"] and spike.data["driver"]["value"] == "eu"
+        fix = fix_for("5.7.26")
+        raise_sender_alert(s, provider="Google", topic=fix.topic, fix=fix.fix, status="5.7.26", reason="",
+                           severity="critical", domain="gmail.com", campaign_id=campaign.id)
+        raise_sender_alert(s, provider="Microsoft", topic="dmarc:198.51.100.7", fix="", status=None, reason="",
+                           severity="warning", source="dmarc", outcome=REPORTED,
+                           fix_message={"template": "source %(ip)s fails DKIM alignment: sign with d=%(domain)s",
+                                        "params": {"ip": "198.51.100.7", "domain": "bright-lighting.example"}})
+        return campaign.id
+
+
+def text_of(page) -> str:
+    assert page.status_code == 200, page.text
+    return html.unescape(page.text)
+
+
+def test_alerts_and_recommendations_read_in_chinese(as_role, alerts_and_advice) -> None:
+    client = as_role("viewer", "zh_Hans")
+    page = text_of(client.get("/admin/dashboard"))
+    assert "“Spring catalogue”的退订率为 2.500%（400 封中 10 封），高于严重阈值 1.000%" in page
+    assert "主要来自地区 = eu（10.000%，100 封中 10 封）；活动已暂停" in page
+    assert "Google 拒收了邮件：为邮件做身份验证：用发件域名做 DKIM 签名" in page
+    assert ("Microsoft 报告邮件未通过 DMARC，但仍已投递：来源 198.51.100.7 的 DKIM 未对齐：请用 "
+            "d=bright-lighting.example 签名。没有邮件被拒收") in page
+    assert "减少发给“prospect”阶段的邮件" in page and "部分退订者换了职位或业务" in page
+    for english in ("refused the mail", "the campaign was paused", "driven by", "Send fewer mails",
+                    "normal churn", "Recipients were not suppressed"):
+        assert english not in page
+    report = text_of(client.get(f"/admin/campaigns/{alerts_and_advice}/report"))
+    assert "活动已暂停" in report and "Google 拒收了邮件" in report and "the campaign was paused" not in report
+
+
+def test_alerts_and_recommendations_read_in_english_as_the_api_prints_them(as_role, alerts_and_advice) -> None:
+    page = text_of(as_role("viewer").get("/admin/dashboard"))
+    assert (f"unsubscribe rate 2.500% (10 of 400) on campaign {alerts_and_advice} “Spring catalogue” is above the "
+            "critical threshold 1.000%; driven by region = eu (10.000%, 10 of 100); the campaign was paused") in page
+    assert "Google refused the mail: authenticate the mail: DKIM-sign it with your From domain" in page
+    assert "Microsoft reports that the mail failed DMARC, but delivered it: source 198.51.100.7" in page
+    assert "Send fewer mails to the “prospect” stage" in page and "Some leavers changed role or business" in page
+    assert "拒收" not in page and "活动已暂停" not in page
+
+
+def test_an_alert_stored_without_a_template_shows_its_stored_english(as_role, runtime) -> None:
+    with transaction(runtime.factory) as s:
+        s.add(Alert(kind="sender_fault", severity="warning", message="Yahoo refused the mail: slow down.",
+                    data={"provider": "Yahoo"}, created_at=utcnow()))
+    assert "Yahoo refused the mail: slow down." in text_of(as_role("viewer", "zh_Hans").get("/admin/dashboard"))
