@@ -13,6 +13,7 @@ from sendwell.content.render import CompiledCampaign
 from sendwell.db.models import ArchivedCampaign, Campaign, CampaignKind, CampaignStatus, Send, SendState, Topic
 from sendwell.policy.caps import OVER_CAP_MODES
 from sendwell.segments.expression import compile_segment
+from sendwell.segments.service import expand_references
 
 
 class CampaignError(ValueError):
@@ -39,6 +40,7 @@ def create_campaign(
     """Validate and store a draft campaign."""
     if over_cap not in OVER_CAP_MODES:
         raise CampaignError(f"unknown over-cap handling {over_cap!r} (use skip or defer)")
+    segment = expand_references(session, segment)  # `@'saved name'` → the saved rule, kept as a copy
     _check_campaign(settings, name=name, subject=subject, html=html, text=text, segment=segment, kind=kind)
     campaign = Campaign(
         name=name.strip(), subject=subject, html=html, text=text, segment_expr=segment, kind=kind, over_cap=over_cap,
@@ -79,6 +81,7 @@ def update_campaign(
     campaign = get_campaign(session, campaign_id=campaign_id)
     if campaign.status != CampaignStatus.DRAFT.value:
         raise CampaignError(f"campaign {campaign_id} is {campaign.status}: only a draft can be changed")
+    segment = expand_references(session, segment)  # `@'saved name'` → the saved rule, kept as a copy
     _check_campaign(settings, name=name, subject=subject, html=html, text=text, segment=segment, kind=kind)
     campaign.name, campaign.subject, campaign.html, campaign.text = name.strip(), subject, html, text
     campaign.segment_expr, campaign.kind = segment, kind

@@ -42,7 +42,7 @@ class Preferences:
     language: str  # the language selector's value
     stored_language: str | None  # as stored on the contact, for choosing the page's language
     is_unsubscribed: bool
-    campaign: str | None = None
+    campaign: str | None = None  # the subject of the mail the link came in
 
 
 def get_recipient(session: Session, *, contact_id: int) -> Recipient | None:
@@ -69,4 +69,4 @@ def get_preferences(session: Session, *, contact_id: int, campaign_id: int | Non
     return Preferences(topics=topics, subscribed=on, frequency=frequency, paused_until=contact.paused_until,
                        language=normalise_language(contact.language) or "en", stored_language=contact.language,
                        is_unsubscribed=is_unsubscribed(session, contact=contact),
-                       campaign=campaign.name if campaign else None)
+                       campaign=campaign.subject if campaign else None)  # never the internal name

@@ -8,6 +8,7 @@ Text grammar (case-insensitive keywords):
     term  := "not" term | "(" expr ")"
            | ("opened" | "clicked" | "engaged") "within" NUMBER ["days"]
            | FIELD OP VALUE
+           | "@" (word | 'quoted' | "quoted")       -- a saved segment, by name
     OP    := "=" | "!=" | "in" | "not in"
     VALUE := word | 'quoted' | "quoted" | "(" value ("," value)* ")"
     FIELD := industry | stage | country | region | language | company | job_title | tag
@@ -17,6 +18,11 @@ JSON form of the same rules:
     {"and": [...]} | {"or": [...]} | {"not": {...}}
     | {"field": "industry", "op": "in", "value": ["furniture", "lighting"]}
     | {"engagement": "clicked", "within_days": 180}
+    | {"segment": "Trade fair buyers"}
+
+A saved segment is named with `@`: `@eu-prospects`, or quoted when its name has spaces,
+`@'Trade fair buyers'`. The service (resolve_segment) replaces references by the saved rules
+before anything is compiled or stored, so a compiled rule never depends on a saved one.
 
 Values only ever reach SQL as bound parameters. A hand-written recursive-descent parser:
 the grammar is tiny, and a parser library would add a dependency while giving worse error
@@ -88,6 +94,12 @@ class Engagement:
 
 
 @dataclass(frozen=True)
+class Ref:
+    name: str
+    pos: str = ""
+
+
+@dataclass(frozen=True)
 class And:
     items: tuple[Node, ...]
 
@@ -102,7 +114,7 @@ class Not:
     item: Node
 
 
-Node = Union[Cond, Engagement, And, Or, Not]
+Node = Union[Cond, Engagement, Ref, And, Or, Not]
 
 
 @dataclass
@@ -126,6 +138,7 @@ class Vocabularies:
 _TOKEN = re.compile(
     r"""\s*(?:
         (?P<op>!=|=|\(|\)|,)
+      | @(?:'(?P<rsq>[^']*)'|"(?P<rdq>[^"]*)"|(?P<rword>[^\s=!(),'"]+))
       | '(?P<sq>[^']*)'
       | "(?P<dq>[^"]*)"
       | (?P<word>[^\s=!(),'"]+)
@@ -154,6 +167,9 @@ def _tokenise(source: str) -> list[_Tok]:
             raise SegmentError(f"unexpected character {bad!r} at position {where}{hint}")
         if match.group("op"):
             tokens.append(_Tok("op", match.group("op"), match.start("op")))
+        elif match.group(0).lstrip().startswith("@"):
+            name = next(g for g in (match.group("rsq"), match.group("rdq"), match.group("rword")) if g is not None)
+            tokens.append(_Tok("ref", name, match.start() + len(match.group(0)) - len(match.group(0).lstrip())))
         elif match.group("sq") is not None or match.group("dq") is not None:
             group = "sq" if match.group("sq") is not None else "dq"
             tokens.append(_Tok("str", match.group(group), match.start(group) - 1))  # the opening quote
@@ -215,6 +231,8 @@ class _Parser:
             inner = self.expr()
             self.expect(")")
             return inner
+        if tok.kind == "ref":
+            return Ref(tok.text.strip(), f"position {tok.pos + 1}")
         if tok.kind != "word":
             raise SegmentError(f"expected a field name at position {tok.pos + 1}, got {tok.text!r}")
         word = tok.text.lower()
@@ -297,6 +315,10 @@ def _from_json(obj: Any, path: str = "$") -> Node:
             return cls(tuple(_from_json(x, f"{path}.{combinator}[{i}]") for i, x in enumerate(items)))
     if keys == {"not"}:
         return Not(_from_json(obj["not"], f"{path}.not"))
+    if keys == {"segment"}:
+        if not isinstance(obj["segment"], str) or not obj["segment"].strip():
+            raise SegmentError(f"{path}.segment: expected the name of a saved segment")
+        return Ref(obj["segment"].strip(), path)
     if keys == {"engagement", "within_days"}:
         kind, days = obj["engagement"], obj["within_days"]
         if kind not in ENGAGEMENTS:
@@ -333,6 +355,8 @@ def to_json(node: Node | None) -> Any:
         return {"not": to_json(node.item)}
     if isinstance(node, Engagement):
         return {"engagement": node.kind, "within_days": node.days}
+    if isinstance(node, Ref):
+        return {"segment": node.name}
     value: Any = list(node.values) if node.op in ("in", "not in") else node.values[0]
     return {"field": node.field, "op": node.op, "value": value}
 
@@ -348,6 +372,8 @@ def to_text(node: Node | None) -> str:
         return "not " + _paren(node.item, node)
     if isinstance(node, Engagement):
         return f"{node.kind} within {node.days} days"
+    if isinstance(node, Ref):
+        return reference(node.name)
     quoted = [_quote(v) for v in node.values]
     if node.op in ("in", "not in"):
         return f"{node.field} {node.op} ({', '.join(quoted)})"
@@ -358,6 +384,11 @@ def _paren(child: Node, parent: Node) -> str:
     text = to_text(child)
     needs = isinstance(child, (And, Or)) and (isinstance(parent, Not) or type(child) is not type(parent))
     return f"({text})" if needs else text
+
+
+def reference(name: str) -> str:
+    """How a rule names a saved segment: `@eu-prospects`, `@'Trade fair buyers'`."""
+    return "@" + _quote(name)
 
 
 def _quote(value: str) -> str:
@@ -392,6 +423,9 @@ def _compile(node: Node, now: datetime, vocab: Vocabularies) -> ColumnElement[bo
         return not_(_compile(node.item, now, vocab))
     if isinstance(node, Engagement):
         return _engaged(node.kind, now - timedelta(days=node.days))
+    if isinstance(node, Ref):
+        raise SegmentError(f"the saved segment {reference(node.name)} at {node.pos} is only known where saved "
+                           "segments are looked up (a campaign, a count)")
     for index, value in enumerate(node.values):
         if any(ord(ch) < 32 and ch not in "\t" for ch in value):
             where = node.value_pos[index] if index < len(node.value_pos) else node.pos
@@ -555,5 +589,5 @@ def validate_segment(expression: str, *, vocabularies: Vocabularies | None = Non
     compile_segment(expression, vocabularies=vocabularies)
 
 
-__all__ = ["FIELDS", "SegmentError", "Vocabularies", "compile_segment", "parse", "to_json", "to_text",
-           "validate_segment"]
+__all__ = ["FIELDS", "Ref", "SegmentError", "Vocabularies", "compile_segment", "parse", "reference", "to_json",
+           "to_text", "validate_segment"]

@@ -10,7 +10,19 @@ from sqlalchemy.orm import Session
 
 from sendwell.contacts.lawful_basis import has_lawful_basis
 from sendwell.db.models import SCOPE_ALL, Contact, Segment, Suppression
-from sendwell.segments.expression import SegmentError, Vocabularies, compile_segment, parse, to_json, to_text
+from sendwell.segments.expression import (
+    And,
+    Node,
+    Not,
+    Or,
+    Ref,
+    SegmentError,
+    Vocabularies,
+    compile_segment,
+    parse,
+    to_json,
+    to_text,
+)
 
 
 class SegmentExists(SegmentError):
@@ -23,16 +35,44 @@ def _text_of(expression: str | dict[str, Any]) -> str:
     return to_text(node)
 
 
-def resolve_segment(session: Session, expression: str) -> str:
-    """A validated expression: `@name` is replaced by that saved segment's rule; SegmentError if bad.
+def expand_references(session: Session, expression: str) -> str:
+    """The rule with each `@name` (`@'name with spaces'`) replaced by that saved rule; unchanged without one.
 
-    Campaigns keep the resolved text, so a later edit of the saved segment does not change a
+    Campaigns keep the expanded text, so a later edit of the saved segment does not change a
     campaign that was already planned.
     """
     text = (expression or "").strip()
     if text.startswith("@"):
-        segment = get_segment(session, name=text[1:])
-        text = segment.expression
+        # `@Trade fair buyers` unquoted, the whole rule being one saved name, as the CLI always took it.
+        whole = session.scalar(select(Segment).where(Segment.name == text[1:].strip()))
+        if whole is not None:
+            return whole.expression
+    node = parse(text)
+    return to_text(_expand(session, node)) if _names_saved(node) else expression
+
+
+def _names_saved(node: Node | None) -> bool:
+    if isinstance(node, Ref):
+        return True
+    if isinstance(node, (And, Or)):
+        return any(_names_saved(n) for n in node.items)
+    return isinstance(node, Not) and _names_saved(node.item)
+
+
+def _expand(session: Session, node: Node | None) -> Node | None:
+    # Saved rules are stored expanded (create_segment), so one level is all there is.
+    if isinstance(node, Ref):
+        return parse(get_segment(session, name=node.name).expression)
+    if isinstance(node, (And, Or)):
+        return type(node)(tuple(_expand(session, n) for n in node.items))  # type: ignore[misc]
+    if isinstance(node, Not):
+        return Not(_expand(session, node.item))  # type: ignore[arg-type]
+    return node
+
+
+def resolve_segment(session: Session, expression: str) -> str:
+    """A validated expression with saved segments expanded (expand_references); SegmentError if bad."""
+    text = expand_references(session, expression)
     compile_segment(text, vocabularies=Vocabularies.from_session(session))
     if text.startswith("{"):
         text = _text_of(text)
@@ -58,6 +98,7 @@ def create_segment(session: Session, *, name: str, expression: str, replace: boo
     name = name.strip()
     if not name or name.startswith("@") or len(name) > 200:
         raise SegmentError("a segment name must be 1-200 characters and not start with '@'")
+    expression = expand_references(session, expression)
     compile_segment(expression, vocabularies=Vocabularies.from_session(session))
     text = _text_of(expression)
     segment = session.scalar(select(Segment).where(Segment.name == name))
@@ -121,5 +162,5 @@ def describe(segment: Segment) -> dict[str, Any]:
             "json": to_json(parse(segment.expression)), "created_at": segment.created_at.isoformat()}
 
 
-__all__ = ["count_segment", "create_segment", "delete_segment", "describe", "get_segment",
+__all__ = ["count_segment", "create_segment", "delete_segment", "describe", "expand_references", "get_segment",
            "list_segments", "resolve_segment"]

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 
 from sendwell.followups import outbox_worker
 from sendwell.runtime import Runtime
 from sendwell.web.admin import mount_admin, warmup_page
+from sendwell.web.admin.errors import mount_error_pages
 from sendwell.web.admin.pages import Admin
 from sendwell.web.api import mount_api
 from sendwell.web.feedback_routes import feedback_router
@@ -21,6 +23,8 @@ from sendwell.web.recipient import mount_recipient
 from sendwell.web.tracking_routes import tracking_router
 
 __all__ = ["create_app"]
+
+FAVICON = Path(__file__).parent / "admin" / "static" / "favicon.ico"
 
 
 def create_app(runtime: Runtime, *, outbox: bool = True) -> FastAPI:
@@ -54,6 +58,12 @@ def create_app(runtime: Runtime, *, outbox: bool = True) -> FastAPI:
         # The key fingerprints (never the keys) tell at a glance which machine runs other keys.
         return JSONResponse({"status": "ok", "fingerprints": runtime.fingerprints})
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:
+        # Browsers ask every site for it: the tab icon of the admin and of the recipient pages.
+        return FileResponse(FAVICON, media_type="image/vnd.microsoft.icon",
+                            headers={"Cache-Control": "public, max-age=86400"})
+
     @app.get("/readyz")
     def readyz() -> JSONResponse:
         checks = readiness(runtime.settings, runtime.engine)
@@ -67,6 +77,7 @@ def create_app(runtime: Runtime, *, outbox: bool = True) -> FastAPI:
     mount_api(app, runtime, wake)
     mount_admin(app, runtime)  # the web admin under /admin
     app.include_router(warmup_page.router(Admin(runtime)))  # the admin's Warm-up page
+    mount_error_pages(app, Admin(runtime))  # 404/405/500 as admin pages for browsers; JSON for the rest
     app.include_router(metrics_router(runtime))
     # Added last, so it wraps every other middleware: no body is read past its route's limit.
     app.add_middleware(BodySizeLimit)

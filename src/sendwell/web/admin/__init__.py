@@ -24,6 +24,7 @@ from sendwell.web.admin import (
     users,
 )
 from sendwell.web.admin.auth import Forbidden, NotSignedIn
+from sendwell.web.admin.errors import page_language, viewer_or_none
 from sendwell.web.admin.pages import HERE, TEMPLATES, Admin, gettext_for, security_headers
 
 
@@ -45,7 +46,8 @@ def mount_admin(app: FastAPI, runtime: Runtime) -> None:
     @app.exception_handler(Forbidden)
     async def forbidden(request: Request, exc: Forbidden) -> HTMLResponse:
         # No navigation on this page: it may answer a forged request, so it offers no token.
-        context = {"message": exc.message, "_": gettext_for("en"), "lang": "en", "html_lang": "en", "csrf": "",
-                   "user": None, "path": request.url.path}
+        lang = page_language(request, viewer_or_none(admin, request))
+        context = {"message": exc.message, "_": gettext_for(lang), "lang": lang, "html_lang": lang.replace("_", "-"),
+                   "csrf": "", "user": None, "path": request.url.path}
         return TEMPLATES.TemplateResponse(request, "forbidden.html", context, status_code=403,
                                           headers=security_headers())

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from sendwell.db.session import transaction
-from sendwell.segments.expression import SegmentError
-from sendwell.segments.service import count_segment, create_segment, delete_segment, list_segments
+from sendwell.segments.expression import SegmentError, reference
+from sendwell.segments.service import count_segment, create_segment, delete_segment, get_segment, list_segments
 from sendwell.web.admin.pages import Admin, Viewer
 
 
@@ -30,16 +32,18 @@ def router(admin: Admin) -> APIRouter:
             return None, "nested too deeply"
 
     def segments_page(request: Request, user: Viewer, *, status: int = 200, name: str = "", expression: str = "",
-                      error: str = "") -> Response:
+                      error: str = "", deleted: str = "") -> Response:
         with transaction(admin.runtime.factory) as db:
-            rows = [(s.name, s.expression, count_segment(db, expression=s.expression)) for s in list_segments(db)]
+            rows = [(s.name, s.expression, count_segment(db, expression=s.expression), reference(s.name))
+                    for s in list_segments(db)]
         count, count_error = live_count(expression) if expression else (None, "")
         return admin.render(request, "segments.html", user, status=status, segments=rows, name=name,
-                            expression=expression, error=error, count=count, count_error=count_error)
+                            expression=expression, error=error, count=count, count_error=count_error,
+                            deleted=deleted)
 
     @r.get("")
-    def segments(request: Request, user: Viewer = Depends(viewer)) -> Response:
-        return segments_page(request, user)
+    def segments(request: Request, deleted: str = "", user: Viewer = Depends(viewer)) -> Response:
+        return segments_page(request, user, deleted=deleted[:200])
 
     @r.get("/count")
     def count(request: Request, expression: str = "", user: Viewer = Depends(viewer)) -> Response:
@@ -58,14 +62,26 @@ def router(admin: Admin) -> APIRouter:
             return segments_page(request, user, status=400, name=name, expression=expression, error=str(exc))
         return RedirectResponse("/admin/segments", status_code=303)
 
+    @r.get("/delete")
+    def confirm_delete(request: Request, name: str = "", user: Viewer = Depends(marketer)) -> Response:
+        # The Delete link of the list only asks; the POST of this page deletes.
+        try:
+            with transaction(admin.runtime.factory) as db:
+                segment = get_segment(db, name=name[:200])
+                name, expression = segment.name, segment.expression
+        except SegmentError as exc:
+            return segments_page(request, user, status=404, error=str(exc))
+        return admin.render(request, "segment_delete.html", user, name=name, expression=expression)
+
     @r.post("/delete")
     async def delete(request: Request, user: Viewer = Depends(marketer)) -> Response:
         form = await request.form()
+        name = str(form.get("name", ""))[:200]
         try:
             with transaction(admin.runtime.factory) as db:
-                delete_segment(db, name=str(form.get("name", "")))
+                delete_segment(db, name=name)
         except SegmentError as exc:
             return segments_page(request, user, status=404, error=str(exc))
-        return RedirectResponse("/admin/segments", status_code=303)
+        return RedirectResponse("/admin/segments?deleted=" + quote(name.strip()), status_code=303)
 
     return r

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.routing import Match
 
 from sendwell.access.sessions import revoke_session, start_session
 from sendwell.access.users import LANGUAGES, Throttled, authenticate, update_user
@@ -16,6 +17,21 @@ from sendwell.web.admin.pages import Admin
 def _safe_next(target: str) -> str:
     # Only our own pages: `//evil.example` or `https://…` would be an open redirect.
     return target if target.startswith("/admin") and not target.startswith("//") else "/admin"
+
+
+def _page_to_show(request: Request, target: str) -> str:
+    """The nearest page a GET can show: after a failed POST, `next` is often a form's own URL.
+
+    /admin/campaigns/5/test answers only POST, so reloading it (as the redirect after a
+    language switch does) would be a 405; its parent /admin/campaigns/5 is a page.
+    """
+    path = _safe_next(target)
+    while path.count("/") > 1:
+        scope = {"type": "http", "method": "GET", "path": path, "root_path": ""}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.routes):
+            return path
+        path = path.rsplit("/", 1)[0]
+    return "/admin/dashboard"
 
 
 def router(admin: Admin) -> APIRouter:
@@ -86,6 +102,6 @@ def router(admin: Admin) -> APIRouter:
             raise Forbidden(f"unknown language {chosen!r}")
         with transaction(admin.runtime.factory) as db:
             update_user(db, user_id=viewer.id, language=chosen)
-        return RedirectResponse(_safe_next(str(form.get("next", ""))), status_code=303)
+        return RedirectResponse(_page_to_show(request, str(form.get("next", ""))), status_code=303)
 
     return r

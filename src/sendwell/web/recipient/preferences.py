@@ -38,7 +38,9 @@ def preferences_router(runtime: Runtime, pages: RecipientPages, wake: Any) -> AP
     def preferences(request: Request, link: Link = Depends(preferences_link)) -> Response:
         with transaction(runtime.factory) as session:
             prefs = get_preferences(session, contact_id=link.recipient.contact_id, campaign_id=link.data.campaign_id)
-        return preferences_page(request, link, prefs, campaign=prefs.campaign if prefs else None)
+        # The subject as written, unless it holds template markup ({{ first_name }}) the person never saw.
+        subject = prefs.campaign if prefs and prefs.campaign and "{{" not in prefs.campaign else None
+        return preferences_page(request, link, prefs, campaign=subject)
 
     @router.post("/p/{token}", response_class=HTMLResponse)
     async def save_preferences(request: Request, link: Link = Depends(preferences_link)) -> Response:
