@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import distinct, func, select
@@ -20,6 +21,9 @@ DIMENSIONS = {
     "language": Contact.language,
 }
 CAMPAIGN_DIMENSIONS = ("campaign", "segment", "topic")
+# What the trend charts show per day, and the shortest window they draw.
+OVER_TIME_KINDS = ("delivered", "opened", "clicked", "unsubscribed", "complained")
+MIN_DAYS = 7
 REASONS = ("not_relevant", "too_many", "never_signed_up", "situation_changed", "other")
 
 
@@ -181,20 +185,32 @@ def reasons(session: Session, *, campaign_id: int | None = None, dimension: str 
 
 
 def over_time(session: Session, *, days: int = 90) -> list[dict[str, Any]]:
-    """Daily delivered, unsubscribed and complained counts, for the dashboard's trend chart."""
+    """Per calendar day: mails delivered, people who opened or clicked, unsubscribes and complaints.
+
+    Every day of the window is listed, quiet days as zeros: a chart of one busy day between
+    empty ones is a spike, not a lone dot. The window is the `days` days up to the last day
+    with any activity, and at least a week long.
+    """
     day_sent = func.date(Send.sent_at)
     day_event = func.date(Event.occurred_at)
-    delivered = dict(
-        session.execute(
-            select(day_sent, func.count()).where(Send.state == SendState.SENT.value).group_by(day_sent)
-        ).all()
-    )
-    per_kind = {
-        kind: {str(k): v for k, v in session.execute(
-            select(day_event, func.count()).where(Event.kind == kind).group_by(day_event)).all()}
-        for kind in ("unsubscribed", "complained")
+    per_kind: dict[str, dict[str, int]] = {
+        "delivered": {str(k): v for k, v in session.execute(
+            select(day_sent, func.count()).where(Send.state == SendState.SENT.value).group_by(day_sent))},
     }
-    by_str_d = {str(k): v for k, v in delivered.items()}
-    days_seen = sorted(set(by_str_d) | set(per_kind["unsubscribed"]) | set(per_kind["complained"]))[-days:]
-    return [{"day": d, "delivered": by_str_d.get(d, 0), "unsubscribed": per_kind["unsubscribed"].get(d, 0),
-             "complained": per_kind["complained"].get(d, 0)} for d in days_seen]
+    for kind in ("unsubscribed", "complained"):
+        per_kind[kind] = {str(k): v for k, v in session.execute(
+            select(day_event, func.count()).where(Event.kind == kind).group_by(day_event))}
+    for kind in ("opened", "clicked"):
+        # People, not fetches: one a day per contact, machines (scanners, image proxies) left out.
+        per_kind[kind] = {str(k): v for k, v in session.execute(
+            select(day_event, func.count(distinct(Event.contact_id)))
+            .where(Event.kind == kind, Event.machine.is_(False), Event.campaign_id.is_not(None))
+            .group_by(day_event))}
+    seen = sorted({d for counts in per_kind.values() for d in counts if d and d != "None"})
+    if not seen:
+        return []
+    last = date.fromisoformat(seen[-1])
+    first = max(date.fromisoformat(seen[0]), last - timedelta(days=days - 1))
+    first = min(first, last - timedelta(days=MIN_DAYS - 1))
+    span = [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
+    return [{"day": d, **{kind: per_kind[kind].get(d, 0) for kind in OVER_TIME_KINDS}} for d in span]

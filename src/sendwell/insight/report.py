@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from sendwell.contacts.tabular import neutralise
 from sendwell.db.models import Campaign
 from sendwell.insight.alerts import open_alerts
+from sendwell.insight.clicks import engagement_figures, link_report
 from sendwell.insight.rates import over_time, reasons
 from sendwell.insight.recommendations import recommend
 from sendwell.insight.rollup import dashboard_breakdown, merged_by_value
@@ -34,16 +35,24 @@ def build_report(session: Session, *, campaign_id: int | None = None, stage_caps
         if rates is not None:
             rates.key = names.get(cid, str(cid))
             campaigns.append(dict(rates.as_dict(), id=cid))
+    engagement = None
+    if campaign_id is not None:
+        # One campaign's opens and clicks in full (unique and total, per machine sign, per link):
+        # read from its events, which the (kind, campaign) index finds without a scan.
+        delivered = campaigns[0]["delivered"] if campaigns else 0
+        engagement = dict(engagement_figures(session, campaign_id=campaign_id, delivered=delivered),
+                          links=link_report(session, campaign_id=campaign_id, delivered=delivered))
     return {
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "campaign_id": campaign_id,
         # Opens exist only where the open pixel was turned on; without any, reports leave them out.
         "opens_tracked": any(c["opened"] or c["machine_opened"] for c in campaigns),
         "campaigns": campaigns,
+        "engagement": engagement,
         "by": {dim: [r.as_dict() for r in merged_by_value(dashboard_breakdown(session, dimension=dim, campaign_id=campaign_id))]
                for dim in REPORT_DIMENSIONS},
         "reasons": reasons(session, campaign_id=campaign_id),
-        "over_time": over_time(session),  # daily delivered and unsubscribed, for the trend chart
+        "over_time": over_time(session),  # per day: delivered, people opening and clicking, opt-outs
         "alerts": [{"id": a.id, "campaign_id": a.campaign_id, "kind": a.kind, "severity": a.severity,
                     "message": a.message, "created_at": a.created_at.isoformat(timespec="seconds")}
                    for a in open_alerts(session, campaign_id=campaign_id)],

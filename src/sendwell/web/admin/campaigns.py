@@ -14,19 +14,19 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import distinct, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
 from sendwell.campaigns import service as campaign_service
 from sendwell.campaigns.service import CampaignError
 from sendwell.content.render import TemplateError
 from sendwell.content.service import ComplianceError, ContentError, lint_campaign, preview_campaign
-from sendwell.db.models import Campaign, CampaignKind, Event, Topic
+from sendwell.db.models import Campaign, CampaignKind, Topic
 from sendwell.db.session import transaction
 from sendwell.delivery import progress as delivery_progress
 from sendwell.delivery.limiter import StoreUnavailable
 from sendwell.flows import schedule_sending, send_test, start_sending
-from sendwell.insight import machines
+from sendwell.insight.clicks import MACHINE_SIGNS as MACHINE_SIGNS  # the report's words, also read by tests
+from sendwell.insight.clicks import OTHER_SIGN as OTHER_SIGN
 from sendwell.insight.alerts import with_messages
 from sendwell.insight.report import build_report
 from sendwell.mail.transport import make_transport
@@ -38,36 +38,6 @@ KINDS = [k.value for k in CampaignKind]
 FIELDS = ("name", "subject", "html", "text", "segment", "topic", "kind")
 LIMITS = {"name": 200, "subject": 500, "html": 1_000_000, "text": 1_000_000, "segment": 2000, "topic": 100,
           "kind": 20}
-# The stored machine reasons (sendwell.insight.machines) in words; the English text is the
-# admin catalog's msgid, so the page never shows an internal code.
-MACHINE_SIGNS = {
-    machines.SCANNER_USER_AGENT: "Link scanner",
-    machines.SCANNER_NETWORK: "Link scanner (mail-security network)",
-    machines.APPLE_MPP: "Apple Mail Privacy Protection",
-    machines.GOOGLE_IMAGE_PROXY: "Image proxy (Gmail)",
-    machines.YAHOO_PROXY: "Image proxy (Yahoo Mail)",
-    machines.TRAP_LINK: "Hidden trap link",
-    machines.TOO_SOON: "Too soon after delivery",
-    machines.ALL_LINKS: "Every link at once",
-    machines.HEAD_REQUEST: "HEAD request (a link check)",
-}
-OTHER_SIGN = "Other sign"
-
-
-def machine_signs(session: Session, *, campaign_id: int) -> list[dict[str, Any]]:
-    """Mails of a campaign a machine clicked or opened, per sign that gave the machine away, most first."""
-    rows = session.execute(
-        select(Event.machine_reason, Event.kind, func.count(distinct(Event.send_id)))
-        .where(Event.kind.in_(("clicked", "opened")), Event.campaign_id == campaign_id, Event.machine.is_(True))
-        .group_by(Event.machine_reason, Event.kind))
-    signs: dict[str, dict[str, Any]] = {}
-    for reason, kind, count in rows:
-        name = MACHINE_SIGNS.get(reason, OTHER_SIGN)
-        sign = signs.setdefault(name, {"sign": name, "clicked": 0, "opened": 0})
-        sign[kind] += count
-    return sorted(signs.values(), key=lambda s: (-s["clicked"] - s["opened"], s["sign"]))
-
-
 def _values(form: Any) -> dict[str, str]:
     values = {f: str(form.get(f, ""))[: LIMITS[f]] for f in FIELDS}
     values["kind"] = values["kind"] or CampaignKind.MARKETING.value
@@ -285,9 +255,9 @@ def router(admin: Admin) -> APIRouter:
                 return admin.render(request, "not_found.html", user, status=404)
             data = build_report(db, campaign_id=campaign_id)
             data["alerts"] = with_messages(db, alerts=data["alerts"])
-            signs = machine_signs(db, campaign_id=campaign_id)
             db.expunge_all()
-        return admin.render(request, "campaign_report.html", user, campaign=campaign, report=data, signs=signs)
+        return admin.render(request, "campaign_report.html", user, campaign=campaign, report=data,
+                            engagement=data["engagement"])
 
     return r
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -11,9 +12,11 @@ from sendwell.db.session import transaction
 from sendwell.insight.alerts import with_messages
 from sendwell.insight.rates import Rates
 from sendwell.insight.report import build_report
-from sendwell.web.admin.pages import Admin, Viewer
+from sendwell.web.admin.charts import daily_chart
+from sendwell.web.admin.pages import Admin, Viewer, gettext_for
 
 CHART_DIMENSIONS = ("region", "stage", "industry", "language")
+TREND_KINDS = ("delivered", "opened", "clicked", "unsubscribed", "complained")
 
 
 def totals(campaigns: list[dict[str, Any]]) -> Rates:
@@ -27,14 +30,15 @@ def totals(campaigns: list[dict[str, Any]]) -> Rates:
     return total
 
 
-def trend(over_time: list[dict[str, Any]]) -> dict[str, list[Any]]:
-    """Daily rates for the chart; a day without deliveries has no rate (a gap, not a zero)."""
+def trend(over_time: list[dict[str, Any]], _: Callable[..., str]) -> dict[str, Any]:
+    """The daily chart's data, with each day's unsubscribe and complaint rate in percent for its legend and table;
+    a day without deliveries has no rate (a gap, not a zero)."""
     def rate(n: int, d: int) -> float | None:
         return round(100 * n / d, 4) if d else None
 
-    return {"days": [row["day"] for row in over_time],
-            "unsubscribe": [rate(row["unsubscribed"], row["delivered"]) for row in over_time],
-            "complaint": [rate(row.get("complained", 0), row["delivered"]) for row in over_time]}
+    return dict(daily_chart(over_time, TREND_KINDS, _),
+                unsubscribe=[rate(row["unsubscribed"], row["delivered"]) for row in over_time],
+                complaint=[rate(row["complained"], row["delivered"]) for row in over_time])
 
 
 def router(admin: Admin) -> APIRouter:
@@ -57,7 +61,8 @@ def router(admin: Admin) -> APIRouter:
                  for dim, rows in by.items()}
         return admin.render(request, "dashboard.html", user, total=totals(report["campaigns"]),
                             campaigns=report["campaigns"][:8], alerts=alerts, by=by, peaks=peaks,
-                            trend=trend(report["over_time"]), reasons=report["reasons"],
+                            trend=trend(report["over_time"], gettext_for(user.language)), days=report["over_time"],
+                            reasons=report["reasons"],
                             recommendations=report["recommendations"])
 
     return r

@@ -15,11 +15,13 @@ from fastapi.responses import Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from sendwell.content.service import ContentError, preview_campaign
 from sendwell.db.models import Campaign, Contact, Event
 from sendwell.db.session import transaction
 from sendwell.delivery.dkim import load_signer
-from sendwell.insight.rates import REASONS, reasons
-from sendwell.insight.report import REPORT_DIMENSIONS
+from sendwell.insight.clicks import annotate_links, link_labels
+from sendwell.insight.rates import REASONS, over_time, reasons
+from sendwell.insight.report import REPORT_DIMENSIONS, build_report
 from sendwell.insight.rollup import dashboard_breakdown, merged_by_value
 from sendwell.settings_edit import (
     EDITABLE,
@@ -30,7 +32,8 @@ from sendwell.settings_edit import (
     stored_values,
     update_settings,
 )
-from sendwell.web.admin.pages import Admin, Viewer
+from sendwell.web.admin.charts import daily_chart
+from sendwell.web.admin.pages import Admin, Viewer, gettext_for
 
 LOG_SIZE = 100
 OUTBOX_SIZE = 100
@@ -91,8 +94,37 @@ def router(admin: Admin) -> APIRouter:
             context = {"reasons_all": reasons(db), "reasons_by_region": reasons(db, dimension="region"),
                        "reasons_by_stage": reasons(db, dimension="stage"), "by": by, "methods": methods,
                        "log": event_log(db, kinds=("unsubscribed", "resubscribed", "unsubscribe_reason")),
-                       "reason_codes": REASONS}
+                       "reason_codes": REASONS, "daily": daily_chart(over_time(db), ("unsubscribed", "complained"),
+                                            gettext_for(user.language))}
         return admin.render(request, "unsubscribes.html", user, **context)
+
+    @r.get("/campaigns/{campaign_id}/links")
+    def campaign_links(request: Request, campaign_id: int, sample: int = 0, user: Viewer = Depends(viewer)) -> Response:
+        """The link report and the click map: the mail with each link's share of people's clicks beside it."""
+        _ = gettext_for(user.language)
+        with transaction(runtime.factory) as db:
+            campaign = db.get(Campaign, campaign_id)
+            if campaign is None:
+                return admin.render(request, "not_found.html", user, status=404)
+            data = build_report(db, campaign_id=campaign_id)
+            try:
+                samples, error = preview_campaign(db, settings=runtime.settings, campaign_id=campaign_id), ""
+            except ContentError as exc:
+                samples, error = [], str(exc)
+            db.expunge_all()
+        shown = samples[sample] if 0 <= sample < len(samples) else None
+        if shown and not shown.get("error"):
+            # Links the rendering adds (the footer's website link) have their words only in the rendered mail.
+            words = link_labels(shown["html"])
+            for link in data["engagement"]["links"]:
+                link["label"] = link["label"] or words.get(link["url"], "")
+        badges = {link["url"]: (f"{link['share']:.0%}", _("%(n)s clicks by %(people)s people", n=link["people_total"],
+                                                           people=link["people"]))
+                  for link in data["engagement"]["links"]}
+        click_map = annotate_links(shown["html"], badges) if shown and not shown.get("error") else ""
+        return admin.render(request, "campaign_links.html", user, campaign=campaign, report=data,
+                            engagement=data["engagement"], samples=samples, sample=sample, shown=shown,
+                            click_map=click_map, error=error)
 
     @r.get("/feedback")
     def feedback(request: Request, user: Viewer = Depends(viewer)) -> Response:

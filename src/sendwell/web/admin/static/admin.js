@@ -1,35 +1,37 @@
-// Sendwell admin: draws the dashboard's trend chart with the vendored uPlot; the data is in a
-// JSON script element written by the server (no inline script, so the CSP allows only 'self').
+// Sendwell admin: draws the daily charts (dashboard, Unsubscribes) with the vendored uPlot; each
+// chart's data is in a JSON script element written by the server (no inline script, so the CSP
+// allows only 'self'). The data: days, series (label, colour, axis, values) and the axes.
 (function () {
   "use strict";
-  function drawTrend() {
-    var holder = document.getElementById("trend-chart");
-    var source = document.getElementById("trend-data");
-    if (!holder || !source || typeof uPlot === "undefined") return;
+  function drawChart(holder) {
+    var source = document.getElementById(holder.getAttribute("data-chart"));
+    if (!source || typeof uPlot === "undefined") return;
     var data = JSON.parse(source.textContent);
     var xs = data.days.map(function (d) { return Date.parse(d + "T00:00:00Z") / 1000; });
-    var width = Math.max(280, holder.clientWidth - 16);
-    var opts = {
-      width: width, height: 240,
-      scales: { x: { time: true } },
-      series: [
-        {},
-        { label: data.labels[0], stroke: "#d9534f", width: 2, spanGaps: true, points: { show: true },
-          value: function (u, v) { return v == null ? "–" : v.toFixed(2) + " %"; } },
-        { label: data.labels[1], stroke: "#8e44ad", width: 2, spanGaps: true, points: { show: true },
-          value: function (u, v) { return v == null ? "–" : v.toFixed(3) + " %"; } }
-      ],
-      axes: [{}, { values: function (u, vals) { return vals.map(function (v) { return v + " %"; }); }, size: 60 }]
-    };
+    var scales = { x: { time: true } };
+    data.axes.forEach(function (a) { scales[a.scale] = { range: function (u, min, max) { return [0, Math.max(4, max * 1.1)]; } }; });
+    var series = [{}].concat(data.series.map(function (s) {
+      return { label: s.label, stroke: s.color, width: 2, scale: s.scale, points: { show: xs.length < 40 },
+               value: function (u, v, si, i) {
+                 // The unsubscribe and complaint rates of that day, where the page sent them.
+                 var rates = { unsubscribed: data.unsubscribe, complained: data.complaint }[s.key];
+                 if (v == null) return "–";
+                 return rates && i != null && rates[i] != null ? v + " (" + rates[i].toFixed(2) + " %)" : String(v);
+               } };
+    }));
+    var axes = [{}].concat(data.axes.map(function (a) {
+      return { scale: a.scale, side: a.side, label: a.label, size: 56, grid: { show: a.side === 3 } };
+    }));
+    function width() { return Math.max(280, holder.clientWidth - 16); }
     holder.textContent = "";
-    var chart = new uPlot(opts, [xs, data.unsubscribe, data.complaint], holder);
+    var chart = new uPlot({ width: width(), height: 260, scales: scales, series: series, axes: axes },
+      [xs].concat(data.series.map(function (s) { return s.values; })), holder);
     holder.setAttribute("data-rendered", "true");
-    window.addEventListener("resize", function () {
-      chart.setSize({ width: Math.max(280, holder.clientWidth - 16), height: 240 });
-    });
+    window.addEventListener("resize", function () { chart.setSize({ width: width(), height: 260 }); });
   }
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", drawTrend);
-  else drawTrend();
+  function drawAll() { document.querySelectorAll(".chart[data-chart]").forEach(drawChart); }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", drawAll);
+  else drawAll();
 })();
 
 // Scheduling: the form says which time zone the typed time is in (the browser's own), and
