@@ -26,20 +26,42 @@ from sqlalchemy.orm import Session
 
 from sendwell.config import CONFIG_FILE_NAME, Settings, read_config_file
 from sendwell.db.models import StoredSetting, utcnow
+from sendwell.i18n.messages import N_, english, message, plain
 
 # field name → (environment variable, label)
 EDITABLE: dict[str, tuple[str, str]] = {
-    "from_": ("SENDWELL_FROM", "From (name and address)"),
-    "company_name": ("SENDWELL_COMPANY_NAME", "Company name"),
-    "postal_address": ("SENDWELL_POSTAL_ADDRESS", "Postal address"),
-    "contact_email": ("SENDWELL_CONTACT_EMAIL", "Contact email"),
-    "contact_phone": ("SENDWELL_CONTACT_PHONE", "Contact phone"),
-    "website": ("SENDWELL_WEBSITE", "Website"),
-    "privacy_url": ("SENDWELL_PRIVACY_URL", "Privacy notice URL"),
-    "stage_caps": ("SENDWELL_STAGE_CAPS", "Caps per customer stage"),
-    "tier_caps": ("SENDWELL_TIER_CAPS", "Caps per recipient tier"),
-    "send_window": ("SENDWELL_SEND_WINDOW", "Sending window"),
-    "thank_you_regions": ("SENDWELL_THANK_YOU_REGIONS", "Thank-you mail after an unsubscribe (regions)"),
+    "from_": ("SENDWELL_FROM", N_("From (name and address)")),
+    "company_name": ("SENDWELL_COMPANY_NAME", N_("Company name")),
+    "postal_address": ("SENDWELL_POSTAL_ADDRESS", N_("Postal address")),
+    "contact_email": ("SENDWELL_CONTACT_EMAIL", N_("Contact email")),
+    "contact_phone": ("SENDWELL_CONTACT_PHONE", N_("Contact phone")),
+    "website": ("SENDWELL_WEBSITE", N_("Website")),
+    "privacy_url": ("SENDWELL_PRIVACY_URL", N_("Privacy notice URL")),
+    "stage_caps": ("SENDWELL_STAGE_CAPS", N_("Caps per customer stage")),
+    "tier_caps": ("SENDWELL_TIER_CAPS", N_("Caps per recipient tier")),
+    "send_window": ("SENDWELL_SEND_WINDOW", N_("Sending window")),
+    "thank_you_regions": ("SENDWELL_THANK_YOU_REGIONS", N_("Thank-you mail after an unsubscribe (regions)")),
+}
+# What each setting does, shown under its field (the admin translates it).
+HELP: dict[str, str] = {
+    "from_": N_("The name and address every mail comes from, such as Bright Lighting <sales@example.com>. Its "
+                "domain is the one the sender-domain check judges."),
+    "company_name": N_("Your company's legal name, printed in the footer of every marketing mail."),
+    "postal_address": N_("A postal address where you can be reached, printed in the footer of every marketing "
+                         "mail (CAN-SPAM, GDPR, CASL)."),
+    "contact_email": N_("Where recipients can write to you; shown in the footer and on the unsubscribe pages."),
+    "contact_phone": N_("Optional; shown in the footer when set."),
+    "website": N_("Optional; your website, linked in the footer (http:// or https://)."),
+    "privacy_url": N_("Your privacy notice, linked in the footer (http:// or https://). Without it the footer "
+                      "says the notice is available on request."),
+    "stage_caps": N_("At most COUNT mails per rolling PERIOD (h, d or w) for each customer stage, such as "
+                     "new_lead=2/30d,prospect=1/7d. A stage not listed has no stage cap."),
+    "tier_caps": N_("The same for the frequency tiers recipients choose on the preference page, such as "
+                    "weekly=1/7d,monthly=1/30d."),
+    "send_window": N_("When mail may go out, in the recipient's local time, such as mon-fri 09:00-17:00, or per "
+                      "region: mon-fri 09:00-17:00; us=mon-fri 08:00-18:00. Empty: any time."),
+    "thank_you_regions": N_("Who gets one thank-you mail after unsubscribing: all, none, or regions such as "
+                            "eu,uk,us."),
 }
 IDENTITY = ("from_", "company_name", "postal_address", "contact_email", "contact_phone", "website", "privacy_url")
 POLICY = ("stage_caps", "tier_caps", "send_window", "thank_you_regions")
@@ -47,11 +69,25 @@ MAX_LENGTH = 500
 
 
 class SettingsError(ValueError):
-    """A value the form cannot take; `field` names it."""
+    """A value the form cannot take; `field` names it. `template` and `params` are the message to translate."""
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{EDITABLE[field][0]}: {message}")
+    def __init__(self, field: str, problem: str | dict[str, Any]) -> None:
+        problem = plain(problem) if isinstance(problem, str) else problem
+        self.template = ERROR
+        self.params: dict[str, Any] = {"variable": EDITABLE[field][0], "problem": problem}
+        super().__init__(english(self.template, self.params))
         self.field = field
+
+
+ERROR = N_("%(variable)s: %(problem)s")
+ONE_LINE = N_("one line of at most %(max)s characters")
+NO_BREAKS = N_("one line of at most %(max)s characters, without line breaks or control characters (found "
+               "U+%(code)s)")
+NOT_FROM = N_("%(value)s is not a name and address such as Bright Lighting <sales@example.com>")
+NOT_EMAIL = N_("%(value)s is not an email address")
+REQUIRED = N_("required in every marketing mail (CAN-SPAM, GDPR Art 13/14, CASL)")
+NOT_URL = N_("%(value)s is not an http(s) URL")
+FROM_ENVIRONMENT = N_("set in the environment, which wins over this page; change it there")
 
 
 @dataclass(frozen=True)
@@ -63,6 +99,7 @@ class EditableValue:
     from_environment: bool  # set by a SENDWELL_* variable: shown, not editable here
     from_database: bool = False  # saved in the admin: the same on every machine
     from_file: bool = False  # from this machine's sendwell.env only
+    help: str = ""
 
 
 _FIELD_OF = {variable: field for field, (variable, _label) in EDITABLE.items()}
@@ -81,27 +118,27 @@ def editable_values(settings: Settings, stored: dict[str, str] | None = None) ->
         env = from_environment(name)
         out.append(EditableValue(name, var, label, str(getattr(settings, name)), env,
                                  from_database=not env and name in stored,
-                                 from_file=not env and name not in stored and name in in_file))
+                                 from_file=not env and name not in stored and name in in_file,
+                                 help=HELP.get(name, "")))
     return out
 
 
 def _check(field: str, value: str) -> None:
     if len(value) > MAX_LENGTH:
-        raise SettingsError(field, f"one line of at most {MAX_LENGTH} characters")
+        raise SettingsError(field, message(ONE_LINE, max=MAX_LENGTH))
     # Every character str.splitlines breaks at (U+2028, U+0085, \v …), not only \r and \n:
     # a reader that honours any of them would take the rest of the value as another setting.
     breaks = [char for char in value if unicodedata.category(char) in ("Cc", "Zl", "Zp") and char != "\t"]
     if breaks:
-        raise SettingsError(field, f"one line of at most {MAX_LENGTH} characters, without line breaks or "
-                                   f"control characters (found U+{ord(breaks[0]):04X})")
+        raise SettingsError(field, message(NO_BREAKS, max=MAX_LENGTH, code=f"{ord(breaks[0]):04X}"))
     if field == "from_" and "@" not in parseaddr(value)[1]:
-        raise SettingsError(field, f"{value!r} is not a name and address such as Bright Lighting <sales@example.com>")
+        raise SettingsError(field, message(NOT_FROM, value=repr(value)))
     if field == "contact_email" and value and "@" not in value:
-        raise SettingsError(field, f"{value!r} is not an email address")
+        raise SettingsError(field, message(NOT_EMAIL, value=repr(value)))
     if field in ("company_name", "postal_address") and not value.strip():
-        raise SettingsError(field, "required in every marketing mail (CAN-SPAM, GDPR Art 13/14, CASL)")
+        raise SettingsError(field, message(REQUIRED))
     if field in ("website", "privacy_url") and value and not value.startswith(("https://", "http://")):
-        raise SettingsError(field, f"{value!r} is not an http(s) URL")
+        raise SettingsError(field, message(NOT_URL, value=repr(value)))
 
 
 def _replaced(settings: Settings, values: dict[str, str]) -> Settings:
@@ -138,7 +175,7 @@ def update_settings(settings: Settings, changes: dict[str, str], session: Sessio
     changed = {k: v.strip() for k, v in changes.items() if v.strip() != str(getattr(settings, k))}
     for field in changed:
         if from_environment(field):
-            raise SettingsError(field, "set in the environment, which wins over this page; change it there")
+            raise SettingsError(field, message(FROM_ENVIRONMENT))
     if not changed:
         return settings, changed
     new = _replaced(settings, changed)

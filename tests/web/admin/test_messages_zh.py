@@ -17,6 +17,7 @@ from sendwell.insight.alerts import (
     raise_sender_alert,
 )
 from tests.insight.test_alerts import add_events, make_sent_campaign
+from tests.web.admin.conftest import page_csrf
 
 
 @pytest.fixture
@@ -79,3 +80,29 @@ def test_an_alert_stored_without_a_template_shows_its_stored_english(as_role, ru
         s.add(Alert(kind="sender_fault", severity="warning", message="Yahoo refused the mail: slow down.",
                     data={"provider": "Yahoo"}, created_at=utcnow()))
     assert "Yahoo refused the mail: slow down." in text_of(as_role("viewer", "zh_Hans").get("/admin/dashboard"))
+
+
+def test_settings_help_and_errors_read_in_chinese(as_role) -> None:
+    client = as_role("admin", "zh_Hans")
+    page = text_of(client.get("/admin/settings"))
+    assert 'aria-describedby="help-send_window"' in page
+    assert "允许发信的时段，按收件人当地时间" in page and "每个客户阶段在滚动周期 PERIOD" in page
+    assert "in the recipient's local time" not in page
+    token = page_csrf(client, "/admin/settings")
+    for field, value, chinese in [("website", "ftp://x", "SENDWELL_WEBSITE：'ftp://x' 不是 http(s) 网址"),
+                                  ("postal_address", "  ", "SENDWELL_POSTAL_ADDRESS：每封营销邮件都必须有"),
+                                  ("company_name", "A\u2028B", "不能有换行或控制字符（发现了 U+2028）")]:
+        answer = client.post("/admin/settings", data={"csrf_token": token, field: value})
+        assert answer.status_code == 400 and chinese in html.unescape(answer.text), (field, answer.text[:400])
+    # A message of the settings' own parsers has no template: it stays as written.
+    answer = client.post("/admin/settings", data={"csrf_token": token, "send_window": "someday"})
+    assert answer.status_code == 400 and "SENDWELL_SEND_WINDOW：" in html.unescape(answer.text)
+
+
+def test_settings_help_and_errors_read_in_english(as_role) -> None:
+    client = as_role("admin")
+    page = text_of(client.get("/admin/settings"))
+    assert "When mail may go out, in the recipient's local time, such as mon-fri 09:00-17:00" in page
+    answer = client.post("/admin/settings", data={"csrf_token": page_csrf(client, "/admin/settings"),
+                                                  "website": "ftp://x"})
+    assert "SENDWELL_WEBSITE: &#39;ftp://x&#39; is not an http(s) URL" in answer.text

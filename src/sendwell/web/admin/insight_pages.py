@@ -161,12 +161,14 @@ def router(admin: Admin) -> APIRouter:
             with transaction(runtime.factory) as db:
                 new_settings, changed = update_settings(runtime.settings, changes, db, updated_by=user.email)
         except SettingsError as exc:
-            return render_settings(request, user, status=400, error=str(exc), values=changes, bad=exc.field)
+            return render_settings(request, user, status=400, error=str(exc), values=changes, bad=exc.field,
+                                   error_message={"template": exc.template, "params": exc.params})
         runtime.replace_settings(new_settings)
         return render_settings(request, user, notice="saved" if changed else "unchanged")
 
     def render_settings(request: Request, user: Viewer, *, status: int = 200, error: str = "", notice: str = "",
-                        values: dict[str, str] | None = None, bad: str = "") -> Response:
+                        values: dict[str, str] | None = None, bad: str = "",
+                        error_message: dict[str, Any] | None = None) -> Response:
         runtime.load_stored_settings()  # saved on another machine since this process's last scan
         s = runtime.settings
         try:
@@ -182,7 +184,7 @@ def router(admin: Admin) -> APIRouter:
         return admin.render(request, "settings.html", user, status=status, base_url=s.base_url, records=records, dkim_domain=s.dkim_domain, dkim_error=dkim_error, webhooks=webhooks,
                             reason_codes=REASONS, smtp=_without_password(s.smtp_url), error=error, notice=notice,
                             bad=bad, typed=typed, edit_identity=[editable[f] for f in IDENTITY],
-                            edit_policy=[editable[f] for f in POLICY])
+                            edit_policy=[editable[f] for f in POLICY], error_message=error_message or {})
 
     return r
 
