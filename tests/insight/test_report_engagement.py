@@ -144,3 +144,22 @@ def test_over_time_keeps_the_last_days_only(session) -> None:
     session.flush()
     days = over_time(session, days=30)
     assert (days[0]["day"], days[-1]["day"], len(days)) == ("2026-10-03", "2026-11-01", 30)
+
+
+def test_the_report_command_prints_opens_clicks_signs_and_links(runtime) -> None:
+    from click.testing import CliRunner
+
+    from sendwell.cli.main import cli
+    from sendwell.db.session import transaction
+    from tests.insight.test_report import cli_env
+
+    with transaction(runtime.factory) as s:
+        campaign_id = _seed(s).id
+    result = CliRunner().invoke(cli, ["report", "--campaign", str(campaign_id)], env=cli_env(runtime),
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "Opens and clicks" in out and "How the machines were recognised" in out and "Image proxy (Gmail)" in out
+    clicks = next(line for line in out.splitlines() if line.startswith("│ clicks"))
+    assert [c.strip() for c in clicks.split("│")][1:-1] == ["clicks", "3", "4", "30.00%", "1", "1"]
+    assert "our 2026 panels" in out and "75%" in out

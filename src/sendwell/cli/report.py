@@ -22,7 +22,9 @@ from sendwell.insight.report import build_report, render_html, write_csv
               help="Also write a self-contained HTML report with charts.")
 @json_option
 def report(campaign_id: int | None, csv_file: Path | None, html_file: Path | None, as_json: bool) -> None:
-    """Unsubscribe, complaint and bounce rates by campaign and audience, reasons, alerts, advice."""
+    """Unsubscribe, complaint and bounce rates by campaign and audience, reasons, alerts, advice.
+
+    With --campaign also its opens and clicks (people and machines apart) and its links."""
     runtime = get_runtime()
     try:
         with transaction(runtime.factory) as session:
@@ -63,6 +65,8 @@ def _print_rich(data: dict) -> None:
         return table
 
     console.print(rates_table("Campaigns", "campaign", data["campaigns"]))
+    if data.get("engagement"):
+        _print_engagement(console, data["engagement"], opens=bool(data.get("opens_tracked")))
     for dim in ("region", "stage", "industry"):
         console.print(rates_table(f"By {dim}", dim, data["by"][dim]))
     counts = data["reasons"]["counts"].get("all", {})
@@ -72,3 +76,37 @@ def _print_rich(data: dict) -> None:
         console.print(f"[bold]{alert['severity']}[/bold]: {alert['message']}", highlight=False)
     for rec in data["recommendations"]:
         console.print(f"→ [bold]{rec['title']}[/bold]: {rec['why']}", highlight=False)
+
+
+def _print_engagement(console: Console, figures: dict, *, opens: bool) -> None:
+    """One campaign's opens and clicks: people and machines, unique and total; the machines' signs; each link."""
+    # Without the open pixel there are no opens: the tables then speak of clicks only.
+    table = Table(title="Opens and clicks" if opens else "Clicks", title_justify="left", padding=(0, 1))
+    for col in ("", "people", "their opens/clicks" if opens else "their clicks", "rate", "mails machines fetched",
+                "machine fetches"):
+        table.add_column(col, justify="right" if col else "left")
+    for name in (("opens", "clicks") if opens else ("clicks",)):
+        f = figures[name]
+        table.add_row(name, str(f["people"]), str(f["people_total"]), f"{f['rate']:.2%}", str(f["machines"]),
+                      str(f["machines_total"]))
+    console.print(table)
+    if figures["machine_reasons"]:
+        signs = Table(title="How the machines were recognised", title_justify="left", padding=(0, 1))
+        keys = ("clicked", "opened", "clicked_total", "opened_total") if opens else ("clicked", "clicked_total")
+        signs.add_column("sign")
+        for key in keys:
+            signs.add_column(key.replace("_total", "").replace("clicked", "clicks").replace("opened", "opens")
+                             if key.endswith("_total") else f"mails {key}", justify="right")
+        for r in figures["machine_reasons"]:
+            signs.add_row(r["label"], *(str(r[key]) for key in keys))
+        console.print(signs)
+    if figures["links"]:
+        links = Table(title="Links", title_justify="left", padding=(0, 1))
+        links.add_column("link", overflow="fold", min_width=30)
+        for col in ("people", "clicks", "click rate", "share", "machine clicks"):
+            links.add_column(col, justify="right", no_wrap=True)
+        for k in figures["links"]:
+            name = f"{k['label']}\n{k['url']}" if k["label"] else k["url"]
+            links.add_row(name, str(k["people"]), str(k["people_total"]), f"{k['click_rate']:.2%}", f"{k['share']:.0%}",
+                          str(k["machines"]))
+        console.print(links)

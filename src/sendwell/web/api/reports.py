@@ -27,6 +27,10 @@ class ReportOut(BaseModel):
     generated_at: str
     campaign_id: int | None
     campaigns: list[dict[str, Any]]
+    # One campaign's opens and clicks (with campaign_id only): unique and total, people and machines
+    # apart, per machine sign, and per link.
+    engagement: dict[str, Any] | None = None
+    over_time: list[dict[str, Any]] = []
     by: dict[str, list[dict[str, Any]]]
     reasons: dict[str, Any]
     alerts: list[AlertOut]
@@ -39,7 +43,8 @@ def router(runtime: Runtime, require: Any) -> APIRouter:
     @r.get("", response_model=ReportOut, dependencies=[require("reports:read")],
            responses={404: {"description": "no such campaign"}})
     def report(campaign_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None) -> ReportOut:
-        """Rates by campaign and dimension, reasons, open alerts and recommendations."""
+        """Rates by campaign and dimension, reasons, figures per day, open alerts and recommendations; with
+        campaign_id also that campaign's opens and clicks (people and machines apart) and its link report."""
         with transaction(runtime.factory) as session:
             try:
                 data = build_report(session, campaign_id=campaign_id)
