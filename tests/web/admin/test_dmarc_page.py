@@ -17,7 +17,7 @@ def test_admin_page_shows_the_source_table_in_english_and_chinese(as_role, runti
     assert page.index(f'data-source="{OURS}"') < page.index(f'data-source="{ESP}"') < page.index(
         f'data-source="{FORWARDER}"')
     esp = page.split(f'data-source="{ESP}"')[1].split("</tr>")[0]
-    assert "<td>300</td>" in esp and "quarantine 300" in esp and "<strong>Failing</strong>" in esp
+    assert "<td>300</td>" in esp and "Sent to spam 300" in esp and "<strong>Failing</strong>" in esp
     assert "2 reports, 1820 messages." in page
     chinese = as_role("marketer", language="zh_Hans").get("/admin/dmarc").text
     assert "DMARC 汇总报告" in chinese and "未通过" in chinese and "来源 IP" in chinese

@@ -39,3 +39,16 @@ def test_templates_get_one_filter_per_vocabulary() -> None:
     assert made["method_label"]("one_click") == "One-click unsubscribe"
     assert made["region_label"]("cn") == "China" and made["stage_label"]("new_lead") == "New lead"
     assert made["label"]("unsubscribe_reason") == "Reason given"
+
+
+def test_label_names_its_vocabulary_when_a_template_knows_it() -> None:
+    assert filters()["label"]("other", "region") == "Other regions"
+    assert filters()["label"]("lighting", "industry") == "Lighting"
+
+
+def test_countries_and_languages_are_named_in_the_readers_language() -> None:
+    from sendwell.web.admin.labels import country_name, language_name
+
+    assert country_name("DE", "zh_Hans") == "德国" and country_name("DE", "en") == "Germany"
+    assert language_name("de", "zh_Hans") == "德语" and language_name("zh-Hans", "en").startswith("Chinese")
+    assert country_name("", "en") == "" and language_name("xx-nonsense", "en") == "xx-nonsense"

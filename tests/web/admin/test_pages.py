@@ -64,7 +64,7 @@ def test_contact_timeline_has_consent_sends_and_events(as_role, runtime) -> None
     client = as_role("viewer")
     page = client.get(f"/admin/contacts/{contact_id}")
     assert page.status_code == 200
-    assert "Spring catalogue" in page.text and "Unsubscribed" in page.text and "express" in page.text
+    assert "Spring catalogue" in page.text and "Unsubscribed" in page.text and "Express consent" in page.text
     assert client.get("/admin/contacts/999999").status_code == 404
 
 

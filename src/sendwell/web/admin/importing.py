@@ -1,4 +1,5 @@
-"""The import wizard: upload → column mapping (prefilled) → dry-run report with rejected rows → import.
+"""The import wizard: upload → column mapping (prefilled) → dry-run report with rejected rows → import;
+and the import history: each run, who ran it, what it did and its rejected rows (downloadable).
 
 Uploads live in the data folder until the import is done or cancelled; any left behind by an
 abandoned wizard are deleted a day later, on the next upload.
@@ -9,22 +10,32 @@ import`, so the checks and the all-or-nothing rule are the CLI's.
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import secrets
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from starlette.datastructures import UploadFile
 
 from sendwell.contacts.fields import FIELDS, IGNORE, ImportFileError, map_headers
+from sendwell.contacts.history import (
+    KEEP_REJECTED,
+    get_import,
+    list_imports,
+    record_import,
+    rejected_rows,
+)
 from sendwell.contacts.importer import import_contacts
-from sendwell.contacts.tabular import FileFormatError, open_table
+from sendwell.contacts.tabular import FileFormatError, neutralise, open_table
 from sendwell.db.models import ConsentKind
 from sendwell.db.session import transaction
-from sendwell.web.admin.pages import Admin, Viewer
+from sendwell.web.admin.pages import Admin, Viewer, gettext_for
 from sendwell.web.limits import IMPORT_FILE_BYTES
 
 SUFFIXES = (".csv", ".txt", ".tsv", ".xlsx")
@@ -110,6 +121,9 @@ def router(admin: Admin) -> APIRouter:
     async def marketer(request: Request) -> Viewer:
         return await admin.require(request, "marketer")
 
+    async def viewer(request: Request) -> Viewer:
+        return await admin.require(request, "viewer")
+
     def headers_of(path: Path) -> list[str]:
         with open_table(path) as table:
             return [h.strip().lstrip("\ufeff") for h in table.headers]
@@ -170,7 +184,12 @@ def router(admin: Admin) -> APIRouter:
                     db, path=path, pepper=admin.runtime.settings.pepper, source=options["source"],
                     consent=options["consent"] or None, topic=options["topic"] or None, mapping=mapping,
                     dry_run=dry_run, skip_invalid=options["skip_invalid"], rejected_path=False,
-                    region_map=admin.runtime.settings.region_overrides)
+                    region_map=admin.runtime.settings.region_overrides, keep_errors=KEEP_REJECTED)
+                if not dry_run:
+                    name_file = path.with_suffix(".name")
+                    filename = name_file.read_text(encoding="utf-8") if name_file.exists() else path.name
+                    record_import(db, filename=filename, imported_by=user.email, result=result,
+                                  source=options["source"])
         except ImportFileError as exc:
             return mapping_page(request, user, token, path, status=400, chosen=chosen, error=str(exc),
                                 options=options)
@@ -187,6 +206,32 @@ def router(admin: Admin) -> APIRouter:
     async def commit(request: Request, token: str, user: Viewer = Depends(marketer)) -> Response:
         return run(request, user, token, await request.form(), dry_run=False)
 
+    @r.get("/history")
+    def history(request: Request, user: Viewer = Depends(viewer)) -> Response:
+        with transaction(admin.runtime.factory) as db:
+            batches = list_imports(db)
+            db.expunge_all()
+        return admin.render(request, "import_history.html", user, batches=batches)
+
+    @r.get("/history/{batch_id}")
+    def batch(request: Request, batch_id: int, user: Viewer = Depends(viewer)) -> Response:
+        with transaction(admin.runtime.factory) as db:
+            found = get_import(db, batch_id=batch_id)
+            if found is None:
+                return admin.render(request, "not_found.html", user, status=404)
+            rows = [r for _, r in zip(range(SHOWN_REJECTED), rejected_rows(db, batch_id=batch_id))]
+            db.expunge_all()
+        return admin.render(request, "import_batch.html", user, batch=found, rejected=rows, shown=SHOWN_REJECTED)
+
+    @r.get("/history/{batch_id}/rejected.csv")
+    def rejected_csv(request: Request, batch_id: int, user: Viewer = Depends(viewer)) -> Response:
+        with transaction(admin.runtime.factory) as db:
+            if get_import(db, batch_id=batch_id) is None:
+                return admin.render(request, "not_found.html", user, status=404)
+        return StreamingResponse(_rejected_lines(admin, batch_id, user.language), media_type="text/csv; charset=utf-8",
+                                 headers={"Content-Disposition": f'attachment; filename="import-{batch_id}-rejected.csv"',
+                                          "Cache-Control": "no-store"})
+
     @r.post("/{token}/cancel")
     async def cancel(request: Request, token: str, user: Viewer = Depends(marketer)) -> Response:
         path = _upload_path(admin, token)
@@ -195,3 +240,21 @@ def router(admin: Admin) -> APIRouter:
         return RedirectResponse("/admin/import", status_code=303)
 
     return r
+
+
+SHOWN_REJECTED = 200  # rejected rows on the page; the download has every stored one
+
+
+def _rejected_lines(admin: Admin, batch_id: int, language: str) -> Iterator[bytes]:
+    """The stored rejected rows as CSV in the reader's language, UTF-8 with a BOM for Excel."""
+    _ = gettext_for(language)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["row", "field", "message"])
+    yield ("\ufeff" + buffer.getvalue()).encode()
+    with transaction(admin.runtime.factory) as db:
+        for n, rejection in enumerate(rejected_rows(db, batch_id=batch_id)):
+            buffer.seek(0)
+            buffer.truncate()
+            writer.writerow([rejection.row, rejection.field, neutralise(_(rejection.template, **rejection.params))])
+            yield buffer.getvalue().encode()

@@ -33,6 +33,7 @@ from sendwell.settings_edit import (
     update_settings,
 )
 from sendwell.web.admin.charts import daily_chart
+from sendwell.web.admin.labels import event_details
 from sendwell.web.admin.pages import Admin, Viewer, gettext_for
 
 LOG_SIZE = 100
@@ -49,7 +50,7 @@ def event_log(session: Session, *, kinds: tuple[str, ...], limit: int = LOG_SIZE
         .where(Event.kind.in_(kinds)).order_by(Event.occurred_at.desc(), Event.id.desc()).limit(limit))
     return [{"at": e.occurred_at, "kind": e.kind, "method": e.method, "email": address or "", "campaign": name or "",
              "campaign_id": e.campaign_id, "contact_id": e.contact_id, "ip": e.ip,
-             "detail": ", ".join(f"{k}: {v}" for k, v in sorted((e.data or {}).items()) if isinstance(v, (str, int)))}
+             **event_details(e.data)}
             for e, address, name in rows]
 
 

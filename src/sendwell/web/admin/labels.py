@@ -7,13 +7,21 @@ is shown as it is: it is the operator's word.
 
 from __future__ import annotations
 
+from typing import Any
+
+from babel import Locale, UnknownLocaleError
+
 from sendwell.contacts.lawful_basis import ALL_KINDS as CONSENT_KINDS
 from sendwell.contacts.regions import REGIONS
 from sendwell.contacts.vocabulary import DEFAULT_INDUSTRIES, DEFAULT_STAGES
+from sendwell.delivery.providers import BUILTIN_GROUPS
+from sendwell.delivery.providers import OTHER as OTHER_PROVIDERS
 from sendwell.db.models import CampaignKind, CampaignStatus, SendState, SuppressionReason
+from sendwell.feedback.classify.result import CATEGORIES as FEEDBACK_CATEGORIES
 from sendwell.insight.engagement import ENGAGEMENT_KINDS
 from sendwell.insight.rollup import ROLLED_KINDS
 from sendwell.optout.service import METHODS, REASONS
+from sendwell.segments.expression import HYGIENE_FLAGS
 
 # Event kinds people see on a contact's timeline and in the event logs (beyond the rolled-up ones).
 EVENT_KINDS = (*ROLLED_KINDS, *ENGAGEMENT_KINDS, "unsubscribe_reason", "resubscribed", "suppressed",
@@ -62,6 +70,19 @@ SEND_STATE = {"planned": "Planned", "queued": "Queued", "sending": "Sending", "s
 SUPPRESSION = {"unsubscribe": "Unsubscribed", "complaint": "Spam complaint", "hard_bounce": "Hard bounce",
                "soft_bounce_streak": "Repeated soft bounces", "sunset": "No answer to reconfirmation",
                "manual": "Added by hand", "erased": "Erased on request"}
+FEEDBACK = {"hard": "Hard bounce", "soft": "Soft bounce", "block": "Refused by the receiver",
+            "complaint": "Spam complaint", "unsubscribe": "Opt-out at the mailbox provider", "auto_reply": "Auto-reply",
+            "challenge": "Challenge to prove a person sent it", "delivered": "Delivered", "delay": "Delayed",
+            "other": "Other message"}
+ADDRESS_FLAG = {"role_address": "Role address (a team, not a person)", "disposable": "Disposable address",
+                "typo_suspected": "Suspected typo", "no_mx": "Domain takes no mail"}
+PROVIDER = {"google": "Google (Gmail)", "microsoft": "Microsoft (Outlook)", "yahoo": "Yahoo and AOL",
+            "apple": "Apple (iCloud)", "qq": "QQ Mail", "netease": "NetEase (163, 126)", "alibaba": "Alibaba Mail",
+            "zoho": "Zoho Mail", "yandex": "Yandex Mail", "mailru": "Mail.ru", "gmx": "GMX and WEB.DE",
+            "orange": "Orange Mail", "proton": "Proton Mail", "other": "Other providers"}
+# RFC 7489 §6.3: what a receiver did with mail that failed DMARC (p=).
+DMARC_DISPOSITIONS = ("none", "quarantine", "reject")
+DMARC_DISPOSITION = {"none": "Delivered as usual", "quarantine": "Sent to spam", "reject": "Rejected"}
 
 # kind → (its labels, the codes the vocabulary defines): the test checks the two agree.
 VOCABULARIES: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
@@ -76,6 +97,10 @@ VOCABULARIES: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
     "campaign_status": (CAMPAIGN_STATUS, tuple(s.value for s in CampaignStatus)),
     "send_state": (SEND_STATE, tuple(s.value for s in SendState)),
     "suppression": (SUPPRESSION, tuple(r.value for r in SuppressionReason)),
+    "feedback": (FEEDBACK, FEEDBACK_CATEGORIES),
+    "address_flag": (ADDRESS_FLAG, HYGIENE_FLAGS),
+    "provider": (PROVIDER, (*BUILTIN_GROUPS, OTHER_PROVIDERS)),
+    "dmarc_disposition": (DMARC_DISPOSITION, DMARC_DISPOSITIONS),
 }
 # The old single table, for templates that write `_(code|label)`: reasons before stages and events.
 ANY = {**EVENT, **STAGE, **REASON}
@@ -88,14 +113,41 @@ def label(kind: str, code: str | None) -> str:
     return VOCABULARIES[kind][0].get(code, code)
 
 
-def any_label(code: str | None) -> str:
-    """`|label` for a code whose vocabulary the template does not name (reasons, stages, events)."""
+def any_label(code: str | None, kind: str | None = None) -> str:
+    """`|label("region")` names the vocabulary; a bare `|label` knows reasons, stages and events."""
+    if kind is not None:
+        return label(kind, code)
     return "" if code is None else ANY.get(code, code)
+
+
+def country_name(code: str | None, language: str) -> str:
+    """A country's name in the reader's language (`DE` → 德国); an unknown code as it is."""
+    if not code:
+        return ""
+    return Locale.parse(language).territories.get(code.upper(), code)
+
+
+def language_name(code: str | None, language: str) -> str:
+    """A contact's language in the reader's language (`de` → 德语); an unknown tag as it is."""
+    if not code:
+        return ""
+    try:
+        return Locale.parse(code.replace("-", "_")).get_display_name(language) or code
+    except (ValueError, UnknownLocaleError):
+        return code
 
 
 def filters() -> dict[str, object]:
     """Jinja filters: `label` plus `<kind>_label` for every vocabulary (`{{ _(c.region|region_label) }}`)."""
-    made: dict[str, object] = {"label": any_label}
+    made: dict[str, object] = {"label": any_label, "country_name": country_name, "language_name": language_name}
     for kind in VOCABULARIES:
         made[f"{kind}_label"] = lambda code, kind=kind: label(kind, code)
     return made
+
+
+def event_details(data: dict[str, Any] | None) -> dict[str, str]:
+    """An event's data as a page shows it: the reason code (labelled), the person's own words, the rest as codes."""
+    data = data or {}
+    rest = ", ".join(f"{k}: {v}" for k, v in sorted(data.items())
+                     if isinstance(v, (str, int)) and k not in ("reason", "text"))
+    return {"reason": str(data.get("reason") or ""), "text": str(data.get("text") or ""), "detail": rest}

@@ -47,6 +47,8 @@ def gettext_for(language: str):  # type: ignore[no-untyped-def]
     catalog = translations(language if language in LANGUAGES else "en", "admin")
 
     def _(message: str, **values: object) -> str:
+        if not message:
+            return ""  # gettext("") is the catalog's header, never something to show
         text = catalog.gettext(message)
         return text % values if values else text
 
