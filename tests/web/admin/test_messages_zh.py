@@ -4,18 +4,21 @@ reader's language in the admin: Chinese for a zh_Hans user, English (as the CLI 
 from __future__ import annotations
 
 import html
+from datetime import datetime, timezone
 
 import pytest
 
 from sendwell.db.models import Alert, utcnow
 from sendwell.db.session import transaction
 from sendwell.feedback.signals import fix_for
+from sendwell.flows import run_hygiene
 from sendwell.insight.alerts import (
     REPORTED,
     Thresholds,
     check_campaign,
     raise_sender_alert,
 )
+from tests.helpers import make_contact
 from tests.insight.test_alerts import add_events, make_sent_campaign
 from tests.web.admin.conftest import page_csrf
 
@@ -106,3 +109,14 @@ def test_settings_help_and_errors_read_in_english(as_role) -> None:
     answer = client.post("/admin/settings", data={"csrf_token": page_csrf(client, "/admin/settings"),
                                                   "website": "ftp://x"})
     assert "SENDWELL_WEBSITE: &#39;ftp://x&#39; is not an http(s) URL" in answer.text
+
+
+def test_hygiene_results_read_in_chinese(as_role, runtime) -> None:
+    with transaction(runtime.factory) as s:
+        make_contact(s, email="info@importer.example")  # a role address: flagged
+        run_hygiene(s, settings=runtime.settings, now=datetime.now(timezone.utc), trigger="cli", dry_run=True)
+    chinese = text_of(as_role("viewer", "zh_Hans").get("/admin/hygiene"))
+    assert "<td>无需发送</td>" in chinese and "个无效地址已禁发" in chinese and "已记录 0" in chinese
+    assert "none needed" not in chinese and "invalid suppressed" not in chinese
+    english = text_of(as_role("marketer").get("/admin/hygiene"))
+    assert "<td>none needed</td>" in english and "0 invalid suppressed" in english and "0 recorded" in english

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from sendwell.db.models import AddressFlag, Reengagement, SchedulerLease
 from sendwell.db.session import transaction
-from sendwell.hygiene.report import summary_rows
+from sendwell.hygiene.report import summary_messages
 from sendwell.hygiene.scheduler import JOB
 from sendwell.hygiene.service import list_runs
 from sendwell.web.admin.pages import Admin, Viewer
@@ -47,7 +47,7 @@ def router(admin: Admin) -> APIRouter:
             runs: list[dict[str, Any]] = [
                 {"id": run.id, "as_of": run.as_of, "started_at": run.started_at, "finished_at": run.finished_at,
                  "dry_run": run.dry_run, "trigger": run.trigger,
-                 "rows": summary_rows(run.report) if run.report.get("jobs") else []}
+                 "rows": summary_messages(run.report) if run.report.get("jobs") else []}
                 for run in list_runs(db, limit=RUNS_SHOWN)]
             lease = db.get(SchedulerLease, JOB)
             flags = dict(db.execute(select(AddressFlag.flag, func.count()).group_by(AddressFlag.flag)).all())

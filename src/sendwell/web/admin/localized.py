@@ -8,15 +8,19 @@ from typing import Any
 from jinja2 import pass_context
 from jinja2.runtime import Context
 
-from sendwell.i18n.messages import render
+from sendwell.i18n.messages import is_message, render
 
 
 @pass_context
-def localized(context: Context, text: str, template: Any = None, params: Any = None) -> str:
-    """`{{ f.message|localized(f.template, f.params) }}`: the stored English text when there is no template
-    (rows written before templates were kept)."""
+def localized(context: Context, text: Any, template: Any = None, params: Any = None) -> str:
+    """`{{ f.message|localized(f.template, f.params) }}`, or `{{ msg|localized }}` for a message dict.
+
+    Without a template the stored English text is shown (rows written before templates were kept).
+    """
+    if template is None and is_message(text):
+        template, params = text["template"], text.get("params")
     if not isinstance(template, str) or not template:
-        return text
+        return str(text)
     translate = context.get("_")
     return render(template, params if isinstance(params, Mapping) else {},
                   translate if callable(translate) else None)
