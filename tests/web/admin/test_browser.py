@@ -180,6 +180,7 @@ def test_campaign_create_lint_error_fix_and_send(page, make_user, runtime, reque
     page.get_by_role("button", name="Save draft").click()
     page.wait_for_selector("text=Saved.")
     page.get_by_role("button", name="Send", exact=True).click()
+    page.get_by_role("button", name="Send to 3 people").click()  # the confirmation step with the plan
     page.wait_for_selector("text=Sending started.")
     assert page.locator("#campaign-status").inner_text() == "sending"
     assert int(page.locator('[data-state="queued"]').inner_text()) == 3
@@ -225,6 +226,7 @@ def test_schedule_in_the_browsers_time_zone_and_the_hygiene_and_settings_pages(c
         day = (datetime.now(timezone.utc) + timedelta(days=2)).astimezone(timezone(timedelta(hours=8)))
         page.fill("#schedule-at", day.strftime("%Y-%m-%dT09:30"))
         page.get_by_role("button", name="Schedule", exact=True).click()
+        page.get_by_role("button", name="Schedule for 1 person").click()  # after the estimate
         page.wait_for_selector("text=Scheduled.")
         assert "(Asia/Shanghai)" in page.locator("#starts-at").inner_text()
         with transaction(runtime.factory) as s:

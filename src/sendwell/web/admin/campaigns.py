@@ -8,7 +8,7 @@ transaction that is rolled back.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -24,14 +24,16 @@ from sendwell.db.models import Campaign, CampaignKind, Topic
 from sendwell.db.session import transaction
 from sendwell.delivery import progress as delivery_progress
 from sendwell.delivery.limiter import StoreUnavailable
-from sendwell.flows import schedule_sending, send_test, start_sending
+from sendwell.flows import plan_preview, schedule_sending, send_test, start_sending
 from sendwell.insight.clicks import MACHINE_SIGNS as MACHINE_SIGNS  # the report's words, also read by tests
 from sendwell.insight.clicks import OTHER_SIGN as OTHER_SIGN
 from sendwell.insight.alerts import with_messages
 from sendwell.insight.report import build_report
 from sendwell.mail.transport import make_transport
+from sendwell.policy.eligibility import skip_label
 from sendwell.segments.expression import SegmentError
 from sendwell.web.admin.pages import Admin, Viewer
+from sendwell.web.recipient.rendering import LANGUAGE_NAMES
 from sendwell.worker.queue import Queue
 
 KINDS = [k.value for k in CampaignKind]
@@ -89,7 +91,7 @@ def router(admin: Admin) -> APIRouter:
             db.expunge_all()
         return admin.render(request, "campaign.html", user, status=status, campaign=campaign, values=values,
                             kinds=KINDS, state=state, lint=report, error=error, notice=notice,
-                            test_to=test_to, paces=_paces(state))
+                            test_to=test_to, paces=_paces(state), skip_label=skip_label)
 
     def _paces(state: dict[str, Any]) -> list[dict[str, Any]] | None:
         # Each provider group's current pace while the campaign sends (delivery/throttle.py); None: store down.
@@ -183,24 +185,38 @@ def router(admin: Admin) -> APIRouter:
         except (SegmentError, CampaignError) as exc:
             return campaign_page(request, user, campaign_id, status=409, error=_problem(exc))
         get_queue().enqueue_batches(campaign_id, batches)  # after the commit, as the API does
-        return RedirectResponse(f"/admin/campaigns/{campaign_id}?sent=1", status_code=303)
+        # No batch: everyone skipped or deferred; the page says which (finished to nobody, or waiting).
+        return RedirectResponse(f"/admin/campaigns/{campaign_id}" + ("?sent=1" if batches else ""), status_code=303)
+
+    @r.get("/{campaign_id}/send-plan")
+    def send_plan(request: Request, campaign_id: int, user: Viewer = Depends(marketer)) -> Response:
+        # Send and Schedule open this step: what the send would do (the real planner, rolled
+        # back), then "Send to N people" posts to /send, or "Schedule" to /schedule.
+        at = _start_time(request.query_params) if "at" in request.query_params else None
+        if isinstance(at, str):
+            return campaign_page(request, user, campaign_id, status=400, error=at)
+        if at is not None and at <= datetime.now(timezone.utc):
+            return campaign_page(request, user, campaign_id, status=400,
+                                 error="start time: it is not in the future; send the campaign now instead")
+        try:
+            with transaction(runtime.factory) as db:
+                campaign = campaign_service.get_campaign(db, campaign_id=campaign_id)
+                if campaign.status == "paused":
+                    raise CampaignError(f"campaign {campaign_id} is paused: resume it instead")
+                plan = plan_preview(db, settings=runtime.settings, campaign_id=campaign_id, now=at)
+                db.expunge_all()
+        except (SegmentError, TemplateError, ContentError, CampaignError) as exc:
+            return campaign_page(request, user, campaign_id, status=409, error=_problem(exc))
+        return admin.render(request, "campaign_confirm.html", user, campaign=campaign, plan=plan, at=at,
+                            at_typed=request.query_params.get("at", "")[:40],
+                            zone=request.query_params.get("tz", "")[:64] or "UTC", skip_label=skip_label,
+                            language_names=LANGUAGE_NAMES)
 
     @r.post("/{campaign_id}/schedule")
     async def schedule(request: Request, campaign_id: int, user: Viewer = Depends(marketer)) -> Response:
-        # The browser sends the wall-clock time typed and its own time zone (admin.js fills `tz`).
-        form = await request.form()
-        raw, zone = str(form.get("at", ""))[:40], str(form.get("tz", "") or "UTC")[:64]
-        try:
-            tz = ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError, OSError):
-            return campaign_page(request, user, campaign_id, status=400, error=f"time zone: unknown zone {zone!r}")
-        try:
-            at = datetime.fromisoformat(raw)
-        except ValueError:
-            return campaign_page(request, user, campaign_id, status=400,
-                                 error="start time: enter a date and a time, e.g. 2026-12-01 09:00")
-        if at.tzinfo is None:
-            at = at.replace(tzinfo=tz)
+        at = _start_time(await request.form())
+        if isinstance(at, str):
+            return campaign_page(request, user, campaign_id, status=400, error=at)
         try:
             with transaction(runtime.factory) as db:
                 schedule_sending(db, settings=runtime.settings, campaign_id=campaign_id, at=at)
@@ -260,6 +276,20 @@ def router(admin: Admin) -> APIRouter:
                             engagement=data["engagement"])
 
     return r
+
+
+def _start_time(values: Any) -> datetime | str:
+    """The start time typed, in the browser's own time zone (admin.js fills `tz`); or what is wrong with it."""
+    raw, zone = str(values.get("at", ""))[:40], str(values.get("tz", "") or "UTC")[:64]
+    try:
+        tz = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return f"time zone: unknown zone {zone!r}"
+    try:
+        at = datetime.fromisoformat(raw)
+    except ValueError:
+        return "start time: enter a date and a time, e.g. 2026-12-01 09:00"
+    return at if at.tzinfo else at.replace(tzinfo=tz)
 
 
 def _args(values: dict[str, str]) -> dict[str, Any]:
