@@ -19,6 +19,8 @@ from sendwell.config import Settings
 from sendwell.content import budget
 from sendwell.content.blocks import AudienceBlocks
 from sendwell.content.brand import Brand
+from sendwell.content.brand import Brand
+from sendwell.content.brand import Brand
 from sendwell.content.footer import RecipientFacts, footer_html, footer_text, language_of
 
 _CRLF = re.compile(r"[\r\n]+")
@@ -201,6 +203,8 @@ class CompiledCampaign:
         self._settings = settings
         self._marketing = kind != "transactional"
         self._brand = brand  # the brand layout around the content (content/brand.py); the footer stays last
+        self._brand = brand  # the brand layout around the content (content/brand.py); the footer stays last
+        self._brand = brand  # the brand layout around the content (content/brand.py); the footer stays last
         # Remote stylesheets are never fetched: rendering must not reach the network.
         self._inliner = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
         # Only a style sheet has anything to inline. Without one the inliner would just parse
@@ -296,6 +300,34 @@ def as_clients_parse(html: str) -> str:
     lint checks this form, since mails without a style sheet are sent as written.
     """
     return _PARSER.inline(html)
+
+
+def with_brand(body: str, brand: Brand | None) -> str:
+    """The body inside the brand layout: its header first, its footer after the content."""
+    if brand is None or brand.empty:
+        return body
+    header, footer = brand.header(), brand.footer()
+    lower = body.lower()
+    opening = re.search(r"<body[^>]*>", lower)
+    if "<html" not in lower or opening is None:
+        return header + body + footer
+    closing = lower.rfind("</body")
+    end = closing if closing >= opening.end() else len(body)
+    return body[:opening.end()] + header + body[opening.end():end] + footer + body[end:]
+
+
+def with_brand(body: str, brand: Brand | None) -> str:
+    """The body inside the brand layout: its header first, its footer after the content."""
+    if brand is None or brand.empty:
+        return body
+    header, footer = brand.header(), brand.footer()
+    lower = body.lower()
+    opening = re.search(r"<body[^>]*>", lower)
+    if "<html" not in lower or opening is None:
+        return header + body + footer
+    closing = lower.rfind("</body")
+    end = closing if closing >= opening.end() else len(body)
+    return body[:opening.end()] + header + body[opening.end():end] + footer + body[end:]
 
 
 def with_brand(body: str, brand: Brand | None) -> str:

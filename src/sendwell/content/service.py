@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session
 
 from sendwell.config import Settings
 from sendwell.content.brand import load_brand
+from sendwell.content.brand import load_brand
+from sendwell.content.brand import load_brand
 from sendwell.content.footer import RecipientFacts
 from sendwell.content.lint import (
     Finding,

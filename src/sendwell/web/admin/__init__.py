@@ -15,6 +15,7 @@ from sendwell.web.admin import (
     dashboard,
     domain,
     dmarc_page,
+    editor_pages,
     feedback_review,
     hygiene_page,
     importing,
@@ -32,7 +33,7 @@ def mount_admin(app: FastAPI, runtime: Runtime) -> None:
     """Add the admin's routes, its static files and its two answers (sign in first; forbidden)."""
     admin = Admin(runtime)
     for module in (session_routes, dashboard, contacts, importing, campaigns, segments, insight_pages, hygiene_page,
-                   users, feedback_review, dmarc_page, domain):
+                   users, feedback_review, dmarc_page, domain, editor_pages):
         app.include_router(module.router(admin))
     app.mount("/admin/static", StaticFiles(directory=str(HERE / "static")), name="admin-static")
 

@@ -86,12 +86,13 @@ def router(admin: Admin) -> APIRouter:
                 return admin.render(request, "not_found.html", user, status=404)
             values = values or _of(campaign, topic_slug(db, campaign))
             state = delivery_progress.campaign_status(db, campaign_id=campaign_id)
+            archived = campaign_service.is_archived(db, campaign_id=campaign_id)
             if report is None and campaign.status == "draft":
                 report = lint_campaign(db, settings=runtime.settings, campaign_id=campaign_id)
             db.expunge_all()
         return admin.render(request, "campaign.html", user, status=status, campaign=campaign, values=values,
                             kinds=KINDS, state=state, lint=report, error=error, notice=notice,
-                            test_to=test_to, paces=_paces(state), skip_label=skip_label)
+                            test_to=test_to, paces=_paces(state), archived=archived, skip_label=skip_label)
 
     def _paces(state: dict[str, Any]) -> list[dict[str, Any]] | None:
         # Each provider group's current pace while the campaign sends (delivery/throttle.py); None: store down.
@@ -105,9 +106,10 @@ def router(admin: Admin) -> APIRouter:
     @r.get("")
     def campaigns(request: Request, user: Viewer = Depends(viewer)) -> Response:
         with transaction(runtime.factory) as db:
-            rows = list(db.scalars(select(Campaign).order_by(Campaign.id.desc()).limit(200)))
+            archived = bool(request.query_params.get("archived"))  # the archive, or everything else
+            rows = campaign_service.recent_campaigns(db, archived=archived)
             db.expunge_all()
-        return admin.render(request, "campaigns.html", user, campaigns=rows)
+        return admin.render(request, "campaigns.html", user, campaigns=rows, archived=archived)
 
     @r.get("/new")
     def new_form(request: Request, user: Viewer = Depends(marketer)) -> Response:
