@@ -49,3 +49,14 @@ def test_the_sender_domain_page_in_chinese_and_in_english(tmp_path: Path, db_url
         assert "nospf.example has no SPF record: Gmail, Yahoo and Microsoft reject bulk mail without SPF" in english_page
     finally:
         rt.dispose()
+
+
+def test_why_the_gate_does_not_check_reads_in_chinese(tmp_path: Path, db_url: str, dns: str, keys: Any) -> None:
+    rt = Runtime(domain_settings(tmp_path, dns, "good.example", keys[0], database_url=db_url, smtp_url="capture"))
+    try:
+        chinese = html.unescape(signed_in(rt, "admin", "zh_Hans").get("/admin/settings/domain").text)
+        assert "SMTP 处于捕获模式：邮件写入文件，没有邮箱服务商会评判该域名" in chinese
+        english_page = html.unescape(signed_in(rt, "admin").get("/admin/settings/domain").text)
+        assert "SMTP is in capture mode: mail is written to files, no mailbox provider judges the domain" in english_page
+    finally:
+        rt.dispose()

@@ -25,6 +25,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -39,6 +40,7 @@ from sendwell.deliverability.check import (
     relay_host,
 )
 from sendwell.deliverability.check import WARNING as CHECK_WARNING
+from sendwell.i18n.messages import N_, english, message
 from sendwell.segments.service import count_segment
 
 log = logging.getLogger("sendwell.deliverability")
@@ -113,13 +115,20 @@ class GateResult:
         return any(f.blocking for f in self.findings)
 
 
-def skip_reason(settings: Settings) -> str:
+def skip_message(settings: Settings) -> dict[str, Any] | None:
+    """Why the send gate does not check the domain in this setup, as a message (None when it checks)."""
     if settings.smtp_url == "capture":
-        return "SMTP is in capture mode: mail is written to files, no mailbox provider judges the domain"
+        return message(N_("SMTP is in capture mode: mail is written to files, no mailbox provider judges the domain"))
     if not settings.dns_nameservers and reserved_name(settings.sender_domain):
-        return (f"{settings.sender_domain} is a reserved name (RFC 2606 / 6761) that public DNS never serves: "
-                "nothing to check")
-    return ""
+        return message(N_("%(domain)s is a reserved name (RFC 2606 / 6761) that public DNS never serves: nothing "
+                          "to check"), domain=settings.sender_domain)
+    return None
+
+
+def skip_reason(settings: Settings) -> str:
+    """Why the send gate does not check the domain in this setup ("" when it checks)."""
+    why = skip_message(settings)
+    return english(**why) if why else ""
 
 
 def gate(session: Session, *, settings: Settings, campaign: Campaign, now: datetime | None = None) -> GateResult:

@@ -7,7 +7,7 @@ from fastapi.responses import Response
 
 from sendwell.db.session import transaction
 from sendwell.deliverability.check import BLOCKING, INFO, PASS, WARNING, sending_ips
-from sendwell.deliverability.service import cached_check, skip_reason
+from sendwell.deliverability.service import cached_check, skip_message
 from sendwell.web.admin.pages import Admin, Viewer
 
 
@@ -29,7 +29,7 @@ def router(admin: Admin) -> APIRouter:
             # Shown as stored while younger than SENDWELL_DOMAIN_CHECK_TTL; "Check now" asks DNS again.
             report = cached_check(db, settings, max_age=0 if fresh else None)
         counts = [(s, len(report.of(s))) for s in (BLOCKING, WARNING, INFO, PASS)]
-        return admin.render(request, "domain.html", user, report=report, error="", gate_skipped=skip_reason(settings),
+        return admin.render(request, "domain.html", user, report=report, error="", gate_skipped=skip_message(settings),
                             settings=settings, severities=counts)
 
     @r.get("/domain")
