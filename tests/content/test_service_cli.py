@@ -17,7 +17,7 @@ from tests.helpers import make_contact, parse_strict
 register_commands()
 
 
-def _create(session, settings, html="<p>Dear {{ first_name }}</p>", subject="New panels", segment=""):
+def _create(session, settings, html="<p>Dear {{ contact.first_name }}</p>", subject="New panels", segment=""):
     return create_campaign(session, settings=settings, name="c", subject=subject, html=html, segment=segment).id
 
 
@@ -98,7 +98,11 @@ def test_preview_for_a_contact_and_per_sample(runtime, db_settings) -> None:
 def env(tmp_path: Path, db_url: str, smtp_server) -> dict[str, str | None]:
     return {
         "SENDWELL_DATA_DIR": str(tmp_path / "data"), "SENDWELL_DATABASE_URL": db_url,
-        "SENDWELL_BASE_URL": "http://127.0.0.1:1", "SENDWELL_SECRET_KEY": None, "SENDWELL_HASH_PEPPER": None,
+        "SENDWELL_BASE_URL": "https://mail.bright-lighting.example", "SENDWELL_SECRET_KEY": None,
+        "SENDWELL_HASH_PEPPER": None, "SENDWELL_FROM": "Ningbo Bright Lighting <sales@bright-lighting.example>",
+        "SENDWELL_COMPANY_NAME": "Ningbo Bright Lighting Co., Ltd.",
+        "SENDWELL_POSTAL_ADDRESS": "88 Jiangnan Road, Ningbo 315040, China",
+        "SENDWELL_CONTACT_EMAIL": "sales@bright-lighting.example",
         "SENDWELL_SMTP_URL": smtp_server.url, "SENDWELL_QUEUE_URL": None,
         "SENDWELL_PRIVACY_URL": "https://bright-lighting.example/privacy",
     }
@@ -114,7 +118,7 @@ CSV = ("email,first_name,company,country,language\n"
        "anna@licht.example,Anna,Licht GmbH,DE,de\njoe@bulbs.example,Joe,Bulbs Inc,US,en\n")
 
 
-def _setup(tmp_path, env, html="<p>Hello {{ first_name }}</p>", subject="New panels") -> int:
+def _setup(tmp_path, env, html="<p>Hello {{ contact.first_name }}</p>", subject="New panels") -> int:
     run(env, "init")
     (tmp_path / "c.csv").write_text(CSV)
     run(env, "contacts", "import", str(tmp_path / "c.csv"), "--consent", "express", "--source", "Canton Fair")

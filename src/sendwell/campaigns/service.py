@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from sendwell.config import Settings
 from sendwell.contacts.records import ensure_topic
 from sendwell.content.render import CompiledCampaign
 from sendwell.db.models import ArchivedCampaign, Campaign, CampaignKind, CampaignStatus, Send, SendState, Topic
+from sendwell.db.models import TransactionalConfirmation
 from sendwell.policy.caps import OVER_CAP_MODES
 from sendwell.segments.expression import compile_segment
 from sendwell.segments.service import expand_references
@@ -83,6 +84,10 @@ def update_campaign(
         raise CampaignError(f"campaign {campaign_id} is {campaign.status}: only a draft can be changed")
     segment = expand_references(session, segment)  # `@'saved name'` → the saved rule, kept as a copy
     _check_campaign(settings, name=name, subject=subject, html=html, text=text, segment=segment, kind=kind)
+    if (subject, html, text, segment, kind) != (campaign.subject, campaign.html, campaign.text,
+                                                campaign.segment_expr, campaign.kind):
+        # The admin confirmed what they read: other content or audience needs a new confirmation.
+        session.execute(delete(TransactionalConfirmation).where(TransactionalConfirmation.campaign_id == campaign_id))
     campaign.name, campaign.subject, campaign.html, campaign.text = name.strip(), subject, html, text
     campaign.segment_expr, campaign.kind = segment, kind
     campaign.topic_id = ensure_topic(session, slug=topic).id if topic else None
@@ -234,7 +239,7 @@ def is_archived(session: Session, *, campaign_id: int) -> bool:
     return session.get(ArchivedCampaign, campaign_id) is not None
 
 
-def confirm_transactional(session: Session, *, campaign_id: int, email: str, role: str) -> Campaign:
+def confirm_transactional(session: Session, *, campaign_id: int, email: str, role: str) -> TransactionalConfirmation:
     """An admin confirms a draft labelled transactional is transactional; their email and the time are kept."""
     campaign = get_campaign(session, campaign_id=campaign_id)
     if role != "admin":
@@ -243,152 +248,17 @@ def confirm_transactional(session: Session, *, campaign_id: int, email: str, rol
         raise CampaignError(f"campaign {campaign_id} is {campaign.kind}, not transactional: nothing to confirm")
     if campaign.status != CampaignStatus.DRAFT.value:
         raise CampaignError(f"campaign {campaign_id} is {campaign.status}: only a draft can be confirmed")
-    campaign.transactional_confirmed_by, campaign.transactional_confirmed_at = email, _now()
+    confirmation = session.get(TransactionalConfirmation, campaign_id) or TransactionalConfirmation(
+        campaign_id=campaign_id, confirmed_by=email)
+    confirmation.confirmed_by, confirmation.confirmed_at = email, _now()
+    session.add(confirmation)
     session.flush()
-    return campaign
+    return confirmation
 
 
-def clone_campaign(session: Session, *, campaign_id: int, name: str | None = None) -> Campaign:
-    """A new draft with the campaign's content, audience and settings ("Copy of …"); no sends, no figures."""
-    source = get_campaign(session, campaign_id=campaign_id)
-    copy = Campaign(
-        name=(name or f"Copy of {source.name}").strip()[:200], subject=source.subject, html=source.html,
-        text=source.text, segment_expr=source.segment_expr, topic_id=source.topic_id, kind=source.kind,
-        over_cap=source.over_cap,
-    )
-    session.add(copy)
-    session.flush()
-    return copy
-
-
-def rename_campaign(session: Session, *, campaign_id: int, name: str) -> Campaign:
-    """Give a campaign, in any status, a new name (only the admin and reports show it)."""
-    campaign = get_campaign(session, campaign_id=campaign_id)
-    if not name.strip():
-        raise CampaignError("the campaign needs a name")
-    campaign.name = name.strip()[:200]
-    session.flush()
-    return campaign
-
-
-def delete_campaign(session: Session, *, campaign_id: int) -> None:
-    """Delete a draft that never sent; anything that sent stays (archive it instead)."""
-    campaign = get_campaign(session, campaign_id=campaign_id)
-    has_sends = session.scalar(select(Send.id).where(Send.campaign_id == campaign_id).limit(1)) is not None
-    if campaign.status != CampaignStatus.DRAFT.value or has_sends:
-        raise CampaignError(f"campaign {campaign_id} is {campaign.status}: only a draft can be deleted; "
-                            "archive a finished or cancelled campaign instead")
-    session.delete(campaign)
-    session.flush()
-
-
-def archive_campaign(session: Session, *, campaign_id: int, archived: bool = True) -> Campaign:
-    """Set a finished or cancelled campaign aside (or back): its sends and report stay as they are."""
-    campaign = get_campaign(session, campaign_id=campaign_id)
-    if campaign.status not in (CampaignStatus.FINISHED.value, CampaignStatus.CANCELLED.value):
-        raise CampaignError(f"campaign {campaign_id} is {campaign.status}: only a finished or cancelled "
-                            "campaign can be archived")
-    entry = session.get(ArchivedCampaign, campaign_id)
-    if archived and entry is None:
-        session.add(ArchivedCampaign(campaign_id=campaign_id, archived_at=_now()))
-    elif not archived and entry is not None:
-        session.delete(entry)
-    session.flush()
-    return campaign
-
-
-def is_archived(session: Session, *, campaign_id: int) -> bool:
-    """Whether the campaign was set aside with archive_campaign."""
-    return session.get(ArchivedCampaign, campaign_id) is not None
-
-
-def confirm_transactional(session: Session, *, campaign_id: int, email: str, role: str) -> Campaign:
-    """An admin confirms a draft labelled transactional is transactional; their email and the time are kept."""
-    campaign = get_campaign(session, campaign_id=campaign_id)
-    if role != "admin":
-        raise CampaignError(f"only an admin can confirm a campaign is transactional ({email} is {role})")
-    if campaign.kind != CampaignKind.TRANSACTIONAL.value:
-        raise CampaignError(f"campaign {campaign_id} is {campaign.kind}, not transactional: nothing to confirm")
-    if campaign.status != CampaignStatus.DRAFT.value:
-        raise CampaignError(f"campaign {campaign_id} is {campaign.status}: only a draft can be confirmed")
-    campaign.transactional_confirmed_by, campaign.transactional_confirmed_at = email, _now()
-    session.flush()
-    return campaign
-
-
-def recent_campaigns(session: Session, *, archived: bool = False, limit: int = 200) -> list[Campaign]:
-    """The newest campaigns, archived ones only or all but those."""
-    is_set_aside = select(ArchivedCampaign.campaign_id).where(ArchivedCampaign.campaign_id == Campaign.id).exists()
-    return list(session.scalars(select(Campaign).where(is_set_aside if archived else ~is_set_aside)
-                                .order_by(Campaign.id.desc()).limit(limit)))
-
-
-def clone_campaign(session: Session, *, campaign_id: int, name: str | None = None) -> Campaign:
-    """A new draft with the campaign's content, audience and settings ("Copy of …"); no sends, no figures."""
-    source = get_campaign(session, campaign_id=campaign_id)
-    copy = Campaign(
-        name=(name or f"Copy of {source.name}").strip()[:200], subject=source.subject, html=source.html,
-        text=source.text, segment_expr=source.segment_expr, topic_id=source.topic_id, kind=source.kind,
-        over_cap=source.over_cap,
-    )
-    session.add(copy)
-    session.flush()
-    return copy
-
-
-def rename_campaign(session: Session, *, campaign_id: int, name: str) -> Campaign:
-    """Give a campaign, in any status, a new name (only the admin and reports show it)."""
-    campaign = get_campaign(session, campaign_id=campaign_id)
-    if not name.strip():
-        raise CampaignError("the campaign needs a name")
-    campaign.name = name.strip()[:200]
-    session.flush()
-    return campaign
-
-
-def delete_campaign(session: Session, *, campaign_id: int) -> None:
-    """Delete a draft that never sent; anything that sent stays (archive it instead)."""
-    campaign = get_campaign(session, campaign_id=campaign_id)
-    has_sends = session.scalar(select(Send.id).where(Send.campaign_id == campaign_id).limit(1)) is not None
-    if campaign.status != CampaignStatus.DRAFT.value or has_sends:
-        raise CampaignError(f"campaign {campaign_id} is {campaign.status}: only a draft can be deleted; "
-                            "archive a finished or cancelled campaign instead")
-    session.delete(campaign)
-    session.flush()
-
-
-def archive_campaign(session: Session, *, campaign_id: int, archived: bool = True) -> Campaign:
-    """Set a finished or cancelled campaign aside (or back): its sends and report stay as they are."""
-    campaign = get_campaign(session, campaign_id=campaign_id)
-    if campaign.status not in (CampaignStatus.FINISHED.value, CampaignStatus.CANCELLED.value):
-        raise CampaignError(f"campaign {campaign_id} is {campaign.status}: only a finished or cancelled "
-                            "campaign can be archived")
-    entry = session.get(ArchivedCampaign, campaign_id)
-    if archived and entry is None:
-        session.add(ArchivedCampaign(campaign_id=campaign_id, archived_at=_now()))
-    elif not archived and entry is not None:
-        session.delete(entry)
-    session.flush()
-    return campaign
-
-
-def is_archived(session: Session, *, campaign_id: int) -> bool:
-    """Whether the campaign was set aside with archive_campaign."""
-    return session.get(ArchivedCampaign, campaign_id) is not None
-
-
-def confirm_transactional(session: Session, *, campaign_id: int, email: str, role: str) -> Campaign:
-    """An admin confirms a draft labelled transactional is transactional; their email and the time are kept."""
-    campaign = get_campaign(session, campaign_id=campaign_id)
-    if role != "admin":
-        raise CampaignError(f"only an admin can confirm a campaign is transactional ({email} is {role})")
-    if campaign.kind != CampaignKind.TRANSACTIONAL.value:
-        raise CampaignError(f"campaign {campaign_id} is {campaign.kind}, not transactional: nothing to confirm")
-    if campaign.status != CampaignStatus.DRAFT.value:
-        raise CampaignError(f"campaign {campaign_id} is {campaign.status}: only a draft can be confirmed")
-    campaign.transactional_confirmed_by, campaign.transactional_confirmed_at = email, _now()
-    session.flush()
-    return campaign
+def transactional_confirmation(session: Session, *, campaign_id: int) -> TransactionalConfirmation | None:
+    """Who confirmed the campaign is transactional, and when; None if nobody has (or the content changed since)."""
+    return session.get(TransactionalConfirmation, campaign_id)
 
 
 def recent_campaigns(session: Session, *, archived: bool = False, limit: int = 200) -> list[Campaign]:

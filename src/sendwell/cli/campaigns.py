@@ -12,7 +12,14 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from sendwell.campaigns.service import CampaignError, create_campaign, get_campaign, set_campaign_status
+from sendwell.access.users import get_user_by_email
+from sendwell.campaigns.service import (
+    CampaignError,
+    confirm_transactional,
+    create_campaign,
+    get_campaign,
+    set_campaign_status,
+)
 from sendwell.cli.common import emit, fail, get_settings, json_option
 from sendwell.cli.content import campaigns_lint, campaigns_preview, refuse_unsendable
 from sendwell.cli.context import get_runtime, safe_url
@@ -180,6 +187,27 @@ def campaigns_schedule(campaign_id: int, at: str, as_json: bool) -> None:
     except ComplianceError as exc:  # the sender-domain gate in schedule_sending
         print_refusal(exc, as_json)
     _status_out(runtime, campaign_id, as_json, prefix=f"scheduled for {when.isoformat()}")
+
+
+@campaigns.command("confirm-transactional")
+@click.argument("campaign_id", type=int)
+@click.option("--admin", "admin_email", required=True, metavar="EMAIL",
+              help="The confirming admin user's email (kept with the campaign as the audit).")
+@json_option
+def campaigns_confirm_transactional(campaign_id: int, admin_email: str, as_json: bool) -> None:
+    """Confirm a draft labelled transactional is transactional (admins only); sending needs it."""
+    runtime = get_runtime()
+    try:
+        with transaction(runtime.factory) as session:
+            user = get_user_by_email(session, email=admin_email)
+            if user is None or user.disabled_at is not None:
+                fail(f"--admin: no active admin user {admin_email!r} (see `sendwell users list`)")
+            confirmation = confirm_transactional(session, campaign_id=campaign_id, email=user.email, role=user.role)
+            result = {"id": campaign_id, "confirmed_by": confirmation.confirmed_by,
+                      "confirmed_at": confirmation.confirmed_at.isoformat()}
+    except CampaignError as exc:
+        fail(str(exc))
+    emit(result, as_json, f"campaign {campaign_id} confirmed as transactional by {result['confirmed_by']}")
 
 
 def _plan_out(campaign_id: int, as_json: bool) -> None:

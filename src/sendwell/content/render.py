@@ -19,8 +19,6 @@ from sendwell.config import Settings
 from sendwell.content import budget
 from sendwell.content.blocks import AudienceBlocks
 from sendwell.content.brand import Brand
-from sendwell.content.brand import Brand
-from sendwell.content.brand import Brand
 from sendwell.content.footer import RecipientFacts, footer_html, footer_text, language_of
 
 _CRLF = re.compile(r"[\r\n]+")
@@ -31,6 +29,14 @@ KNOWN_VARIABLES = frozenset({
     "contact", "first_name", "last_name", "company", "sender", "region", "industry", "stage",
     "country", "language", "unsubscribe_url", "preferences_url", "keep_url", "range", "dict", "namespace",
 })
+# The fields of `contact.` (the recipient) and `sender.` (the identity in the settings).
+CONTACT_FIELDS = frozenset({"first_name", "last_name", "company", "job_title", "industry", "country", "region",
+                            "stage", "language", "email", "tags", "custom"})
+SENDER_FIELDS = frozenset({"company", "address", "email", "phone", "website", "privacy_url"})
+# Older top-level names that still render; the lint names what to write instead, because
+# `company` is the sender's own company and was mistaken for the recipient's.
+LEGACY_VARIABLES = {"first_name": "contact.first_name", "last_name": "contact.last_name",
+                    "company": "sender.company"}
 
 
 class _BudgetedTemplate(Template):
@@ -203,8 +209,6 @@ class CompiledCampaign:
         self._settings = settings
         self._marketing = kind != "transactional"
         self._brand = brand  # the brand layout around the content (content/brand.py); the footer stays last
-        self._brand = brand  # the brand layout around the content (content/brand.py); the footer stays last
-        self._brand = brand  # the brand layout around the content (content/brand.py); the footer stays last
         # Remote stylesheets are never fetched: rendering must not reach the network.
         self._inliner = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
         # Only a style sheet has anything to inline. Without one the inliner would just parse
@@ -272,12 +276,7 @@ def template_context(contact: Any, links: Links, settings: Settings) -> dict[str
         "first_name": person["first_name"],
         "last_name": person["last_name"],
         "company": settings.company_name,  # the sender's company (kept for older templates)
-        "sender": {
-            "company": settings.company_name,
-            "email": settings.contact_email,
-            "phone": settings.contact_phone,
-            "website": settings.website,
-        },
+        "sender": sender_fields(settings),
         # Top-level audience values, what {% region %} / {% industry %} / … blocks compare with.
         "region": region,
         "industry": (contact.industry or "").casefold(),
@@ -290,6 +289,12 @@ def template_context(contact: Any, links: Links, settings: Settings) -> dict[str
     }
 
 
+def sender_fields(settings: Settings) -> dict[str, str]:
+    """`sender.*`: the identity every footer shows, for a template's own use."""
+    return {"company": settings.company_name, "address": settings.postal_address, "email": settings.contact_email,
+            "phone": settings.contact_phone, "website": settings.website, "privacy_url": settings.privacy_url}
+
+
 _PARSER = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
 
 
@@ -300,34 +305,6 @@ def as_clients_parse(html: str) -> str:
     lint checks this form, since mails without a style sheet are sent as written.
     """
     return _PARSER.inline(html)
-
-
-def with_brand(body: str, brand: Brand | None) -> str:
-    """The body inside the brand layout: its header first, its footer after the content."""
-    if brand is None or brand.empty:
-        return body
-    header, footer = brand.header(), brand.footer()
-    lower = body.lower()
-    opening = re.search(r"<body[^>]*>", lower)
-    if "<html" not in lower or opening is None:
-        return header + body + footer
-    closing = lower.rfind("</body")
-    end = closing if closing >= opening.end() else len(body)
-    return body[:opening.end()] + header + body[opening.end():end] + footer + body[end:]
-
-
-def with_brand(body: str, brand: Brand | None) -> str:
-    """The body inside the brand layout: its header first, its footer after the content."""
-    if brand is None or brand.empty:
-        return body
-    header, footer = brand.header(), brand.footer()
-    lower = body.lower()
-    opening = re.search(r"<body[^>]*>", lower)
-    if "<html" not in lower or opening is None:
-        return header + body + footer
-    closing = lower.rfind("</body")
-    end = closing if closing >= opening.end() else len(body)
-    return body[:opening.end()] + header + body[opening.end():end] + footer + body[end:]
 
 
 def with_brand(body: str, brand: Brand | None) -> str:

@@ -14,21 +14,23 @@ from sqlalchemy.orm import Session
 
 from sendwell.config import Settings
 from sendwell.content.brand import load_brand
-from sendwell.content.brand import load_brand
-from sendwell.content.brand import load_brand
 from sendwell.content.footer import RecipientFacts
 from sendwell.content.lint import (
+    RESERVED_ADDRESS_ENDINGS,
     Finding,
     LintReport,
+    lint_empty_variables,
     lint_rendered,
     lint_settings,
     lint_templates,
+    lint_transactional,
     merge,
     render_failure,
+    template_error,
 )
 from sendwell.content.recipients import recipient_facts
 from sendwell.content.render import CompiledCampaign, Links, TemplateError
-from sendwell.db.models import Campaign, Contact
+from sendwell.db.models import Campaign, Contact, TransactionalConfirmation
 from sendwell.mail.mime import build_message
 from sendwell.i18n import choose_language
 from sendwell.segments.expression import compile_segment
@@ -134,15 +136,17 @@ def lint_campaign(session: Session, *, settings: Settings, campaign_id: int) -> 
     ]
     samples = sample_recipients(session, campaign=campaign, thorough=True)
     regions = {s.contact.region for s in samples}
-    found += [(f, None) for f in lint_settings(settings, regions=regions)]
+    found += [(f, None) for f in lint_settings(settings, regions=regions, kind=campaign.kind,
+                                               real_recipients=_reaches_real_addresses(session, campaign))]
     found += [(f, None) for f in _audience_findings(session, campaign)]
+    found += [(f, None) for f in _personalisation_findings(session, settings, campaign, samples)]
     if not any(f.code == "template-syntax" for f, _ in found):
         try:
             brand = load_brand(session, base_url=settings.base_url)
             compiled = CompiledCampaign(subject=campaign.subject, html=campaign.html, text=campaign.text,
                                         settings=settings, kind=campaign.kind, brand=brand)
         except TemplateError as exc:
-            found.append((Finding("template-error", "error", str(exc), 24), None))
+            found.append((template_error(str(exc)), None))
         else:
             static_unknown = any(f.code == "unknown-variable" for f, _ in found)
             lenient: CompiledCampaign | None = None
@@ -181,8 +185,29 @@ def _audience_findings(session: Session, campaign: Campaign) -> list[Finding]:
     if not missing:
         return []
     return [Finding("data-source", "warning",
-                    f"{missing} EU/UK contact(s) in the segment have no recorded source; their data notice "
-                    "cannot say where the data came from (GDPR Art 14(2)(f))")]
+                    "%(n)s EU/UK contact(s) in the segment have no recorded source; their data notice "
+                    "cannot say where the data came from (GDPR Art 14(2)(f))", params={"n": missing})]
+
+
+def _reaches_real_addresses(session: Session, campaign: Campaign) -> bool:
+    """Whether the segment has an address outside the reserved test domains (RFC 2606, RFC 6761)."""
+    email = func.lower(Contact.email)
+    outside = [~email.endswith(ending) for ending in RESERVED_ADDRESS_ENDINGS]
+    return session.scalar(
+        select(Contact.id).where(compile_segment(campaign.segment_expr), *outside).limit(1)) is not None
+
+
+def _personalisation_findings(session: Session, settings: Settings, campaign: Campaign,
+                              samples: list[Sample]) -> list[Finding]:
+    """Variables that print empty for some samples, and a transactional label that needs an admin."""
+    found = lint_empty_variables(subject=campaign.subject, html=campaign.html, text=campaign.text,
+                                 contacts=[s.contact for s in samples], links=_links(settings, samples[0], "lint"),
+                                 settings=settings) if samples else []
+    if campaign.kind == "transactional":
+        found += lint_transactional(subject=campaign.subject, html=campaign.html, text=campaign.text,
+                                    segment=campaign.segment_expr,
+                                    confirmed=session.get(TransactionalConfirmation, campaign.id) is not None)
+    return found
 
 
 def assert_sendable(session: Session, *, settings: Settings, campaign_id: int) -> LintReport:

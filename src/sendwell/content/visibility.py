@@ -4,9 +4,11 @@ css-inline has already parsed the document as a browser would (html5ever) and mo
 stylesheet rule into `style` attributes, so inline styles and the element tree are all that
 decide here. A link counts as hidden when an ancestor (or the link) hides it: `display:none`,
 `visibility:hidden`, `opacity:0`, `mso-hide:all` (Outlook), a height, width or line height of 2 px or less with
-`overflow:hidden`, off-screen positioning, a font smaller than 6 px, a colour too close to
-the background (WCAG contrast below 1.5), a transparent colour, a `hidden` attribute, or a
-container that does not render its content (`<template>`, `<noscript>`, `<textarea>`, …).
+`overflow:hidden`, off-screen positioning (`left:-9999px`, `text-indent`, `translate`), a clip
+to nothing (`clip:rect(…)` of no area, `clip-path: inset(50%)`, `circle(0)`), a scale of zero,
+a font smaller than 6 px, a colour too close to the background (WCAG contrast below 1.5), a
+transparent colour, a `hidden` attribute, or a container that does not render its content
+(`<template>`, `<noscript>`, `<textarea>`, …).
 """
 
 from __future__ import annotations
@@ -217,6 +219,35 @@ def _clips(style: dict[str, str]) -> bool:
     return style.get("overflow", style.get("overflow-y", style.get("overflow-x", ""))) in ("hidden", "clip")
 
 
+def _clipped_away(style: dict[str, str]) -> str | None:
+    """A `clip` or `clip-path` that leaves nothing (or at most 2 px) to see."""
+    rect = re.fullmatch(r"rect\(([^)]*)\)", style.get("clip", "").strip())
+    if rect:
+        sides = [length_px(v, 16.0) for v in re.split(r"[\s,]+", rect.group(1).strip())]
+        if len(sides) == 4 and None not in sides:
+            top, right, bottom, left = sides  # type: ignore[misc]
+            if bottom - top <= 2.0 or right - left <= 2.0:  # type: ignore[operator]
+                return f"clip:{style['clip']}"
+    path = style.get("clip-path", style.get("-webkit-clip-path", "")).strip()
+    shape = re.fullmatch(r"(inset|circle|ellipse|polygon)\((.*)\)", path)
+    if not shape:
+        return None
+    kind, args = shape.group(1), shape.group(2).split(" at ")[0].split(" round ")[0]
+    values = [v for v in re.split(r"[\s,]+", args.strip()) if v]
+    if kind == "inset":
+        # Two opposite insets of 50 % or more meet: nothing is left.
+        percents = [float(v[:-1]) for v in values if re.fullmatch(r"[\d.]+%", v)]
+        if percents and (max(percents) >= 50 or (len(values) == 1 and percents[0] >= 50)):
+            return f"clip-path:{path}"
+    elif kind in ("circle", "ellipse"):
+        radii = [length_px(v, 16.0) for v in values]
+        if radii and any(r is not None and r <= 1.0 for r in radii):
+            return f"clip-path:{path}"
+    elif len({v for v in re.split(r"\s*,\s*", args.strip())}) < 3:  # a polygon of fewer than 3 distinct points
+        return f"clip-path:{path}"
+    return None
+
+
 # ---- the verdict -------------------------------------------------------------------
 def hidden_reason(node: Node) -> str | None:
     """Why a person would not see this element, or None if it is visible."""
@@ -244,7 +275,7 @@ def hidden_reason(node: Node) -> str | None:
         if _clips(st) and any(_is_tiny(st.get(p)) for p in ("height", "max-height", "width", "max-width",
                                                               "line-height")):
             return f"zero size with overflow:hidden on <{el.tag}>"
-        if st.get("position") in ("absolute", "fixed"):
+        if st.get("position") in ("absolute", "fixed", "relative"):
             for side in ("left", "top", "right", "bottom", "margin-left", "margin-top"):
                 px = length_px(st.get(side, ""), font_px)
                 if px is not None and px <= OFFSCREEN_PX:
@@ -252,10 +283,18 @@ def hidden_reason(node: Node) -> str | None:
         indent = length_px(st.get("text-indent", ""), font_px)
         if indent is not None and indent <= OFFSCREEN_PX:
             return f"text-indent:{st['text-indent']} on <{el.tag}>"
-        if re.search(r"scale\(\s*0(\.0*)?\s*[,)]", st.get("transform", "")):
-            return f"transform:scale(0) on <{el.tag}>"
-        if re.search(r"rect\(\s*0(px)?[\s,]+0(px)?[\s,]+0(px)?[\s,]+0(px)?\s*\)", st.get("clip", "")):
-            return f"clip:rect(0 0 0 0) on <{el.tag}>"
+        if margin := [side for side in ("margin-left", "margin-top")
+                      if (px := length_px(st.get(side, ""), font_px)) is not None and px <= OFFSCREEN_PX]:
+            return f"pushed off-screen ({margin[0]}:{st[margin[0]]}) on <{el.tag}>"
+        transform = st.get("transform", "")
+        if re.search(r"scale(?:[xyz]|3d)?\(\s*0*(\.0*)?\s*[,)]", transform) or re.fullmatch(r"0+(\.0*)?|\.0+", st.get("scale", "1")):
+            return f"a scale of zero on <{el.tag}>"
+        for offset in re.findall(r"translate(?:[xy]|3d)?\(\s*([^,)\s]+)", transform):
+            px = length_px(offset, font_px)
+            if px is not None and px <= OFFSCREEN_PX:
+                return f"transform:translate({offset}) off-screen on <{el.tag}>"
+        if clipped := _clipped_away(st):
+            return f"{clipped} on <{el.tag}>"
         if el.tag == "font" and el.attrs.get("size") in _FONT_TAG_PX:
             font_px = float(_FONT_TAG_PX[el.attrs["size"]])
         if "font-size" in st:
@@ -323,3 +362,17 @@ def link_visibility(html: str, url: str) -> tuple[int, list[str]]:
         else:
             reasons.append(reason)
     return visible, reasons
+
+
+def footer_hidden_reason(html: str) -> str | None:
+    """Why the system footer (identity, postal address, links) or one of its lines is hidden; None if shown."""
+    for node in parse_html(html):
+        if "sendwell-footer" not in node.attrs.get("class", "").split():
+            continue
+        for part in [node, *(n for n in node.children if n.tag == "p")]:
+            reason = hidden_reason(part)
+            if reason is None and not visible_text(part):
+                reason = "it has no visible text"
+            if reason:
+                return reason
+    return None

@@ -26,8 +26,6 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy import LargeBinary
-from sqlalchemy import LargeBinary
-from sqlalchemy import LargeBinary
 from sqlalchemy import false as sa_false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -303,86 +301,15 @@ class ArchivedCampaign(Base):
     archived_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class MailTemplate(Base):
-    """A saved mail template (subject and HTML) a campaign can start from (sendwell.content.templates)."""
+class TransactionalConfirmation(Base):
+    """An admin's word that a campaign labelled transactional is transactional (it then skips consent,
+    caps and pauses); their email and the time are the audit. Changing the content or audience drops it."""
 
-    __tablename__ = "templates"
-
-    id: Mapped[int] = mapped_column(Id, primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
-    subject: Mapped[str] = mapped_column(String(500), default="")
-    html: Mapped[str] = mapped_column(Text)
-    created_by: Mapped[str] = mapped_column(String(320), default="")  # the admin's email ("" from the CLI)
-    updated_by: Mapped[str] = mapped_column(String(320), default="")
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
-
-
-class BrandLayout(Base):
-    """The one brand layout (row id 1) put around every campaign's content at render (sendwell.content.brand)."""
-
-    __tablename__ = "brand_layout"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    logo: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)  # PNG, JPEG or GIF, size-limited
-    logo_type: Mapped[str] = mapped_column(String(20), default="")  # its media type
-    logo_version: Mapped[str] = mapped_column(String(16), default="")  # in the logo's URL: a new logo, a new URL
-    colour: Mapped[str] = mapped_column(String(7), default="")  # accent: the header's rule, #rrggbb
-    background: Mapped[str] = mapped_column(String(7), default="")  # behind the header, #rrggbb
-    header_html: Mapped[str] = mapped_column(Text, default="")
-    footer_html: Mapped[str] = mapped_column(Text, default="")
-    updated_by: Mapped[str] = mapped_column(String(320), default="")
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
-
-
-class ArchivedCampaign(Base):
-    """A finished or cancelled campaign set aside: hidden from the default list, kept with its sends and report."""
-
-    __tablename__ = "archived_campaigns"
+    __tablename__ = "transactional_confirmations"
 
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
-    archived_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
-class MailTemplate(Base):
-    """A saved mail template (subject and HTML) a campaign can start from (sendwell.content.templates)."""
-
-    __tablename__ = "templates"
-
-    id: Mapped[int] = mapped_column(Id, primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
-    subject: Mapped[str] = mapped_column(String(500), default="")
-    html: Mapped[str] = mapped_column(Text)
-    created_by: Mapped[str] = mapped_column(String(320), default="")  # the admin's email ("" from the CLI)
-    updated_by: Mapped[str] = mapped_column(String(320), default="")
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
-
-
-class BrandLayout(Base):
-    """The one brand layout (row id 1) put around every campaign's content at render (sendwell.content.brand)."""
-
-    __tablename__ = "brand_layout"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    logo: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)  # PNG, JPEG or GIF, size-limited
-    logo_type: Mapped[str] = mapped_column(String(20), default="")  # its media type
-    logo_version: Mapped[str] = mapped_column(String(16), default="")  # in the logo's URL: a new logo, a new URL
-    colour: Mapped[str] = mapped_column(String(7), default="")  # accent: the header's rule, #rrggbb
-    background: Mapped[str] = mapped_column(String(7), default="")  # behind the header, #rrggbb
-    header_html: Mapped[str] = mapped_column(Text, default="")
-    footer_html: Mapped[str] = mapped_column(Text, default="")
-    updated_by: Mapped[str] = mapped_column(String(320), default="")
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
-
-
-class ArchivedCampaign(Base):
-    """A finished or cancelled campaign set aside: hidden from the default list, kept with its sends and report."""
-
-    __tablename__ = "archived_campaigns"
-
-    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
-    archived_at: Mapped[datetime] = mapped_column(default=utcnow)
+    confirmed_by: Mapped[str] = mapped_column(String(320))
+    confirmed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class MailTemplate(Base):

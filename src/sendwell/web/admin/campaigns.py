@@ -74,6 +74,9 @@ def router(admin: Admin) -> APIRouter:
     async def marketer(request: Request) -> Viewer:
         return await admin.require(request, "marketer")
 
+    async def admin_only(request: Request) -> Viewer:
+        return await admin.require(request, "admin")
+
     def topic_slug(db: Any, campaign: Campaign) -> str:
         return (db.scalar(select(Topic.slug).where(Topic.id == campaign.topic_id)) or "") if campaign.topic_id else ""
 
@@ -87,12 +90,14 @@ def router(admin: Admin) -> APIRouter:
             values = values or _of(campaign, topic_slug(db, campaign))
             state = delivery_progress.campaign_status(db, campaign_id=campaign_id)
             archived = campaign_service.is_archived(db, campaign_id=campaign_id)
+            confirmed = campaign_service.transactional_confirmation(db, campaign_id=campaign_id)
             if report is None and campaign.status == "draft":
                 report = lint_campaign(db, settings=runtime.settings, campaign_id=campaign_id)
             db.expunge_all()
         return admin.render(request, "campaign.html", user, status=status, campaign=campaign, values=values,
                             kinds=KINDS, state=state, lint=report, error=error, notice=notice,
-                            test_to=test_to, paces=_paces(state), archived=archived, skip_label=skip_label)
+                            test_to=test_to, paces=_paces(state), archived=archived, skip_label=skip_label,
+                            confirmed=confirmed)
 
     def _paces(state: dict[str, Any]) -> list[dict[str, Any]] | None:
         # Each provider group's current pace while the campaign sends (delivery/throttle.py); None: store down.
@@ -264,6 +269,16 @@ def router(admin: Admin) -> APIRouter:
 
     for action in ("pause", "resume", "unschedule", "cancel"):
         r.add_api_route(f"/{{campaign_id}}/{action}", control(action), methods=["POST"])
+
+    @r.post("/{campaign_id}/confirm-transactional")
+    async def confirm_transactional(request: Request, campaign_id: int,
+                                    user: Viewer = Depends(admin_only)) -> Response:
+        try:
+            with transaction(runtime.factory) as db:
+                campaign_service.confirm_transactional(db, campaign_id=campaign_id, email=user.email, role=user.role)
+        except CampaignError as exc:
+            return campaign_page(request, user, campaign_id, status=409, error=str(exc))
+        return RedirectResponse(f"/admin/campaigns/{campaign_id}", status_code=303)
 
     @r.get("/{campaign_id}/report")
     def report(request: Request, campaign_id: int, user: Viewer = Depends(viewer)) -> Response:
