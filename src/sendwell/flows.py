@@ -37,6 +37,8 @@ from sendwell.delivery.progress import finish_if_done
 from sendwell.hygiene.scheduler import JOB as HYGIENE_JOB
 from sendwell.hygiene.scheduler import claim_turn, finish_turn, holder_name
 from sendwell.hygiene.service import HygieneResult, Reconfirmation, run_pass
+from sendwell.i18n.messages import english
+from sendwell.insight.alerts import schedule_failed_message
 from sendwell.segments.expression import SegmentError
 from sendwell.segments.service import count_segment
 from sendwell.webhooks.service import emit_alert
@@ -128,11 +130,11 @@ def start_due_campaigns(factory: sessionmaker[Session], *, settings: Settings,
                     continue
                 planned_for = campaign.scheduled_at
                 campaign.status, campaign.scheduled_at = CampaignStatus.DRAFT.value, None
+                text = schedule_failed_message(campaign_id=campaign_id, name=campaign.name, error=str(exc))
                 alert = Alert(kind="schedule_failed", severity="critical", campaign_id=campaign_id,
-                              message=f"Campaign {campaign_id} ({campaign.name}) did not start at its scheduled "
-                                      f"time and is a draft again: {exc}",
+                              message=english(**text),
                               data={"scheduled_at": planned_for.isoformat() if planned_for else None,
-                                    "error": str(exc)},
+                                    "error": str(exc), **text},
                               created_at=now)
                 session.add(alert)
                 session.flush()

@@ -253,6 +253,15 @@ def check_recent(session: Session, *, thresholds: Thresholds, days: int = 14) ->
     return created
 
 
+SCHEDULE_FAILED = N_("Campaign %(campaign_id)s (%(name)s) did not start at its scheduled time and is a draft "
+                     "again: %(error)s")
+
+
+def schedule_failed_message(*, campaign_id: int, name: str, error: str) -> dict[str, Any]:
+    """The message of a `schedule_failed` alert (the error stays in its own words)."""
+    return message(SCHEDULE_FAILED, campaign_id=campaign_id, name=name, error=error)
+
+
 SENDER_FAULT = "sender_fault"
 # What the provider did with the mail, mildest first: a DMARC report with disposition `none`
 # refused nothing (the mail was delivered), it only says that authentication failed.

@@ -4,14 +4,15 @@ reader's language in the admin: Chinese for a zh_Hans user, English (as the CLI 
 from __future__ import annotations
 
 import html
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from sendwell.campaigns.service import create_campaign
 from sendwell.db.models import Alert, utcnow
 from sendwell.db.session import transaction
 from sendwell.feedback.signals import fix_for
-from sendwell.flows import run_hygiene
+from sendwell.flows import run_hygiene, schedule_sending, start_due_campaigns
 from sendwell.insight.alerts import (
     REPORTED,
     Thresholds,
@@ -120,3 +121,17 @@ def test_hygiene_results_read_in_chinese(as_role, runtime) -> None:
     assert "none needed" not in chinese and "invalid suppressed" not in chinese
     english = text_of(as_role("marketer").get("/admin/hygiene"))
     assert "<td>none needed</td>" in english and "0 invalid suppressed" in english and "0 recorded" in english
+
+
+def test_a_campaign_that_could_not_start_is_explained_in_chinese(as_role, runtime) -> None:
+    start = datetime.now(timezone.utc) + timedelta(hours=1)
+    with transaction(runtime.factory) as s:
+        make_contact(s)
+        campaign = create_campaign(s, settings=runtime.settings, name="Autumn fair", subject="s", html="<p>x</p>")
+        schedule_sending(s, settings=runtime.settings, campaign_id=campaign.id, at=start)
+    runtime.replace_settings(runtime.settings.replace(postal_address=""))  # CAN-SPAM: no address, no marketing mail
+    assert start_due_campaigns(runtime.factory, settings=runtime.settings, now=start + timedelta(seconds=5)) == []
+    chinese = text_of(as_role("viewer", "zh_Hans").get("/admin/dashboard"))
+    assert f"活动 {campaign.id}（Autumn fair）没有按计划时间开始，已退回草稿：" in chinese
+    english = text_of(as_role("marketer").get("/admin/dashboard"))
+    assert f"Campaign {campaign.id} (Autumn fair) did not start at its scheduled time and is a draft again: " in english
