@@ -77,13 +77,15 @@ def test_a_saved_segment_with_spaces_in_its_name_is_used_by_a_campaign(page, mak
     assert rule == "country = DE and not tag = competitor"  # the campaign keeps its own copy of the rule
 
 
-def test_deleting_a_segment_asks_first(page, make_user, runtime) -> None:  # noqa: F811
+def test_deleting_a_segment_asks_first(page, make_user, runtime, request) -> None:  # noqa: F811
     with transaction(runtime.factory) as s:
         create_segment(s, name="Old leads", expression="stage = new_lead")
     sign_in(page, make_user("marketer"))
     page.goto("/admin/segments")
+    shoot(page, "segments", request)
     page.get_by_role("link", name="Delete Old leads").click()
     assert "Old leads" in page.locator("h1").inner_text()
+    shoot(page, "segment-delete", request)
     with transaction(runtime.factory) as s:
         assert s.scalar(select(Segment.id).where(Segment.name == "Old leads")) is not None  # nothing deleted yet
     page.get_by_role("button", name="Delete segment").click()
@@ -124,5 +126,9 @@ def test_the_users_page_fits_a_phone_and_every_page_has_a_favicon(chromium, site
         favicon = phone.request.get("/favicon.ico")  # what browsers ask every site for, recipient pages too
         assert favicon.status == 200 and favicon.headers["content-type"].startswith("image/")
         assert missing == []
+        phone.select_option("#language-select", "zh_Hans")
+        phone.get_by_role("button", name="Switch").click()
+        phone.wait_for_selector("h1:has-text('用户')")
+        shoot(phone, "users-zh_Hans-phone", request)
     finally:
         context.close()
