@@ -20,6 +20,7 @@ from sendwell.campaigns.service import (
     get_campaign,
     set_campaign_status,
 )
+from sendwell.cli.campaign_manage import COMMANDS as MANAGE_COMMANDS
 from sendwell.cli.common import emit, fail, get_settings, json_option
 from sendwell.cli.content import campaigns_lint, campaigns_preview, refuse_unsendable
 from sendwell.cli.context import get_runtime, safe_url
@@ -359,3 +360,5 @@ for _action in ("pause", "resume", "unschedule", "cancel"):
 # The content checks are `campaigns` subcommands too; they live with the content adapter.
 campaigns.add_command(campaigns_lint)
 campaigns.add_command(campaigns_preview)
+for _command in MANAGE_COMMANDS:  # clone, rename, archive, delete
+    campaigns.add_command(_command)

@@ -27,11 +27,14 @@ LOGO_PATH = "/brand/logo/"
 
 
 class BrandError(ValueError):
-    """The brand layout cannot take this value; `field` names the form field."""
+    """The brand layout cannot take this value; `field` names the form field.
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
+    `template` with `%(name)s` placeholders and `params` let the admin translate the words.
+    """
+
+    def __init__(self, field: str, template: str, **params: object) -> None:
+        super().__init__(f"{field}: {template % params}")
+        self.field, self.template, self.params = field, template, params
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,8 @@ def logo_type(data: bytes) -> str:
     if not data:
         raise BrandError("logo", "the file is empty")
     if len(data) > MAX_LOGO_BYTES:
-        raise BrandError("logo", f"the image is {len(data) // 1024} KB; the limit is {MAX_LOGO_BYTES // 1024} KB")
+        raise BrandError("logo", "the image is %(size)s KB; the limit is %(limit)s KB", size=len(data) // 1024,
+                         limit=MAX_LOGO_BYTES // 1024)
     for magic, media_type in _SIGNATURES:
         if data.startswith(magic):
             return media_type
@@ -83,7 +87,7 @@ def logo_type(data: bytes) -> str:
 def _colour(field: str, value: str) -> str:
     value = value.strip()
     if value and not _COLOUR.fullmatch(value):
-        raise BrandError(field, f"{value[:20]!r} is not a colour like #1a5fb4")
+        raise BrandError(field, "%(value)s is not a colour like #1a5fb4", value=value[:20])
     return value.lower()
 
 
@@ -97,7 +101,7 @@ def save_layout(session: Session, *, colour: str, background: str, header_html: 
     """Store the brand layout; a new `logo` (bytes) replaces the old one, `remove_logo` drops it."""
     for field, value in (("header_html", header_html), ("footer_html", footer_html)):
         if len(value) > MAX_HTML_CHARS:
-            raise BrandError(field, f"longer than {MAX_HTML_CHARS} characters")
+            raise BrandError(field, "longer than %(n)s characters", n=MAX_HTML_CHARS)
     layout = get_layout(session) or BrandLayout(id=1)
     layout.colour, layout.background = _colour("colour", colour), _colour("background", background)
     layout.header_html, layout.footer_html, layout.updated_by = header_html.strip(), footer_html.strip(), by

@@ -152,7 +152,7 @@ def router(admin: Admin) -> APIRouter:
 
     # ---------------------------------------------------------------- brand layout
     def brand_page(request: Request, user: Viewer, *, status: int = 200, error: str = "", notice: str = "",
-                   typed: dict[str, str] | None = None) -> Response:
+                   typed: dict[str, str] | None = None, params: dict[str, object] | None = None) -> Response:
         with transaction(runtime.factory) as db:
             layout = brand_service.get_layout(db)
             db.expunge_all()
@@ -161,7 +161,7 @@ def router(admin: Admin) -> APIRouter:
             "header_html": layout.header_html if layout else "", "footer_html": layout.footer_html if layout else ""}
         logo = f"{brand_service.LOGO_PATH}{layout.logo_version}" if layout and layout.logo else ""
         return admin.render(request, "brand.html", user, status=status, values=values, logo=logo, error=error,
-                            notice=notice, max_logo_kb=brand_service.MAX_LOGO_BYTES // 1024)
+                            params=params or {}, notice=notice, max_logo_kb=brand_service.MAX_LOGO_BYTES // 1024)
 
     @r.get("/admin/settings/brand")
     def brand(request: Request, user: Viewer = Depends(only_admin)) -> Response:
@@ -179,7 +179,7 @@ def router(admin: Admin) -> APIRouter:
                 brand_service.save_layout(db, logo=logo or None, remove_logo=bool(form.get("remove_logo")),
                                           by=user.email, **typed)
         except BrandError as exc:
-            return brand_page(request, user, status=400, error=str(exc), typed=typed)
+            return brand_page(request, user, status=400, error=exc.template, params=exc.params, typed=typed)
         return RedirectResponse("/admin/settings/brand?saved=1", status_code=303)
 
     @r.get("/brand/logo/{version}")
@@ -230,14 +230,14 @@ def router(admin: Admin) -> APIRouter:
         try:
             with transaction(runtime.factory) as db:
                 campaign_service.delete_campaign(db, campaign_id=campaign_id)
-        except CampaignError as exc:
+        except CampaignError:
             with transaction(runtime.factory) as db:
                 campaign = db.get(Campaign, campaign_id)
                 db.expunge_all()
             if campaign is None:
                 return not_found(request, user)
             return admin.render(request, "confirm_delete.html", user, status=409, what="campaign",
-                                name=campaign.name, status_text=campaign.status, deletable=False, error=str(exc),
+                                name=campaign.name, status_text=campaign.status, deletable=False,
                                 action=f"/admin/campaigns/{campaign_id}/delete",
                                 back=f"/admin/campaigns/{campaign_id}")
         return RedirectResponse("/admin/campaigns?deleted=1", status_code=303)

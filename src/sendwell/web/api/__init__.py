@@ -10,6 +10,7 @@ from starlette.routing import Mount
 
 from sendwell.runtime import Runtime
 from sendwell.web.api import (
+    campaign_manage,
     campaigns,
     contacts,
     domain,
@@ -36,7 +37,8 @@ def create_api(runtime: Runtime, wake: Callable[[], None] = lambda: None) -> Fas
                   docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     install_problem_handlers(api)
     require = scope_guard(runtime)
-    for module in (contacts, topics, segments, campaigns, events, suppressions, reports, feedback, domain):
+    for module in (contacts, topics, segments, campaigns, campaign_manage, events, suppressions, reports, feedback,
+                   domain):
         api.include_router(module.router(runtime, require))
     # `wake` nudges the outbox dispatcher of `sendwell serve` after a commit that queued work.
     api.include_router(webhooks.router(runtime, require, wake))
