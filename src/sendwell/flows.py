@@ -76,6 +76,8 @@ def plan_preview(session: Session, *, settings: Settings, campaign_id: int, now:
     findings that would block the send are reported in the plan, not raised.
     """
     campaign = get_campaign(session, campaign_id=campaign_id)
+    if campaign.status == CampaignStatus.PAUSED.value:  # as every send entry point refuses it
+        raise CampaignError(f"campaign {campaign_id} is paused: resume it instead")
     savepoint = session.begin_nested()  # the domain check may refresh its cached result: keep nothing
     try:
         findings = [f.as_dict() for f in lint_campaign(session, settings=settings, campaign_id=campaign_id).findings]

@@ -40,3 +40,13 @@ def test_dry_run_of_a_finished_campaign_is_a_conflict(client, admin) -> None:
     sent = client.post(f"{API}/campaigns/{campaign_id}/send", headers=admin).json()
     assert sent["status"] == "finished" and sent["total"] == 0  # nobody to mail: finished at once
     assert client.post(f"{API}/campaigns/{campaign_id}/send?dry_run=true", headers=admin).status_code == 409
+
+
+def test_dry_run_of_a_paused_campaign_is_refused_as_its_send(client, admin, runtime) -> None:
+    _audience(client, admin)
+    campaign_id = client.post(f"{API}/campaigns", headers=admin, json={
+        "name": "Paused", "subject": "New LED panels", "html": HTML}).json()["id"]
+    client.post(f"{API}/campaigns/{campaign_id}/send", headers=admin)
+    assert client.post(f"{API}/campaigns/{campaign_id}/pause", headers=admin).status_code == 200
+    refused = client.post(f"{API}/campaigns/{campaign_id}/send?dry_run=true", headers=admin)
+    assert refused.status_code == 409 and "paused" in refused.json()["detail"]

@@ -207,10 +207,8 @@ def router(admin: Admin) -> APIRouter:
                                  error="start time: it is not in the future; send the campaign now instead")
         try:
             with transaction(runtime.factory) as db:
-                campaign = campaign_service.get_campaign(db, campaign_id=campaign_id)
-                if campaign.status == "paused":
-                    raise CampaignError(f"campaign {campaign_id} is paused: resume it instead")
                 plan = plan_preview(db, settings=runtime.settings, campaign_id=campaign_id, now=at)
+                campaign = campaign_service.get_campaign(db, campaign_id=campaign_id)
                 db.expunge_all()
         except (SegmentError, TemplateError, ContentError, CampaignError) as exc:
             return campaign_page(request, user, campaign_id, status=409, error=_problem(exc))
