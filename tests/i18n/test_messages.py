@@ -8,7 +8,7 @@ from pathlib import Path
 from babel.messages.extract import extract_from_file
 
 from sendwell.i18n import translations
-from sendwell.i18n.messages import english, message, plain, render
+from sendwell.i18n.messages import coded, english, message, plain, render
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "sendwell"
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")
@@ -60,3 +60,10 @@ def test_params_that_are_messages_are_rendered_first_and_lists_are_joined() -> N
 
 def test_a_translation_whose_placeholders_do_not_fit_falls_back_to_english() -> None:
     assert render("%(n)s mails", {"n": 3}, translate=lambda s: "%(count)s 封") == "3 mails"
+
+
+def test_a_coded_param_is_the_code_in_english_and_its_label_for_a_reader() -> None:
+    text = message("driven by %(dimension)s = %(value)s", dimension=message("region"), value=coded("region", "eu"))
+    assert english(**text) == "driven by region = eu"
+    assert render(**text, translate=lambda s: {"region": "地区"}.get(s, s),
+                  label=lambda of, code: f"<{of}:{code}>") == "driven by 地区 = <region:eu>"

@@ -2,8 +2,9 @@
 
 The English text (`template % params`) goes to the CLI, the API and the logs; the admin translates the
 template and then formats it (`render`). A param that is itself a message (`{"template": …, "params": …}`,
-made by `message()`) is rendered the same way first, so codes such as a metric or a mode read in the
-reader's language; a list of messages is joined with "; ". Templates are marked with `N_()` so the
+made by `message()`) is rendered the same way first, so words such as a metric or a mode read in the
+reader's language; a list of messages is joined with "; ". A param made by `coded()` is a stored code
+(a region, a stage): English shows the code, the admin its label. Templates are marked with `N_()` so the
 catalog check (tests/i18n) finds every one of them in the code.
 """
 
@@ -13,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 Translate = Callable[[str], str]
+Label = Callable[[str, Any], str]
 
 
 def N_(template: str) -> str:  # the gettext name for "mark for the catalog, translate later"
@@ -30,23 +32,29 @@ def plain(text: str) -> dict[str, Any]:
     return message(text.replace("%", "%%"))
 
 
+def coded(vocabulary: str, code: Any) -> dict[str, Any]:
+    """A param that is a stored code of a vocabulary (a region, a stage): English shows the code, the admin its label."""
+    return {"code": code, "of": vocabulary}
+
+
 def is_message(value: Any) -> bool:
     return isinstance(value, Mapping) and isinstance(value.get("template"), str)
 
 
-def _identity(text: str) -> str:
-    return text
+def is_code(value: Any) -> bool:
+    return isinstance(value, Mapping) and "code" in value and isinstance(value.get("of"), str)
 
 
-def render(template: str, params: Mapping[str, Any] | None = None, translate: Translate | None = None) -> str:
+def render(template: str, params: Mapping[str, Any] | None = None, translate: Translate | None = None,
+           label: Label | None = None) -> str:
     """The text of `template` with `params`: English without `translate`, else each part translated first.
 
+    `label(vocabulary, code)` names a coded param for the reader (without it the code is shown).
     A translation whose placeholders do not fit the params falls back to the English text.
     """
-    tr = translate or _identity
-    values = {name: _value(value, tr) for name, value in (params or {}).items()}
+    values = {name: _value(value, translate, label) for name, value in (params or {}).items()}
     try:
-        return tr(template) % values
+        return (translate(template) if translate else template) % values
     except (KeyError, ValueError, TypeError):
         if translate is None:
             raise
@@ -58,9 +66,12 @@ def english(template: str, params: Mapping[str, Any] | None = None) -> str:
     return render(template, params)
 
 
-def _value(value: Any, tr: Translate) -> Any:
+def _value(value: Any, translate: Translate | None, label: Label | None) -> Any:
     if is_message(value):
-        return render(value["template"], value.get("params"), None if tr is _identity else tr)
+        return render(value["template"], value.get("params"), translate, label)
+    if is_code(value):
+        return label(value["of"], value["code"]) if label else value["code"]
     if isinstance(value, list) and value and all(is_message(v) for v in value):
-        return tr("; ").join(_value(v, tr) for v in value)
+        separator = translate("; ") if translate else "; "
+        return separator.join(_value(v, translate, label) for v in value)
     return value

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from sendwell.db.models import Alert, Campaign, CampaignStatus, Event
-from sendwell.i18n.messages import N_, english, message, plain
+from sendwell.i18n.messages import N_, coded, english, message, plain
 from sendwell.insight.rates import DIMENSIONS, Rates, breakdown, campaign_rates
 from sendwell.webhooks.service import emit_alert
 
@@ -63,7 +63,7 @@ class Finding:
             d = self.driver
             template = SPIKE_DRIVEN
             params.update(dimension=message(DIMENSION_LABELS.get(d["dimension"], d["dimension"])),
-                          value=d["value"], driver_rate=f"{d['rate']:.3%}", driver_count=d["count"],
+                          value=coded(d["dimension"], d["value"]), driver_rate=f"{d['rate']:.3%}", driver_count=d["count"],
                           driver_delivered=d["delivered"])
         return message(SPIKE_PAUSED, alert=message(template, **params)) if paused else message(template, **params)
 

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from sendwell.db.models import Contact, Event
-from sendwell.i18n.messages import N_, english, message
+from sendwell.i18n.messages import N_, coded, english, message
 from sendwell.insight.rates import breakdown, reasons
 
 MIN_ANSWERS = 3  # fewer survey answers than this say nothing about a group
@@ -81,10 +81,11 @@ def recommend(session: Session, *, campaign_id: int | None = None, stage_caps: d
     if hit:
         stage, count, total = hit
         cap = (stage_caps or {}).get(stage)
-        why = (message(LOWER_STAGE_CAP_WHY_CAP, count=count, total=total, stage=stage, cap=cap) if cap
-               else message(LOWER_STAGE_CAP_WHY, count=count, total=total, stage=stage))
+        named = coded("stage", stage)
+        why = (message(LOWER_STAGE_CAP_WHY_CAP, count=count, total=total, stage=named, cap=cap) if cap
+               else message(LOWER_STAGE_CAP_WHY, count=count, total=total, stage=named))
         out.append(Recommendation.of(
-            "lower_stage_cap", message(LOWER_STAGE_CAP, stage=stage), why,
+            "lower_stage_cap", message(LOWER_STAGE_CAP, stage=named), why,
             {"stage": stage, "answers": count, "of": total},
         ))
     by_industry = reasons(session, campaign_id=campaign_id, dimension="industry")["counts"]
@@ -92,8 +93,10 @@ def recommend(session: Session, *, campaign_id: int | None = None, stage_caps: d
     if hit:
         industry, count, total = hit
         out.append(Recommendation.of(
-            "review_targeting", message(REVIEW_TARGETING, industry=industry or message(UNKNOWN)),
-            message(REVIEW_TARGETING_WHY, count=count, total=total, industry=industry or message(NO_INDUSTRY)),
+            "review_targeting", message(REVIEW_TARGETING, industry=coded("industry", industry) if industry
+                                        else message(UNKNOWN)),
+            message(REVIEW_TARGETING_WHY, count=count, total=total,
+                    industry=coded("industry", industry) if industry else message(NO_INDUSTRY)),
             {"industry": industry, "answers": count, "of": total},
         ))
     never = _never_signed_up_sources(session, campaign_id=campaign_id)
@@ -107,7 +110,7 @@ def recommend(session: Session, *, campaign_id: int | None = None, stage_caps: d
     for group in breakdown(session, dimension="region", campaign_id=campaign_id):
         if group.delivered >= 50 and group.complaint_rate > 0.003:
             out.append(Recommendation.of(
-                "complaints_in_region", message(REGION_COMPLAINTS, region=group.key),
+                "complaints_in_region", message(REGION_COMPLAINTS, region=coded("region", group.key)),
                 message(REGION_COMPLAINTS_WHY, complaints=group.complained, delivered=group.delivered,
                         rate=f"{group.complaint_rate:.2%}"),
                 {"region": group.key, "complaint_rate": group.complaint_rate},

@@ -7,6 +7,7 @@ import html
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import select
 
 from sendwell.campaigns.service import create_campaign
 from sendwell.db.models import Alert, utcnow
@@ -57,11 +58,11 @@ def test_alerts_and_recommendations_read_in_chinese(as_role, alerts_and_advice) 
     client = as_role("viewer", "zh_Hans")
     page = text_of(client.get("/admin/dashboard"))
     assert "“Spring catalogue”的退订率为 2.500%（400 封中 10 封），高于严重阈值 1.000%" in page
-    assert "主要来自地区 = eu（10.000%，100 封中 10 封）；活动已暂停" in page
+    assert "主要来自地区 = 欧盟及欧洲经济区（10.000%，100 封中 10 封）；活动已暂停" in page
     assert "Google 拒收了邮件：为邮件做身份验证：用发件域名做 DKIM 签名" in page
     assert ("Microsoft 报告邮件未通过 DMARC，但仍已投递：来源 198.51.100.7 的 DKIM 未对齐：请用 "
             "d=bright-lighting.example 签名。没有邮件被拒收") in page
-    assert "减少发给“prospect”阶段的邮件" in page and "部分退订者换了职位或业务" in page
+    assert "减少发给“潜在客户”阶段的邮件" in page and "部分退订者换了职位或业务" in page
     for english in ("refused the mail", "the campaign was paused", "driven by", "Send fewer mails",
                     "normal churn", "Recipients were not suppressed"):
         assert english not in page
@@ -69,13 +70,18 @@ def test_alerts_and_recommendations_read_in_chinese(as_role, alerts_and_advice) 
     assert "活动已暂停" in report and "Google 拒收了邮件" in report and "the campaign was paused" not in report
 
 
-def test_alerts_and_recommendations_read_in_english_as_the_api_prints_them(as_role, alerts_and_advice) -> None:
+def test_alerts_and_recommendations_read_in_english_with_codes_named(as_role, runtime, alerts_and_advice) -> None:
     page = text_of(as_role("viewer").get("/admin/dashboard"))
+    # The admin names the region code as its other pages do; the stored text (CLI, API) keeps the code.
     assert (f"unsubscribe rate 2.500% (10 of 400) on campaign {alerts_and_advice} “Spring catalogue” is above the "
-            "critical threshold 1.000%; driven by region = eu (10.000%, 10 of 100); the campaign was paused") in page
+            "critical threshold 1.000%; driven by region = EU and EEA (10.000%, 10 of 100); the campaign was "
+            "paused") in page
+    with transaction(runtime.factory) as s:
+        stored = s.scalars(select(Alert.message).where(Alert.kind == "unsubscribe_spike")).one()
+    assert "driven by region = eu (10.000%, 10 of 100); the campaign was paused" in stored
     assert "Google refused the mail: authenticate the mail: DKIM-sign it with your From domain" in page
     assert "Microsoft reports that the mail failed DMARC, but delivered it: source 198.51.100.7" in page
-    assert "Send fewer mails to the “prospect” stage" in page and "Some leavers changed role or business" in page
+    assert "Send fewer mails to the “Prospect” stage" in page and "Some leavers changed role or business" in page
     assert "拒收" not in page and "活动已暂停" not in page
 
 

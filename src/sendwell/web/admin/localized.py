@@ -9,6 +9,7 @@ from jinja2 import pass_context
 from jinja2.runtime import Context
 
 from sendwell.i18n.messages import is_message, render
+from sendwell.web.admin.labels import audience_value
 
 
 @pass_context
@@ -22,5 +23,11 @@ def localized(context: Context, text: Any, template: Any = None, params: Any = N
     if not isinstance(template, str) or not template:
         return str(text)
     translate = context.get("_")
-    return render(template, params if isinstance(params, Mapping) else {},
-                  translate if callable(translate) else None)
+    translate = translate if callable(translate) else None
+    language = str(context.get("lang") or "en")
+
+    def label(vocabulary: str, code: Any) -> str:
+        named = audience_value(None if code is None else str(code), vocabulary, language)
+        return translate(named) if translate else named
+
+    return render(template, params if isinstance(params, Mapping) else {}, translate, label)
