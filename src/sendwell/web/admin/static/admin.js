@@ -19,7 +19,13 @@
                  return rates && i != null && rates[i] != null ? v + " (" + rates[i].toFixed(2) + " %)" : String(v);
                } };
     }));
-    var axes = [{}].concat(data.axes.map(function (a) {
+    // Whole days on the time axis (never hours): ticks a day, two, a week… apart, written YYYY-MM-DD's MM-DD.
+    var day = 86400;
+    var xAxis = { space: 48, incrs: [day, 2 * day, 7 * day, 14 * day, 28 * day, 91 * day],
+                  values: function (u, ticks) {
+                    return ticks.map(function (t) { return new Date(t * 1000).toISOString().slice(5, 10); });
+                  } };
+    var axes = [xAxis].concat(data.axes.map(function (a) {
       return { scale: a.scale, side: a.side, label: a.label, size: 56, grid: { show: a.side === 3 } };
     }));
     function width() { return Math.max(280, holder.clientWidth - 16); }
