@@ -32,7 +32,8 @@ def templates() -> dict[str, str]:
 def test_the_producers_mark_their_templates() -> None:
     where = set(templates().values())
     for module in ("insight/alerts.py", "insight/recommendations.py", "deliverability/check.py",
-                   "feedback/signals.py", "feedback/dmarc_store.py", "settings_edit.py"):
+                   "feedback/signals.py", "feedback/dmarc_store.py", "settings_edit.py", "hygiene/report.py",
+                   "deliverability/service.py"):
         assert module in where, module
 
 

@@ -49,6 +49,7 @@ REVIEW_TARGETING = N_("Review targeting for the %(industry)s industry")
 REVIEW_TARGETING_WHY = N_("%(count)s of %(total)s “not relevant to my business” answers came from %(industry)s. "
                           "Segment them out of general campaigns or send them content for their trade.")
 UNKNOWN = N_("unknown")
+UNKNOWN_SOURCE = N_("(unknown)")  # contacts without a recorded source
 NO_INDUSTRY = N_("contacts without an industry")
 REVIEW_CONSENT = N_("Check the consent behind “%(source)s”")
 REVIEW_CONSENT_WHY = N_("%(count)s of %(total)s people who said they never signed up came from the source "
@@ -102,9 +103,10 @@ def recommend(session: Session, *, campaign_id: int | None = None, stage_caps: d
     never = _never_signed_up_sources(session, campaign_id=campaign_id)
     if never:
         source, count, total = never
+        named: Any = message(UNKNOWN_SOURCE) if source == UNKNOWN_SOURCE else source
         out.append(Recommendation.of(
-            "review_consent_source", message(REVIEW_CONSENT, source=source),
-            message(REVIEW_CONSENT_WHY, count=count, total=total, source=source),
+            "review_consent_source", message(REVIEW_CONSENT, source=named),
+            message(REVIEW_CONSENT_WHY, count=count, total=total, source=named),
             {"source": source, "answers": count, "of": total},
         ))
     for group in breakdown(session, dimension="region", campaign_id=campaign_id):
@@ -133,7 +135,7 @@ def _never_signed_up_sources(session: Session, *, campaign_id: int | None) -> tu
     )
     if campaign_id is not None:
         query = query.where(Event.campaign_id == campaign_id)
-    counts = Counter({source or "(unknown)": n for source, n in session.execute(query)})
+    counts = Counter({source or UNKNOWN_SOURCE: n for source, n in session.execute(query)})
     total = sum(counts.values())
     if total < MIN_ANSWERS:
         return None
