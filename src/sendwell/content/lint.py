@@ -623,9 +623,14 @@ def lint_transactional(*, subject: str, html: str, text: str, segment: str, conf
                              "labelled transactional but reads as promotion (%(words)s): promotional mail is "
                              "marketing and needs consent, caps and the advertisement notice", 16,
                              params={"words": ", ".join(words[:6])}))
-    found.append(Finding("transactional-segment", WARNING,
-                         "labelled transactional but sent to a segment (%(segment)s), not in answer to a "
-                         "transaction of each recipient", 16, params={"segment": segment.strip() or "all contacts"}))
+    if segment.strip():
+        found.append(Finding("transactional-segment", WARNING,
+                             "labelled transactional but sent to a segment (%(segment)s), not in answer to a "
+                             "transaction of each recipient", 16, params={"segment": segment.strip()}))
+    else:
+        found.append(Finding("transactional-segment", WARNING,
+                             "labelled transactional but sent to every contact, not in answer to a transaction of "
+                             "each recipient", 16))
     if not confirmed:
         found.append(Finding("transactional-unconfirmed", ERROR,
                              "a transactional campaign is sent only after an admin confirms it is transactional "
