@@ -36,6 +36,10 @@ def test_references_are_expanded_to_the_saved_rules(session) -> None:
         "region = eu and (country = DE or country = FR)"
     with pytest.raises(SegmentError, match="no saved segment 'Nobody'"):
         expand_references(session, "@Nobody and country = DE")
+    create_segment(session, name="Buyers' club", expression="country = DE")
+    assert expand_references(session, reference("Buyers' club")) == "country = DE"  # @"Buyers' club"
+    with pytest.raises(SegmentError, match="not both"):
+        create_segment(session, name="""The "best" buyers' club""", expression="country = DE")
 
 
 def test_a_campaign_and_a_count_use_a_name_with_spaces(session, settings) -> None:

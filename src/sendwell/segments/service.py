@@ -98,6 +98,8 @@ def create_segment(session: Session, *, name: str, expression: str, replace: boo
     name = name.strip()
     if not name or name.startswith("@") or len(name) > 200:
         raise SegmentError("a segment name must be 1-200 characters and not start with '@'")
+    if "'" in name and '"' in name:  # a rule quotes the name with the other kind: @'…' or @"…"
+        raise SegmentError("a segment name may hold ' or \" but not both")
     expression = expand_references(session, expression)
     compile_segment(expression, vocabularies=Vocabularies.from_session(session))
     text = _text_of(expression)
