@@ -242,6 +242,19 @@ def test_promotion_labelled_transactional_warns_and_waits_for_an_admin(runtime, 
             "transactional-unconfirmed"]
 
 
+def test_saving_the_same_content_from_a_browser_keeps_the_confirmation(runtime, db_settings) -> None:
+    html = "<p>Your order 1042</p>\n<p>has shipped.</p>"
+    with transaction(runtime.factory) as s:
+        make_contact(s, country="DE", source="Fair")
+        campaign_id = _campaign(s, db_settings, html=html, kind="transactional")
+        confirm_transactional(s, campaign_id=campaign_id, email="boss@bright-lighting.example", role="admin")
+    with transaction(runtime.factory) as s:  # a form posts CRLF line ends
+        update_campaign(s, settings=db_settings, campaign_id=campaign_id, name="renamed", subject="New panels",
+                        html=html.replace("\n", "\r\n"), kind="transactional")
+    with transaction(runtime.factory) as s:
+        assert lint_campaign(s, settings=db_settings, campaign_id=campaign_id).ok
+
+
 def test_marketing_campaigns_need_no_confirmation(runtime, db_settings) -> None:
     with transaction(runtime.factory) as s:
         make_contact(s, country="DE", source="Fair")

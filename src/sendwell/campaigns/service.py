@@ -84,8 +84,12 @@ def update_campaign(
         raise CampaignError(f"campaign {campaign_id} is {campaign.status}: only a draft can be changed")
     segment = expand_references(session, segment)  # `@'saved name'` → the saved rule, kept as a copy
     _check_campaign(settings, name=name, subject=subject, html=html, text=text, segment=segment, kind=kind)
-    if (subject, html, text, segment, kind) != (campaign.subject, campaign.html, campaign.text,
-                                                campaign.segment_expr, campaign.kind):
+    def same(new: str, old: str) -> bool:  # a browser's form sends CRLF line ends
+        return new.replace("\r\n", "\n") == old.replace("\r\n", "\n")
+
+    if not all(same(new, old) for new, old in ((subject, campaign.subject), (html, campaign.html),
+                                               (text, campaign.text), (segment, campaign.segment_expr),
+                                               (kind, campaign.kind))):
         # The admin confirmed what they read: other content or audience needs a new confirmation.
         session.execute(delete(TransactionalConfirmation).where(TransactionalConfirmation.campaign_id == campaign_id))
     campaign.name, campaign.subject, campaign.html, campaign.text = name.strip(), subject, html, text
