@@ -41,8 +41,8 @@ IGNORE = "-"
 _HEADER_LOOKUP = {alias.casefold(): key for key, aliases in COLUMN_ALIASES.items() for alias in aliases}
 
 
-class ImportFileError(ValueError):
-    """The file cannot be imported; nothing was written."""
+class ImportFileError(FieldProblem):
+    """The file cannot be imported; nothing was written (a message template and its values)."""
 
 
 
@@ -143,8 +143,8 @@ def map_headers(headers: list[str], overrides: dict[str, str] | None = None) -> 
     missing = [k for k in given if k.casefold() not in present]
     if missing:
         raise ImportFileError(
-            f"--map names {', '.join(repr(m) for m in missing)}, which is not a column of the file "
-            f"(columns: {', '.join(repr(h) for h in cleaned if h)})"
+            "--map names %(missing)s, which is not a column of the file (columns: %(columns)s)",
+            missing=", ".join(repr(m) for m in missing), columns=", ".join(repr(h) for h in cleaned if h),
         )
     mapping: dict[int, str] = {}
     custom: list[str] = []
@@ -159,14 +159,15 @@ def map_headers(headers: list[str], overrides: dict[str, str] | None = None) -> 
             custom.append(name)
             continue
         if key in seen:
-            raise ImportFileError(f"header {header!r} duplicates column {seen[key]!r} (both mean {key}); "
-                               f"use --map '{header}=-' to ignore one")
+            raise ImportFileError("header %(header)r duplicates column %(other)r (both mean %(field)s); "
+                                  "use --map '%(header)s=-' to ignore one", header=header, other=seen[key], field=key)
         seen[key] = header
         mapping[index] = key
     if "email" not in seen:
         raise ImportFileError(
             "no email column: expected a header such as 'email', 'E-mail' or '邮箱' "
-            f"(or --map 'Your header=email'); found {', '.join(repr(h) for h in cleaned if h) or 'no headers'}"
+            "(or --map 'Your header=email'); found %(found)s",
+            found=", ".join(repr(h) for h in cleaned if h) or "no headers",
         )
     return mapping, custom
 

@@ -46,5 +46,6 @@ def get_import(session: Session, *, batch_id: int) -> ImportBatch | None:
 
 def rejected_rows(session: Session, *, batch_id: int) -> Iterator[ImportRejection]:
     """The stored rejected rows of a run, by row number."""
-    query = select(ImportRejection).where(ImportRejection.batch_id == batch_id)
-    yield from session.scalars(query.order_by(ImportRejection.row, ImportRejection.id).execution_options(yield_per=1000))
+    query = (select(ImportRejection).where(ImportRejection.batch_id == batch_id)
+             .order_by(ImportRejection.row, ImportRejection.id).execution_options(yield_per=1000))
+    yield from session.scalars(query)

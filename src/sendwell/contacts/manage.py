@@ -229,7 +229,8 @@ class BulkResult:
     skipped: int = 0  # left alone by the rules (a topic the contact left, no consent, suppressed)
 
 
-def chosen_ids(session: Session, *, where: ColumnElement[bool] | None = None, ids: list[int] | None = None) -> list[int]:
+def chosen_ids(session: Session, *, where: ColumnElement[bool] | None = None,
+               ids: list[int] | None = None) -> list[int]:
     """The ids of the selection: ticked ids, or every contact the filter or segment matches."""
     query = select(Contact.id).order_by(Contact.id)
     if ids is not None:

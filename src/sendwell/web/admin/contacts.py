@@ -132,6 +132,12 @@ def _reason(form: Any) -> str:
     return str(form.get("reason", "")).strip()[:MAX_REASON]
 
 
+def blank_boxes(session: Session, chosen: set[int]) -> list[manage.TopicBox]:
+    """The topic boxes of the add form (a new contact has no opt-out yet), ticked as chosen."""
+    return [manage.TopicBox(t.id, t.slug, t.name, t.id in chosen)
+            for t in session.scalars(select(Topic).order_by(Topic.name))]
+
+
 def _error_text(exc: ContactError) -> str:
     return exc.message
 
@@ -208,7 +214,7 @@ def router(admin: Admin) -> APIRouter:
     @r.get("/contacts/new")
     def new_contact(request: Request, user: Viewer = Depends(marketer)) -> Response:
         with transaction(admin.runtime.factory) as db:
-            boxes = [manage.TopicBox(t.id, t.slug, t.name, False) for t in db.scalars(select(Topic).order_by(Topic.name))]
+            boxes = blank_boxes(db, set())
         return form_page(request, user, contact=None, values={"language": "en", "stage": "new_lead"}, boxes=boxes)
 
     @r.post("/contacts/new")
@@ -228,9 +234,7 @@ def router(admin: Admin) -> APIRouter:
                 contact_id = contact.id
         except (ContactError, ValueError) as exc:
             with transaction(admin.runtime.factory) as db:
-                chosen = set(_topic_ids(form))
-                boxes = [manage.TopicBox(t.id, t.slug, t.name, t.id in chosen)
-                         for t in db.scalars(select(Topic).order_by(Topic.name))]
+                boxes = blank_boxes(db, set(_topic_ids(form)))
             message = _error_text(exc) if isinstance(exc, ContactError) else str(exc)
             return form_page(request, user, contact=None, values=values, boxes=boxes, error=message, status=400)
         return RedirectResponse(f"/admin/contacts/{contact_id}?done=added", status_code=303)

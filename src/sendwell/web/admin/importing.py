@@ -32,6 +32,7 @@ from sendwell.contacts.history import (
     rejected_rows,
 )
 from sendwell.contacts.importer import import_contacts
+from sendwell.contacts.problems import FieldProblem
 from sendwell.contacts.tabular import FileFormatError, neutralise, open_table
 from sendwell.db.models import ConsentKind
 from sendwell.db.session import transaction
@@ -95,13 +96,20 @@ def _choices(header: str) -> list[tuple[str, str]]:
     return [(f, f) for f in FIELDS] + [("custom:" + header, "custom"), (IGNORE, "ignore")]
 
 
-def _prefill(headers: list[str]) -> tuple[list[str], str]:
+def _said(exc: ValueError, language: str) -> str:
+    """An import error in the reader's language when it is a template with values, else as raised."""
+    if isinstance(exc, FieldProblem):
+        return gettext_for(language)(exc.template, **exc.params)
+    return str(exc)
+
+
+def _prefill(headers: list[str], language: str = "en") -> tuple[list[str], str]:
     """The field each column maps to, as the CLI's header detection sees it, and its error if any."""
     try:
         columns, _custom = map_headers(headers)
         error = ""
     except ImportFileError as exc:
-        columns, error = {}, str(exc)
+        columns, error = {}, _said(exc, language)
     chosen = []
     for index, header in enumerate(headers):
         field = columns.get(index)
@@ -132,7 +140,7 @@ def router(admin: Admin) -> APIRouter:
                      chosen: list[str] | None = None, error: str = "", options: dict[str, Any] | None = None,
                      report: Any = None) -> Response:
         headers = headers_of(path)
-        prefilled, detect_error = _prefill(headers)
+        prefilled, detect_error = _prefill(headers, user.language)
         name_file = path.with_suffix(".name")
         filename = name_file.read_text(encoding="utf-8") if name_file.exists() else path.name
         return admin.render(request, "import_mapping.html", user, status=status, token=token, filename=filename,
@@ -191,7 +199,8 @@ def router(admin: Admin) -> APIRouter:
                     record_import(db, filename=filename, imported_by=user.email, result=result,
                                   source=options["source"])
         except ImportFileError as exc:
-            return mapping_page(request, user, token, path, status=400, chosen=chosen, error=str(exc),
+            return mapping_page(request, user, token, path, status=400, chosen=chosen,
+                                error=_said(exc, user.language),
                                 options=options)
         if dry_run or not result.written:
             return mapping_page(request, user, token, path, chosen=chosen, options=options, report=result)
@@ -228,8 +237,9 @@ def router(admin: Admin) -> APIRouter:
         with transaction(admin.runtime.factory) as db:
             if get_import(db, batch_id=batch_id) is None:
                 return admin.render(request, "not_found.html", user, status=404)
+        name = f"import-{batch_id}-rejected.csv"
         return StreamingResponse(_rejected_lines(admin, batch_id, user.language), media_type="text/csv; charset=utf-8",
-                                 headers={"Content-Disposition": f'attachment; filename="import-{batch_id}-rejected.csv"',
+                                 headers={"Content-Disposition": f'attachment; filename="{name}"',
                                           "Cache-Control": "no-store"})
 
     @r.post("/{token}/cancel")
