@@ -61,6 +61,10 @@ def test_add_edit_bulk_tag_a_segment_and_export_it(page, make_user, runtime, req
     assert page.locator("#done").inner_text() == "The changes were saved."
     facts = page.locator(".facts").inner_text()
     assert "Lampy S.A." in facts and "fair-2026, vip" in facts
+    shoot(page, "contacts-contact", request)
+    page.get_by_role("link", name="Unsubscribe on request").click()
+    assert page.get_by_label("No more marketing mail at all").is_checked()
+    shoot(page, "contacts-unsubscribe", request)
 
     page.goto("/admin/contacts")
     page.get_by_label("Saved segment").select_option(label="China solar")
