@@ -73,6 +73,16 @@
           });
         }]
       });
+      // Accessibility (axe): the canvas frame is named after the field it edits, and the
+      // scrolling side panel can be reached with the keyboard.
+      var nameParts = function () {
+        var frame = visual && visual.Canvas.getFrameEl();
+        if (frame && area.labels.length) frame.title = area.labels[0].firstChild.textContent.trim();
+        var views = visualHolder.querySelector(".gjs-pn-views-container");
+        if (views) views.tabIndex = 0;
+      };
+      nameParts();
+      visual.on("load", nameParts);
       var before = tokens(area.value);
       if (tokens(visualHtml()) !== before) {
         stopVisual();
