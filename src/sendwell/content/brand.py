@@ -55,7 +55,7 @@ class Brand:
         """The header block: logo and header HTML on the brand background, a rule in the accent colour."""
         if not (self.logo_url or self.header_html):
             return ""
-        style = "padding:16px 0;margin:0 0 16px 0"
+        style = "padding:16px;margin:0 0 16px 0"
         if self.background:
             style += f";background:{self.background}"
         if self.colour:

@@ -8,19 +8,25 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
+from markupsafe import escape
 from starlette.datastructures import UploadFile
 
 from sendwell.campaigns import service as campaign_service
 from sendwell.campaigns.service import CampaignError
 from sendwell.content import brand as brand_service
 from sendwell.content import templates as template_service
-from sendwell.content.brand import BrandError
+from sendwell.content.brand import Brand, BrandError
+from sendwell.content.render import with_brand
 from sendwell.content.templates import MailTemplateError
 from sendwell.db.models import Campaign, MailTemplate
 from sendwell.db.session import transaction
 from sendwell.web.admin.campaigns import FIELDS, KINDS
-from sendwell.web.admin.pages import Admin, Viewer
+from sendwell.web.admin.pages import Admin, Viewer, gettext_for
 
+SAMPLE_BODY = ('<p style="color:#888">[…]</p><p style="border:1px dashed #9aa3b0;padding:24px;color:#555">'
+               '&lt;campaign content&gt;</p><p style="color:#888">[…]</p>')
+SAMPLE_PAGE = ('<!DOCTYPE html><html><head><meta charset="utf-8"></head>'
+               '<body style="font-family:Arial,Helvetica,sans-serif;line-height:1.5;color:#222">%s</body></html>')
 TEMPLATE_LIMITS = {"name": template_service.MAX_NAME, "subject": template_service.MAX_SUBJECT,
                    "html": template_service.MAX_HTML}
 
@@ -160,8 +166,13 @@ def router(admin: Admin) -> APIRouter:
             "colour": layout.colour if layout else "", "background": layout.background if layout else "",
             "header_html": layout.header_html if layout else "", "footer_html": layout.footer_html if layout else ""}
         logo = f"{brand_service.LOGO_PATH}{layout.logo_version}" if layout and layout.logo else ""
+        # What a mail looks like with the stored layout (the logo from this server, not the public URL).
+        body = SAMPLE_BODY.replace("campaign content", str(escape(gettext_for(user.language)("campaign content"))))
+        sample = with_brand(body, Brand(logo_url=logo, colour=layout.colour, background=layout.background,
+                                               header_html=layout.header_html, footer_html=layout.footer_html)
+                            ) if layout else ""
         return admin.render(request, "brand.html", user, status=status, values=values, logo=logo, error=error,
-                            params=params or {}, notice=notice, max_logo_kb=brand_service.MAX_LOGO_BYTES // 1024)
+                            params=params or {}, notice=notice, sample=sample and SAMPLE_PAGE % sample, max_logo_kb=brand_service.MAX_LOGO_BYTES // 1024)
 
     @r.get("/admin/settings/brand")
     def brand(request: Request, user: Viewer = Depends(only_admin)) -> Response:
