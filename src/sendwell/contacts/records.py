@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from sendwell.contacts.fields import normalise_email, parse_language, parse_timezone
 from sendwell.contacts.lawful_basis import LIFETIME as CONSENT_LIFETIME
+from sendwell.contacts.problems import FieldProblem
 from sendwell.contacts.regions import parse_country, region_for
 from sendwell.contacts.vocabulary import INDUSTRY, STAGE, load_vocabulary
 from sendwell.db.models import SCOPE_ALL, Consent, ConsentKind, Contact, Subscription, Suppression, Topic
@@ -33,10 +34,13 @@ EDITABLE_FIELDS = ("first_name", "last_name", "company", "job_title", "industry"
 class ContactError(ValueError):
     """A contact field is invalid; `field` names it (`items[3].email` in a bulk upsert)."""
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, template: str = "", params: dict[str, Any] | None = None) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+        # The message as a template and its values, for the admin to translate (`message` is the English).
+        self.template = template
+        self.params = params or {}
 
 
 class ContactExists(ContactError):
@@ -77,6 +81,8 @@ def clean_contact_fields(values: dict[str, Any], *, prefix: str = "", session: S
             parse = {"country": parse_country, "language": parse_language, "timezone": parse_timezone}[key]
             try:
                 out[key] = parse(str(value)) if str(value).strip() else ("en" if key == "language" else "")
+            except FieldProblem as exc:
+                raise ContactError(name, str(exc), exc.template, exc.params) from None
             except ValueError as exc:
                 raise ContactError(name, str(exc)) from None
         elif key == "tags":
@@ -99,7 +105,9 @@ def _normalised(email: str, field: str = "email") -> str:
     try:
         return normalise_email(email)
     except ValueError as exc:
-        raise ContactError(field, f"{email!r} is not a valid address: {exc}") from None
+        raise ContactError(field, f"{email!r} is not a valid address: {exc}",
+                           "%(value)s is not a valid address: %(reason)s",
+                           {"value": repr(email), "reason": str(exc)}) from None
 
 
 def find_contact(session: Session, *, pepper: bytes, email: str) -> Contact | None:
@@ -125,7 +133,8 @@ def create_contact(
     address = _normalised(email)
     existing = session.scalar(select(Contact.id).where(Contact.email_hash == hash_email(pepper, address)))
     if existing is not None:
-        raise ContactExists("email", f"a contact with this address already exists (id {existing})")
+        raise ContactExists("email", f"a contact with this address already exists (id {existing})",
+                            "a contact with this address already exists (id %(id)s)", {"id": existing})
     cleaned = clean_contact_fields(fields, session=session)
     contact = Contact(email=address, email_hash=hash_email(pepper, address), source=source[:200],
                       created_at=now or datetime.now(timezone.utc), tags=[], custom={})

@@ -213,3 +213,7 @@ def test_import_errors_are_shown_in_chinese(as_role) -> None:
     assert "未知的国家 &#39;Atlantis&#39;（请使用 ISO 代码如 DE，或国家名称）" in checked.text
     no_email = upload(client, "name,company\nAnna,Licht\n")
     assert "没有邮箱列" in no_email.text and "&#39;name&#39;, &#39;company&#39;" in no_email.text
+    token = page_csrf(client, "/admin/contacts/new")
+    bad = client.post("/admin/contacts/new", data={"csrf_token": token, "email": "li@shenzhen.example",
+                                                   "country": "Atlantis"})
+    assert bad.status_code == 400 and "未知的国家" in bad.text

@@ -37,7 +37,7 @@ from sendwell.db.session import transaction
 from sendwell.optout.service import unsubscribe_contact
 from sendwell.segments.expression import SegmentError, Vocabularies, compile_segment
 from sendwell.web.admin.labels import event_details
-from sendwell.web.admin.pages import Admin, Viewer
+from sendwell.web.admin.pages import Admin, Viewer, gettext_for
 
 PAGE_SIZE = 50
 FILTERS = ("q", "stage", "region", "industry", "segment")
@@ -138,8 +138,9 @@ def blank_boxes(session: Session, chosen: set[int]) -> list[manage.TopicBox]:
             for t in session.scalars(select(Topic).order_by(Topic.name))]
 
 
-def _error_text(exc: ContactError) -> str:
-    return exc.message
+def _error_text(exc: ContactError, language: str) -> str:
+    """A contact error in the reader's language when it is a template with values, else as raised."""
+    return gettext_for(language)(exc.template, **exc.params) if exc.template else exc.message
 
 
 def router(admin: Admin) -> APIRouter:
@@ -235,7 +236,7 @@ def router(admin: Admin) -> APIRouter:
         except (ContactError, ValueError) as exc:
             with transaction(admin.runtime.factory) as db:
                 boxes = blank_boxes(db, set(_topic_ids(form)))
-            message = _error_text(exc) if isinstance(exc, ContactError) else str(exc)
+            message = _error_text(exc, user.language) if isinstance(exc, ContactError) else str(exc)
             return form_page(request, user, contact=None, values=values, boxes=boxes, error=message, status=400)
         return RedirectResponse(f"/admin/contacts/{contact_id}?done=added", status_code=303)
 
@@ -275,7 +276,7 @@ def router(admin: Admin) -> APIRouter:
                 boxes = manage.topic_boxes(db, contact_id=contact_id)
                 db.expunge_all()
             values = dict(fields, tags=", ".join(fields["tags"]), email=found.email if found else "")
-            return form_page(request, user, contact=found, values=values, boxes=boxes, error=_error_text(exc),
+            return form_page(request, user, contact=found, values=values, boxes=boxes, error=_error_text(exc, user.language),
                              status=400)
         if refused:
             return form_page(request, user, contact=found, values=values, boxes=boxes, refused=refused)
@@ -376,7 +377,7 @@ def router(admin: Admin) -> APIRouter:
                 try:
                     result = manage.bulk_change(db, ids=ids, action=action, value=value, by=user.email)
                 except ContactError as exc:
-                    error = _error_text(exc)
+                    error = _error_text(exc, user.language)
                 else:
                     done = {"done": "bulk", "changed": result.changed, "skipped": result.skipped}
                     return RedirectResponse("/admin/contacts?" + urlencode(kept | done), status_code=303)
