@@ -182,7 +182,7 @@ def test_campaign_create_lint_error_fix_and_send(page, make_user, runtime, reque
     page.get_by_role("button", name="Send", exact=True).click()
     page.get_by_role("button", name="Send to 3 people").click()  # the confirmation step with the plan
     page.wait_for_selector("text=Sending started.")
-    assert page.locator("#campaign-status").inner_text() == "sending"
+    assert page.locator("#campaign-status").inner_text() == "Sending"
     assert int(page.locator('[data-state="queued"]').inner_text()) == 3
     page.get_by_role("link", name="Preview per region and language").click()
     assert page.locator("iframe").count() >= 3

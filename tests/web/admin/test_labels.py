@@ -52,3 +52,23 @@ def test_countries_and_languages_are_named_in_the_readers_language() -> None:
     assert country_name("DE", "zh_Hans") == "德国" and country_name("DE", "en") == "Germany"
     assert language_name("de", "zh_Hans") == "德语" and language_name("zh-Hans", "en").startswith("Chinese")
     assert country_name("", "en") == "" and language_name("xx-nonsense", "en") == "xx-nonsense"
+
+
+def test_a_breakdown_row_is_named_by_its_dimension() -> None:
+    from sendwell.web.admin.labels import audience_value
+
+    assert audience_value("other", "region", "en") == "Other regions" and audience_value("cn", "region", "en") == "China"
+    assert audience_value("DE", "country", "zh_Hans") == "德国" and audience_value("de", "language", "en") == "German"
+    assert audience_value(None, "stage", "en") == "–" and audience_value("Spring fair", "campaign", "en") == "Spring fair"
+
+
+def test_a_preview_sample_is_named_by_region_and_language() -> None:
+    from jinja2 import Environment
+
+    from sendwell.web.admin.pages import gettext_for
+
+    env = Environment()
+    env.filters.update(filters())
+    template = env.from_string("{{ s|sample_label }}")
+    assert template.render(s="eu/de", _=gettext_for("en"), lang="en") == "EU and EEA · German"
+    assert template.render(s="other/zh-Hans", _=gettext_for("zh_Hans"), lang="zh_Hans") == "其他地区 · 中文 (简体)"

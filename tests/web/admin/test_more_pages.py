@@ -18,7 +18,7 @@ def test_unsubscribes_page_counts_reasons_and_lists_the_audit_log(as_role, runti
     page = as_role("viewer").get("/admin/unsubscribes")
     assert page.status_code == 200
     assert re.search(r'data-reason="too_many">3<', page.text)  # 1 + 2 over the two days
-    assert "xss@evil.example" in page.text and "one_click" in page.text
+    assert "xss@evil.example" in page.text and "One-click unsubscribe" in page.text
     assert "Reasons by region" in page.text and XSS not in page.text
 
 

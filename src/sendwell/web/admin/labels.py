@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from babel import Locale, UnknownLocaleError
+from jinja2 import pass_context
+from jinja2.runtime import Context
 
 from sendwell.contacts.lawful_basis import ALL_KINDS as CONSENT_KINDS
 from sendwell.contacts.regions import REGIONS
@@ -137,9 +139,32 @@ def language_name(code: str | None, language: str) -> str:
         return code
 
 
+def audience_value(key: str | None, dimension: str, language: str) -> str:
+    """A breakdown row's value: a label for a vocabulary, a name for a country or language, else as stored."""
+    if not key:
+        return "–"
+    if dimension in VOCABULARIES:
+        return label(dimension, key)
+    if dimension == "country":
+        return country_name(key, language)
+    if dimension == "language":
+        return language_name(key, language)
+    return key
+
+
+@pass_context
+def sample_label(context: Context, text: str) -> str:
+    """A sample recipient `eu/de` (region/language) as the reader reads it: `EU and EEA · German`."""
+    region, _sep, language = str(text).partition("/")
+    translate = context.get("_") or (lambda message: message)
+    shown = translate(label("region", region))
+    return f"{shown} · {language_name(language, context.get('lang', 'en'))}" if language else shown
+
+
 def filters() -> dict[str, object]:
     """Jinja filters: `label` plus `<kind>_label` for every vocabulary (`{{ _(c.region|region_label) }}`)."""
-    made: dict[str, object] = {"label": any_label, "country_name": country_name, "language_name": language_name}
+    made: dict[str, object] = {"label": any_label, "country_name": country_name, "language_name": language_name,
+                               "audience_value": audience_value, "sample_label": sample_label}
     for kind in VOCABULARIES:
         made[f"{kind}_label"] = lambda code, kind=kind: label(kind, code)
     return made
