@@ -37,6 +37,8 @@ def test_an_unexpected_failure_is_a_page_in_the_users_language(app, make_user) -
 def test_the_language_switch_returns_to_a_page_a_get_can_show(as_role) -> None:
     client = as_role("marketer")
     token = page_csrf(client)
+    missing = client.get("/admin/campaigns/999999")  # a view's own 404 is the same page
+    assert missing.status_code == 404 and "<h1>Not found</h1>" in missing.text and "Back to the dashboard" in missing.text
     for sent, landed in (("/admin/campaigns/7/test", "/admin/campaigns/7"), ("/admin/import/abc/check", "/admin/import"),
                          ("/admin/contacts", "/admin/contacts"), ("//evil.example/admin", "/admin/dashboard")):
         answer = client.post("/admin/language", data={"csrf_token": token, "language": "en", "next": sent})
