@@ -90,3 +90,4 @@ def test_a_sent_mail_has_the_brand_around_the_content_and_the_compliance_footer_
                                                    "88 Jiangnan Road")]
     assert logo_at < positions[0] and positions == sorted(positions)  # the compliance footer comes last
     assert "border-bottom:3px solid #1a5fb4" in html
+    assert 'alt="Ningbo Bright Lighting Co., Ltd."' in html  # the logo says whose it is (and the lint is content)

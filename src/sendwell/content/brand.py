@@ -51,8 +51,8 @@ class Brand:
     def empty(self) -> bool:
         return not (self.logo_url or self.header_html or self.footer_html)
 
-    def header(self) -> str:
-        """The header block: logo and header HTML on the brand background, a rule in the accent colour."""
+    def header(self, *, logo_alt: str = "") -> str:
+        """The header block: logo (its alt text the sender's name) and header HTML on the brand background."""
         if not (self.logo_url or self.header_html):
             return ""
         style = "padding:16px;margin:0 0 16px 0"
@@ -60,7 +60,8 @@ class Brand:
             style += f";background:{self.background}"
         if self.colour:
             style += f";border-bottom:3px solid {self.colour}"
-        logo = (f'<img src="{escape(self.logo_url)}" alt="" style="max-height:60px;max-width:240px;border:0">'
+        logo = (f'<img src="{escape(self.logo_url)}" alt="{escape(logo_alt or "Logo")}" '
+                'style="max-height:60px;max-width:240px;border:0">'
                 if self.logo_url else "")
         return f'<div class="brand-header" style="{style}">{logo}{self.header_html}</div>'
 

@@ -242,7 +242,7 @@ class CompiledCampaign:
         except Exception as exc:  # jinja's UndefinedError and sandbox SecurityError
             raise TemplateError(f"cannot render for contact {getattr(contact, 'id', '?')}: {exc}") from exc
         footer = footer_html(contact, links, self._settings, facts, marketing=self._marketing)
-        html = _with_footer(with_brand(body_html, self._brand), footer)
+        html = _with_footer(with_brand(body_html, self._brand, logo_alt=self._settings.company_name), footer)
         if self._inline:
             html = self._inliner.inline(html)
         text = body_text.rstrip() + "\n\n" + footer_text(contact, links, self._settings, facts, marketing=self._marketing)
@@ -307,11 +307,11 @@ def as_clients_parse(html: str) -> str:
     return _PARSER.inline(html)
 
 
-def with_brand(body: str, brand: Brand | None) -> str:
+def with_brand(body: str, brand: Brand | None, *, logo_alt: str = "") -> str:
     """The body inside the brand layout: its header first, its footer after the content."""
     if brand is None or brand.empty:
         return body
-    header, footer = brand.header(), brand.footer()
+    header, footer = brand.header(logo_alt=logo_alt), brand.footer()
     lower = body.lower()
     opening = re.search(r"<body[^>]*>", lower)
     if "<html" not in lower or opening is None:

@@ -40,11 +40,17 @@ def test_templates_are_saved_from_a_campaign_edited_used_and_deleted(as_role, ru
     saved = client.post(f"/admin/campaigns/{campaign_id}/save-as-template", data={"csrf_token": token})
     assert saved.status_code == 303
     with transaction(runtime.factory) as s:
-        [template] = s.query(MailTemplate).all()
+        [template] = s.query(MailTemplate).all()  # the first, from the stored campaign
         assert (template.name, template.html, template.created_by) == (
             "Spring", "<p>Hello {{ contact.first_name }}</p>", "marketer@bright-lighting.example")
         template_id = template.id
     assert saved.headers["location"] == f"/admin/templates/{template_id}?saved=1"
+    # From the editor: the fields as they are on screen, not yet saved to the campaign.
+    typed = client.post(f"/admin/campaigns/{campaign_id}/save-as-template", data={
+        "csrf_token": token, "name": "Spring (typed)", "subject": "Typed", "html": "<p>Not saved yet</p>"})
+    with transaction(runtime.factory) as s:
+        assert s.get(MailTemplate, int(typed.headers["location"].split("/")[3].split("?")[0])).html == "<p>Not saved yet</p>"
+        assert s.get(Campaign, campaign_id).html == "<p>Hello {{ contact.first_name }}</p>"
     listing = client.get("/admin/templates").text
     assert f'data-template="{template_id}"' in listing and 'data-starter="fair_follow_up"' in listing
     changed = client.post(f"/admin/templates/{template_id}", data={

@@ -82,13 +82,18 @@ def router(admin: Admin) -> APIRouter:
 
     @r.post("/admin/campaigns/{campaign_id}/save-as-template")
     async def save_as_template(request: Request, campaign_id: int, user: Viewer = Depends(marketer)) -> Response:
-        # What is saved of the campaign (the editor saves the draft first).
-        with transaction(runtime.factory) as db:
-            campaign = db.get(Campaign, campaign_id)
-            if campaign is None:
-                return not_found(request, user)
-            template_id = template_service.create_template(
-                db, name=campaign.name, subject=campaign.subject, html=campaign.html, by=user.email).id
+        # A draft's editor sends its fields as they are on screen; otherwise the campaign as stored.
+        form = await request.form()
+        try:
+            with transaction(runtime.factory) as db:
+                campaign = db.get(Campaign, campaign_id)
+                if campaign is None:
+                    return not_found(request, user)
+                values = _template_values(form) if form.get("html") else {
+                    "name": campaign.name, "subject": campaign.subject, "html": campaign.html}
+                template_id = template_service.create_template(db, by=user.email, **values).id
+        except MailTemplateError:
+            return RedirectResponse(f"/admin/campaigns/{campaign_id}", status_code=303)
         return RedirectResponse(f"/admin/templates/{template_id}?saved=1", status_code=303)
 
     @r.get("/admin/templates/starter/{slug}")
@@ -169,8 +174,8 @@ def router(admin: Admin) -> APIRouter:
         # What a mail looks like with the stored layout (the logo from this server, not the public URL).
         body = SAMPLE_BODY.replace("campaign content", str(escape(gettext_for(user.language)("campaign content"))))
         sample = with_brand(body, Brand(logo_url=logo, colour=layout.colour, background=layout.background,
-                                               header_html=layout.header_html, footer_html=layout.footer_html)
-                            ) if layout else ""
+                                               header_html=layout.header_html, footer_html=layout.footer_html),
+                            logo_alt=runtime.settings.company_name) if layout else ""
         return admin.render(request, "brand.html", user, status=status, values=values, logo=logo, error=error,
                             params=params or {}, notice=notice, sample=sample and SAMPLE_PAGE % sample, max_logo_kb=brand_service.MAX_LOGO_BYTES // 1024)
 
