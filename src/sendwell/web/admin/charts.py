@@ -22,6 +22,7 @@ def daily_chart(days: list[dict[str, Any]], kinds: tuple[str, ...], _: Callable[
     scales = list(dict.fromkeys(SERIES[kind][2] for kind in kinds))
     return {
         "days": [d["day"] for d in days],
+        "x_label": _("Day"),  # uPlot's own default is the English "Time"
         "series": [{"key": kind, "label": _(SERIES[kind][0]), "color": SERIES[kind][1], "scale": SERIES[kind][2],
                     "values": [d[kind] for d in days]} for kind in kinds],
         "axes": [{"scale": scale, "label": _(AXES[scale]), "side": 3 if i == 0 else 1} for i, scale in enumerate(scales)],

@@ -10,7 +10,7 @@
     var xs = data.days.map(function (d) { return Date.parse(d + "T00:00:00Z") / 1000; });
     var scales = { x: { time: true } };
     data.axes.forEach(function (a) { scales[a.scale] = { range: function (u, min, max) { return [0, Math.max(4, max * 1.1)]; } }; });
-    var series = [{}].concat(data.series.map(function (s) {
+    var series = [data.x_label ? { label: data.x_label } : {}].concat(data.series.map(function (s) {
       return { label: s.label, stroke: s.color, width: 2, scale: s.scale, points: { show: xs.length < 40 },
                value: function (u, v, si, i) {
                  // The unsubscribe and complaint rates of that day, where the page sent them.
