@@ -62,7 +62,7 @@ def test_alerts_and_recommendations_read_in_chinese(as_role, alerts_and_advice) 
     assert "Google 拒收了邮件：为邮件做身份验证：用发件域名做 DKIM 签名" in page
     assert ("Microsoft 报告邮件未通过 DMARC，但仍已投递：来源 198.51.100.7 的 DKIM 未对齐：请用 "
             "d=bright-lighting.example 签名。没有邮件被拒收") in page
-    assert "减少发给“潜在客户”阶段的邮件" in page and "部分退订者换了职位或业务" in page
+    assert "减少发给“潜在客户”阶段的邮件" in page and "有 3 人处于“潜在客户”阶段" in page and "部分退订者换了职位或业务" in page
     for english in ("refused the mail", "the campaign was paused", "driven by", "Send fewer mails",
                     "normal churn", "Recipients were not suppressed"):
         assert english not in page
