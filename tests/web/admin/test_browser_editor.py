@@ -59,6 +59,7 @@ def test_a_campaign_from_a_template_is_edited_visually_linted_and_previewed(page
     shoot(page, "templates", request)
     phone(page, "templates-phone", request)
     page.locator(f'tr[data-template="{template_id}"] a', has_text="New campaign").click()
+    page.get_by_role("button", name="Visual").click()  # HTML is the first mode; the browser remembers this one
     page.wait_for_selector("#visual-editor iframe.gjs-frame")
     frame = page.frame_locator("#visual-editor iframe.gjs-frame")
     frame.locator("text=Thank you for visiting our stand").wait_for()
@@ -137,6 +138,7 @@ def test_the_brand_page_and_the_editor_in_chinese(page, make_user, runtime, requ
     shoot(page, "templates-zh_Hans", request)
     phone(page, "templates-zh_Hans-phone", request)
     page.goto(f"/admin/templates/{template_id}/use")
+    page.get_by_role("button", name="可视化").click()
     page.frame_locator("#visual-editor iframe.gjs-frame").locator("text=感谢您光临我们的展位").wait_for()
     # GrapesJS's own labels in Chinese (its zh locale) and the newsletter blocks in ours.
     assert page.locator("#visual-editor .gjs-block-label", has_text="2 栏").count() == 1

@@ -207,7 +207,8 @@
 
     var saved = null;
     try { saved = window.localStorage.getItem("sendwell-editor-mode"); } catch (e) { /* private mode */ }
-    setMode(saved === "rich" || saved === "html" ? saved : "visual");
+    // HTML first (what the page shows without JavaScript too); the browser remembers the mode last chosen.
+    setMode(saved === "rich" || saved === "visual" ? saved : "html");
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", setup);
