@@ -163,3 +163,15 @@ def test_the_report_command_prints_opens_clicks_signs_and_links(runtime) -> None
     clicks = next(line for line in out.splitlines() if line.startswith("│ clicks"))
     assert [c.strip() for c in clicks.split("│")][1:-1] == ["clicks", "3", "4", "30.00%", "1", "1"]
     assert "our 2026 panels" in out and "75%" in out
+
+
+def test_the_html_report_of_a_campaign_has_its_opens_clicks_and_links(session) -> None:
+    from sendwell.insight.report import render_html
+
+    campaign = _seed(session)
+    page = render_html(build_report(session, campaign_id=campaign.id), company="Bright <Lighting>")
+    assert "<h2>Opens and clicks</h2>" in page and "<td>clicks</td><td>3</td><td>4</td><td>30.00%</td>" in page
+    assert "<td>Image proxy (Gmail)</td><td>0</td><td>2</td>" in page
+    assert f"our 2026 panels<br>{PANELS_URL.replace('&', '&amp;')}</td><td>2</td><td>3</td>" in page
+    assert "<script" not in page
+    assert "<h2>Links</h2>" not in render_html(build_report(session), company="x")  # all campaigns: no link report

@@ -124,6 +124,8 @@ def render_html(report: dict[str, Any], *, company: str) -> str:
     sections = [f"<h1>{e(company)} — campaign report</h1>",
                 f"<p class=muted>Generated {e(report['generated_at'])}</p>",
                 "<h2>Campaigns</h2>", table(report["campaigns"], "campaign")]
+    if report.get("engagement"):
+        sections.append(_engagement_html(report["engagement"], opens=bool(report.get("opens_tracked"))))
     if report["alerts"]:
         sections.append("<h2>Alerts</h2><ul>" + "".join(
             f"<li class={e(a['severity'])}><strong>{e(a['severity'])}</strong>: {e(a['message'])}</li>"
@@ -148,3 +150,27 @@ def render_html(report: dict[str, Any], *, company: str) -> str:
              ".critical{color:#b00}.warning{color:#a60}")
     return (f"<!DOCTYPE html><html><head><meta charset=utf-8><title>{e(company)} report</title>"
             f"<style>{style}</style></head><body>{''.join(sections)}</body></html>")
+
+
+def _engagement_html(figures: dict[str, Any], *, opens: bool) -> str:
+    """One campaign's opens and clicks (people and machines apart), the machines' signs and each link, as tables."""
+    e = html.escape
+    names = ("opens", "clicks") if opens else ("clicks",)
+    rows = "".join(f"<tr><td>{name}</td><td>{figures[name]['people']}</td><td>{figures[name]['people_total']}</td>"
+                   f"<td>{figures[name]['rate']:.2%}</td><td>{figures[name]['machines']}</td>"
+                   f"<td>{figures[name]['machines_total']}</td></tr>" for name in names)
+    parts = ["<h2>Opens and clicks</h2>" if opens else "<h2>Clicks</h2>",
+             "<table><tr><th></th><th>people</th><th>their opens or clicks</th><th>rate of delivered</th>"
+             f"<th>mails machines fetched</th><th>machine fetches</th></tr>{rows}</table>"]
+    if figures["machine_reasons"]:
+        parts.append("<h3>How the machines were recognised</h3><table><tr><th>sign</th><th>mails clicked</th>"
+                     "<th>mails opened</th></tr>" + "".join(
+                         f"<tr><td>{e(r['label'])}</td><td>{r['clicked']}</td><td>{r['opened']}</td></tr>"
+                         for r in figures["machine_reasons"]) + "</table>")
+    if figures["links"]:
+        parts.append("<h2>Links</h2><table><tr><th>link</th><th>people</th><th>clicks</th><th>click rate</th>"
+                     "<th>share of people's clicks</th><th>machine clicks</th></tr>" + "".join(
+                         f"<tr><td>{e(k['label']) + '<br>' if k['label'] else ''}{e(k['url'])}</td><td>{k['people']}</td>"
+                         f"<td>{k['people_total']}</td><td>{k['click_rate']:.2%}</td><td>{k['share']:.0%}</td>"
+                         f"<td>{k['machines']}</td></tr>" for k in figures["links"]) + "</table>")
+    return "".join(parts)
