@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from sendwell.campaigns.service import create_campaign
+from sendwell.campaigns.service import confirm_transactional, create_campaign
 from sendwell.content.service import ComplianceError
 from sendwell.db.models import DomainCheck, Send
 from sendwell.db.session import transaction
@@ -81,6 +81,8 @@ def test_transactional_mail_is_never_refused(tmp_path: Path, db_url: str, dns: s
     rt = runtime_for(tmp_path, db_url, dns, keys, "nothing.example", bulk_threshold=0)
     try:
         campaign_id = campaign_with_audience(rt, 2, kind="transactional")
+        with transaction(rt.factory) as s:
+            confirm_transactional(s, campaign_id=campaign_id, email="admin@bright-lighting.example", role="admin")
         with transaction(rt.factory) as s:
             start_sending(s, settings=rt.settings, campaign_id=campaign_id)
         assert planned(rt, campaign_id) == 2

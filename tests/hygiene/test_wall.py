@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from sendwell.access.service import create_token
-from sendwell.campaigns.service import create_campaign
+from sendwell.campaigns.service import confirm_transactional, create_campaign
 from sendwell.cli.main import cli, register_commands
 from sendwell.contacts.records import ensure_topic
 from sendwell.db.models import Event, Subscription, Suppression
@@ -34,6 +34,13 @@ BLOCKED = ("unsubscribed", "complained", "bounced")
 # Caps wide open: the wall must hold by itself, not because a cap happened to skip someone.
 CAPS = "new_lead=1000/1d,prospect=1000/1d,customer=1000/1d"
 HTML = "<p>Hello {{ first_name }}, our new LED panels.</p><p><a href=\"{{ keep_url }}\">Keep</a></p>"
+
+
+def confirm_if_transactional(rt: Runtime, campaign_id: int, kind: str) -> None:
+    """A campaign labelled transactional is sent only once an admin has confirmed it is."""
+    if kind == "transactional":
+        with transaction(rt.factory) as s:
+            confirm_transactional(s, campaign_id=campaign_id, email="admin@bright-lighting.example", role="admin")
 
 
 def test_no_entry_point_and_no_kind_mails_an_opted_out_contact(tmp_path, db_url, smtp_server,
@@ -80,6 +87,7 @@ def test_no_entry_point_and_no_kind_mails_an_opted_out_contact(tmp_path, db_url,
         made = runner.invoke(cli, ["campaigns", "create", "--name", subject, "--subject", subject, "--html",
                                    str(html_file), "--kind", kind, "--json"], env=env)
         assert made.exit_code == 0, made.output
+        confirm_if_transactional(rt, json.loads(made.output)["id"], kind)
         sent = runner.invoke(cli, ["campaigns", "send", str(json.loads(made.output)["id"]), "--wait", "--json"],
                              env=env)
         assert sent.exit_code == 0, sent.output
@@ -90,6 +98,8 @@ def test_no_entry_point_and_no_kind_mails_an_opted_out_contact(tmp_path, db_url,
         subject = f"wall flow {kind}"
         with transaction(rt.factory) as s:
             campaign = create_campaign(s, settings=settings, name=subject, subject=subject, html=HTML, kind=kind)
+        confirm_if_transactional(rt, campaign.id, kind)
+        with transaction(rt.factory) as s:
             start_sending(s, settings=settings, campaign_id=campaign.id)
         deliver_all(rt, [campaign.id])
         expected.append(subject)
@@ -103,6 +113,7 @@ def test_no_entry_point_and_no_kind_mails_an_opted_out_contact(tmp_path, db_url,
         made = client.post("/api/v1/campaigns", headers=auth,
                            json={"name": subject, "subject": subject, "html": HTML, "kind": kind})
         assert made.status_code == 201, made.text
+        confirm_if_transactional(rt, made.json()["id"], kind)
         sent = client.post(f"/api/v1/campaigns/{made.json()['id']}/send", headers=auth)
         assert sent.status_code == 200, sent.text
         deliver_all(rt, [made.json()["id"]])
