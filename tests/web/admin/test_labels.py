@@ -72,3 +72,14 @@ def test_a_preview_sample_is_named_by_region_and_language() -> None:
     template = env.from_string("{{ s|sample_label }}")
     assert template.render(s="eu/de", _=gettext_for("en"), lang="en") == "EU and EEA · German"
     assert template.render(s="other/zh-Hans", _=gettext_for("zh_Hans"), lang="zh_Hans") == "其他地区 · 中文 (简体)"
+
+
+def test_an_events_data_shows_labels_words_and_codes_but_not_its_references() -> None:
+    from sendwell.web.admin.labels import event_details
+
+    assert event_details({"reason": "too_many", "text": "Zu viele Mails"}) == {
+        "reason": "too_many", "text": "Zu viele Mails", "category": "", "detail": ""}
+    bounce = event_details({"classification": "hard", "category": "hard", "status": "5.1.1", "reason": "user unknown",
+                            "raw_ref": "sha256:0123abcd", "matched_by": "verp", "recipient": "a@b.example"})
+    assert bounce == {"reason": "", "text": "user unknown", "category": "hard", "detail": "status: 5.1.1"}
+    assert event_details(None) == {"reason": "", "text": "", "category": "", "detail": ""}

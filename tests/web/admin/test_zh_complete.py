@@ -256,7 +256,9 @@ def seed(runtime) -> None:  # type: ignore[no-untyped-def]
         s.add(draft)
         s.flush()
         for kind, data in (("unsubscribed", None), ("unsubscribe_reason", {"reason": "other", "text": "Weg"}),
-                           ("resubscribed", None), ("clicked", None), ("complained", None)):
+                           ("resubscribed", None), ("clicked", None), ("complained", None),
+                           ("bounced", {"category": "hard", "status": "5.1.1", "reason": "user unknown",
+                                        "raw_ref": "sha256:0123abcd", "matched_by": "verp"})):
             s.add(Event(kind=kind, contact_id=contact.id, campaign_id=finished.id, data=data,
                         method="one_click" if kind == "unsubscribed" else None))
         other = make_contact(s)  # a forged bounce names it: one report to review
@@ -366,7 +368,10 @@ RAW_CODE = re.compile(r"\b(None|one_click|new_lead|sha256:\S*|[a-z]+_[a-z_]+|SEN
 
 
 def test_the_english_admin_shows_labels_not_raw_codes(as_role, app, seeded) -> None:
-    shown = {(page, code) for page, html in pages(as_role("admin"), app) if html is not None
+    read = [(page, html) for page, html in pages(as_role("admin"), app) if html is not None]
+    shown = {(page, code) for page, html in read
              for piece in visible_text(html) for code in RAW_CODE.findall(NOT_WORDS.sub(" ", piece))}
+    # An inbound report's reference is evidence for audits, not even a code to show.
+    shown |= {(page, "sha256:") for page, html in read if "sha256:" in html}
     assert sorted(shown - PENDING_CODES) == []
     assert sorted(PENDING_CODES - shown) == [], "closed: take these out of PENDING_CODES"

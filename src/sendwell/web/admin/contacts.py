@@ -57,6 +57,7 @@ class Moment:
     method: str = ""
     reason: str = ""
     text: str = ""  # the person's own words
+    category: str = ""  # a bounce's or complaint's feedback category
     skip: str = ""
 
 

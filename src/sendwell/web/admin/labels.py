@@ -170,9 +170,24 @@ def filters() -> dict[str, object]:
     return made
 
 
+# Evidence kept with a bounce or complaint for audits, not for reading: references, how it was matched.
+_EVIDENCE_ONLY = frozenset({"raw_ref", "matched_by", "recipient", "source", "reply_code", "diagnostic", "classification",
+                            "review_id", "send_id", "campaign_id"})
+
+
 def event_details(data: dict[str, Any] | None) -> dict[str, str]:
-    """An event's data as a page shows it: the reason code (labelled), the person's own words, the rest as codes."""
+    """An event's data as a page shows it.
+
+    `reason` is an unsubscribe reason code (labelled), `category` a feedback category (labelled),
+    `text` words a person or a receiving server wrote (shown as written), `detail` the remaining
+    codes (a status such as 5.1.1, a feedback type).
+    """
     data = data or {}
-    rest = ", ".join(f"{k}: {v}" for k, v in sorted(data.items())
-                     if isinstance(v, (str, int)) and k not in ("reason", "text"))
-    return {"reason": str(data.get("reason") or ""), "text": str(data.get("text") or ""), "detail": rest}
+    reason = str(data.get("reason") or "")
+    words = [str(data[k]) for k in ("text",) if data.get(k)]
+    if reason and reason not in REASON:  # a bounce's reason is the receiver's own words
+        words.insert(0, reason)
+        reason = ""
+    rest = ", ".join(f"{k}: {v}" for k, v in sorted(data.items()) if isinstance(v, (str, int)) and v != ""
+                     and k not in ("reason", "text", "category", *_EVIDENCE_ONLY))
+    return {"reason": reason, "text": " · ".join(words), "category": str(data.get("category") or ""), "detail": rest}
