@@ -375,3 +375,11 @@ def test_the_english_admin_shows_labels_not_raw_codes(as_role, app, seeded) -> N
     shown |= {(page, "sha256:") for page, html in read if "sha256:" in html}
     assert sorted(shown - PENDING_CODES) == []
     assert sorted(PENDING_CODES - shown) == [], "closed: take these out of PENDING_CODES"
+
+
+def test_a_refusal_reads_in_the_readers_language(as_role) -> None:
+    client = as_role("viewer", language="zh_Hans")
+    refused = client.post("/admin/segments", data={"csrf_token": page_csrf(client), "name": "x", "expression": "x"})
+    assert refused.status_code == 403
+    assert "您的角色（只读用户）无权执行此操作，需要营销人员权限" in refused.text
+    assert "does not allow" not in refused.text

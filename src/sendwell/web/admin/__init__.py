@@ -48,7 +48,10 @@ def mount_admin(app: FastAPI, runtime: Runtime) -> None:
     async def forbidden(request: Request, exc: Forbidden) -> HTMLResponse:
         # No navigation on this page: it may answer a forged request, so it offers no token.
         lang = page_language(request, viewer_or_none(admin, request))
-        context = {"message": exc.message, "_": gettext_for(lang), "lang": lang, "html_lang": lang.replace("_", "-"),
+        _ = gettext_for(lang)
+        # Values that are codes (a role) are catalog words too; anything else is shown as it is.
+        message = _(exc.template, **{k: _(v) if isinstance(v, str) else v for k, v in exc.params.items()})
+        context = {"message": message, "_": _, "lang": lang, "html_lang": lang.replace("_", "-"),
                    "csrf": "", "user": None, "path": request.url.path}
         return TEMPLATES.TemplateResponse(request, "forbidden.html", context, status_code=403,
                                           headers=security_headers())

@@ -36,9 +36,12 @@ class NotSignedIn(Exception):
 class Forbidden(Exception):
     """Signed in, but the role does not allow this, or the CSRF token is missing or wrong."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, message: str, **params: object) -> None:
+        # `message` is a template with %(name)s placeholders, so the page can show it translated.
+        super().__init__(message % params if params else message)
+        self.message = message % params if params else message
+        self.template = message
+        self.params = params
 
 
 @dataclass

@@ -93,7 +93,7 @@ class Admin:
         if request.method == "POST" and needed == "viewer":
             needed = "marketer"  # a viewer reads; every change needs at least a marketer
         if not viewer.can(needed):
-            raise Forbidden(f"your role ({viewer.role}) does not allow this; it needs {needed}")
+            raise Forbidden("your role (%(role)s) does not allow this; it needs %(needed)s", role=viewer.role, needed=needed)
         return viewer
 
     def render(self, request: Request, template: str, viewer: Viewer | None, *, status: int = 200,

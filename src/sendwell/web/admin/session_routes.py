@@ -99,7 +99,7 @@ def router(admin: Admin) -> APIRouter:
         viewer = admin.viewer(request)
         chosen = str(form.get("language", ""))
         if chosen not in LANGUAGES:
-            raise Forbidden(f"unknown language {chosen!r}")
+            raise Forbidden("unknown language %(language)r", language=chosen)
         with transaction(admin.runtime.factory) as db:
             update_user(db, user_id=viewer.id, language=chosen)
         return RedirectResponse(_page_to_show(request, str(form.get("next", ""))), status_code=303)
