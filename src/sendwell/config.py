@@ -140,6 +140,7 @@ class Settings(BaseSettings):
     # Opt-out follow-ups (sendwell.optout): which regions get the thank-you mail after an
     # unsubscribe ("all", "none", or e.g. "eu,uk,us"), and outbound webhooks to a CRM.
     thank_you_regions: str = "all"
+    signup_expire_days: int = Field(default=7, ge=1, le=90)  # unconfirmed signups are deleted after this
     # Comma-separated endpoints, each `URL [event-type ...]` (none = every event type);
     # empty = no webhooks. See sendwell.webhooks.endpoints.parse_endpoints.
     webhook_urls: str = ""

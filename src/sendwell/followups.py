@@ -1,4 +1,4 @@
-"""Which handlers drain the outbox in Sendwell: the opt-out mails and the webhooks (composition only)."""
+"""Which handlers drain the outbox in Sendwell: the opt-out mails, the webhooks and the signup confirmations (composition only)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from sendwell.mail.transport import Transport
 from sendwell.optout.followup_mails import register_mail_handlers
 from sendwell.outbox.worker import Dispatcher, OutboxWorker
 from sendwell.runtime import Runtime
+from sendwell.signup.mail import register_signup_mail_handler
 from sendwell.webhooks.delivery import register_webhook_handlers
 
 
@@ -16,6 +17,7 @@ def outbox_dispatcher(runtime: Runtime, *, transport: Transport | None = None) -
     dispatcher = Dispatcher(runtime.factory)
     register_mail_handlers(dispatcher, runtime, transport=transport)
     register_webhook_handlers(dispatcher, runtime)
+    register_signup_mail_handler(dispatcher, runtime, transport=transport)
     return dispatcher
 
 

@@ -312,6 +312,46 @@ class TransactionalConfirmation(Base):
     confirmed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class SignupForm(Base):
+    """A signup form (hosted at /f/ID or embedded): the fields shown, topic choices, language,
+    the consent text shown (every edit is a new version, all kept) and the check-your-inbox text."""
+
+    __tablename__ = "signup_forms"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    fields: Mapped[list[str]] = mapped_column(default=list)  # contact fields shown besides the address
+    topics: Mapped[list[str]] = mapped_column(default=list)  # slugs of the topics offered
+    language: Mapped[str] = mapped_column(String(10), default="en")
+    # Version N is consent_texts[N - 1]: a signup's proof names the version it saw.
+    consent_texts: Mapped[list[str]] = mapped_column(default=list)
+    thanks_text: Mapped[str] = mapped_column(Text, default="")
+    expired: Mapped[int] = mapped_column(Integer, default=0)  # unconfirmed signups deleted so far
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Signup(Base):
+    """One person's signup through a form: pending until they confirm by the mailed link (double opt-in)."""
+
+    __tablename__ = "signups"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    form_id: Mapped[int] = mapped_column(ForeignKey("signup_forms.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(320))
+    email_hash: Mapped[str] = mapped_column(String(64), index=True)
+    fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    topics: Mapped[list[str]] = mapped_column(default=list)
+    language: Mapped[str] = mapped_column(String(10), default="en")
+    consent_version: Mapped[int] = mapped_column(Integer)
+    ip: Mapped[str] = mapped_column(String(64), default="", index=True)
+    user_agent: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    confirmed_at: Mapped[datetime | None] = mapped_column(default=None)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"), default=None)
+
+
 class MailTemplate(Base):
     """A saved mail template (subject and HTML) a campaign can start from (sendwell.content.templates)."""
 

@@ -20,6 +20,8 @@ from sendwell.web.health import failed, readiness
 from sendwell.web.limits import BodySizeLimit
 from sendwell.web.prometheus import metrics_router
 from sendwell.web.recipient import mount_recipient
+from sendwell.web.recipient.rendering import RecipientPages
+from sendwell.web.recipient.signup import signup_router
 from sendwell.web.tracking_routes import tracking_router
 
 __all__ = ["create_app"]
@@ -72,6 +74,7 @@ def create_app(runtime: Runtime, *, outbox: bool = True) -> FastAPI:
         return JSONResponse(body, status_code=503 if down else 200)
 
     mount_recipient(app, runtime, wake)
+    app.include_router(signup_router(runtime, RecipientPages(runtime), wake))  # /f/ID signup forms
     app.include_router(tracking_router(runtime))
     app.include_router(feedback_router(runtime))  # provider webhooks
     mount_api(app, runtime, wake)

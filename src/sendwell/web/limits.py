@@ -11,13 +11,13 @@ from sendwell.web.api.problems import problem_response
 
 KB = 1024
 MB = 1024 * KB
-RECIPIENT_BYTES = 16 * KB  # unsubscribe, one-click, preference and confirmation forms
+RECIPIENT_BYTES = 16 * KB  # unsubscribe, one-click, preference, confirmation and signup forms
 WEBHOOK_BYTES = 1 * MB  # provider notifications (SES, SendGrid) come in small batches
 API_BYTES = 10 * MB  # the largest is a bulk upsert of 1000 contacts
 IMPORT_FILE_BYTES = 50 * MB  # the admin import wizard's upload (the file itself)
 IMPORT_UPLOAD_BYTES = IMPORT_FILE_BYTES + 1 * MB  # room for the multipart framing and the form fields
 DEFAULT_BYTES = 1 * MB
-_RECIPIENT_PREFIXES = ("/u/", "/p/", "/k/", "/c/", "/manage")
+_RECIPIENT_PREFIXES = ("/u/", "/p/", "/k/", "/c/", "/f/", "/manage")
 
 
 def limit_for(path: str) -> int:

@@ -37,6 +37,7 @@ from sendwell.insight.alerts import Thresholds, check_recent, check_sending
 from sendwell.insight.rollup import roll_up
 from sendwell.mail.transport import TransportUnavailable
 from sendwell.runtime import Runtime
+from sendwell.signup.service import expire_signups
 
 log = logging.getLogger("sendwell.worker")
 
@@ -187,6 +188,11 @@ class Queue:
         log.info("hygiene pass %s done", result.run_id)
         return result.report
 
+    def expire_signups(self) -> int:
+        """Delete the signups nobody confirmed in time, with their addresses (signup/service.py)."""
+        with transaction(self.runtime.factory) as session:
+            return expire_signups(session)
+
     def reload_settings(self) -> list[str]:
         """Swap in the settings saved in the admin (the database; then this machine's sendwell.env
         for the others), if they changed (Runtime.refresh_settings)."""
@@ -236,6 +242,10 @@ class Queue:
                     self.hygiene()
                 except Exception:
                     log.exception("hygiene pass failed; the next check tries again")
+                try:
+                    self.expire_signups()
+                except Exception:
+                    log.exception("deleting expired signups failed; the next check tries again")
             if time.monotonic() >= next_insight:
                 next_insight = time.monotonic() + INSIGHT_INTERVAL
                 try:
