@@ -836,3 +836,73 @@ class DeliveryProcess(Base):
     role: Mapped[str] = mapped_column(String(20))  # worker | serve | send-wait
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+
+class Sequence(Base):
+    """A lifecycle sequence (sendwell.sequences): a trigger, steps with stable ids, exit rules, re-entry."""
+
+    __tablename__ = "sequences"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    status: Mapped[str] = mapped_column(String(10), default="active")  # active | paused
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    definition: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    reentry_days: Mapped[int | None] = mapped_column(Integer, default=None)  # None: never enter twice
+    # High-water marks of the enrolment scan: the last event and the last contact looked at.
+    events_seen: Mapped[int] = mapped_column(BigInteger, default=0)
+    contacts_seen: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class SequenceEnrollment(Base):
+    """One pass of one contact through a sequence: where they are, when the next step is due, why they left."""
+
+    __tablename__ = "sequence_enrollments"
+    __table_args__ = (
+        UniqueConstraint("sequence_id", "contact_id", "round"),
+        Index("ix_sequence_enrollments_state_next_at", "state", "next_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    sequence_id: Mapped[int] = mapped_column(ForeignKey("sequences.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    round: Mapped[int] = mapped_column(Integer, default=1)  # 2 and up: a re-entry
+    step_id: Mapped[str] = mapped_column(String(100), default="")  # the step due next; "" once done
+    next_at: Mapped[datetime | None] = mapped_column(default=None)
+    state: Mapped[str] = mapped_column(String(10), default="active")  # active | done | exited
+    exited_reason: Mapped[str] = mapped_column(String(40), default="")
+    wait_reason: Mapped[str] = mapped_column(String(40), default="")  # why next_at is later than the step asked
+    entered_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class SequenceStepRun(Base):
+    """A step done for one enrollment: at most one row per (enrollment, step), so each step runs once."""
+
+    __tablename__ = "sequence_step_runs"
+    __table_args__ = (UniqueConstraint("enrollment_id", "step_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    enrollment_id: Mapped[int] = mapped_column(ForeignKey("sequence_enrollments.id", ondelete="CASCADE"))
+    step_id: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(10))  # mail | wait | branch | set | notify
+    outcome: Mapped[str] = mapped_column(String(100), default="")  # branch taken, send state, …
+    send_id: Mapped[int | None] = mapped_column(ForeignKey("sends.id", ondelete="SET NULL"), default=None)
+    wait_reason: Mapped[str] = mapped_column(String(40), default="")  # frequency_cap, send_window, …
+    done_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SequenceStepCampaign(Base):
+    """The hidden campaign that carries one mail step's sends (per version and round) through delivery."""
+
+    __tablename__ = "sequence_step_campaigns"
+    __table_args__ = (UniqueConstraint("sequence_id", "version", "step_id", "round"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    sequence_id: Mapped[int] = mapped_column(ForeignKey("sequences.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    step_id: Mapped[str] = mapped_column(String(100))
+    round: Mapped[int] = mapped_column(Integer, default=1)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
