@@ -7,9 +7,10 @@ bash scripts/services.sh
 # The layering (adapters → flows → contexts → infrastructure, no cycles): .importlinter.
 .venv/bin/lint-imports --no-cache
 set +e
-# loadgroup: the tests marked `slow` (worker and server subprocesses) form one group that one
-# xdist worker runs from the start, one at a time, while the other worker takes everything else
-# test by test (SLOW_MODULES in tests/conftest.py). PYTEST_DIST=worksteal lets them overlap instead.
+# loadgroup: the tests that run several worker processes and judge how they share work, recover
+# or keep a pace form one group that one xdist worker runs from the start, one at a time, while
+# the other worker takes everything else test by test (SERIAL_MODULES in tests/conftest.py).
+# PYTEST_DIST=worksteal lets them overlap instead.
 # `make test-full` sets SENDWELL_RELIABILITY_RECIPIENTS=100000.
 .venv/bin/pytest -n "${PYTEST_WORKERS:-2}" --dist "${PYTEST_DIST:-loadgroup}" "$@"
 status=$?

@@ -148,58 +148,46 @@ def sqlite_only(metafunc: pytest.Metafunc) -> None:
         "db_url", [b for b in BACKENDS if b == "sqlite"] or BACKENDS, indirect=True))
 
 
-# The modules whose tests (all marked `slow`) start worker or server subprocesses that want a
-# core each. Under `--dist loadgroup` they form one group: one xdist worker runs them one after
-# the other (the group is the largest unit, so it starts first) while the other worker runs
-# everything else, instead of two of them fighting over the two cores. The group is chosen by
-# module here because pytest-xdist's own `xdist_group` mark does not group on pytest 9.2
-# (it rewrites the old string node id, pytest-xdist issue 1386).
-SLOW_MODULES = frozenset({
-    "tests/cli/test_keys.py",
-    "tests/cli/test_serve.py",
+# The modules whose tests run several worker or server processes at once and judge how they
+# share the work, recover or keep a pace: each wants the machine to itself. Under
+# `--dist loadgroup` they form one group that one xdist worker runs one after the other (the group
+# is the largest unit, so it starts first) while the other worker runs everything else. Other
+# tests marked `slow` start one process or server (NSD, Dovecot, `sendwell serve`) and wait for
+# it to answer: they judge no timing, so they go to whichever worker is free. The group is chosen
+# by module here because pytest-xdist's own `xdist_group` mark does not group on pytest 9.2 (it
+# rewrites the old string node id, pytest-xdist issue 1386).
+SERIAL_MODULES = frozenset({
     "tests/deploy/test_processes.py",
-    "tests/feedback/test_dmarc_imap.py",
-    "tests/deliverability/test_dnsserver.py",
-    "tests/deliverability/test_domain_check.py",
-    "tests/deliverability/test_gate.py",
-    "tests/deliverability/test_cli_api.py",
-    "tests/deliverability/test_admin_page.py",
-    "tests/deliverability/test_findings_zh.py",
     "tests/delivery/test_limits_workers.py",
-    "tests/delivery/test_provider_dns.py",
     "tests/reliability/test_crash.py",
     "tests/reliability/test_infrastructure.py",
     "tests/reliability/test_send_wait.py",
     "tests/reliability/test_smtp_faults.py",
     "tests/reliability/test_unsubscribe_load.py",
-    "tests/test_logging.py",
-    "tests/web/admin/test_demo_serve.py",
-    "tests/web/test_access_log.py",
-    "tests/web/test_settings_store.py",
     "tests/worker/test_serve.py",
     "tests/worker/test_processes.py",
     "tests/worker/test_workers.py",
 })
 
 
-class _SlowTogether(LoadGroupScheduling):
-    """`--dist loadgroup` with every test of SLOW_MODULES in the one group "slow"."""
+class _SerialTogether(LoadGroupScheduling):
+    """`--dist loadgroup` with every test of SERIAL_MODULES in the one group "serial"."""
 
     def _split_scope(self, nodeid: str) -> str:
-        if nodeid.split("::", 1)[0] in SLOW_MODULES:
-            return "slow"
+        if nodeid.split("::", 1)[0] in SERIAL_MODULES:
+            return "serial"
         return super()._split_scope(nodeid)
 
 
 @pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: unknown when xdist is off (-p no:xdist)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadGroupScheduling | None:
-    return _SlowTogether(config, log) if config.getvalue("dist") == "loadgroup" else None
+    return _SerialTogether(config, log) if config.getvalue("dist") == "loadgroup" else None
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if item.get_closest_marker("slow") and item.nodeid.split("::", 1)[0] not in SLOW_MODULES:
-            raise pytest.UsageError(f"{item.nodeid} is marked slow: add its module to SLOW_MODULES in tests/conftest.py")
+        if item.nodeid.split("::", 1)[0] in SERIAL_MODULES and not item.get_closest_marker("slow"):
+            raise pytest.UsageError(f"{item.nodeid} runs in the serial group: mark it `slow` (it starts processes)")
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:

@@ -9,8 +9,8 @@ the test is about. Every zone is checked with `nsd-checkzone` first, so a typo i
 with NSD's own message naming the line instead of an empty answer later.
 
 The module also gives the pytest fixture `dns_zones`: a function taking the zones and returning the
-address; the server stops at the end of the test. Tests that use either must be `@pytest.mark.slow`
-(a subprocess) and list their module in SLOW_MODULES in tests/conftest.py.
+address; the server stops at the end of the test. Tests that use either are `@pytest.mark.slow`
+(a subprocess); they judge no timing, so they run on whichever xdist worker is free.
 
 NSD rather than dnsmasq or Knot: it serves plain zone files, runs in the foreground (`-d`) with no
 systemd and no privileges to drop (`username: ""`), and starts in well under a second.
