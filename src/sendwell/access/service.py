@@ -27,6 +27,7 @@ SCOPES: dict[str, str] = {
     "contacts:write": "create and change contacts, consents, subscriptions, topics, segments; "
                       "add suppressions; unsubscribe a contact",
     "events:write": "post engagement events (clicked, replied, engaged) from a website or CRM",
+    "signups:write": "hand over a signup from a website form; the person gets the confirmation mail",
     "campaigns:read": "read campaigns, their status and sends",
     "events:read": "read events (sent, unsubscribed, bounced, clicked, …)",
     "campaigns:write": "create, send, pause, resume and cancel campaigns",

@@ -18,6 +18,7 @@ from sendwell.web.api import (
     feedback,
     reports,
     segments,
+    signups,
     suppressions,
     topics,
     webhooks,
@@ -42,6 +43,7 @@ def create_api(runtime: Runtime, wake: Callable[[], None] = lambda: None) -> Fas
         api.include_router(module.router(runtime, require))
     # `wake` nudges the outbox dispatcher of `sendwell serve` after a commit that queued work.
     api.include_router(webhooks.router(runtime, require, wake))
+    api.include_router(signups.router(runtime, require, wake))
     api.add_middleware(BearerFirst, runtime=runtime)  # no body is read for a caller without a live token
     api.openapi = lambda: problem_openapi(api)  # type: ignore[method-assign]
     return api

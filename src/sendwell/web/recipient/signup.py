@@ -23,17 +23,9 @@ from sendwell.optout.scanner import assess, is_suspected
 from sendwell.optout.tokens import InvalidToken
 from sendwell.runtime import Runtime
 from sendwell.signup import service
+from sendwell.signup.embed import HONEYPOT, field_label
 from sendwell.signup.tokens import read_signup_token
 from sendwell.web.recipient.rendering import RecipientPages, client_of
-
-HONEYPOT = "url"  # a field people never see; bots fill in every field they find
-FIELD_LABELS = {"first_name": "First name", "last_name": "Last name", "company": "Company", "country": "Country",
-                "industry": "Industry", "job_title": "Job title"}
-
-
-def field_label(key: str) -> str:
-    """The English label of a form field (translated by the page); custom fields show their own name."""
-    return FIELD_LABELS.get(key) or key.replace("_", " ").capitalize()
 
 
 def signup_router(runtime: Runtime, pages: RecipientPages, wake: Any) -> APIRouter:
