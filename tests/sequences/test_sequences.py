@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from sendwell.db.models import Campaign, Contact, Event, Send, SequenceEnrollment, SequenceStepRun
+from sendwell.db.models import Contact, Event, Send, SequenceEnrollment, SequenceStepRun
 from sendwell.db.session import transaction
 from sendwell.delivery.claims import claim_sends
 from sendwell.delivery.dkim import generate_private_key
@@ -20,6 +20,7 @@ from sendwell.optout.service import unsubscribe_contact
 from sendwell.sequences.definition import DefinitionError, parse_definition
 from sendwell.sequences.service import (
     advance,
+    advance_due,
     create_sequence,
     dry_run,
     due_campaigns,
@@ -325,3 +326,13 @@ def test_paused_sequence_runs_no_step(runtime) -> None:
         set_status(s, sequence_id=sequence_id, status="active")
         s.execute(update(SequenceEnrollment).values(state="active"))
     assert _advance(runtime)["entered"] == 1
+
+
+def test_the_worker_advance_returns_the_batches_to_enqueue(runtime) -> None:
+    assert advance_due(runtime.factory, settings=runtime.settings) == []  # no sequence: nothing, no lock
+    _create(runtime)
+    contact_id, _ = _tagged(runtime, stage="new_lead")
+    batches = advance_due(runtime.factory, settings=runtime.settings)
+    with transaction(runtime.factory) as s:
+        (send,) = s.scalars(select(Send)).all()
+    assert batches == [(send.campaign_id, [send.id])] and send.contact_id == contact_id and send.state == "queued"

@@ -24,5 +24,6 @@ COMMANDS = {
     "users": "sendwell.cli.users:users",
     "settings": "sendwell.cli.settings_cmd:settings",
     "warmup": "sendwell.cli.warmup:warmup",
+    "sequences": "sendwell.cli.sequences:sequences",
     "forms": "sendwell.cli.forms:forms",
 }

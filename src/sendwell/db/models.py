@@ -837,6 +837,7 @@ class DeliveryProcess(Base):
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(default=utcnow)
 
+
 class Sequence(Base):
     """A lifecycle sequence (sendwell.sequences): a trigger, steps with stable ids, exit rules, re-entry."""
 

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Select, and_, case, exists, func, literal, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from sendwell.campaigns.service import create_campaign, topic_slug
 from sendwell.config import Settings
@@ -40,6 +40,7 @@ from sendwell.db.models import (
     SuppressionReason,
     Topic,
 )
+from sendwell.db.session import transaction
 from sendwell.delivery.planning import queue_campaign
 from sendwell.policy.caps import FrequencyPolicy
 from sendwell.policy.eligibility import skip_reason
@@ -363,6 +364,15 @@ def advance(session: Session, *, settings: Settings, now: datetime | None = None
     report["steps"] = dict(report["steps"])
     session.flush()
     return report
+
+
+def advance_due(factory: sessionmaker[Session], *, settings: Settings,
+                now: datetime | None = None) -> list[tuple[int, list[int]]]:
+    """The worker's periodic advance, in its own transaction; returns (campaign id, send ids) to enqueue."""
+    with transaction(factory) as session:
+        if session.scalar(select(Sequence.id).where(Sequence.status == "active").limit(1)) is None:
+            return []  # no sequence: no planning lock taken
+        return advance(session, settings=settings, now=now)["batches"]
 
 
 def _due(sequence_id: int, now: datetime) -> list[Any]:

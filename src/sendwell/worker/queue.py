@@ -37,6 +37,7 @@ from sendwell.insight.alerts import Thresholds, check_recent, check_sending
 from sendwell.insight.rollup import roll_up
 from sendwell.mail.transport import TransportUnavailable
 from sendwell.runtime import Runtime
+from sendwell.sequences.service import advance_due
 from sendwell.signup.service import expire_signups
 
 log = logging.getLogger("sendwell.worker")
@@ -236,6 +237,11 @@ class Queue:
                 self.start_scheduled()
             except Exception:
                 log.exception("starting scheduled campaigns failed; retrying in %ss", interval)
+            try:  # lifecycle sequences: enrol, exit and run due steps; their mails join the queue
+                for campaign_id, batch in advance_due(self.runtime.factory, settings=self.runtime.settings):
+                    self._deliver(campaign_id, batch)
+            except Exception:
+                log.exception("advancing sequences failed; retrying in %ss", interval)
             if time.monotonic() >= next_hygiene:
                 next_hygiene = time.monotonic() + HYGIENE_CHECK_INTERVAL
                 try:

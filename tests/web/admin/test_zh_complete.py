@@ -81,8 +81,11 @@ PENDING: set[tuple[str, str]] = {
     ("/admin/campaigns/{campaign_id}/links", "us de"),
     # the compliance lint's findings (a render failure quotes Jinja's English)
     ("/admin/campaigns/{campaign_id}/preview", "frist_name is undefined"),
-    # the send plan page
-    ("/admin/campaigns/{campaign_id}/send-plan", UNREACHED),
+    # the compliance lint's findings, on the send plan
+    ("/admin/campaigns/{campaign_id}/send-plan", "SENDWELL_PRIVACY_URL"),
+    ("/admin/campaigns/{campaign_id}/send-plan", "f"),
+    ("/admin/campaigns/{campaign_id}/send-plan", "frist_name"),
+    ("/admin/campaigns/{campaign_id}/send-plan", "html"),
     # the contact form (examples in placeholders)
     ("/admin/contacts/new", "DE Germany"),
     ("/admin/contacts/new", "Europe Berlin"),
@@ -149,6 +152,9 @@ PENDING_CODES: set[tuple[str, str]] = {
     ("/admin/campaigns/{campaign_id}/links", "frist_name"),
     # the compliance lint's findings (a render failure quotes Jinja's English)
     ("/admin/campaigns/{campaign_id}/preview", "frist_name"),
+    # the compliance lint's findings, on the send plan
+    ("/admin/campaigns/{campaign_id}/send-plan", "SENDWELL_PRIVACY_URL"),
+    ("/admin/campaigns/{campaign_id}/send-plan", "frist_name"),
     # the contact form (examples in placeholders)
     ("/admin/contacts/new", "None"),
     # the import wizard and its history
@@ -295,7 +301,7 @@ def route_pattern(path: str) -> re.Pattern[str]:
 
 
 def crawl(client, routes: set[str]) -> Iterator[tuple[str, str | None]]:  # type: ignore[no-untyped-def]
-    """(route, html) for every GET route, reached by following the admin's own links from the plain routes;
+    """(route, html) for every GET route, reached by following the admin's own links (and GET forms) from the plain routes;
     (route, None) for a route no link reached.
 
     Up to two links per route, so a draft and a finished campaign (or two kinds of contact) are both read.
@@ -316,7 +322,9 @@ def crawl(client, routes: set[str]) -> Iterator[tuple[str, str | None]]:  # type
         if answer.status_code == 303 or not answer.headers["content-type"].startswith("text/html"):
             continue  # /admin leads to the dashboard; an export is not a page
         yield route, answer.text
-        for href in re.findall(r'href="(/admin/[^"#]*)"', answer.text):
+        forms = [re.search(r'action="(/admin/[^"#]*)"', tag) for tag in re.findall(r'<form\b[^>]*>', answer.text)
+                 if 'method="get"' in tag]
+        for href in re.findall(r'href="(/admin/[^"#]*)"', answer.text) + [form.group(1) for form in forms if form]:
             href = href.replace("&amp;", "&")
             match = next((path for path, pattern in patterns.items() if pattern.match(href)), None)
             if match is None or href in seen or read.get(match, 0) >= 2:

@@ -1,0 +1,147 @@
+"""`sendwell sequences …`: lifecycle sequences from a YAML or JSON file; advance, report, pause, dry-run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sendwell.campaigns.service import CampaignError
+from sendwell.cli.common import emit, fail, json_option
+from sendwell.cli.context import get_runtime
+from sendwell.cli.domain import print_refusal
+from sendwell.cli.hygiene import parse_as_of
+from sendwell.content.render import TemplateError
+from sendwell.content.service import ComplianceError
+from sendwell.db.session import transaction
+from sendwell.sequences.definition import DefinitionError, load_text
+from sendwell.sequences.service import (
+    SequenceError,
+    advance,
+    create_sequence,
+    describe,
+    dry_run,
+    get_sequence,
+    resume_step,
+    set_status,
+    step_report,
+)
+from sendwell.worker.queue import Queue
+
+
+@click.group()
+def sequences() -> None:
+    """Lifecycle sequences: a trigger enrols contacts, steps mail, wait, branch and set fields (docs/sequences.md)."""
+
+
+@sequences.command("create")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@json_option
+def sequences_create(file: Path, as_json: bool) -> None:
+    """Create a sequence from a YAML or JSON definition; its mail steps pass the campaigns' checks first."""
+    runtime = get_runtime()
+    try:
+        data = load_text(file.read_text(encoding="utf-8"))
+        with transaction(runtime.factory) as session:
+            sequence = create_sequence(session, settings=runtime.settings, data=data)
+            out = {"id": sequence.id}
+            name = sequence.name
+    except (DefinitionError, SequenceError, CampaignError, TemplateError) as exc:
+        fail(f"{file.name}: {exc}")
+    except ComplianceError as exc:
+        print_refusal(exc, as_json)
+    emit(out, as_json, f"created sequence {out['id']} ({name})")
+
+
+@sequences.command("run")
+@click.option("--as-of", "as_of", default=None, metavar="TIME",
+              help="Advance as of this day or ISO 8601 time (default: now).")
+@json_option
+def sequences_run(as_of: str | None, as_json: bool) -> None:
+    """Enrol, apply exits and run every due step now; the mails are queued for the worker."""
+    runtime = get_runtime()
+    try:
+        now = parse_as_of(as_of) if as_of else None
+    except ValueError as exc:
+        fail(str(exc))
+    queue = Queue(runtime)
+    queue.check()
+    with transaction(runtime.factory) as session:
+        report = advance(session, settings=runtime.settings, now=now)
+    batches: list[tuple[int, list[int]]] = report.pop("batches")
+    for campaign_id, batch in batches:
+        queue.enqueue_batches(campaign_id, [batch])
+    report["queued"] = sum(len(b) for _, b in batches)
+    emit(report, as_json, f"entered {report['entered']}, exited {sum(report['exited'].values())}, "
+                          f"steps run {sum(report['steps'].values())}, mails queued {report['queued']}")
+
+
+def _with_sequence(sequence_id: int, action: Any) -> dict[str, Any]:
+    runtime = get_runtime()
+    try:
+        with transaction(runtime.factory) as session:
+            return action(session)
+    except (SequenceError, DefinitionError) as exc:
+        fail(str(exc))
+
+
+@sequences.command("report")
+@click.argument("sequence_id", type=int)
+@json_option
+def sequences_report(sequence_id: int, as_json: bool) -> None:
+    """Per step: runs, and for mail steps sent, opened, clicked, replied, unsubscribed, complained, bounced, rates."""
+    out = _with_sequence(sequence_id, lambda s: step_report(s, sequence_id=sequence_id))
+    lines = [f"{out['name']} ({out['status']}, version {out['version']}): {out['enrollments']}"]
+    for step in out["steps"]:
+        line = f"  {step['id']} [{step['kind']}] runs {step['runs']}, waited {step['waited']}"
+        if step["kind"] == "mail":
+            line += f", sent {step['sent']}" + "".join(
+                f", {k} {step[k]}" + (f" ({step[k + '_rate']:.1%})" if step[k + "_rate"] is not None else "")
+                for k in ("opened", "clicked", "replied", "unsubscribed", "complained", "bounced"))
+            line += " — PAUSED" if step["paused"] else ""
+        lines.append(line)
+    emit(out, as_json, "\n".join(lines))
+
+
+def _status_command(name: str, status: str) -> None:
+    @sequences.command(name)
+    @click.argument("sequence_id", type=int)
+    @json_option
+    def command(sequence_id: int, as_json: bool) -> None:
+        out = _with_sequence(sequence_id, lambda s: describe(s, set_status(s, sequence_id=sequence_id, status=status)))
+        emit(out, as_json, f"sequence {sequence_id} is {out['status']}")
+
+    command.__doc__ = f"{name.capitalize()} a sequence (paused: nobody enters, no step runs)."
+
+
+_status_command("pause", "paused")
+_status_command("resume", "active")
+
+
+@sequences.command("resume-step")
+@click.argument("sequence_id", type=int)
+@click.argument("step_id")
+@json_option
+def sequences_resume_step(sequence_id: int, step_id: str, as_json: bool) -> None:
+    """Resume a mail step its unsubscribe or complaint spike paused (its open alerts are resolved)."""
+    out = _with_sequence(sequence_id, lambda s: {"campaigns": resume_step(s, sequence_id=sequence_id, step_id=step_id)})
+    emit(out, as_json, f"step {step_id} of sequence {sequence_id} sends again")
+
+
+@sequences.command("dry-run")
+@click.argument("sequence_id", type=int)
+@json_option
+def sequences_dry_run(sequence_id: int, as_json: bool) -> None:
+    """Who would enter the sequence now; nothing is written."""
+    out = _with_sequence(sequence_id, lambda s: dry_run(s, sequence_id=sequence_id))
+    emit(out, as_json, f"{out['would_enter']} would enter: " + ", ".join(c["email"] for c in out["contacts"][:20]))
+
+
+@sequences.command("show")
+@click.argument("sequence_id", type=int)
+@json_option
+def sequences_show(sequence_id: int, as_json: bool) -> None:
+    """A sequence's status, version, trigger and enrollments by state."""
+    out = _with_sequence(sequence_id, lambda s: describe(s, get_sequence(s, sequence_id=sequence_id)))
+    emit(out, as_json, f"{out['name']} ({out['status']}, version {out['version']}): {out['enrollments']}")
