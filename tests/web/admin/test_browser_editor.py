@@ -31,11 +31,18 @@ def _errors(tab: Any) -> list[str]:
     return errors
 
 
-def phone(page: Any, name: str, request: Any) -> None:
-    """The same page 390 px wide, then back to the desktop width."""
-    page.set_viewport_size({"width": 390, "height": 844})
+def tall(page: Any, name: str, request: Any, width: int = 1280) -> None:
+    """A screenshot with the whole page inside the viewport: Chromium leaves a frame it never showed blank."""
+    page.set_viewport_size({"width": width, "height": 900})
+    height = page.evaluate("() => document.documentElement.scrollHeight")
+    page.set_viewport_size({"width": width, "height": height})
     shoot(page, name, request)
     page.set_viewport_size({"width": 1280, "height": 900})
+
+
+def phone(page: Any, name: str, request: Any) -> None:
+    """The same page 390 px wide, then back to the desktop width."""
+    tall(page, name, request, width=390)
 
 
 def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
@@ -59,15 +66,18 @@ def test_a_campaign_from_a_template_is_edited_visually_linted_and_previewed(page
     shoot(page, "templates", request)
     phone(page, "templates-phone", request)
     page.locator(f'tr[data-template="{template_id}"] a', has_text="New campaign").click()
+    page.wait_for_url("**/use")
+    page.wait_for_load_state("load")  # every style sheet applied: the buttons are where they will stay
     page.get_by_role("button", name="Visual").click()  # HTML is the first mode; the browser remembers this one
-    page.wait_for_selector("#visual-editor iframe.gjs-frame")
+    expect(page.get_by_role("button", name="Visual")).to_have_attribute("aria-pressed", "true")
+    page.wait_for_selector("#visual-editor iframe.gjs-frame", timeout=60_000)  # GrapesJS on a busy machine
     frame = page.frame_locator("#visual-editor iframe.gjs-frame")
     frame.locator("text=Thank you for visiting our stand").wait_for()
     shoot(page, "editor-new", request)
     page.locator("#create").click()
     page.wait_for_url("**/admin/campaigns/*")
     campaign_id = int(page.url.rsplit("/", 1)[1])
-    page.wait_for_selector("#visual-editor iframe.gjs-frame")
+    page.wait_for_selector("#visual-editor iframe.gjs-frame", timeout=60_000)  # GrapesJS on a busy machine
     page.wait_for_selector("[data-lint=ok]")
     # Edit a text block in the canvas: double-click enters the rich-text editor.
     paragraph = frame.locator("p", has_text="Thank you for visiting our stand")
@@ -96,7 +106,7 @@ def test_a_campaign_from_a_template_is_edited_visually_linted_and_previewed(page
     page.get_by_role("button", name="HTML", exact=True).click()
     assert "See you in Guangzhou." in page.locator("#html").input_value()
     page.get_by_role("button", name="Visual").click()
-    page.wait_for_selector("#visual-editor iframe.gjs-frame")
+    page.wait_for_selector("#visual-editor iframe.gjs-frame", timeout=60_000)  # GrapesJS on a busy machine
     page.goto(f"/admin/campaigns/{campaign_id}/preview")
     mail = page.frame_locator(".preview iframe").first
     mail.locator("text=See you in Guangzhou.").wait_for()
@@ -124,15 +134,13 @@ def test_the_brand_page_and_the_editor_in_chinese(page, make_user, runtime, requ
     sample = page.frame_locator("#brand-sample")
     sample.locator("text=LED since 1998").wait_for()
     assert sample.locator("img").evaluate("img => img.complete && img.naturalWidth") == 180
-    page.locator("#brand-sample").scroll_into_view_if_needed()  # Chromium paints a frame once it was on screen
-    shoot(page, "brand", request)
+    tall(page, "brand", request)
     phone(page, "brand-phone", request)
     page.select_option("#language-select", "zh_Hans")
     page.locator("form[action='/admin/language'] button").click()
     page.wait_for_selector("html[lang=zh-Hans]")
     sample.locator("text=LED since 1998").wait_for()
-    page.locator("#brand-sample").scroll_into_view_if_needed()
-    shoot(page, "brand-zh_Hans", request)
+    tall(page, "brand-zh_Hans", request)
     phone(page, "brand-zh_Hans-phone", request)
     page.goto("/admin/templates")
     shoot(page, "templates-zh_Hans", request)
