@@ -23,6 +23,7 @@ from sendwell.feedback.inbound import process_inbound
 from sendwell.flows import run_hygiene
 from sendwell.content.templates import create_template
 from sendwell.segments.service import create_segment
+from sendwell.signup.service import create_form
 from tests.feedback.dmarc_reports import RUA, google
 from tests.feedback.factories import DOMAIN, dsn
 from tests.helpers import make_contact
@@ -288,6 +289,7 @@ def seed(runtime) -> None:  # type: ignore[no-untyped-def]
                    start=(now - timedelta(days=1)).date())
         create_segment(s, name="欧洲买家", expression="region = eu")  # shown in attributes too: no English
         create_template(s, name="Fair follow-up", subject="Good to meet you", html="<p>Hello {{ contact.first_name }}</p>")
+        create_form(s, name="广交会", fields=["company"], language="zh_Hans")
         s.add(Reengagement(contact_id=other.id, inactive_since=now - timedelta(days=200), entered_at=now))
     with transaction(runtime.factory) as s:
         run_hygiene(s, settings=runtime.settings, now=now, trigger="cli", dry_run=True)
@@ -410,3 +412,14 @@ def test_a_refusal_reads_in_the_readers_language(as_role) -> None:
     assert refused.status_code == 403
     assert "您的角色（只读用户）无权执行此操作，需要营销人员权限" in refused.text
     assert "does not allow" not in refused.text
+
+
+def test_the_users_page_refuses_in_the_readers_language(as_role, runtime) -> None:
+    from sendwell.access.users import get_user_by_email
+
+    client = as_role("admin", language="zh_Hans")
+    with transaction(runtime.factory) as s:
+        me = get_user_by_email(s, email="admin@bright-lighting.example").id
+    refused = client.post(f"/admin/users/{me}", data={"csrf_token": page_csrf(client, "/admin/users"),
+                                                      "role": "viewer", "state": "enable"})
+    assert refused.status_code == 400 and "不能降低自己的角色或停用自己" in refused.text
