@@ -336,3 +336,17 @@ def test_the_worker_advance_returns_the_batches_to_enqueue(runtime) -> None:
     with transaction(runtime.factory) as s:
         (send,) = s.scalars(select(Send)).all()
     assert batches == [(send.campaign_id, [send.id])] and send.contact_id == contact_id and send.state == "queued"
+
+
+def test_the_worker_scan_advances_sequences_and_queues_their_mails(runtime) -> None:
+    from sendwell.worker.queue import Queue
+
+    _create(runtime)
+    _tagged(runtime, stage="new_lead")
+    queue = Queue(runtime)
+    stop = threading.Event()
+    queue.insight = stop.set  # the last part of the scan's first round: stop after one round
+    queue._recovery_loop(stop)
+    assert queue.pending() == 1
+    with transaction(runtime.factory) as s:
+        assert [send.state for send in s.scalars(select(Send))] == ["queued"]
