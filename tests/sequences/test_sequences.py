@@ -350,3 +350,40 @@ def test_the_worker_scan_advances_sequences_and_queues_their_mails(runtime) -> N
     assert queue.pending() == 1
     with transaction(runtime.factory) as s:
         assert [send.state for send in s.scalars(select(Send))] == ["queued"]
+
+
+def test_topic_subscribed_from_the_admin_the_preference_center_and_a_signup(runtime) -> None:
+    from sendwell.contacts.records import ensure_topic
+
+    with transaction(runtime.factory) as s:
+        topic = ensure_topic(s, slug="led-panels")
+        sequence_id = create_sequence(s, settings=runtime.settings, data={
+            **FAIR, "name": "Panels", "trigger": {"kind": "topic_subscribed", "topic": "led-panels"}}).id
+        admin, centre, signup, other = (make_contact(s).id for _ in range(4))
+        s.add(Event(kind="contact_edited", contact_id=admin, method="admin", data={"changes": {"topics_added": ["led-panels"]}}))
+        s.add(Event(kind="preferences_changed", contact_id=centre, method="preference_center",
+                    data={"changes": {"topics_added": [topic.id]}}))
+        s.add(Event(kind="signup_confirmed", contact_id=signup, method="double_opt_in",
+                    data={"form_id": 3, "topics": ["led-panels"]}))
+        s.add(Event(kind="contact_edited", contact_id=other, method="admin", data={"changes": {"topics_added": ["other"]}}))
+    _advance(runtime)
+    with transaction(runtime.factory) as s:
+        assert sorted(e.contact_id for e in enrollments(s, sequence_id=sequence_id)) == [admin, centre, signup]
+
+
+def test_a_mail_step_can_use_a_saved_template(runtime) -> None:
+    from sendwell.db.models import Campaign, MailTemplate
+
+    with transaction(runtime.factory) as s:
+        template = MailTemplate(name="Catalogue", subject="Our catalogue", html="<p>Dear {{ first_name }}</p>")
+        s.add(template)
+        s.flush()
+        sequence_id = create_sequence(s, settings=runtime.settings, data={
+            **FAIR, "name": "Templated", "steps": [{"id": "cat", "kind": "mail", "template_id": template.id}]}).id
+        with pytest.raises(DefinitionError, match="no saved template"):
+            create_sequence(s, settings=runtime.settings, data={
+                **FAIR, "name": "Missing", "steps": [{"id": "cat", "kind": "mail", "template_id": 999}]})
+    with transaction(runtime.factory) as s:
+        (campaign_id,) = due_campaigns(s, sequence_id=sequence_id)
+        campaign = s.get(Campaign, campaign_id)
+        assert (campaign.subject, campaign.over_cap, campaign.status) == ("Our catalogue", "defer", "sending")

@@ -178,7 +178,8 @@ def _trigger_contacts(session: Session, sequence: Sequence, definition: Definiti
         return found
     kinds = {"tag_added": ("contact_edited", "contacts_bulk_changed"),
              "stage_changed": ("contact_edited", "contacts_bulk_changed"),
-             "topic_subscribed": ("contact_edited", "contacts_bulk_changed", "preferences_changed"),
+             "topic_subscribed": ("contact_edited", "contacts_bulk_changed", "preferences_changed",
+                                  "signup_confirmed"),
              "signup_confirmed": ("signup_confirmed",), "api_event": ("api_event",)}[kind]
     topic_id = None
     if kind == "topic_subscribed":
@@ -211,7 +212,9 @@ def _matches(kind: str, trigger: dict[str, Any], topic_id: int | None, contact_i
         ok = new == trigger["to"] and old != new and (not trigger.get("from") or old == trigger["from"])
         return [contact_id] if ok else []
     if kind == "topic_subscribed":
-        return [contact_id] if topic_id is not None and topic_id in (changes.get("topics_added") or []) else []
+        # The admin's edit records slugs, the preference center topic ids, a confirmed signup its topics.
+        added = (data.get("topics") or []) if event_kind == "signup_confirmed" else (changes.get("topics_added") or [])
+        return [contact_id] if trigger["topic"] in added or (topic_id is not None and topic_id in added) else []
     if kind == "signup_confirmed":
         wanted = trigger.get("form_id")
         return [contact_id] if wanted is None or str(data.get("form_id")) == str(wanted) else []
