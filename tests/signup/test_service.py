@@ -99,6 +99,7 @@ def test_signup_queues_one_mail_and_confirm_subscribes_with_proof(session, form)
     assert proof.data["form_id"] == form.id and proof.data["consent_version"] == 1
     assert proof.data["signup_ip"] == "203.0.113.5" and proof.data["signup_user_agent"] == "Mozilla/5.0 Firefox/130"
     assert proof.data["signed_up_at"] == NOW.isoformat()
+    assert session.get(Signup, result.signup_id).email == "an***@importer.example"  # the contact holds the address
     again = service.confirm_signup(session, signup_id=result.signup_id, pepper=TEST_PEPPER, now=NOW + timedelta(hours=1))
     assert again.status == "already_confirmed"
     assert session.scalar(select(func.count()).select_from(Consent)) == 1

@@ -33,6 +33,7 @@ from sendwell.db.models import (
     Topic,
 )
 from sendwell.i18n import SUPPORTED, translations
+from sendwell.optout.followup_mails import mask_email
 from sendwell.outbox.store import enqueue
 from sendwell.suppression.service import hash_email, lift
 
@@ -342,6 +343,9 @@ def confirm_signup(
     if contact.last_engaged_at is None or contact.last_engaged_at < now:
         contact.last_engaged_at = now
     signup.confirmed_at, signup.contact_id = now, contact.id
+    # The contact holds the address now; the kept signup row holds only what a page shows of it,
+    # so erasing the contact (GDPR Art 17) leaves no readable copy here.
+    signup.email = mask_email(signup.email)
     session.flush()
     return ConfirmResult("confirmed", contact.id, topics)
 

@@ -96,7 +96,8 @@ def signup_router(runtime: Runtime, pages: RecipientPages, wake: Any) -> APIRout
             signup = service.get_signup(session, signup_id=signup_id)
             if signup is None:
                 return None
-            return (signup.id, pages.language_of(request, signup.language), mask_email(signup.email),
+            masked = signup.email if signup.confirmed_at else mask_email(signup.email)  # stored masked once confirmed
+            return (signup.id, pages.language_of(request, signup.language), masked,
                     signup.confirmed_at is not None)
 
     @router.get("/f/c/{token}", response_class=HTMLResponse)
