@@ -387,3 +387,19 @@ def test_a_mail_step_can_use_a_saved_template(runtime) -> None:
         (campaign_id,) = due_campaigns(s, sequence_id=sequence_id)
         campaign = s.get(Campaign, campaign_id)
         assert (campaign.subject, campaign.over_cap, campaign.status) == ("Our catalogue", "defer", "sending")
+
+
+def test_reaching_the_goal_ends_the_pass_and_its_waiting_mail_is_not_sent(smtp_runtime, smtp_server) -> None:
+    sequence_id = _create(smtp_runtime, {**FAIR, "exit": {"goal": "stage = customer"}})
+    contact_id, _ = _tagged(smtp_runtime, stage="prospect")
+    _deliver(smtp_runtime, _advance(smtp_runtime))
+    _advance(smtp_runtime, now=datetime.now(timezone.utc) + timedelta(days=3, minutes=1))  # catalogue: over the cap
+    with transaction(smtp_runtime.factory) as s:
+        s.get(Contact, contact_id).stage = "customer"
+    report = _advance(smtp_runtime, now=datetime.now(timezone.utc) + timedelta(days=4))
+    assert report["exited"] == {"goal_reached": 1}
+    with transaction(smtp_runtime.factory) as s:
+        (enrollment,) = enrollments(s, sequence_id=sequence_id)
+        assert (enrollment.state, enrollment.exited_reason) == ("exited", "goal_reached")
+        states = sorted((send.state, send.skip_reason) for send in s.scalars(select(Send)))
+    assert states == [("sent", None), ("skipped", "sequence_exited")]

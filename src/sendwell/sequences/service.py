@@ -57,6 +57,7 @@ from sendwell.sequences.definition import (
 
 ACTIVE, DONE, EXITED = "active", "done", "exited"
 STATUSES = ("active", "paused")
+SKIP_EXITED = "sequence_exited"  # a step's mail not sent: the contact left the sequence before it went
 STEP_PAUSED = "step_paused"  # an enrollment waits: its mail step's spike alert paused the step
 METHOD = "sequence"  # the `method` of events a set step records
 
@@ -235,11 +236,13 @@ def enrol(session: Session, *, sequence: Sequence, contact_ids: Iterable[int], n
                 .where(SequenceEnrollment.sequence_id == sequence.id, SequenceEnrollment.contact_id.in_(chunk))):
             if contact_id not in latest or round_ > latest[contact_id][0]:
                 latest[contact_id] = (round_, state, entered)
-    existing = set(session.scalars(select(Contact.id).where(Contact.id.in_(wanted)))) if len(wanted) < 5000 else None
+    existing: set[int] = set()  # a bulk event names contacts that may have been deleted since
+    for start in range(0, len(wanted), 5000):
+        existing.update(session.scalars(select(Contact.id).where(Contact.id.in_(wanted[start:start + 5000]))))
     first = definition_of(sequence).first
     rows, entered_ids = [], []
     for contact_id in wanted:
-        if existing is not None and contact_id not in existing:
+        if contact_id not in existing:
             continue
         round_ = 1
         if contact_id in latest:
@@ -322,14 +325,23 @@ def apply_exits(session: Session, *, sequence: Sequence, now: datetime) -> dict[
     if definition.exit.get("goal"):
         rules.append(("goal_reached", compile_segment(definition.exit["goal"], now=now)))
     counts: dict[str, int] = {}
+    campaigns = select(SequenceStepCampaign.campaign_id).where(SequenceStepCampaign.sequence_id == sequence.id)
     for reason, clause in rules:
-        ids = select(e.id).join(Contact, Contact.id == e.contact_id).where(
-            e.sequence_id == sequence.id, e.state == ACTIVE, clause)
-        done = session.execute(update(e).where(e.id.in_(ids)).values(
-            state=EXITED, exited_reason=reason, next_at=None, updated_at=now)
-            .execution_options(synchronize_session=False)).rowcount or 0
-        if done:
-            counts[reason] = done
+        leaving = session.execute(select(e.id, e.contact_id).join(Contact, Contact.id == e.contact_id).where(
+            e.sequence_id == sequence.id, e.state == ACTIVE, clause)).all()
+        for start in range(0, len(leaving), 5000):
+            chunk = leaving[start:start + 5000]
+            session.execute(update(e).where(e.id.in_([i for i, _ in chunk])).values(
+                state=EXITED, exited_reason=reason, next_at=None, updated_at=now)
+                .execution_options(synchronize_session=False))
+            # Their mails not yet sent (waiting for a cap or a window, or queued) are not sent.
+            session.execute(update(Send).where(
+                Send.campaign_id.in_(campaigns), Send.contact_id.in_([c for _, c in chunk]),
+                Send.state.in_((SendState.PLANNED.value, SendState.QUEUED.value, SendState.DEFERRED.value)))
+                .values(state=SendState.SKIPPED.value, skip_reason=SKIP_EXITED, lease_until=None, updated_at=now)
+                .execution_options(synchronize_session=False))
+        if leaving:
+            counts[reason] = len(leaving)
     return counts
 
 
@@ -364,6 +376,7 @@ def advance(session: Session, *, settings: Settings, now: datetime | None = None
                                    version=version, step_id=step_id, round_=round_, now=now, report=report)
             if not moved:
                 break
+        _finish(session, sequence_id=sequence.id, now=now)
     report["steps"] = dict(report["steps"])
     session.flush()
     return report
@@ -376,6 +389,14 @@ def advance_due(factory: sessionmaker[Session], *, settings: Settings,
         if session.scalar(select(Sequence.id).where(Sequence.status == "active").limit(1)) is None:
             return []  # no sequence: no planning lock taken
         return advance(session, settings=settings, now=now)["batches"]
+
+
+def _finish(session: Session, *, sequence_id: int, now: datetime) -> None:
+    """Passes past their last step whose last mail's time has come are done."""
+    e = SequenceEnrollment
+    session.execute(update(e).where(e.sequence_id == sequence_id, e.state == ACTIVE, e.step_id == "",
+                                    e.next_at <= now).values(state=DONE, updated_at=now)
+                    .execution_options(synchronize_session=False))
 
 
 def _due(sequence_id: int, now: datetime) -> list[Any]:
@@ -428,8 +449,12 @@ def _move(session: Session, due: Any, *, next_step: Any, now: datetime, next_at:
           wait_reason: Any = "") -> int:
     """Move the due enrollments to the next step (or done when it is "")."""
     e = SequenceEnrollment
-    state = case((next_step == "", DONE), else_=ACTIVE) if not isinstance(next_step, str) else (
-        DONE if next_step == "" else ACTIVE)
+    # Past the last step the pass is done, unless its last mail still waits (a cap, a window):
+    # it stays active until then, so an exit rule can still stop that mail (see _finish).
+    state: Any = ACTIVE
+    if next_step == "":
+        state = DONE if next_at is None or isinstance(next_at, datetime) else case((next_at <= now, DONE),
+                                                                                    else_=ACTIVE)
     values: dict[str, Any] = {"step_id": next_step, "state": state, "updated_at": now,
                               "next_at": next_at if next_at is not None else now, "wait_reason": wait_reason}
     return session.execute(update(e).where(due).values(**values)
