@@ -16,6 +16,7 @@ from sendwell.db.session import transaction
 from sendwell.signup import service
 from sendwell.signup.tokens import make_signup_token
 from tests.web.admin.conftest import PASSWORD
+from tests.web.admin.test_axe import axe_violations, serve_axe
 from tests.web.admin.test_browser import SHOTS, chromium, site  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
@@ -24,7 +25,12 @@ PERSON = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, l
 PHONE = {"width": 390, "height": 844}
 
 
+VIOLATIONS: list[str] = []
+
+
 def shoot(tab: Any, name: str) -> None:
+    """A screenshot, and axe-core's findings on the page (none may remain)."""
+    VIOLATIONS.extend(axe_violations(tab))
     SHOTS.mkdir(parents=True, exist_ok=True)
     tab.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
@@ -32,6 +38,7 @@ def shoot(tab: Any, name: str) -> None:
 def open_tab(chromium: Any, site: str, viewport: dict[str, int] | None = None) -> Any:  # noqa: F811
     context = chromium.new_context(base_url=site, viewport=viewport or {"width": 1280, "height": 900},
                                    user_agent=PERSON, locale="en-GB")
+    serve_axe(context)
     tab = context.new_page()
     tab.set_default_timeout(15000)
     return tab
@@ -103,3 +110,4 @@ def test_sign_up_and_confirm_in_a_browser(chromium, site, runtime, make_user) ->
         phone.locator("#embed").wait_for()
         shoot(phone, f"admin-form{suffix}")
     phone.context.close()
+    assert VIOLATIONS == [], "\n".join(VIOLATIONS)
