@@ -403,3 +403,23 @@ def test_reaching_the_goal_ends_the_pass_and_its_waiting_mail_is_not_sent(smtp_r
         assert (enrollment.state, enrollment.exited_reason) == ("exited", "goal_reached")
         states = sorted((send.state, send.skip_reason) for send in s.scalars(select(Send)))
     assert states == [("sent", None), ("skipped", "sequence_exited")]
+
+
+def test_a_finished_step_campaign_reopens_for_newcomers_and_is_rolled_up_again(smtp_runtime, smtp_server) -> None:
+    from sendwell.db.models import Campaign
+    from sendwell.insight.rollup import roll_up
+
+    sequence_id = _create(smtp_runtime)
+    _tagged(smtp_runtime, stage="new_lead")
+    _deliver(smtp_runtime, _advance(smtp_runtime))
+    with transaction(smtp_runtime.factory) as s:
+        roll_up(s)
+        step_one = due_campaigns(s, sequence_id=sequence_id)[0]
+        assert s.get(Campaign, step_one).status == "finished"
+        assert s.get(Campaign, step_one).delivered_rolled_up_at is not None
+    _tagged(smtp_runtime, stage="new_lead")
+    _deliver(smtp_runtime, _advance(smtp_runtime))
+    assert len(smtp_server.messages) == 2
+    with transaction(smtp_runtime.factory) as s:
+        campaign = s.get(Campaign, step_one)
+        assert (campaign.status, campaign.delivered_rolled_up_at) == ("finished", None)

@@ -154,6 +154,7 @@ def step_campaign(session: Session, *, settings: Settings, sequence: Sequence, s
     assert campaign is not None
     if campaign.status == CampaignStatus.FINISHED.value:  # its earlier mails all went: more come now
         campaign.status, campaign.finished_at = CampaignStatus.SENDING.value, None
+        campaign.delivered_rolled_up_at = None  # the insight roll-up counts its deliveries again (replacing)
     return found
 
 
