@@ -16,7 +16,7 @@ from html.parser import HTMLParser
 import pytest
 from fastapi.routing import APIRoute
 
-from sendwell.db.models import Campaign, Event, Reengagement
+from sendwell.db.models import Campaign, Event, Reengagement, Send
 from sendwell.db.session import transaction
 from sendwell.delivery.warmup import parse_schedule, start_plan
 from sendwell.feedback.inbound import process_inbound
@@ -423,3 +423,16 @@ def test_the_users_page_refuses_in_the_readers_language(as_role, runtime) -> Non
     refused = client.post(f"/admin/users/{me}", data={"csrf_token": page_csrf(client, "/admin/users"),
                                                       "role": "viewer", "state": "enable"})
     assert refused.status_code == 400 and "不能降低自己的角色或停用自己" in refused.text
+
+
+def test_a_contacts_timeline_names_why_a_send_was_skipped(as_role, runtime) -> None:
+    with transaction(runtime.factory) as s:
+        contact = make_contact(s)
+        campaign = Campaign(name="Winter range", subject="s", html="h", status="finished")
+        s.add(campaign)
+        s.flush()
+        s.add(Send(campaign_id=campaign.id, contact_id=contact.id, state="skipped", skip_reason="frequency_cap"))
+        contact_id = contact.id
+    english = as_role("viewer").get(f"/admin/contacts/{contact_id}").text
+    assert "Skipped (Frequency cap)" in english and "frequency_cap" not in english
+    assert "已跳过 (频率上限)" in as_role("marketer", language="zh_Hans").get(f"/admin/contacts/{contact_id}").text

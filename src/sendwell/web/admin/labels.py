@@ -23,6 +23,7 @@ from sendwell.feedback.classify.result import CATEGORIES as FEEDBACK_CATEGORIES
 from sendwell.insight.engagement import ENGAGEMENT_KINDS
 from sendwell.insight.rollup import ROLLED_KINDS
 from sendwell.optout.service import METHODS, REASONS
+from sendwell.policy.eligibility import skip_label
 from sendwell.segments.expression import HYGIENE_FLAGS
 
 # Event kinds people see on a contact's timeline and in the event logs (beyond the rolled-up ones).
@@ -164,7 +165,8 @@ def sample_label(context: Context, text: str) -> str:
 def filters() -> dict[str, object]:
     """Jinja filters: `label` plus `<kind>_label` for every vocabulary (`{{ _(c.region|region_label) }}`)."""
     made: dict[str, object] = {"label": any_label, "country_name": country_name, "language_name": language_name,
-                               "audience_value": audience_value, "sample_label": sample_label}
+                               "audience_value": audience_value, "sample_label": sample_label,
+                               "skip_label": skip_label}
     for kind in VOCABULARIES:
         made[f"{kind}_label"] = lambda code, kind=kind: label(kind, code)
     return made
