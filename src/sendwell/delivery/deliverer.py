@@ -15,8 +15,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from sendwell.campaigns.service import get_campaign
 from sendwell.config import Settings
 from sendwell.content.brand import load_brand
-from sendwell.content.brand import load_brand
-from sendwell.content.brand import load_brand
 from sendwell.content.footer import RecipientFacts
 from sendwell.content.recipients import recipient_facts
 from sendwell.content.render import CompiledCampaign, Links, TemplateError

@@ -25,9 +25,9 @@ from sendwell.db.session import transaction
 from sendwell.delivery import progress as delivery_progress
 from sendwell.delivery.limiter import StoreUnavailable
 from sendwell.flows import plan_preview, schedule_sending, send_test, start_sending
+from sendwell.insight.alerts import with_messages
 from sendwell.insight.clicks import MACHINE_SIGNS as MACHINE_SIGNS  # the report's words, also read by tests
 from sendwell.insight.clicks import OTHER_SIGN as OTHER_SIGN
-from sendwell.insight.alerts import with_messages
 from sendwell.insight.report import build_report
 from sendwell.mail.transport import make_transport
 from sendwell.policy.eligibility import skip_label
