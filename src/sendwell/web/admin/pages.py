@@ -15,7 +15,7 @@ from sendwell.access.users import LANGUAGES, get_user
 from sendwell.db.session import transaction
 from sendwell.i18n import translations
 from sendwell.runtime import Runtime
-from sendwell.web.admin import labels
+import sendwell.web.admin.labels as labels
 from sendwell.web.admin.auth import CSRF_FIELD, Forbidden, NotSignedIn, SessionCodec, allows, csrf_ok, fingerprint
 from sendwell.web.admin.localized import localized
 
