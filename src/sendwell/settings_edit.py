@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from sendwell.config import CONFIG_FILE_NAME, Settings, read_config_file
 from sendwell.db.models import StoredSetting, utcnow
-from sendwell.i18n.messages import N_, english, message, plain
+from sendwell.i18n.messages import N_, coded, english, message, plain
 
 # field name → (environment variable, label)
 EDITABLE: dict[str, tuple[str, str]] = {
@@ -42,26 +42,34 @@ EDITABLE: dict[str, tuple[str, str]] = {
     "send_window": ("SENDWELL_SEND_WINDOW", N_("Sending window")),
     "thank_you_regions": ("SENDWELL_THANK_YOU_REGIONS", N_("Thank-you mail after an unsubscribe (regions)")),
 }
-# What each setting does, shown under its field (the admin translates it).
-HELP: dict[str, str] = {
-    "from_": N_("The name and address every mail comes from, such as Bright Lighting <sales@example.com>. Its "
-                "domain is the one the sender-domain check judges."),
-    "company_name": N_("Your company's legal name, printed in the footer of every marketing mail."),
-    "postal_address": N_("A postal address where you can be reached, printed in the footer of every marketing "
-                         "mail (CAN-SPAM, GDPR, CASL)."),
-    "contact_email": N_("Where recipients can write to you; shown in the footer and on the unsubscribe pages."),
-    "contact_phone": N_("Optional; shown in the footer when set."),
-    "website": N_("Optional; your website, linked in the footer (http:// or https://)."),
-    "privacy_url": N_("Your privacy notice, linked in the footer (http:// or https://). Without it the footer "
-                      "says the notice is available on request."),
-    "stage_caps": N_("At most COUNT mails per rolling PERIOD (h, d or w) for each customer stage, such as "
-                     "new_lead=2/30d,prospect=1/7d. A stage not listed has no stage cap."),
-    "tier_caps": N_("The same for the frequency tiers recipients choose on the preference page, such as "
-                    "weekly=1/7d,monthly=1/30d."),
-    "send_window": N_("When mail may go out, in the recipient's local time, such as mon-fri 09:00-17:00, or per "
-                      "region: mon-fri 09:00-17:00; us=mon-fri 08:00-18:00. Empty: any time."),
-    "thank_you_regions": N_("Who gets one thank-you mail after unsubscribing: all, none, or regions such as "
-                            "eu,uk,us."),
+# What each setting does, shown under its field: a message whose params are the setting's syntax
+# (examples, units, keywords), which the admin shows as code; a `coded()` param is shown as its label.
+HELP: dict[str, dict[str, Any]] = {
+    "from_": message(N_("The name and address every mail comes from, such as %(example)s. Its domain is the one "
+                        "the sender-domain check judges."), example="Bright Lighting <sales@example.com>"),
+    "company_name": message(N_("Your company's legal name, printed in the footer of every marketing mail.")),
+    "postal_address": message(N_("A postal address where you can be reached, printed in the footer of every "
+                                 "marketing mail (CAN-SPAM, GDPR, CASL).")),
+    "contact_email": message(N_("Where recipients can write to you; shown in the footer and on the unsubscribe "
+                                "pages.")),
+    "contact_phone": message(N_("Optional; shown in the footer when set.")),
+    "website": message(N_("Optional; your website, linked in the footer (%(http)s or %(https)s)."),
+                       http="http://", https="https://"),
+    "privacy_url": message(N_("Your privacy notice, linked in the footer (%(http)s or %(https)s). Without it the "
+                              "footer says the notice is available on request."), http="http://", https="https://"),
+    "stage_caps": message(N_("At most %(count)s mails per rolling %(period)s (%(h)s hours, %(d)s days or %(w)s "
+                             "weeks) for each customer stage, written %(syntax)s, such as %(example)s, where "
+                             "%(code)s is the stage %(stage)s. A stage not listed has no stage cap."),
+                          count="COUNT", period="PERIOD", h="h", d="d", w="w", syntax="stage=COUNT/PERIOD",
+                          example="new_lead=2/30d,prospect=1/7d", code="new_lead", stage=coded("stage", "new_lead")),
+    "tier_caps": message(N_("The same for the frequency tiers recipients choose on the preference page, such as "
+                            "%(example)s."), example="weekly=1/7d,monthly=1/30d"),
+    "send_window": message(N_("When mail may go out, in the recipient's local time, such as %(window)s, or per "
+                              "region: %(regions)s. Empty: any time."),
+                           window="mon-fri 09:00-17:00", regions="mon-fri 09:00-17:00; us=mon-fri 08:00-18:00"),
+    "thank_you_regions": message(N_("Who gets one thank-you mail after unsubscribing: %(all)s (everyone), %(none)s "
+                                    "(no one), or regions such as %(regions)s."),
+                                 all="all", none="none", regions="eu,uk,us"),
 }
 IDENTITY = ("from_", "company_name", "postal_address", "contact_email", "contact_phone", "website", "privacy_url")
 POLICY = ("stage_caps", "tier_caps", "send_window", "thank_you_regions")
@@ -99,7 +107,7 @@ class EditableValue:
     from_environment: bool  # set by a SENDWELL_* variable: shown, not editable here
     from_database: bool = False  # saved in the admin: the same on every machine
     from_file: bool = False  # from this machine's sendwell.env only
-    help: str = ""
+    help: dict[str, Any] | None = None  # what it does: a message (HELP)
 
 
 _FIELD_OF = {variable: field for field, (variable, _label) in EDITABLE.items()}
@@ -119,7 +127,7 @@ def editable_values(settings: Settings, stored: dict[str, str] | None = None) ->
         out.append(EditableValue(name, var, label, str(getattr(settings, name)), env,
                                  from_database=not env and name in stored,
                                  from_file=not env and name not in stored and name in in_file,
-                                 help=HELP.get(name, "")))
+                                 help=HELP.get(name)))
     return out
 
 

@@ -45,6 +45,8 @@ def test_the_sender_domain_page_in_chinese_and_in_english(tmp_path: Path, db_url
         chinese = html.unescape(signed_in(rt, "admin", "zh_Hans").get("/admin/settings/domain").text)
         assert "nospf.example 没有 SPF 记录：Gmail、Yahoo 和 Microsoft 会拒收没有 SPF 的群发邮件" in chinese
         assert "has no SPF record" not in chinese
+        # What is typed or published as written reads as code: the stricter DMARC policies (BIMI needs one).
+        assert "需要 DMARC 为 <code>p=quarantine</code> 或 <code>p=reject</code>" in chinese
         english_page = html.unescape(signed_in(rt, "admin").get("/admin/settings/domain").text)
         assert "nospf.example has no SPF record: Gmail, Yahoo and Microsoft reject bulk mail without SPF" in english_page
     finally:

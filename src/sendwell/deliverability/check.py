@@ -30,6 +30,10 @@ from sendwell.i18n.messages import N_, english, message
 
 BLOCKING, WARNING, INFO, PASS = "blocking", "warning", "info", "pass"
 SEVERITIES = (BLOCKING, WARNING, INFO, PASS)
+# Params a finding quotes as written (the admin shows `quarantine`, `reject` and `command` params as code): the
+# stricter DMARC policies, the command that receives bounces.
+STRICTER = {"quarantine": "p=quarantine", "reject": "p=reject"}
+LISTENER = "sendwell feedback listen"
 
 
 @dataclass(frozen=True)
@@ -439,8 +443,8 @@ def _check_dmarc(ctx: _Context) -> dict[str, str] | None:
     if not records:
         ctx.add("dmarc-missing", BLOCKING,
                 N_("no DMARC record on %(domain)s or %(org)s: Gmail, Yahoo and Microsoft require one for bulk senders "
-                   "(p=none is enough to start; read the reports, then move to quarantine or reject)"),
-                {"domain": ctx.from_domain, "org": ctx.org_domain}, _dmarc_fix(ctx))
+                   "(p=none is enough to start; read the reports, then move to %(quarantine)s or %(reject)s)"),
+                {"domain": ctx.from_domain, "org": ctx.org_domain, **STRICTER}, _dmarc_fix(ctx))
         return None
     if len(records) > 1:
         ctx.add("dmarc-multiple", BLOCKING,
@@ -464,9 +468,9 @@ def _check_dmarc(ctx: _Context) -> dict[str, str] | None:
     ctx.report.facts["dmarc"] = {"record": records[0], "at": where, "policy": policy,
                                  "adkim": tags.get("adkim", "r"), "aspf": tags.get("aspf", "r")}
     if policy == "none":
-        ctx.add("dmarc-policy", INFO, N_("DMARC on %(where)s: p=none, receivers only report; move to quarantine or "
-                                         "reject once the reports show all your mail aligned"),
-                {"where": where}, _dmarc_fix(ctx, tags, p="quarantine"))
+        ctx.add("dmarc-policy", INFO, N_("DMARC on %(where)s: p=none, receivers only report; move to %(quarantine)s "
+                                         "or %(reject)s once the reports show all your mail aligned"),
+                {"where": where, **STRICTER}, _dmarc_fix(ctx, tags, p="quarantine"))
     else:
         ctx.add("dmarc-policy", PASS, N_("DMARC on %(where)s: p=%(policy)s"), {"where": where, "policy": policy})
     if "rua" not in tags:
@@ -536,8 +540,8 @@ def _check_bounce_mx(ctx: _Context) -> None:
         ctx.add("bounce-mx", WARNING,
                 N_("%(domain)s has no MX record: bounces to the Return-Path are not delivered to Sendwell, and some "
                    "receivers refuse a MAIL FROM domain that cannot receive mail. Point it at the host running "
-                   "`sendwell feedback listen` (%(target)s below is an example name)"),
-                {"domain": domain, "target": target}, fix)
+                   "%(command)s (%(target)s below is an example name)"),
+                {"domain": domain, "target": target, "command": LISTENER}, fix)
         return
     if hosts == [""]:
         ctx.add("bounce-mx", WARNING, N_("%(domain)s publishes a null MX (RFC 7505): it takes no mail, so bounces "
@@ -556,8 +560,8 @@ def _check_bounce_mx(ctx: _Context) -> None:
                 {"domain": domain, "listener": listener, "hosts": ", ".join(reaches)})
     else:
         listed = ", ".join(f"{h} ({' '.join(a) or 'no address'})" for h, a in resolved.items())
-        ctx.add("bounce-mx", PASS, N_("MX of %(domain)s: %(hosts)s; that host must run `sendwell feedback listen` "
-                                      "or relay bounces to it"), {"domain": domain, "hosts": listed})
+        ctx.add("bounce-mx", PASS, N_("MX of %(domain)s: %(hosts)s; that host must run %(command)s or relay "
+                                      "bounces to it"), {"domain": domain, "hosts": listed, "command": LISTENER})
 
 
 def _check_reverse_dns(ctx: _Context) -> None:
@@ -601,5 +605,5 @@ def _check_extras(ctx: _Context) -> None:
     if bimi:
         ctx.add("bimi", PASS, N_("BIMI published on %(domain)s"), {"domain": d})
     else:
-        ctx.add("bimi", INFO, N_("no BIMI on %(domain)s (optional: a logo beside your mail; needs DMARC at quarantine "
-                                 "or reject, and Gmail needs a mark certificate)"), {"domain": d})
+        ctx.add("bimi", INFO, N_("no BIMI on %(domain)s (optional: a logo beside your mail; needs DMARC at %(quarantine)s "
+                                 "or %(reject)s, and Gmail needs a mark certificate)"), {"domain": d, **STRICTER})

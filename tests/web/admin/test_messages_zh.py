@@ -96,7 +96,8 @@ def test_settings_help_and_errors_read_in_chinese(as_role) -> None:
     client = as_role("admin", "zh_Hans")
     page = text_of(client.get("/admin/settings"))
     assert 'aria-describedby="help-send_window"' in page
-    assert "允许发信的时段，按收件人当地时间" in page and "每个客户阶段在滚动周期 PERIOD" in page
+    assert "允许发信的时段，按收件人当地时间，例如 <code>mon-fri 09:00-17:00</code>" in page
+    assert "每个客户阶段在滚动周期 <code>PERIOD</code>" in page and "<code>new_lead</code> 即“新线索”阶段" in page
     assert "in the recipient's local time" not in page
     token = page_csrf(client, "/admin/settings")
     for field, value, chinese in [("website", "ftp://x", "SENDWELL_WEBSITE：'ftp://x' 不是 http(s) 网址"),
@@ -112,7 +113,8 @@ def test_settings_help_and_errors_read_in_chinese(as_role) -> None:
 def test_settings_help_and_errors_read_in_english(as_role) -> None:
     client = as_role("admin")
     page = text_of(client.get("/admin/settings"))
-    assert "When mail may go out, in the recipient's local time, such as mon-fri 09:00-17:00" in page
+    assert "When mail may go out, in the recipient's local time, such as <code>mon-fri 09:00-17:00</code>" in page
+    assert "where <code>new_lead</code> is the stage New lead" in page
     answer = client.post("/admin/settings", data={"csrf_token": page_csrf(client, "/admin/settings"),
                                                   "website": "ftp://x"})
     assert "SENDWELL_WEBSITE: &#39;ftp://x&#39; is not an http(s) URL" in answer.text
