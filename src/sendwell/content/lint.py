@@ -418,6 +418,9 @@ def _deceptive(subject: str) -> Finding:
                    key="", params={"subject": subject.strip()[:60]})
 
 
+_UNDEFINED = re.compile(r"'([^']+)' is undefined")
+
+
 def render_failure(exc: TemplateError) -> Finding:
     """A dry render that failed, as a finding."""
     cause = exc.__cause__
@@ -426,6 +429,10 @@ def render_failure(exc: TemplateError) -> Finding:
     if isinstance(cause, SecurityError):
         return Finding("unsafe-template", ERROR, "the sandbox refused: %(error)s", 24, params={"error": str(cause)})
     if isinstance(cause, UndefinedError):
+        undefined = _UNDEFINED.fullmatch(str(cause))
+        if undefined:  # Jinja's "'x' is undefined", as a template the admin translates
+            return Finding("unknown-variable", ERROR, "dry render: %(name)r is undefined", 24,
+                           params={"name": undefined.group(1)})
         return Finding("unknown-variable", ERROR, "dry render: %(error)s", 24, params={"error": str(cause)})
     return template_error(str(cause or exc))
 

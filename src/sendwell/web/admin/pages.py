@@ -17,7 +17,7 @@ from sendwell.i18n import translations
 from sendwell.runtime import Runtime
 import sendwell.web.admin.labels as labels
 from sendwell.web.admin.auth import CSRF_FIELD, Forbidden, NotSignedIn, SessionCodec, allows, csrf_ok, fingerprint
-from sendwell.web.admin.localized import localized
+from sendwell.web.admin.localized import finding_text, localized
 
 HERE = Path(__file__).parent
 TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))  # autoescape on for .html
@@ -61,6 +61,7 @@ def percent(value: float | None) -> str:
 
 TEMPLATES.env.filters["percent"] = percent
 TEMPLATES.env.filters["localized"] = localized
+TEMPLATES.env.filters["finding_text"] = finding_text
 TEMPLATES.env.filters.update(labels.filters())
 
 
