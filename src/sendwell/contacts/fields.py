@@ -13,7 +13,7 @@ from babel import Locale, UnknownLocaleError
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
 from sendwell.contacts.lawful_basis import normalise_kind
-from sendwell.contacts.problems import FieldProblem
+from sendwell.contacts.problems import FieldProblem, address_problem
 from sendwell.contacts.regions import parse_country
 from sendwell.contacts.vocabulary import Vocab
 
@@ -262,9 +262,8 @@ class RowParser:
         try:
             out["email"] = normalise_email(email)
         except ValueError as exc:
-            shown = repr(email) if email.strip() else "empty"
-            errors.append(RowError.of(row, "email", "%(value)s is not a valid address: %(reason)s",
-                                      value=shown, reason=str(exc)))
+            errors.append(RowError.from_problem(row, "email", address_problem(repr(email), str(exc)) if email.strip()
+                                                else FieldProblem("The address is empty.")))
         for key in ("first_name", "last_name", "company", "job_title"):
             out[key] = values.get(key, "").strip()
         full = values.get("name", "").strip()

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from sendwell.contacts.fields import normalise_email, parse_language, parse_timezone
 from sendwell.contacts.lawful_basis import LIFETIME as CONSENT_LIFETIME
-from sendwell.contacts.problems import FieldProblem
+from sendwell.contacts.problems import FieldProblem, address_problem
 from sendwell.contacts.regions import parse_country, region_for
 from sendwell.contacts.vocabulary import INDUSTRY, STAGE, load_vocabulary
 from sendwell.db.models import SCOPE_ALL, Consent, ConsentKind, Contact, Subscription, Suppression, Topic
@@ -105,9 +105,8 @@ def _normalised(email: str, field: str = "email") -> str:
     try:
         return normalise_email(email)
     except ValueError as exc:
-        raise ContactError(field, f"{email!r} is not a valid address: {exc}",
-                           "%(value)s is not a valid address: %(reason)s",
-                           {"value": repr(email), "reason": str(exc)}) from None
+        problem = address_problem(repr(email), str(exc))
+        raise ContactError(field, str(problem), problem.template, problem.params) from None
 
 
 def find_contact(session: Session, *, pepper: bytes, email: str) -> Contact | None:

@@ -198,7 +198,8 @@ def test_import_history_lists_runs_and_downloads_rejected_rows(as_role, runtime)
     with transaction(runtime.factory) as s:
         batch_id = s.scalar(select(ImportBatch.id))
     detail = client.get(f"/admin/import/history/{batch_id}")
-    assert re.search(r"<td>3</td><td>email</td><td>[^<]*not a valid address", detail.text)
+    assert re.search(r"<td>3</td><td>Email address <code>email</code></td><td><span translate=\"no\">[^<]*</span>"
+                     r" is not a valid address: it has no @ sign", detail.text)
     rejected = client.get(f"/admin/import/history/{batch_id}/rejected.csv")
     rows = list(csv.reader(io.StringIO(rejected.content.decode("utf-8-sig"))))
     assert rows[0] == ["row", "field", "message"] and rows[1][:2] == ["3", "email"]
@@ -210,7 +211,7 @@ def test_import_errors_are_shown_in_chinese(as_role) -> None:
     page = upload(client, "email,country\nanna@licht.example,Atlantis\n")
     token, form = wizard_form(page.text)
     checked = client.post(f"/admin/import/{token}/check", data=form)
-    assert "未知的国家 &#39;Atlantis&#39;（请使用 ISO 代码如 DE，或国家名称）" in checked.text
+    assert '未知的国家 <span translate="no">&#39;Atlantis&#39;</span>（请使用 ISO 代码如 DE，或国家名称）' in checked.text
     no_email = upload(client, "name,company\nAnna,Licht\n")
     assert "没有邮箱列" in no_email.text and "&#39;name&#39;, &#39;company&#39;" in no_email.text
     token = page_csrf(client, "/admin/contacts/new")

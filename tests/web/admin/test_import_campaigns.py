@@ -49,7 +49,9 @@ def test_import_wizard_prefills_mapping_reports_the_bad_row_and_imports(as_role,
     checked = client.post(f"/admin/import/{token}/check", data=form | {"consent": "express", "source": "Canton Fair"})
     assert checked.status_code == 200
     assert re.search(r'data-metric="rejected">1<', checked.text)
-    assert re.search(r"<td>3</td><td>email</td><td>[^<]+</td>", checked.text)  # row 3, field email, a reason
+    # row 3, field email (its label, its code), a reason quoting the file's value
+    assert re.search(r'<td>3</td><td>Email address <code>email</code></td><td><span translate="no">[^<]+</span> is not',
+                     checked.text)
     assert contacts(runtime) == 0  # a dry run writes nothing
     # All or nothing: with a bad row and no "skip", nothing is imported.
     refused = client.post(f"/admin/import/{token}/run", data=form | {"consent": "express"})

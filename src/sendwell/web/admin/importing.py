@@ -21,6 +21,9 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
+from jinja2 import pass_context
+from jinja2.runtime import Context
+from markupsafe import Markup
 from starlette.datastructures import UploadFile
 
 from sendwell.contacts.fields import FIELDS, IGNORE, ImportFileError, map_headers
@@ -92,8 +95,53 @@ def _upload_path(admin: Admin, token: str) -> Path | None:
     return found[0] if found else None
 
 
+# What each contact field is called on the pages (catalog msgids); its code is what `--map` and headers use.
+FIELD_LABELS = {
+    "email": "Email address", "first_name": "First name", "last_name": "Last name", "name": "Full name",
+    "company": "Company", "job_title": "Job title", "country": "Country", "industry": "Industry", "stage": "Stage",
+    "language": "Language", "timezone": "Time zone", "tags": "Tags", "consent": "Consent",
+    "consent_date": "Consent date",
+}
+
+
 def _choices(header: str) -> list[tuple[str, str]]:
-    return [(f, f) for f in FIELDS] + [("custom:" + header, "custom"), (IGNORE, "ignore")]
+    return [(f, FIELD_LABELS[f]) for f in FIELDS] + [("custom:" + header, "custom"), (IGNORE, "ignore")]
+
+
+class _TheirData:
+    """A value from the person's file inside a translated sentence, marked as theirs (`%s` and `%r` alike)."""
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __html__(self) -> str:
+        return Markup('<span translate="no">{}</span>').format(self.value)
+
+    def __repr__(self) -> str:
+        return Markup('<span translate="no">{}</span>').format(repr(self.value))
+
+
+@pass_context
+def field_shown(context: Context, field: str) -> Markup:
+    """A rejected row's field: its label in the reader's language and, beside it, the code the file can use."""
+    _ = context["_"]
+    if field in FIELD_LABELS:
+        return Markup("{} <code>{}</code>").format(_(FIELD_LABELS[field]), field)
+    if field.startswith("custom:"):
+        return Markup('{} <span translate="no">{}</span>').format(_("custom"), field.removeprefix("custom:"))
+    if field == "(row)":
+        return Markup("{}").format(_("Whole row"))
+    return Markup("<code>{}</code>").format(field)
+
+
+@pass_context
+def reason_shown(context: Context, template: str, params: dict[str, Any]) -> Markup:
+    """Why a row was rejected, in the reader's language; the value from the file is marked as the person's data."""
+    _ = context["_"]
+    if not params:
+        return Markup("{}").format(_(template))
+    shown = {k: _TheirData(v) if k == "value" else v for k, v in params.items()}
+    return Markup("{}").format(_(template)) % shown
 
 
 def _said(exc: ValueError, language: str) -> str:
@@ -147,27 +195,28 @@ def router(admin: Admin) -> APIRouter:
                             columns=list(zip(headers, chosen or prefilled)), choices=_choices,
                             error=error or detect_error, consent_kinds=CONSENT_KINDS,
                             options=options or {"consent": "", "source": "", "topic": "", "skip_invalid": False},
-                            report=report)
+                            report=report, field_shown=field_shown, reason_shown=reason_shown)
 
     @r.get("")
     def upload_form(request: Request, user: Viewer = Depends(marketer)) -> Response:
-        return admin.render(request, "import_upload.html", user)
+        return admin.render(request, "import_upload.html", user, fields=FIELD_LABELS)
 
     @r.post("")
     async def upload(request: Request, user: Viewer = Depends(marketer)) -> Response:
         form = await request.form()  # already parsed (and its CSRF token checked) by `marketer`
         upload = form.get("file")
         if not isinstance(upload, UploadFile) or not upload.filename:
-            return admin.render(request, "import_upload.html", user, status=400, error="Choose a CSV or XLSX file.")
+            return admin.render(request, "import_upload.html", user, fields=FIELD_LABELS, status=400,
+                                error="Choose a CSV or XLSX file.")
         suffix = Path(upload.filename).suffix.lower()
         if suffix not in SUFFIXES:
-            return admin.render(request, "import_upload.html", user, status=400,
+            return admin.render(request, "import_upload.html", user, fields=FIELD_LABELS, status=400,
                                 error="Only .csv, .tsv, .txt and .xlsx files can be imported.")
         _sweep(_uploads(admin), now=time.time())
         token = secrets.token_urlsafe(24)
         path = _uploads(admin) / f"{token}{suffix}"
         if not await _save(upload, path):
-            return admin.render(request, "import_upload.html", user, status=413,
+            return admin.render(request, "import_upload.html", user, fields=FIELD_LABELS, status=413,
                                 error="The file is larger than 50 MB; split it or use `sendwell contacts import`.")
         # The name the marketer knows the file by, for the mapping page (the stored name is random).
         path.with_suffix(".name").write_text(Path(upload.filename).name[:200], encoding="utf-8")
@@ -175,7 +224,8 @@ def router(admin: Admin) -> APIRouter:
             headers_of(path)
         except (FileFormatError, OSError, ValueError) as exc:
             _forget(path)
-            return admin.render(request, "import_upload.html", user, status=400, error=str(exc))
+            return admin.render(request, "import_upload.html", user, fields=FIELD_LABELS, status=400,
+                                error=str(exc))
         return mapping_page(request, user, token, path)
 
     def run(request: Request, user: Viewer, token: str, form: Any, *, dry_run: bool) -> Response:
@@ -230,7 +280,8 @@ def router(admin: Admin) -> APIRouter:
                 return admin.render(request, "not_found.html", user, status=404)
             rows = [r for _, r in zip(range(SHOWN_REJECTED), rejected_rows(db, batch_id=batch_id))]
             db.expunge_all()
-        return admin.render(request, "import_batch.html", user, batch=found, rejected=rows, shown=SHOWN_REJECTED)
+        return admin.render(request, "import_batch.html", user, batch=found, rejected=rows, shown=SHOWN_REJECTED,
+                            field_shown=field_shown, reason_shown=reason_shown)
 
     @r.get("/history/{batch_id}/rejected.csv")
     def rejected_csv(request: Request, batch_id: int, user: Viewer = Depends(viewer)) -> Response:
