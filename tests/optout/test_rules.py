@@ -69,10 +69,14 @@ def _used_msgids() -> set[str]:
 def test_every_page_string_is_translated(language) -> None:
     used = _used_msgids()
     assert len(used) > 60
-    with (LOCALES_DIR / language / "LC_MESSAGES" / "pages.po").open("rb") as fh:
-        catalog = read_po(fh, locale=language)
-    missing = sorted(m for m in used if not (catalog.get(m) and catalog.get(m).string))
+    folder = LOCALES_DIR / language / "LC_MESSAGES"
+    strings: dict[str, str] = {}
+    # The `pages` domain is pages.po plus its feature files (pages-signup.po, …), merged at load.
+    for path in [folder / "pages.po", *sorted(folder.glob("pages-*.po"))]:
+        with path.open("rb") as fh:
+            strings.update({m.id: m.string for m in read_po(fh, locale=language) if m.id and m.string})
+    missing = sorted(m for m in used if not strings.get(m))
     assert missing == []
     for msgid in used:
         placeholders = sorted(re.findall(r"%\((\w+)\)s", msgid))
-        assert sorted(re.findall(r"%\((\w+)\)s", catalog.get(msgid).string)) == placeholders, msgid
+        assert sorted(re.findall(r"%\((\w+)\)s", strings[msgid])) == placeholders, msgid
