@@ -159,13 +159,15 @@ def _engagement_html(figures: dict[str, Any], *, opens: bool) -> str:
     rows = "".join(f"<tr><td>{name}</td><td>{figures[name]['people']}</td><td>{figures[name]['people_total']}</td>"
                    f"<td>{figures[name]['rate']:.2%}</td><td>{figures[name]['machines']}</td>"
                    f"<td>{figures[name]['machines_total']}</td></tr>" for name in names)
+    # Without the open pixel nothing is said of opens: no figure, no heading, no column.
     parts = ["<h2>Opens and clicks</h2>" if opens else "<h2>Clicks</h2>",
-             "<table><tr><th></th><th>people</th><th>their opens or clicks</th><th>rate of delivered</th>"
-             f"<th>mails machines fetched</th><th>machine fetches</th></tr>{rows}</table>"]
+             f"<table><tr><th></th><th>people</th><th>{'their opens or clicks' if opens else 'their clicks'}</th>"
+             f"<th>rate of delivered</th><th>mails machines fetched</th><th>machine fetches</th></tr>{rows}</table>"]
     if figures["machine_reasons"]:
         parts.append("<h3>How the machines were recognised</h3><table><tr><th>sign</th><th>mails clicked</th>"
-                     "<th>mails opened</th></tr>" + "".join(
-                         f"<tr><td>{e(r['label'])}</td><td>{r['clicked']}</td><td>{r['opened']}</td></tr>"
+                     + ("<th>mails opened</th>" if opens else "") + "</tr>" + "".join(
+                         f"<tr><td>{e(r['label'])}</td><td>{r['clicked']}</td>"
+                         + (f"<td>{r['opened']}</td>" if opens else "") + "</tr>"
                          for r in figures["machine_reasons"]) + "</table>")
     if figures["links"]:
         parts.append("<h2>Links</h2><table><tr><th>link</th><th>people</th><th>clicks</th><th>click rate</th>"
