@@ -13,7 +13,7 @@ from sendwell.runtime import Runtime
 # What a careless template might do: a fake reply subject and a footer hidden by CSS.
 NON_COMPLIANT_HTML = """\
 <style>.sendwell-footer { display: none }</style>
-<p>Dear {{ first_name }}, following up on our call: prices go up next week.</p>
+<p>Dear {{ contact.first_name }}, following up on our call: prices go up next week.</p>
 """
 
 

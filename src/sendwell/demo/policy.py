@@ -15,7 +15,7 @@ from sendwell.delivery.progress import campaign_status, finish_if_done
 from sendwell.runtime import Runtime
 
 TAG = "policy-demo"
-HTML = "<p>Dear {{ first_name or 'buyer' }},</p><p>One more note about our LED panels this week.</p>"
+HTML = "<p>Dear {{ contact.first_name or 'buyer' }},</p><p>One more note about our LED panels this week.</p>"
 
 
 def show_policy(runtime: Runtime, *, after_campaign_id: int, say: Any = print) -> dict[str, Any]:

@@ -54,7 +54,7 @@ DEMO_IDENTITY = {
 }
 CAMPAIGN_HTML = """\
 <h1 style="font-size:20px">Energy-saving LED panels for {{ contact.company or 'your business' }}</h1>
-<p>Dear {{ first_name or 'buyer' }},</p>
+<p>Dear {{ contact.first_name or 'buyer' }},</p>
 <p>Our 2026 LED panel range cuts energy use by 30% and ships with
 {% region "eu", "uk" %}CE and UKCA marking, an EU declaration of conformity and RoHS test reports
 {%- else %}{% region "us" %}UL 1598 listing and FCC Part 15 documentation
@@ -170,7 +170,7 @@ def send_campaign(runtime: Runtime, name: str, segment: str) -> dict[str, Any]:
     with transaction(runtime.factory) as session:
         campaign = create_campaign(
             session, settings=runtime.settings, name=name,
-            subject="{{ first_name or 'Hello' }}, our 2026 LED panels, samples in 7 days",
+            subject="{{ contact.first_name or 'Hello' }}, our 2026 LED panels, samples in 7 days",
             html=CAMPAIGN_HTML, segment=segment, topic="led-lighting",
         )
         start_sending(session, settings=runtime.settings, campaign_id=campaign.id)  # lint gate, plan, queue

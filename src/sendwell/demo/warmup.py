@@ -25,7 +25,7 @@ TAG = "webshop-2026"
 SCHEDULE = [10, 20, 40, 80]  # demo-sized; the built-in schedule starts at 50 (docs/delivery.md, "Warm-up")
 SIGNUPS = {"gmail.com": 40, "outlook.com": 40, "qq.com": 40}
 ENGAGED = 5
-HTML = "<p>Dear {{ first_name or 'buyer' }},</p><p>Welcome to our web shop: 10% off your first LED panel order.</p>"
+HTML = "<p>Dear {{ contact.first_name or 'buyer' }},</p><p>Welcome to our web shop: 10% off your first LED panel order.</p>"
 
 
 def show_warmup(settings: Settings, data_dir: Path, say: Any = print) -> dict[str, Any]:

@@ -56,7 +56,7 @@ NOT_ASKED = "not_asked"  # the reconfirmation mail was skipped (e.g. consent lap
 SUNSET = SuppressionReason.SUNSET.value
 
 RECONFIRM_SUBJECT = "Do you still want to hear from us?"
-RECONFIRM_HTML = """<p>Hello{% if first_name %} {{ first_name }}{% endif %},</p>
+RECONFIRM_HTML = """<p>Hello{% if contact.first_name %} {{ contact.first_name }}{% endif %},</p>
 <p>we have not heard from you for a while, and we only want to write to people who find our mails useful.</p>
 <p><strong>Do you still want to hear from us?</strong> One click is enough:</p>
 <p><a href="{{ keep_url }}">Yes, keep me subscribed</a></p>
