@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -30,7 +31,7 @@ def test_a_send_to_nobody_finishes_and_says_why(page, make_user, runtime) -> Non
     assert "Would send to 0 of the segment's 0 contacts." in page.locator("#plan-summary").inner_text()
     assert page.locator("#plan-nobody").inner_text().startswith("Nobody would get this campaign")
     page.get_by_role("button", name="Send to 0 people").click()
-    page.wait_for_selector("#sent-to-nobody")
+    page.wait_for_url(re.compile(rf"/admin/campaigns/{campaign_id}(\?.*)?$"))  # back on the campaign page
     assert page.locator("#campaign-status").inner_text() == "Finished"
     assert page.locator("#sent-to-nobody").inner_text() == "Sent to nobody: the segment matched no contact."
     assert page.get_by_text("Sending started.").count() == 0
