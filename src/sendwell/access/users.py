@@ -12,6 +12,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from sendwell.db.models import AdminUser, LoginFailure
+from sendwell.i18n.messages import N_, english
 
 ROLES = ("admin", "marketer", "viewer")
 LANGUAGES = ("en", "zh_Hans")
@@ -31,7 +32,12 @@ _DUMMY_HASH = _hasher.hash("not a password anyone has")
 
 
 class UserError(ValueError):
-    """The user cannot be created or changed as asked."""
+    """The user cannot be created or changed as asked: str(exc) in English, `template` + `params` for the admin."""
+
+    def __init__(self, template: str, **params: object) -> None:
+        super().__init__(english(template, params) if params else template)
+        self.template = template if params else template.replace("%", "%%")
+        self.params = params
 
 
 class Throttled(Exception):
@@ -49,11 +55,12 @@ def _now() -> datetime:
 
 def _check(role: str | None = None, language: str | None = None, password: str | None = None) -> None:
     if role is not None and role not in ROLES:
-        raise UserError(f"unknown role {role!r} (use one of {', '.join(ROLES)})")
+        raise UserError(N_("unknown role %(role)r (use one of %(known)s)"), role=role, known=", ".join(ROLES))
     if language is not None and language not in LANGUAGES:
-        raise UserError(f"unknown language {language!r} (use one of {', '.join(LANGUAGES)})")
+        raise UserError(N_("unknown language %(language)r (use one of %(known)s)"), language=language,
+                        known=", ".join(LANGUAGES))
     if password is not None and len(password) < MIN_PASSWORD:
-        raise UserError(f"the password needs at least {MIN_PASSWORD} characters")
+        raise UserError(N_("the password needs at least %(n)s characters"), n=MIN_PASSWORD)
 
 
 def create_user(session: Session, *, email: str, password: str, role: str, language: str = "en") -> AdminUser:
@@ -62,9 +69,9 @@ def create_user(session: Session, *, email: str, password: str, role: str, langu
     # A sign-in name, never mailed to: any single address shape will do (also `admin@demo.test`).
     address = email.strip().lower()
     if not _ADDRESS.fullmatch(address) or len(address) > 320:
-        raise UserError(f"email: {email!r} is not an email address")
+        raise UserError(N_("email: %(email)r is not an email address"), email=email)
     if get_user_by_email(session, email=address) is not None:
-        raise UserError(f"a user with email {address} already exists")
+        raise UserError(N_("a user with email %(email)s already exists"), email=address)
     user = AdminUser(email=address, password_hash=_hasher.hash(password), role=role, language=language)
     session.add(user)
     session.flush()
@@ -91,7 +98,7 @@ def update_user(session: Session, *, user_id: int, role: str | None = None, lang
     _check(role, language, password)
     user = session.get(AdminUser, user_id)
     if user is None:
-        raise UserError(f"no user with id {user_id}")
+        raise UserError(N_("no user with id %(id)s"), id=user_id)
     if role is not None:
         user.role = role
     if language is not None:

@@ -48,10 +48,26 @@ from sendwell.contacts.lawful_basis import normalise_kind
 from sendwell.contacts.regions import REGIONS, parse_country
 from sendwell.contacts.vocabulary import INDUSTRY, STAGE, Vocab, load_vocabulary, slug
 from sendwell.db.models import AddressFlag, Consent, Contact, Event, Reengagement, Subscription, Topic
+from sendwell.i18n.messages import N_, english, message
 
 
 class SegmentError(ValueError):
-    """The expression cannot be parsed or names an unknown field or value."""
+    """The expression cannot be parsed or names an unknown field or value.
+
+    `template` has %(name)s placeholders filled from `params` (sendwell.i18n.messages): str(exc) is the
+    English text, and the admin shows `template` translated. Without params the text is taken as it is.
+    """
+
+    def __init__(self, template: str, **params: Any) -> None:
+        super().__init__(english(template, params) if params else template)
+        self.template = template if params else template.replace("%", "%%")
+        self.params = params
+
+
+def _place(where: str) -> Any:
+    """A place in a rule as a message param: "position 9" is words to translate, a JSON path is shown as it is."""
+    found = re.fullmatch(r"position (\d+)", where)
+    return message(N_("position %(pos)s"), pos=int(found[1])) if found else where
 
 
 # field name -> Contact column (plain equality fields)
@@ -163,8 +179,9 @@ def _tokenise(source: str) -> list[_Tok]:
         if match is None or match.end() == pos:
             bad = source[pos:].strip()[:1]
             where = pos + len(source[pos:]) - len(source[pos:].lstrip()) + 1
-            hint = " (a quote that is never closed?)" if bad in "'\"" else ""
-            raise SegmentError(f"unexpected character {bad!r} at position {where}{hint}")
+            template = (N_("unexpected character %(char)r at position %(pos)s (a quote that is never closed?)")
+                        if bad in "'\"" else N_("unexpected character %(char)r at position %(pos)s"))
+            raise SegmentError(template, char=bad, pos=where)
         if match.group("op"):
             tokens.append(_Tok("op", match.group("op"), match.start("op")))
         elif match.group(0).lstrip().startswith("@"):
@@ -191,7 +208,7 @@ class _Parser:
     def take(self) -> _Tok:
         tok = self.peek()
         if tok is None:
-            raise SegmentError(f"expression ends too early at position {len(self.source.rstrip()) + 1}")
+            raise SegmentError(N_("expression ends too early at position %(pos)s"), pos=len(self.source.rstrip()) + 1)
         self.i += 1
         return tok
 
@@ -205,7 +222,8 @@ class _Parser:
         node = self.expr()
         tok = self.peek()
         if tok is not None:
-            raise SegmentError(f"unexpected {tok.text!r} at position {tok.pos + 1} (missing 'and' or 'or'?)")
+            raise SegmentError(N_("unexpected %(token)r at position %(pos)s (missing 'and' or 'or'?)"), token=tok.text,
+                               pos=tok.pos + 1)
         return node
 
     def expr(self) -> Node:
@@ -234,7 +252,7 @@ class _Parser:
         if tok.kind == "ref":
             return Ref(tok.text.strip(), f"position {tok.pos + 1}")
         if tok.kind != "word":
-            raise SegmentError(f"expected a field name at position {tok.pos + 1}, got {tok.text!r}")
+            raise SegmentError(N_("expected a field name at position %(pos)s, got %(token)r"), pos=tok.pos + 1, token=tok.text)
         word = tok.text.lower()
         where = f"position {tok.pos + 1}"
         if word in ENGAGEMENTS:
@@ -247,10 +265,12 @@ class _Parser:
     def engagement(self, kind: str, where: str) -> Engagement:
         tok = self.take()
         if tok.kind != "word" or tok.text.lower() != "within":
-            raise SegmentError(f"expected 'within' after {kind!r} at position {tok.pos + 1}, got {tok.text!r}")
+            raise SegmentError(N_("expected 'within' after %(kind)r at position %(pos)s, got %(token)r"), kind=kind,
+                               pos=tok.pos + 1, token=tok.text)
         tok = self.take()
         if tok.kind != "word" or not tok.text.isdigit() or not 0 < int(tok.text) <= MAX_DAYS:
-            raise SegmentError(f"expected a number of days (1 to {MAX_DAYS}) at position {tok.pos + 1}, got {tok.text!r}")
+            raise SegmentError(N_("expected a number of days (1 to %(max)s) at position %(pos)s, got %(token)r"),
+                               max=MAX_DAYS, pos=tok.pos + 1, token=tok.text)
         days = int(tok.text)
         if self.is_word("days", "day", "d"):
             self.take()
@@ -265,13 +285,14 @@ class _Parser:
         if tok.kind == "word" and tok.text.lower() == "not" and self.is_word("in"):
             self.take()
             return "not in"
-        raise SegmentError(f"expected =, !=, in or not in at position {tok.pos + 1}, got {tok.text!r}")
+        raise SegmentError(N_("expected =, !=, in or not in at position %(pos)s, got %(token)r"), pos=tok.pos + 1,
+                           token=tok.text)
 
     def value(self) -> tuple[str, int]:
         tok = self.take()
         if tok.kind in ("word", "str"):
             return tok.text, tok.pos
-        raise SegmentError(f"expected a value at position {tok.pos + 1}, got {tok.text!r}")
+        raise SegmentError(N_("expected a value at position %(pos)s, got %(token)r"), pos=tok.pos + 1, token=tok.text)
 
     def values(self) -> list[tuple[str, int]]:
         self.expect("(")
@@ -284,10 +305,12 @@ class _Parser:
 
     def expect(self, text: str) -> None:
         if self.peek() is None:
-            raise SegmentError(f"expected {text!r} at position {len(self.source.rstrip()) + 1} (the end)")
+            raise SegmentError(N_("expected %(text)r at position %(pos)s (the end)"), text=text,
+                               pos=len(self.source.rstrip()) + 1)
         tok = self.take()
         if tok.kind != "op" or tok.text != text:
-            raise SegmentError(f"expected {text!r} at position {tok.pos + 1}, got {tok.text!r}")
+            raise SegmentError(N_("expected %(text)r at position %(pos)s, got %(token)r"), text=text, pos=tok.pos + 1,
+                               token=tok.text)
 
 
 def _field_name(raw: str, where: str) -> str:
@@ -295,52 +318,59 @@ def _field_name(raw: str, where: str) -> str:
     if field.startswith("custom."):
         name = raw[7:]
         if not _CUSTOM_NAME.match(name):
-            raise SegmentError(f"custom field name {name!r} at {where}: use the column name, e.g. custom.WhatsApp")
+            raise SegmentError(N_("custom field name %(name)r at %(where)s: use the column name, e.g. custom.WhatsApp"),
+                               name=name, where=_place(where))
         return "custom." + name
     if field not in COLUMNS and field not in SPECIAL:
-        raise SegmentError(f"unknown segment field {raw!r} at {where} (known fields: {', '.join(FIELDS)})")
+        raise SegmentError(N_("unknown segment field %(field)r at %(where)s (known fields: %(known)s)"), field=raw,
+                           where=_place(where), known=", ".join(FIELDS))
     return field
 
 
 # ------------------------------------------------------------------ JSON form
 def _from_json(obj: Any, path: str = "$") -> Node:
     if not isinstance(obj, dict):
-        raise SegmentError(f"{path}: expected an object such as {{\"field\": …, \"op\": …, \"value\": …}}")
+        raise SegmentError(N_('%(path)s: expected an object such as {"field": …, "op": …, "value": …}'), path=path)
     keys = set(obj)
     for combinator, cls in (("and", And), ("or", Or)):
         if keys == {combinator}:
             items = obj[combinator]
             if not isinstance(items, list) or not items:
-                raise SegmentError(f"{path}.{combinator}: expected a non-empty list")
+                raise SegmentError(N_("%(path)s.%(key)s: expected a non-empty list"), path=path, key=combinator)
             return cls(tuple(_from_json(x, f"{path}.{combinator}[{i}]") for i, x in enumerate(items)))
     if keys == {"not"}:
         return Not(_from_json(obj["not"], f"{path}.not"))
     if keys == {"segment"}:
         if not isinstance(obj["segment"], str) or not obj["segment"].strip():
-            raise SegmentError(f"{path}.segment: expected the name of a saved segment")
+            raise SegmentError(N_("%(path)s.segment: expected the name of a saved segment"), path=path)
         return Ref(obj["segment"].strip(), path)
     if keys == {"engagement", "within_days"}:
         kind, days = obj["engagement"], obj["within_days"]
         if kind not in ENGAGEMENTS:
-            raise SegmentError(f"{path}.engagement: use one of {', '.join(ENGAGEMENTS)}, got {kind!r}")
+            raise SegmentError(N_("%(path)s.engagement: use one of %(known)s, got %(kind)r"), path=path,
+                               known=", ".join(ENGAGEMENTS), kind=kind)
         if not isinstance(days, int) or isinstance(days, bool) or not 0 < days <= MAX_DAYS:
-            raise SegmentError(f"{path}.within_days: expected a whole number of days (1 to {MAX_DAYS}), got {days!r}")
+            raise SegmentError(N_("%(path)s.within_days: expected a whole number of days (1 to %(max)s), got %(days)r"),
+                               path=path, max=MAX_DAYS, days=days)
         return Engagement(kind, days, path)
     if keys in ({"field", "op", "value"}, {"field", "value"}):
         field, op, value = obj["field"], obj.get("op", "="), obj["value"]
         if not isinstance(field, str):
-            raise SegmentError(f"{path}.field: expected a field name, got {field!r}")
+            raise SegmentError(N_("%(path)s.field: expected a field name, got %(field)r"), path=path, field=field)
         if op not in OPERATORS:
-            raise SegmentError(f"{path}.op: use one of {', '.join(OPERATORS)}, got {op!r}")
+            raise SegmentError(N_("%(path)s.op: use one of %(known)s, got %(op)r"), path=path, known=", ".join(OPERATORS),
+                               op=op)
         values = value if isinstance(value, list) else [value]
         if not values or not all(isinstance(v, str) for v in values):
-            raise SegmentError(f"{path}.value: expected a string or a non-empty list of strings, got {value!r}")
+            raise SegmentError(N_("%(path)s.value: expected a string or a non-empty list of strings, got %(value)r"),
+                               path=path, value=value)
         if op in ("=", "!=") and len(values) != 1:
-            raise SegmentError(f"{path}: op {op!r} takes one value; use 'in' for a list")
+            raise SegmentError(N_("%(path)s: op %(op)r takes one value; use 'in' for a list"), path=path, op=op)
         where = [f"{path}.value[{i}]" for i in range(len(values))] if isinstance(value, list) else [f"{path}.value"]
         return Cond(_field_name(field, path), op, tuple(values), path, tuple(where))
-    raise SegmentError(f"{path}: cannot read {json.dumps(obj, ensure_ascii=False)[:80]} "
-                       "(expected and / or / not, field+op+value, or engagement+within_days)")
+    raise SegmentError(N_("%(path)s: cannot read %(json)s "
+                          "(expected and / or / not, field+op+value, or engagement+within_days)"),
+                       path=path, json=json.dumps(obj, ensure_ascii=False)[:80])
 
 
 def to_json(node: Node | None) -> Any:
@@ -408,7 +438,8 @@ def parse(expression: str | dict[str, Any] | list[Any] | None) -> Node | None:
         try:
             obj = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise SegmentError(f"invalid JSON at position {exc.pos + 1}: {exc.msg}") from None
+            raise SegmentError(N_("invalid JSON at position %(pos)s: %(problem)s"), pos=exc.pos + 1,
+                               problem=exc.msg) from None
         return _from_json(obj)
     return _Parser(expression).parse()
 
@@ -424,12 +455,13 @@ def _compile(node: Node, now: datetime, vocab: Vocabularies) -> ColumnElement[bo
     if isinstance(node, Engagement):
         return _engaged(node.kind, now - timedelta(days=node.days))
     if isinstance(node, Ref):
-        raise SegmentError(f"the saved segment {reference(node.name)} at {node.pos} is only known where saved "
-                           "segments are looked up (a campaign, a count)")
+        raise SegmentError(N_("the saved segment %(name)s at %(where)s is only known where saved "
+                              "segments are looked up (a campaign, a count)"),
+                           name=reference(node.name), where=_place(node.pos))
     for index, value in enumerate(node.values):
         if any(ord(ch) < 32 and ch not in "\t" for ch in value):
             where = node.value_pos[index] if index < len(node.value_pos) else node.pos
-            raise SegmentError(f"the value at {where} contains a control character")
+            raise SegmentError(N_("the value at %(where)s contains a control character"), where=_place(where))
     clause = _condition(node, now, vocab)
     return not_(clause) if node.op in ("!=", "not in") else clause
 
@@ -498,10 +530,10 @@ def _hygiene(value: str) -> ColumnElement[bool]:
     return exists(select(AddressFlag.id).where(AddressFlag.contact_id == Contact.id, AddressFlag.flag == value))
 
 
-def _at(message: str, where: str) -> str:
+def _at(problem: ValueError, where: str) -> SegmentError:
     # "unknown X 'v' (use …)" → "unknown X 'v' at position 9 (use …)"
-    head, sep, tail = message.partition(" (")
-    return f"{head} at {where}{sep}{tail}"
+    head, sep, tail = str(problem).partition(" (")
+    return SegmentError(N_("%(problem)s at %(where)s%(more)s"), problem=head, where=_place(where), more=sep + tail)
 
 
 def _normalise(node: Cond, index: int, vocab: Vocabularies) -> str:
@@ -511,10 +543,11 @@ def _normalise(node: Cond, index: int, vocab: Vocabularies) -> str:
         try:
             return parse_country(value)
         except ValueError as exc:
-            raise SegmentError(_at(str(exc), where)) from None
+            raise _at(exc, where) from None
     if field == "region":
         if value.lower() not in REGIONS:
-            raise SegmentError(f"unknown region {value!r} at {where} (use one of {', '.join(REGIONS)})")
+            raise SegmentError(N_("unknown region %(value)r at %(where)s (use one of %(known)s)"), value=value,
+                               where=_place(where), known=", ".join(REGIONS))
         return value.lower()
     if field in ("stage", "industry"):
         words = vocab.stages if field == "stage" else vocab.industries
@@ -522,22 +555,24 @@ def _normalise(node: Cond, index: int, vocab: Vocabularies) -> str:
         if found is not None:
             return found
         if vocab.strict or (field == "stage" and not re.fullmatch(r"[a-z0-9_]{1,20}", value.lower())):
-            raise SegmentError(f"unknown {field} {value!r} at {where} (known: {words.describe()})")
+            raise SegmentError(N_("unknown %(field)s %(value)r at %(where)s (known: %(known)s)"), field=field, value=value,
+                               where=_place(where), known=words.describe())
         return slug(value).replace("-", "_") if field == "stage" else slug(value)
     if field == "hygiene":
         if value.lower() not in HYGIENE_VALUES:
-            raise SegmentError(f"unknown hygiene value {value!r} at {where} (use one of {', '.join(HYGIENE_VALUES)})")
+            raise SegmentError(N_("unknown hygiene value %(value)r at %(where)s (use one of %(known)s)"), value=value,
+                               where=_place(where), known=", ".join(HYGIENE_VALUES))
         return value.lower()
     if field == "consent":
         try:
             return normalise_kind(value)
         except ValueError as exc:
-            raise SegmentError(_at(str(exc), where)) from None
+            raise _at(exc, where) from None
     if field == "language":
         try:
             return parse_language(value)
         except ValueError as exc:
-            raise SegmentError(_at(str(exc), where)) from None
+            raise _at(exc, where) from None
     return value
 
 

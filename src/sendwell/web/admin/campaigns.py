@@ -25,6 +25,7 @@ from sendwell.db.session import transaction
 from sendwell.delivery import progress as delivery_progress
 from sendwell.delivery.limiter import StoreUnavailable
 from sendwell.flows import plan_preview, schedule_sending, send_test, start_sending
+from sendwell.i18n.messages import N_, message
 from sendwell.insight.alerts import with_messages
 from sendwell.insight.clicks import MACHINE_SIGNS as MACHINE_SIGNS  # the report's words, also read by tests
 from sendwell.insight.clicks import OTHER_SIGN as OTHER_SIGN
@@ -33,6 +34,7 @@ from sendwell.mail.transport import make_transport
 from sendwell.policy.eligibility import skip_label
 from sendwell.segments.expression import SegmentError
 from sendwell.web.admin.pages import Admin, Viewer
+from sendwell.web.admin.problems import said
 from sendwell.web.recipient.rendering import LANGUAGE_NAMES
 from sendwell.worker.queue import Queue
 
@@ -51,9 +53,11 @@ def _of(campaign: Campaign, topic: str) -> dict[str, str]:
             "segment": campaign.segment_expr, "topic": topic, "kind": campaign.kind}
 
 
-def _problem(exc: Exception) -> str:
+def _problem(exc: Exception) -> Any:
     if isinstance(exc, RecursionError):
         return "segment: nested too deeply"
+    if isinstance(exc, SegmentError):
+        return message(N_("segment: %(problem)s"), problem=said(exc))
     prefix = "segment: " if isinstance(exc, SegmentError) else "template: " if isinstance(exc, TemplateError) else ""
     return prefix + str(exc)
 
@@ -229,7 +233,7 @@ def router(admin: Admin) -> APIRouter:
             return campaign_page(request, user, campaign_id, status=422, report=exc.report,
                                  error="The compliance check blocks sending; fix the errors below.")
         except (SegmentError, TemplateError, ContentError, CampaignError) as exc:
-            return campaign_page(request, user, campaign_id, status=409, error=_problem(exc).removeprefix("at: "))
+            return campaign_page(request, user, campaign_id, status=409, error=_unprefixed(_problem(exc)))
         return RedirectResponse(f"/admin/campaigns/{campaign_id}?scheduled=1", status_code=303)
 
     @r.post("/{campaign_id}/test")
@@ -243,14 +247,15 @@ def router(admin: Admin) -> APIRouter:
                 result = send_test(db, settings=s, campaign_id=campaign_id, to=to, signer=runtime.signer,
                                    transport=transport)
         except (ValueError, TemplateError, CampaignError) as exc:
-            return campaign_page(request, user, campaign_id, status=400, error=f"test mail: {exc}")
+            return campaign_page(request, user, campaign_id, status=400, error=_test_mail(said(exc)))
         except Exception as exc:  # the SMTP server is down or refused: say so, change nothing
-            return campaign_page(request, user, campaign_id, status=502, error=f"test mail: {exc}")
+            return campaign_page(request, user, campaign_id, status=502, error=_test_mail(said(exc)))
         finally:
             transport.close()
         if result["status"] != "sent":
             return campaign_page(request, user, campaign_id, status=502,
-                                 error=f"test mail: the server answered {result['message']}")
+                                 error=_test_mail(message(N_("the server answered %(answer)s"),
+                                                          answer=result["message"])))
         return campaign_page(request, user, campaign_id, notice="test", test_to=result["to"])
 
     def control(action: str) -> Any:
@@ -305,6 +310,14 @@ def _start_time(values: Any) -> datetime | str:
     except ValueError:
         return "start time: enter a date and a time, e.g. 2026-12-01 09:00"
     return at if at.tzinfo else at.replace(tzinfo=tz)
+
+
+def _unprefixed(problem: Any) -> Any:
+    return problem.removeprefix("at: ") if isinstance(problem, str) else problem
+
+
+def _test_mail(problem: dict[str, Any]) -> dict[str, Any]:
+    return message(N_("test mail: %(problem)s"), problem=problem)
 
 
 def _args(values: dict[str, str]) -> dict[str, Any]:

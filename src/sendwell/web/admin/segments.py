@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
@@ -11,6 +12,7 @@ from sendwell.db.session import transaction
 from sendwell.segments.expression import SegmentError, reference
 from sendwell.segments.service import count_segment, create_segment, delete_segment, get_segment, list_segments
 from sendwell.web.admin.pages import Admin, Viewer
+from sendwell.web.admin.problems import said
 
 
 def router(admin: Admin) -> APIRouter:
@@ -22,17 +24,17 @@ def router(admin: Admin) -> APIRouter:
     async def marketer(request: Request) -> Viewer:
         return await admin.require(request, "marketer")
 
-    def live_count(expression: str) -> tuple[dict[str, int] | None, str]:
+    def live_count(expression: str) -> tuple[dict[str, int] | None, Any]:
         try:
             with transaction(admin.runtime.factory) as db:
                 return count_segment(db, expression=expression), ""
         except SegmentError as exc:
-            return None, str(exc)
+            return None, said(exc)
         except RecursionError:
             return None, "nested too deeply"
 
     def segments_page(request: Request, user: Viewer, *, status: int = 200, name: str = "", expression: str = "",
-                      error: str = "", deleted: str = "") -> Response:
+                      error: Any = "", deleted: str = "") -> Response:
         with transaction(admin.runtime.factory) as db:
             rows = [(s.name, s.expression, count_segment(db, expression=s.expression), reference(s.name))
                     for s in list_segments(db)]
@@ -59,7 +61,7 @@ def router(admin: Admin) -> APIRouter:
             with transaction(admin.runtime.factory) as db:
                 create_segment(db, name=name, expression=expression, replace=form.get("replace") == "1")
         except SegmentError as exc:
-            return segments_page(request, user, status=400, name=name, expression=expression, error=str(exc))
+            return segments_page(request, user, status=400, name=name, expression=expression, error=said(exc))
         return RedirectResponse("/admin/segments", status_code=303)
 
     @r.get("/delete")
@@ -70,7 +72,7 @@ def router(admin: Admin) -> APIRouter:
                 segment = get_segment(db, name=name[:200])
                 name, expression = segment.name, segment.expression
         except SegmentError as exc:
-            return segments_page(request, user, status=404, error=str(exc))
+            return segments_page(request, user, status=404, error=said(exc))
         return admin.render(request, "segment_delete.html", user, name=name, expression=expression)
 
     @r.post("/delete")
@@ -81,7 +83,7 @@ def router(admin: Admin) -> APIRouter:
             with transaction(admin.runtime.factory) as db:
                 delete_segment(db, name=name)
         except SegmentError as exc:
-            return segments_page(request, user, status=404, error=str(exc))
+            return segments_page(request, user, status=404, error=said(exc))
         return RedirectResponse("/admin/segments?deleted=" + quote(name.strip()), status_code=303)
 
     return r

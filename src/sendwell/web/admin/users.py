@@ -9,6 +9,7 @@ from fastapi.responses import RedirectResponse, Response
 from sendwell.access.users import LANGUAGES, ROLES, UserError, create_user, list_users, update_user
 from sendwell.db.session import transaction
 from sendwell.web.admin.pages import Admin, Viewer
+from sendwell.web.admin.problems import said
 
 
 def router(admin: Admin) -> APIRouter:
@@ -36,7 +37,7 @@ def router(admin: Admin) -> APIRouter:
                 create_user(db, email=str(form.get("email", "")), password=str(form.get("password", "")),
                             role=str(form.get("role", "")), language=str(form.get("language", "en")))
         except UserError as exc:
-            return users_page(request, user, status=400, error=str(exc))
+            return users_page(request, user, status=400, error=said(exc))
         return RedirectResponse("/admin/users", status_code=303)
 
     @r.post("/{user_id}")
@@ -53,7 +54,7 @@ def router(admin: Admin) -> APIRouter:
             with transaction(admin.runtime.factory) as db:
                 update_user(db, user_id=user_id, role=role, language=language, password=password, disabled=disabled)
         except UserError as exc:
-            return users_page(request, user, status=400, error=str(exc))
+            return users_page(request, user, status=400, error=said(exc))
         return RedirectResponse("/admin/users", status_code=303)
 
     return r

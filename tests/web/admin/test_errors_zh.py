@@ -1,0 +1,61 @@
+"""Errors a user reads in the admin are in the user's language: segment rules, users, test mail, 403."""
+
+from __future__ import annotations
+
+from tests.web.admin.conftest import page_csrf
+
+
+def _bad_rule_on_segments(client) -> str:  # type: ignore[no-untyped-def]
+    token = page_csrf(client, "/admin/segments")
+    page = client.post("/admin/segments", data={"csrf_token": token, "name": "Buyers", "expression": "industry ="})
+    assert page.status_code == 400
+    return page.text
+
+
+def test_a_bad_segment_rule_reads_in_the_users_language_on_the_segments_page(as_role) -> None:
+    assert "expression ends too early at position 11" in _bad_rule_on_segments(as_role("marketer"))
+    zh = _bad_rule_on_segments(as_role("admin", language="zh_Hans"))
+    assert "规则在第 11 个字符处提前结束" in zh and "expression ends too early" not in zh
+    count = as_role("viewer", language="zh_Hans").get("/admin/segments/count", params={"expression": "colour = red"})
+    assert "未知的分群字段 &#39;colour&#39;（第 1 个字符处）" in count.text
+
+
+def _bad_rule_on_campaign_form(client) -> str:  # type: ignore[no-untyped-def]
+    token = page_csrf(client, "/admin/campaigns/new")
+    page = client.post("/admin/campaigns", data={"csrf_token": token, "name": "Spring", "subject": "Hi",
+                                                 "html": "<p>Hi</p>", "text": "Hi", "segment": "stage in (lead"})
+    assert page.status_code == 400
+    return page.text
+
+
+def test_a_bad_segment_rule_reads_in_the_users_language_on_the_campaign_form(as_role) -> None:
+    assert "segment: expected &#39;)&#39; at position 15 (the end)" in _bad_rule_on_campaign_form(as_role("marketer"))
+    zh = _bad_rule_on_campaign_form(as_role("admin", language="zh_Hans"))
+    assert "分群规则：第 15 个字符处（末尾）应为 &#39;)&#39;" in zh and "the end" not in zh
+
+
+def test_a_users_page_error_reads_in_chinese(as_role) -> None:
+    client = as_role("admin", language="zh_Hans")
+    token = page_csrf(client, "/admin/users")
+    page = client.post("/admin/users", data={"csrf_token": token, "email": "new@bright-lighting.example",
+                                             "password": "short", "role": "viewer", "language": "en"})
+    assert page.status_code == 400 and "密码至少需要 10 个字符" in page.text
+
+
+def test_a_test_mail_error_reads_in_chinese(as_role) -> None:
+    client = as_role("admin", language="zh_Hans")
+    token = page_csrf(client, "/admin/campaigns/new")
+    created = client.post("/admin/campaigns", data={"csrf_token": token, "name": "Spring", "subject": "Hi",
+                                                    "html": "<p>Hi</p>", "text": "Hi", "segment": ""})
+    assert created.status_code == 303
+    path = created.headers["location"]
+    page = client.post(f"{path}/test", data={"csrf_token": page_csrf(client, path), "to": "not an address"})
+    assert page.status_code == 400 and "测试邮件：" in page.text and "test mail:" not in page.text
+
+
+def test_a_403_detail_reads_in_chinese(as_role) -> None:
+    client = as_role("viewer", language="zh_Hans")
+    token = page_csrf(client, "/admin/segments")
+    page = client.post("/admin/segments", data={"csrf_token": token, "name": "x", "expression": ""},
+                       headers={"accept": "text/html"})
+    assert page.status_code == 403 and "does not allow" not in page.text and "只读用户" in page.text
