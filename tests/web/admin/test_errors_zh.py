@@ -59,3 +59,16 @@ def test_a_403_detail_reads_in_chinese(as_role) -> None:
     page = client.post("/admin/segments", data={"csrf_token": token, "name": "x", "expression": ""},
                        headers={"accept": "text/html"})
     assert page.status_code == 403 and "does not allow" not in page.text and "只读用户" in page.text
+
+
+def test_a_saved_segment_whose_rule_no_longer_reads_says_why_in_chinese_on_the_contacts_page(as_role, runtime) -> None:
+    from sendwell.db.models import Segment
+    from sendwell.db.session import transaction
+
+    with transaction(runtime.factory) as s:
+        segment = Segment(name="Old rule", expression="colour = red")  # stored before the field was dropped
+        s.add(segment)
+        s.flush()
+        segment_id = segment.id
+    page = as_role("viewer", language="zh_Hans").get("/admin/contacts", params={"segment": segment_id})
+    assert "未知的分群字段 &#39;colour&#39;" in page.text and "unknown segment field" not in page.text

@@ -38,6 +38,7 @@ from sendwell.optout.service import unsubscribe_contact
 from sendwell.segments.expression import SegmentError, Vocabularies, compile_segment
 from sendwell.web.admin.labels import event_details
 from sendwell.web.admin.pages import Admin, Viewer, gettext_for
+from sendwell.web.admin.problems import said
 
 PAGE_SIZE = 50
 FILTERS = ("q", "stage", "region", "industry", "segment")
@@ -168,7 +169,7 @@ def router(admin: Admin) -> APIRouter:
             try:
                 rows, total = search_contacts(db, page=page, **filters)
             except SegmentError as exc:
-                rows, total, error = [], 0, str(exc)
+                rows, total, error = [], 0, said(exc)
             regions, industries = _choices(db, Contact.region), _choices(db, Contact.industry)
             segments = [(s.id, s.name) for s in db.scalars(select(Segment).order_by(Segment.name))]
             topics = [(t.slug, t.name) for t in db.scalars(select(Topic).order_by(Topic.name))]
@@ -369,7 +370,7 @@ def router(admin: Admin) -> APIRouter:
                 ids = manage.chosen_ids(db, where=contact_filter(db, filters) if everything else None,
                                         ids=None if everything else ticked)
             except SegmentError as exc:
-                ids, error = [], str(exc)
+                ids, error = [], said(exc)
             if action not in manage.BULK_ACTIONS:
                 error = "Choose what to do with the contacts."
             elif not ids and not error:
