@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from sendwell.contacts.lawful_basis import has_lawful_basis
 from sendwell.db.models import SCOPE_ALL, Contact, Segment, Suppression
+from sendwell.i18n.messages import N_
 from sendwell.segments.expression import (
     And,
     Node,
@@ -84,7 +85,9 @@ def get_segment(session: Session, *, name: str) -> Segment:
     segment = session.scalar(select(Segment).where(Segment.name == name.strip()))
     if segment is None:
         known = list(session.scalars(select(Segment.name).order_by(Segment.name).limit(20)))
-        raise SegmentError(f"no saved segment {name!r} (saved: {', '.join(known) or 'none yet'})")
+        if known:
+            raise SegmentError(N_("no saved segment %(name)s (saved: %(known)s)"), name=repr(name), known=", ".join(known))
+        raise SegmentError(N_("no saved segment %(name)s (none saved yet)"), name=repr(name))
     return segment
 
 
@@ -97,15 +100,15 @@ def create_segment(session: Session, *, name: str, expression: str, replace: boo
     """Save (or with `replace`, update) a named segment after validating its rule."""
     name = name.strip()
     if not name or name.startswith("@") or len(name) > 200:
-        raise SegmentError("a segment name must be 1-200 characters and not start with '@'")
+        raise SegmentError(N_("a segment name must be 1-200 characters and not start with '@'"))
     if "'" in name and '"' in name:  # a rule quotes the name with the other kind: @'…' or @"…"
-        raise SegmentError("a segment name may hold ' or \" but not both")
+        raise SegmentError(N_("a segment name may hold ' or \" but not both"))
     expression = expand_references(session, expression)
     compile_segment(expression, vocabularies=Vocabularies.from_session(session))
     text = _text_of(expression)
     segment = session.scalar(select(Segment).where(Segment.name == name))
     if segment is not None and not replace:
-        raise SegmentExists(f"a segment named {name!r} exists already (use --replace to change it)")
+        raise SegmentExists(N_("a segment named %(name)s exists already (use --replace to change it)"), name=repr(name))
     if segment is None:
         segment = Segment(name=name, expression=text)
         session.add(segment)

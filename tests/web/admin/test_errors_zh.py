@@ -72,3 +72,14 @@ def test_a_saved_segment_whose_rule_no_longer_reads_says_why_in_chinese_on_the_c
         segment_id = segment.id
     page = as_role("viewer", language="zh_Hans").get("/admin/contacts", params={"segment": segment_id})
     assert "未知的分群字段 &#39;colour&#39;" in page.text and "unknown segment field" not in page.text
+
+
+def test_a_segment_name_taken_or_a_missing_reference_reads_in_chinese(as_role) -> None:
+    client = as_role("admin", language="zh_Hans")
+    token = page_csrf(client, "/admin/segments")
+    made = client.post("/admin/segments", data={"csrf_token": token, "name": "Buyers", "expression": "stage = customer"})
+    assert made.status_code in (200, 303)
+    again = client.post("/admin/segments", data={"csrf_token": token, "name": "Buyers", "expression": "stage = customer"})
+    assert again.status_code == 400 and "名为 &#39;Buyers&#39; 的细分已存在" in again.text and "exists already" not in again.text
+    missing = client.get("/admin/segments/count", params={"expression": "@nobody"})
+    assert "没有名为 &#39;nobody&#39; 的已保存细分（已保存：Buyers）" in missing.text
