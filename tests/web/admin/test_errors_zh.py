@@ -83,3 +83,17 @@ def test_a_segment_name_taken_or_a_missing_reference_reads_in_chinese(as_role) -
     assert again.status_code == 400 and "名为 &#39;Buyers&#39; 的细分已存在" in again.text and "exists already" not in again.text
     missing = client.get("/admin/segments/count", params={"expression": "@nobody"})
     assert "没有名为 &#39;nobody&#39; 的已保存细分（已保存：Buyers）" in missing.text
+
+
+def test_a_bad_start_time_or_zone_reads_in_chinese(as_role) -> None:
+    client = as_role("admin", language="zh_Hans")
+    token = page_csrf(client, "/admin/campaigns/new")
+    created = client.post("/admin/campaigns", data={"csrf_token": token, "name": "Spring", "subject": "Hi",
+                                                    "html": "<p>Hi</p>", "text": "Hi", "segment": ""})
+    path = created.headers["location"]
+    bad_time = client.post(f"{path}/schedule", data={"csrf_token": page_csrf(client, path), "at": "soon", "tz": "UTC"})
+    assert bad_time.status_code == 400 and "开始时间：请输入日期和时间" in bad_time.text
+    bad_zone = client.get(f"{path}/send-plan", params={"at": "2030-01-01T09:00", "tz": "Mars/Olympus"})
+    assert bad_zone.status_code == 400 and "时区：未知时区 &#39;Mars/Olympus&#39;" in bad_zone.text
+    english = as_role("marketer").get(f"{path}/send-plan", params={"at": "2030-01-01T09:00", "tz": "Mars/Olympus"})
+    assert "time zone: unknown zone &#39;Mars/Olympus&#39;" in english.text

@@ -204,7 +204,7 @@ def router(admin: Admin) -> APIRouter:
         # Send and Schedule open this step: what the send would do (the real planner, rolled
         # back), then "Send to N people" posts to /send, or "Schedule" to /schedule.
         at = _start_time(request.query_params) if "at" in request.query_params else None
-        if isinstance(at, str):
+        if at is not None and not isinstance(at, datetime):
             return campaign_page(request, user, campaign_id, status=400, error=at)
         if at is not None and at <= datetime.now(timezone.utc):
             return campaign_page(request, user, campaign_id, status=400,
@@ -224,7 +224,7 @@ def router(admin: Admin) -> APIRouter:
     @r.post("/{campaign_id}/schedule")
     async def schedule(request: Request, campaign_id: int, user: Viewer = Depends(marketer)) -> Response:
         at = _start_time(await request.form())
-        if isinstance(at, str):
+        if not isinstance(at, datetime):
             return campaign_page(request, user, campaign_id, status=400, error=at)
         try:
             with transaction(runtime.factory) as db:
@@ -298,13 +298,13 @@ def router(admin: Admin) -> APIRouter:
     return r
 
 
-def _start_time(values: Any) -> datetime | str:
+def _start_time(values: Any) -> datetime | str | dict[str, Any]:
     """The start time typed, in the browser's own time zone (admin.js fills `tz`); or what is wrong with it."""
     raw, zone = str(values.get("at", ""))[:40], str(values.get("tz", "") or "UTC")[:64]
     try:
         tz = ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError, OSError):
-        return f"time zone: unknown zone {zone!r}"
+        return message(N_("time zone: unknown zone %(zone)s"), zone=repr(zone))
     try:
         at = datetime.fromisoformat(raw)
     except ValueError:
