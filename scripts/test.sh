@@ -12,7 +12,9 @@ set +e
 # the other worker takes everything else test by test (SERIAL_MODULES in tests/conftest.py).
 # PYTEST_DIST=worksteal lets them overlap instead.
 # `make test-full` sets SENDWELL_RELIABILITY_RECIPIENTS=100000.
-.venv/bin/pytest -n "${PYTEST_WORKERS:-2}" --dist "${PYTEST_DIST:-loadgroup}" "$@"
+# One xdist worker more than cores: the serial group spends much of its time waiting on worker
+# processes it started (heartbeats, restarts, timeouts), so a core it leaves idle goes to the rest.
+.venv/bin/pytest -n "${PYTEST_WORKERS:-$(( $(nproc) + 1 ))}" --dist "${PYTEST_DIST:-loadgroup}" "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then
