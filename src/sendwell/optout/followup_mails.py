@@ -63,6 +63,20 @@ def send_mails(runtime: Any, messages: list[Message], now: datetime, *, transpor
     return counts
 
 
+def hand_off(transport: Any, settings: Settings, address: str, data: bytes) -> tuple[str, str] | None:
+    """Send one outbox mail: None once the server took it, else the (status, error) to `finish` the
+    row with — "retry" when the server is unreachable or refuses for now, "failed" when it refuses for good."""
+    try:
+        outcome = transport.send(settings.from_address, address, data)
+    except TransportUnavailable as exc:
+        return "retry", str(exc)
+    if outcome.status == "temporary":
+        return "retry", f"{outcome.code} {outcome.message}"
+    if outcome.status == "permanent":
+        return "failed", f"{outcome.code} {outcome.message}"
+    return None
+
+
 def _load(runtime: Any, messages: list[Message]) -> list[dict[str, Any]]:
     """Each mail's contact and opt-out state, read in a few queries per batch (not per row)."""
     contact_ids = {m.contact_id for m in messages if m.contact_id}
@@ -116,14 +130,9 @@ def _process(runtime: Any, job: dict[str, Any], transport: Any, now: datetime) -
     data, message_id = mail.build(settings, to_address=contact.email,
                                   to_name=" ".join(x for x in (contact.first_name, contact.last_name) if x),
                                   subject=subject, text=text, html=html, signer=runtime.signer)
-    try:
-        outcome = transport.send(settings.from_address, contact.email, data)
-    except TransportUnavailable as exc:
-        return "retry", str(exc)
-    if outcome.status == "temporary":
-        return "retry", f"{outcome.code} {outcome.message}"
-    if outcome.status == "permanent":
-        return "failed", f"{outcome.code} {outcome.message}"
+    refused = hand_off(transport, settings, contact.email, data)
+    if refused:
+        return refused
     # Recorded right after the hand-off, one mail at a time: a crash can repeat at most the
     # mail in flight, never a batch.
     with transaction(runtime.factory) as session:

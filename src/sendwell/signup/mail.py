@@ -14,7 +14,8 @@ from sqlalchemy import select
 from sendwell.config import Settings
 from sendwell.db.models import Event, Signup, SignupForm, Topic
 from sendwell.db.session import transaction
-from sendwell.mail.transport import TransportUnavailable, make_transport
+from sendwell.mail.transport import make_transport
+from sendwell.optout.followup_mails import hand_off
 from sendwell.optout.mail import build, company_lines, gettext_for
 from sendwell.outbox.store import Message, finish, settle
 from sendwell.outbox.worker import Dispatcher
@@ -71,14 +72,9 @@ def _send_one(runtime: Any, message: Message, transport: Any, now: datetime) -> 
                                   topics=topics, days=days)
     data, message_id = build(settings, to_address=address, to_name=first, subject=subject, text=text, html=html,
                              signer=runtime.signer)
-    try:
-        outcome = transport.send(settings.from_address, address, data)
-    except TransportUnavailable as exc:
-        return "retry", str(exc)
-    if outcome.status == "temporary":
-        return "retry", f"{outcome.code} {outcome.message}"
-    if outcome.status == "permanent":
-        return "failed", f"{outcome.code} {outcome.message}"
+    refused = hand_off(transport, settings, address, data)
+    if refused:
+        return refused
     with transaction(runtime.factory) as session:
         settle(session, [message.id], status="done", sent_at=now)
         session.add(Event(kind="signup_mail_sent", method="", occurred_at=datetime.now(timezone.utc),
