@@ -137,10 +137,16 @@ def make_confirm_token(keys: list[str], contact_id: int) -> str:
 
 def read_confirm_token(keys: list[str], token: str, max_age: int = CONFIRM_MAX_AGE) -> int:
     """The contact id of a valid, unexpired double opt-in token; InvalidToken otherwise."""
+    return read_timed_id(keys, token, salt=SALT_CONFIRM, max_age=max_age, link="confirmation")
+
+
+def read_timed_id(keys: list[str], token: str, *, salt: str, max_age: int, link: str) -> int:
+    """The positive id a timed token of this salt carries, if it is younger than max_age seconds;
+    InvalidToken naming the `link` ("confirmation", "signup") otherwise."""
     try:
-        value = URLSafeTimedSerializer(keys, salt=SALT_CONFIRM).loads(token, max_age=max_age)
+        value = URLSafeTimedSerializer(keys, salt=salt).loads(token, max_age=max_age)
     except BadSignature as exc:  # SignatureExpired is a BadSignature
-        raise InvalidToken("invalid or expired confirmation link") from exc
+        raise InvalidToken(f"invalid or expired {link} link") from exc
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise InvalidToken("malformed confirmation token")
+        raise InvalidToken(f"malformed {link} token")
     return value

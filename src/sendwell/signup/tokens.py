@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous import URLSafeTimedSerializer
 
-from sendwell.optout.tokens import InvalidToken
+from sendwell.optout.tokens import read_timed_id
 
 # Its own salt: a signup link cannot be replayed as any opt-out or resubscribe link.
 SALT_SIGNUP = "sendwell.signup"
@@ -17,10 +17,4 @@ def make_signup_token(keys: list[str], signup_id: int) -> str:
 
 def read_signup_token(keys: list[str], token: str, *, max_age: int) -> int:
     """The signup id of a valid token younger than max_age seconds; InvalidToken otherwise."""
-    try:
-        value = URLSafeTimedSerializer(keys, salt=SALT_SIGNUP).loads(token, max_age=max_age)
-    except BadSignature as exc:  # SignatureExpired is a BadSignature
-        raise InvalidToken("invalid or expired signup link") from exc
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise InvalidToken("malformed signup token")
-    return value
+    return read_timed_id(keys, token, salt=SALT_SIGNUP, max_age=max_age, link="signup")
