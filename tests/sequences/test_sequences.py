@@ -18,18 +18,16 @@ from sendwell.delivery.dkim import generate_private_key
 from sendwell.insight.alerts import Thresholds, check_campaign
 from sendwell.optout.service import unsubscribe_contact
 from sendwell.sequences.definition import DefinitionError, parse_definition
+from sendwell.sequences.report import due_campaigns, enrollments, step_runs
 from sendwell.sequences.service import (
     advance,
     advance_due,
     create_sequence,
     dry_run,
-    due_campaigns,
     enrol_for_event,
-    enrollments,
     record_api_event,
     resume_step,
     step_report,
-    step_runs,
 )
 from tests.helpers import make_contact, run_once
 
