@@ -217,18 +217,8 @@ def test_ordinary_mail_is_other() -> None:
     assert classify_message(raw) == Classification(kind="other", reason="not a bounce")
 
 
-# Labelled soft, classified hard: none may be, except where the label contradicts the message.
-# lhost-x2-01 carries no status, no reply code and no SMTP stage: the only evidence is the
-# recipient domain's own mail system saying "<kijitora@example.co.jp>: This user doesn't have a
-# example.co.jp account". With no code to read (RFC 3463 / RFC 5321 give nothing to weigh), that
-# sentence is the whole report, and it names a missing account. sisimai's X2 parser sets no
-# reason; the "filtered" label is its fallback for any user-unknown wording whose SMTP command it
-# could not find (Sisimai::Reason::Filtered::true), and its own UserUnknown table lists "this user
-# doesn't have a .+ account". The same labeller files the same sentence hard in
-# rhost-yahooinc-03, and Yahoo's help (SLN3444) says the user ID does not exist, do not retry.
-SOFT_LABEL_DEAD_ADDRESS = {
-    "bounces-extra/sisimai/lhost-x2-01.eml",
-}
+# Labelled soft, classified hard: none may be.
+SOFT_LABEL_DEAD_ADDRESS: set[str] = set()
 # Labelled hard, classified soft: the report's evidence is the same as that of messages the same
 # labeller files soft, so no rule can follow both labels; the reading that keeps a live buyer
 # wins (the soft-bounce streak still suppresses a dead address after a few sends).

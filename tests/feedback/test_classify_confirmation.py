@@ -141,6 +141,15 @@ def test_yahoo_documented_no_account_reply_is_hard_even_after_data() -> None:
     assert _dsn("5.0.0", f"smtp; 550 Unknown user {RCPT}", ">>> DATA\n<<< 550 Unknown user").kind == "soft"
 
 
+def test_the_no_account_sentence_without_yahoos_prefix_is_not_enough_to_suppress() -> None:
+    # The same sentence with no code, no stage and no "delivery error: dd": a mail system that
+    # also uses it to refuse senders the recipient filters. Only Yahoo's documented form is hard.
+    body = (f"Unable to deliver message to the following address(es).\n\n<{RCPT}>:\n"
+            f"This user doesn't have a importer.example account ({RCPT}) [-9]\n")
+    assert _plain(body).kind == "soft"
+    assert _plain(body.replace("This user", "554 delivery error: dd This user")).kind == "hard"
+
+
 def test_our_own_session_bare_550_is_soft_and_5_1_1_hard() -> None:
     assert classify_smtp_reply(RCPT, 550, "No such user here").kind == "soft"
     assert classify_smtp_reply(RCPT, 550, "5.1.1 <x@example.org>: Recipient address rejected: User unknown").kind == "hard"

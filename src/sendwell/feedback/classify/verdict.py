@@ -205,7 +205,7 @@ def _by_words(has: _Words, klass: str, subject: str) -> tuple[str, str]:
         return SOFT, "mail loop"
     if has(DISABLED):
         return SOFT, "mailbox disabled or suspended"
-    if has(USER_UNKNOWN_STRONG) and not has(SPAM):
+    if (has(USER_UNKNOWN_STRONG) or has(DOCUMENTED_DEAD)) and not has(SPAM):
         return HARD, "user unknown"
     if has(HOST_UNKNOWN) and not has(DNS_TEMPORARY):
         return HARD, "host unknown"

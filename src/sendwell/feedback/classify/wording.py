@@ -83,7 +83,6 @@ USER_UNKNOWN_STRONG = re.compile(
     r"|mailbox (?:does not|doesn't) exist|address (?:does not|doesn't) exist|recipient (?:does not|doesn't) exist"
     r"|account (?:that you tried to reach )?(?:does not|doesn't) exist|user (?:does not|doesn't) exist"
     r"|unknown recipient|unknown or invalid|recipient address rejected: (?:user unknown|access denied)"
-    r"|does(?: not|n't) have an? [\w.-]+ account"
     r"|mailbox (?:not found|unavailable)|mailbox name not allowed|user not found|recipient unknown"
     r"|account (?:not found|unknown)|bad destination (?:mailbox|system)|unknown local part|no mailbox here"
     # German
@@ -105,7 +104,10 @@ USER_UNKNOWN_STRONG = re.compile(
 )
 # Replies a provider documents as "this address does not exist" whatever the SMTP stage. Yahoo
 # answers unknown users after DATA with "554 delivery error: dd This user doesn't have a yahoo.com
-# account" and its help page (SLN3444) says the user ID does not exist and not to retry.
+# account" and its help page (SLN3444) says the user ID does not exist and not to retry. The
+# sentence alone, without Yahoo's "delivery error: dd" prefix, is not in USER_UNKNOWN_STRONG:
+# other systems print it with no code and no SMTP stage, also to refuse a sender the recipient
+# filters, so there it is not enough to suppress an address.
 DOCUMENTED_DEAD = re.compile(r"delivery error: dd this user doesn't have an? ")
 # Bare "user unknown": spam appliances also answer this to reject content (sisimai's "filtered"),
 # so it needs corroboration before it may suppress a contact.
