@@ -13,7 +13,16 @@ from sqlalchemy.orm import Session
 
 from sendwell.contacts.fields import normalise_email
 from sendwell.contacts.tabular import TableWriter
-from sendwell.db.models import SCOPE_ALL, Consent, Contact, Event, Subscription, Suppression, SuppressionReason
+from sendwell.db.models import (
+    SCOPE_ALL,
+    Consent,
+    Contact,
+    Event,
+    Signup,
+    Subscription,
+    Suppression,
+    SuppressionReason,
+)
 from sendwell.db.session import overwriting_deletes
 from sendwell.suppression.service import hash_email, suppress
 
@@ -53,7 +62,8 @@ def export_contacts(
 
 
 # Keys of event data that may hold what a person wrote or an address (GDPR Art 4(1)).
-_PII_DATA_KEYS = frozenset({"text", "email", "address", "recipient", "recipients", "from", "name", "comment"})
+_PII_DATA_KEYS = frozenset({"text", "email", "address", "recipient", "recipients", "from", "name", "comment",
+                            "signup_ip", "signup_user_agent"})
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,7 @@ def erase_contact(session: Session, *, email: str, pepper: bytes, now: datetime 
 
     The contact row goes, and with it (by foreign keys) consents, subscriptions and sends;
     events stay for the statistics, without the contact id, IP, user agent or free text.
+    Pending signups of the address go too; confirmed ones keep no more than their form's count.
     A suppression that already exists keeps its reason (an unsubscribe stays an unsubscribe);
     otherwise the reason is `erased`. ICO: suppress, do not delete, so the opt-out survives.
     """
@@ -104,6 +115,7 @@ def _erase(session: Session, *, email: str, pepper: bytes, now: datetime) -> Era
         session.execute(delete(Subscription).where(Subscription.contact_id == contact.id))
         session.flush()
         session.delete(contact)
+    _erase_signups(session, email_hash=email_hash)
     suppress(session, email_hash=email_hash, reason=SuppressionReason.ERASED.value, scope=SCOPE_ALL)
     session.add(Event(kind="suppressed", data={"reason": SuppressionReason.ERASED.value, "erasure": True},
                       occurred_at=now))
@@ -113,6 +125,17 @@ def _erase(session: Session, *, email: str, pepper: bytes, now: datetime) -> Era
     )
     return ErasureResult(found=bool(contacts), email_hash=email_hash,
                          suppression_reason=reason or SuppressionReason.ERASED.value, events_scrubbed=scrubbed)
+
+
+def _erase_signups(session: Session, *, email_hash: str) -> None:
+    """Delete the address's unconfirmed signups; strip confirmed ones down to their form's count."""
+    # A pending signup holds the address, names and IP the person typed, and its link could
+    # still confirm: it goes. A confirmed one stays only as a number in its form's statistics.
+    session.execute(delete(Signup).where(Signup.email_hash == email_hash, Signup.confirmed_at.is_(None))
+                    .execution_options(synchronize_session=False))
+    session.execute(update(Signup).where(Signup.email_hash == email_hash)
+                    .values(email="", fields={}, ip="", user_agent="", contact_id=None)
+                    .execution_options(synchronize_session=False))
 
 
 def count_contacts(session: Session) -> int:

@@ -94,7 +94,7 @@ def signup_router(runtime: Runtime, pages: RecipientPages, wake: Any) -> APIRout
             return None
         with transaction(runtime.factory) as session:
             signup = service.get_signup(session, signup_id=signup_id)
-            if signup is None:
+            if signup is None or not signup.email:  # deleted, or its address erased (GDPR Art 17)
                 return None
             masked = signup.email if signup.confirmed_at else mask_email(signup.email)  # stored masked once confirmed
             return (signup.id, pages.language_of(request, signup.language), masked,
