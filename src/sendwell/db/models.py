@@ -852,6 +852,8 @@ class Sequence(Base):
     # High-water marks of the enrolment scan: the last event and the last contact looked at.
     events_seen: Mapped[int] = mapped_column(BigInteger, default=0)
     contacts_seen: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The date trigger's mark: dates up to this time have been looked at (None: since creation).
+    dates_seen_until: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
