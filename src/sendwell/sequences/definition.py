@@ -19,7 +19,10 @@ TRIGGERS = {
     "topic_subscribed": ("topic",),
     "signup_confirmed": ("form_id",),
     "api_event": ("name",),
+    "date": ("field", "days"),  # a date of the contact's, shifted by days, comes due
 }
+# Dates a date trigger may watch, besides custom.<name> (an ISO date in a custom field).
+DATE_FIELDS = ("created_at", "last_engaged_at", "consent_expires_at")
 STEP_KINDS = ("mail", "wait", "branch", "set")
 CONDITIONS = ("clicked", "opened", "replied", "segment")
 END = "end"
@@ -105,6 +108,8 @@ def parse_definition(data: dict[str, Any]) -> Definition:
         raise DefinitionError(f"trigger.{TRIGGERS[trigger['kind']][0]}: required for {trigger['kind']}")
     if trigger["kind"] == "stage_changed" and not trigger.get("to"):
         raise DefinitionError("trigger.to: the stage entered is required for stage_changed")
+    if trigger["kind"] == "date":
+        _check_date_trigger(trigger)
     steps = data.get("steps")
     if not isinstance(steps, list) or not steps:
         raise DefinitionError("steps: at least one step is needed")
@@ -143,6 +148,15 @@ def parse_definition(data: dict[str, Any]) -> Definition:
         raise DefinitionError("reentry: never, or {after_days: N}")
     return Definition(name=name[:200], trigger=dict(trigger), steps=[dict(s) for s in steps], exit=dict(exits),
                       reentry_days=days, raw=data)
+
+
+def _check_date_trigger(trigger: dict[str, Any]) -> None:
+    field = str(trigger.get("field") or "")
+    if field not in DATE_FIELDS and not re.match(r"^custom\.[A-Za-z0-9_ -]{1,100}$", field):
+        raise DefinitionError(f"trigger.field: use one of {', '.join(DATE_FIELDS)} or custom.<name>")
+    days = trigger.get("days", 0)
+    if isinstance(days, bool) or not isinstance(days, int) or abs(days) > 3660:
+        raise DefinitionError("trigger.days: a whole number of days, negative for before the date (at most 3660)")
 
 
 def _segment(expression: Any, where: str) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from sendwell.db.models import Contact, Event, Sequence, SequenceEnrollment, Topic
+from sendwell.db.models import Consent, Contact, Event, Sequence, SequenceEnrollment, Topic
 from sendwell.sequences.base import ACTIVE, definition_of, insert_for, now_utc
 from sendwell.sequences.definition import Definition
 
@@ -118,8 +118,42 @@ def enrol(session: Session, *, sequence: Sequence, contact_ids: Iterable[int], n
     return entered_ids
 
 
+def _date_contacts(session: Session, sequence: Sequence, trigger: dict[str, Any], now: datetime) -> list[int]:
+    """Contacts whose date plus the trigger's days came due since the last scan (or since the sequence began)."""
+    since = sequence.dates_seen_until or sequence.created_at
+    since = since.replace(tzinfo=since.tzinfo or timezone.utc)
+    if now <= since:
+        return []
+    shift = timedelta(days=int(trigger.get("days", 0)))
+    low, high = since - shift, now - shift
+    field = trigger["field"]
+    if field == "consent_expires_at":
+        query = select(Consent.contact_id).where(
+            Consent.withdrawn_at.is_(None), Consent.expires_at > low, Consent.expires_at <= high
+        ).order_by(Consent.contact_id)
+    elif field.startswith("custom."):
+        # A custom field holds text: an ISO date (YYYY-MM-DD, a time may follow) compares as text
+        # by its first ten characters, on SQLite and PostgreSQL alike; other text never falls
+        # between two such dates' bounds. A date is due on its day.
+        day = func.substr(Contact.custom[field[7:]].as_string(), 1, 10)
+        query = select(Contact.id).where(day > low.date().isoformat(), day <= high.date().isoformat()).order_by(Contact.id)
+    else:
+        column = getattr(Contact, field)
+        query = select(Contact.id).where(column > low, column <= high).order_by(Contact.id)
+    return list(dict.fromkeys(session.scalars(query)))
+
+
 def scan(session: Session, *, sequence: Sequence, now: datetime, dry_run: bool = False) -> list[int]:
     """Enrol the contacts the trigger names since the high-water marks, then move the marks on."""
+    trigger = definition_of(sequence).trigger
+    if trigger["kind"] == "date":
+        due = _date_contacts(session, sequence, trigger, now)
+        if dry_run:
+            return due
+        entered = enrol(session, sequence=sequence, contact_ids=due, now=now)
+        sequence.dates_seen_until = max(now, sequence.dates_seen_until or now)
+        session.flush()
+        return entered
     upto_event = session.scalar(select(func.max(Event.id))) or 0
     upto_contact = session.scalar(select(func.max(Contact.id))) or 0
     contacts = _trigger_contacts(session, sequence, definition_of(sequence), upto_event, upto_contact)
