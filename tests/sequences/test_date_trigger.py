@@ -14,7 +14,9 @@ from sendwell.sequences.definition import DefinitionError, parse_definition
 from sendwell.sequences.report import enrollments
 from sendwell.sequences.service import advance, create_sequence, dry_run
 from tests.helpers import make_contact, run_once
-from tests.sequences.test_sequences import dkim_key, runtime, smtp_runtime  # noqa: F401  (fixtures)
+from tests.sequences.test_sequences import dkim_key, runtime, smtp_runtime
+
+__all__ = ["dkim_key", "runtime", "smtp_runtime"]  # fixtures shared with the sequence tests
 
 WAIT = [{"id": "w", "kind": "wait", "days": 1}]
 
@@ -74,6 +76,7 @@ def test_consent_about_to_lapse_enrols_before_it_lapses_and_no_mail_reaches_an_u
     report = _advance(smtp_runtime, now + timedelta(days=11))  # 29 days before the consent lapses
     for campaign_id in {c for c, _ in report["batches"]}:
         run_once(smtp_runtime, campaign_id)
+    assert kept.id in _entered(smtp_runtime, sequence_id)
     assert [m.rcpt_tos[0] for m in smtp_server.messages] == [kept.email]
 
 
