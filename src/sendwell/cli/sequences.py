@@ -26,6 +26,7 @@ from sendwell.sequences.service import (
     resume_step,
     set_status,
     step_report,
+    update_sequence,
 )
 from sendwell.worker.queue import Queue
 
@@ -52,6 +53,25 @@ def sequences_create(file: Path, as_json: bool) -> None:
     except ComplianceError as exc:
         print_refusal(exc, as_json)
     emit(out, as_json, f"created sequence {out['id']} ({name})")
+
+
+@sequences.command("update")
+@click.argument("sequence_id", type=int)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@json_option
+def sequences_update(sequence_id: int, file: Path, as_json: bool) -> None:
+    """Edit a sequence into its next version; contacts in flight keep their place by step id."""
+    runtime = get_runtime()
+    try:
+        data = load_text(file.read_text(encoding="utf-8"))
+        with transaction(runtime.factory) as session:
+            out = describe(session, update_sequence(session, settings=runtime.settings, sequence_id=sequence_id,
+                                                    data=data))
+    except (DefinitionError, SequenceError, CampaignError, TemplateError) as exc:
+        fail(f"{file.name}: {exc}")
+    except ComplianceError as exc:
+        print_refusal(exc, as_json)
+    emit(out, as_json, f"sequence {sequence_id} is now version {out['version']}")
 
 
 @sequences.command("run")

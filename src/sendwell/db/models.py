@@ -909,3 +909,16 @@ class SequenceStepCampaign(Base):
     step_id: Mapped[str] = mapped_column(String(100))
     round: Mapped[int] = mapped_column(Integer, default=1)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+
+
+class SequenceVersion(Base):
+    """A sequence's definition as it was at one version: what its in-flight contacts were placed by."""
+
+    __tablename__ = "sequence_versions"
+    __table_args__ = (UniqueConstraint("sequence_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    sequence_id: Mapped[int] = mapped_column(ForeignKey("sequences.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    definition: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

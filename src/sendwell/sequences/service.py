@@ -13,14 +13,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from sendwell.config import Settings
-from sendwell.content.service import assert_sendable
-from sendwell.db.models import Contact, Event, MailTemplate, Sequence
+from sendwell.db.models import Contact, Event, Sequence
 from sendwell.sequences.advance import advance, advance_due
 from sendwell.sequences.base import SequenceError, get_sequence, now_utc
-from sendwell.sequences.definition import DefinitionError, parse_definition
+from sendwell.sequences.definition import parse_definition
 from sendwell.sequences.enrolment import enrol_for_event, record_api_event
 from sendwell.sequences.report import describe, dry_run, step_report
-from sendwell.sequences.steps import resume_step, step_campaign
+from sendwell.sequences.steps import resume_step
+from sendwell.sequences.versions import check_templates, keep_version, lint_new_mail_steps, update_sequence
 
 __all__ = [
     "SequenceError", "advance", "advance_due", "create_sequence", "describe", "dry_run", "enrol_for_event",
@@ -39,9 +39,7 @@ def create_sequence(session: Session, *, settings: Settings, data: dict[str, Any
     definition = parse_definition(data)
     if session.scalar(select(Sequence.id).where(Sequence.name == definition.name)) is not None:
         raise SequenceError(f"a sequence named {definition.name!r} exists")
-    for step in definition.steps:
-        if step["kind"] == "mail" and step.get("template_id") and session.get(MailTemplate, step["template_id"]) is None:
-            raise DefinitionError(f"{step['id']}.template_id: no saved template {step['template_id']}")
+    check_templates(session, definition)
     sequence = Sequence(
         name=definition.name, status="active", version=1, definition=definition.raw,
         reentry_days=definition.reentry_days, created_at=now or now_utc(), updated_at=now or now_utc(),
@@ -50,10 +48,9 @@ def create_sequence(session: Session, *, settings: Settings, data: dict[str, Any
     )
     session.add(sequence)
     session.flush()
-    for step in definition.steps:
-        if step["kind"] == "mail":
-            campaign_id = step_campaign(session, settings=settings, sequence=sequence, step_id=step["id"], round_=1)
-            assert_sendable(session, settings=settings, campaign_id=campaign_id)  # ComplianceError blocks
+    keep_version(session, sequence=sequence, now=sequence.created_at)
+    lint_new_mail_steps(session, settings=settings, sequence=sequence,
+                        step_ids=[s["id"] for s in definition.steps if s["kind"] == "mail"])
     return sequence
 
 
@@ -65,10 +62,3 @@ def set_status(session: Session, *, sequence_id: int, status: str) -> Sequence:
     sequence.status = status
     session.flush()
     return sequence
-
-
-
-def update_sequence(session: Session, *, settings: Settings, sequence_id: int, data: dict[str, Any]) -> Sequence:
-    """Edit a sequence into a new version (refused for now: a definition is fixed once created)."""
-    get_sequence(session, sequence_id=sequence_id)
-    raise SequenceError("a sequence cannot be edited yet: its definition is fixed once created")

@@ -54,8 +54,9 @@ def step_campaign(session: Session, *, settings: Settings, sequence: Sequence, s
             if template is None:
                 raise SequenceError(f"{step_id}: no saved template {step['template_id']}")
             subject, html = subject or template.subject, html or template.html
+        name = f"{sequence.name} · {step_id}" + (f" · v{sequence.version}" if sequence.version > 1 else "")
         campaign = create_campaign(
-            session, settings=settings, name=f"{sequence.name} · {step_id}" + (f" · {round_}" if round_ > 1 else ""),
+            session, settings=settings, name=name + (f" · {round_}" if round_ > 1 else ""),
             subject=subject, html=html, text=step.get("text", ""), topic=step.get("topic"), over_cap="defer")
         campaign.policy = FrequencyPolicy.from_settings(settings).to_json()
         campaign.status, campaign.started_at = CampaignStatus.SENDING.value, now_utc()
@@ -267,8 +268,12 @@ def run_step(session: Session, *, settings: Settings, sequence: Sequence, defini
              step_id: str, round_: int, due: Any, now: datetime, report: dict[str, Any]) -> int:
     """Do one step for every enrollment due at it; returns how many moved on."""
     if version != sequence.version or step_id not in {s["id"] for s in definition.steps}:
-        # Enrolled under another version whose step is gone: they finish the sequence.
+        # Not placed on the current version (update_sequence places every active one): they finish.
         return _move(session, due, next_step="", now=now)
+    # A step done before an edit moved it later in the order is not done again: each step once.
+    done = exists(select(SequenceStepRun.id).where(SequenceStepRun.enrollment_id == SequenceEnrollment.id,
+                                                   SequenceStepRun.step_id == step_id))
+    passed = _move(session, and_(due, done), next_step=definition.after(step_id), now=now)  # off this step now
     step = definition.step(step_id)
     kind = step["kind"]
     if kind == "mail":
@@ -282,5 +287,5 @@ def run_step(session: Session, *, settings: Settings, sequence: Sequence, defini
     else:
         moved = _set_step(session, definition=definition, step=step, due=due, now=now)
     report["steps"][step_id] += moved
-    return moved
+    return moved + passed
 
