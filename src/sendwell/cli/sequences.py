@@ -15,6 +15,7 @@ from sendwell.cli.hygiene import parse_as_of
 from sendwell.content.render import TemplateError
 from sendwell.content.service import ComplianceError
 from sendwell.db.session import transaction
+from sendwell.insight.sequence_steps import reasons_by_step, step_recommendations
 from sendwell.sequences.definition import DefinitionError, load_text
 from sendwell.sequences.service import (
     SequenceError,
@@ -28,7 +29,6 @@ from sendwell.sequences.service import (
     step_report,
     update_sequence,
 )
-from sendwell.sequences.templates import list_templates, load_template
 from sendwell.worker.queue import Queue
 
 
@@ -37,48 +37,23 @@ def sequences() -> None:
     """Lifecycle sequences: a trigger enrols contacts, steps mail, wait, branch and set fields (docs/sequences.md)."""
 
 
-def _assignments(_ctx: click.Context, _param: click.Parameter, pairs: tuple[str, ...]) -> dict[str, str]:
-    if any("=" not in pair for pair in pairs):
-        raise click.BadParameter("write KEY=VALUE, e.g. --set tag=canton-2026")
-    return dict(pair.split("=", 1) for pair in pairs)
-
-
 @sequences.command("create")
-@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--template", metavar="NAME", help="A ready-made sequence (`sequences templates`) instead of FILE.")
-@click.option("--set", "values", multiple=True, metavar="KEY=VALUE", callback=_assignments,
-              help="With --template: one of its values, e.g. --set tag=canton-2026 (repeatable).")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @json_option
-def sequences_create(file: Path | None, template: str | None, values: dict[str, str], as_json: bool) -> None:
-    """Create a sequence from a YAML or JSON definition or a ready-made one; its mails pass the campaigns' checks first."""
-    if (file is None) == (template is None) or (values and template is None):
-        raise click.UsageError("give either FILE or --template NAME (its values with --set KEY=VALUE)")
+def sequences_create(file: Path, as_json: bool) -> None:
+    """Create a sequence from a YAML or JSON definition; its mail steps pass the campaigns' checks first."""
     runtime = get_runtime()
-    source = file.name if file is not None else f"template {template}"
     try:
-        data = load_text(file.read_text(encoding="utf-8")) if file is not None else load_template(str(template), values)
+        data = load_text(file.read_text(encoding="utf-8"))
         with transaction(runtime.factory) as session:
             sequence = create_sequence(session, settings=runtime.settings, data=data)
             out = {"id": sequence.id}
             name = sequence.name
     except (DefinitionError, SequenceError, CampaignError, TemplateError) as exc:
-        fail(f"{source}: {exc}")
+        fail(f"{file.name}: {exc}")
     except ComplianceError as exc:
         print_refusal(exc, as_json)
     emit(out, as_json, f"created sequence {out['id']} ({name})")
-
-
-@sequences.command("templates")
-@json_option
-def sequences_templates(as_json: bool) -> None:
-    """The ready-made sequences and their values; `create --template NAME --set KEY=VALUE` makes one."""
-    out = list_templates()
-    lines = []
-    for template in out:
-        lines += [f"{template['name']}: {template['title']}", f"    {template['description']}",
-                  "    values: " + ", ".join(f"{k}={'(required)' if v is None else v}"
-                                           for k, v in template["values"].items())]
-    emit(out, as_json, "\n".join(lines))
 
 
 @sequences.command("update")
@@ -136,8 +111,10 @@ def _with_sequence(sequence_id: int, action: Any) -> dict[str, Any]:
 @click.argument("sequence_id", type=int)
 @json_option
 def sequences_report(sequence_id: int, as_json: bool) -> None:
-    """Per step: runs, and for mail steps sent, opened, clicked, replied, unsubscribed, complained, bounced, rates."""
-    out = _with_sequence(sequence_id, lambda s: step_report(s, sequence_id=sequence_id))
+    """Per step: runs, mail steps' sent, opened, … bounced with rates, open alert and leavers' reasons; then advice."""
+    out = _with_sequence(sequence_id, lambda s: {
+        **step_report(s, sequence_id=sequence_id), "reasons": reasons_by_step(s, sequence_id=sequence_id),
+        "recommendations": [r.as_dict() for r in step_recommendations(s, sequence_id=sequence_id)]})
     lines = [f"{out['name']} ({out['status']}, version {out['version']}): {out['enrollments']}"]
     for step in out["steps"]:
         line = f"  {step['id']} [{step['kind']}] runs {step['runs']}, waited {step['waited']}"
@@ -146,7 +123,13 @@ def sequences_report(sequence_id: int, as_json: bool) -> None:
                 f", {k} {step[k]}" + (f" ({step[k + '_rate']:.1%})" if step[k + "_rate"] is not None else "")
                 for k in ("opened", "clicked", "replied", "unsubscribed", "complained", "bounced"))
             line += " — PAUSED" if step["paused"] else ""
+            if step.get("alert"):
+                alert = step["alert"]
+                line += f" — {alert['severity']} alert since {alert['created_at'][:16]}: {alert['message']}"
         lines.append(line)
+        if out["reasons"].get(step["id"]):
+            lines.append("    reasons: " + ", ".join(f"{k} {v}" for k, v in out["reasons"][step["id"]].items()))
+    lines += [f"  → {r['title']}: {r['why']}" for r in out["recommendations"]]
     emit(out, as_json, "\n".join(lines))
 
 

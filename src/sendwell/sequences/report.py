@@ -9,6 +9,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from sendwell.db.models import (
+    Alert,
     Campaign,
     CampaignStatus,
     Contact,
@@ -22,6 +23,7 @@ from sendwell.db.models import (
 )
 from sendwell.sequences.base import definition_of, get_sequence, now_utc
 from sendwell.sequences.enrolment import enrol, scan
+from sendwell.sequences.steps import SPIKES
 
 
 def dry_run(session: Session, *, sequence_id: int, now: datetime | None = None) -> dict[str, Any]:
@@ -77,12 +79,29 @@ def step_report(session: Session, *, sequence_id: int) -> dict[str, Any]:
                     Event.campaign_id.in_(campaigns), Event.kind.in_(REPORT_KINDS),
                     or_(Event.machine.is_(False), Event.kind.not_in(("opened", "clicked"))))
                 .group_by(Event.kind)).all())
-            row.update(paused=CampaignStatus.PAUSED.value in statuses, sent=sent)
+            row.update(paused=CampaignStatus.PAUSED.value in statuses, sent=sent,
+                       alert=_step_alert(session, campaigns))
             for kind in REPORT_KINDS:
                 row[kind] = by_kind.get(kind, 0)
                 row[f"{kind}_rate"] = round(by_kind.get(kind, 0) / sent, 4) if sent else None
         steps.append(row)
     return {**describe(session, sequence), "steps": steps}
+
+
+ALERT_KINDS = (*SPIKES, "hard_bounce_spike")  # insight.alerts' spike kinds; SPIKES pause a step at critical
+
+
+def _step_alert(session: Session, campaigns: Any) -> dict[str, Any] | None:
+    """The step's open spike alert, critical before warning and then the newest: what paused it, or warns."""
+    alert = session.scalars(select(Alert).where(
+        Alert.campaign_id.in_(campaigns), Alert.kind.in_(ALERT_KINDS), Alert.resolved_at.is_(None))
+        .order_by((Alert.severity == "critical").desc(), Alert.id.desc()).limit(1)).first()
+    if alert is None:
+        return None
+    data = alert.data or {}
+    return {"id": alert.id, "kind": alert.kind, "severity": alert.severity, "created_at": alert.created_at.isoformat(),
+            "pauses_step": alert.severity == "critical" and alert.kind in SPIKES, "message": alert.message,
+            "template": data.get("template"), "params": data.get("params")}
 
 
 def due_campaigns(session: Session, *, sequence_id: int) -> list[int]:
