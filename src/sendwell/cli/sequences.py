@@ -29,6 +29,7 @@ from sendwell.sequences.service import (
     step_report,
     update_sequence,
 )
+from sendwell.sequences.templates import list_templates, load_template
 from sendwell.worker.queue import Queue
 
 
@@ -37,23 +38,48 @@ def sequences() -> None:
     """Lifecycle sequences: a trigger enrols contacts, steps mail, wait, branch and set fields (docs/sequences.md)."""
 
 
+def _assignments(_ctx: click.Context, _param: click.Parameter, pairs: tuple[str, ...]) -> dict[str, str]:
+    if any("=" not in pair for pair in pairs):
+        raise click.BadParameter("write KEY=VALUE, e.g. --set tag=canton-2026")
+    return dict(pair.split("=", 1) for pair in pairs)
+
+
 @sequences.command("create")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--template", metavar="NAME", help="A ready-made sequence (`sequences templates`) instead of FILE.")
+@click.option("--set", "values", multiple=True, metavar="KEY=VALUE", callback=_assignments,
+              help="With --template: one of its values, e.g. --set tag=canton-2026 (repeatable).")
 @json_option
-def sequences_create(file: Path, as_json: bool) -> None:
-    """Create a sequence from a YAML or JSON definition; its mail steps pass the campaigns' checks first."""
+def sequences_create(file: Path | None, template: str | None, values: dict[str, str], as_json: bool) -> None:
+    """Create a sequence from a YAML or JSON definition or a ready-made one; its mails pass the campaigns' checks first."""
+    if (file is None) == (template is None) or (values and template is None):
+        raise click.UsageError("give either FILE or --template NAME (its values with --set KEY=VALUE)")
     runtime = get_runtime()
+    source = file.name if file is not None else f"template {template}"
     try:
-        data = load_text(file.read_text(encoding="utf-8"))
+        data = load_text(file.read_text(encoding="utf-8")) if file is not None else load_template(str(template), values)
         with transaction(runtime.factory) as session:
             sequence = create_sequence(session, settings=runtime.settings, data=data)
             out = {"id": sequence.id}
             name = sequence.name
     except (DefinitionError, SequenceError, CampaignError, TemplateError) as exc:
-        fail(f"{file.name}: {exc}")
+        fail(f"{source}: {exc}")
     except ComplianceError as exc:
         print_refusal(exc, as_json)
     emit(out, as_json, f"created sequence {out['id']} ({name})")
+
+
+@sequences.command("templates")
+@json_option
+def sequences_templates(as_json: bool) -> None:
+    """The ready-made sequences and their values; `create --template NAME --set KEY=VALUE` makes one."""
+    out = list_templates()
+    lines = []
+    for template in out:
+        lines += [f"{template['name']}: {template['title']}", f"    {template['description']}",
+                  "    values: " + ", ".join(f"{k}={'(required)' if v is None else v}"
+                                           for k, v in template["values"].items())]
+    emit(out, as_json, "\n".join(lines))
 
 
 @sequences.command("update")
