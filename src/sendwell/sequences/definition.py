@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -23,12 +25,13 @@ TRIGGERS = {
 }
 # Dates a date trigger may watch, besides custom.<name> (an ISO date in a custom field).
 DATE_FIELDS = ("created_at", "last_engaged_at", "consent_expires_at")
-STEP_KINDS = ("mail", "wait", "branch", "set")
+STEP_KINDS = ("mail", "wait", "branch", "set", "notify")
 CONDITIONS = ("clicked", "opened", "replied", "segment")
 END = "end"
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 _UNTIL = re.compile(r"^(mon|tue|wed|thu|fri|sat|sun)\s+([01]?\d|2[0-3]):([0-5]\d)$")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_EVENT = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
 
 
 class DefinitionError(ValueError):
@@ -194,3 +197,22 @@ def _check_step(step: dict[str, Any], where: str) -> None:
             raise DefinitionError(f"{where}: set a stage, a tag, or a field with value")
         if "field" in step and "value" not in step:
             raise DefinitionError(f"{where}: field needs a value")
+    elif kind == "notify":
+        _check_notify(step, where)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _check_notify(step: dict[str, Any], where: str) -> None:
+    """An https URL (http only on loopback: a contact's address never crosses a network in clear)."""
+    url = urlsplit(str(step.get("url") or ""))
+    host = url.hostname or ""
+    if not host or not (url.scheme == "https" or (url.scheme == "http" and _loopback(host))):
+        raise DefinitionError(f"{where}.url: an https:// URL (http:// only on loopback)")
+    if "event" in step and not _EVENT.match(str(step["event"])):
+        raise DefinitionError(f"{where}.event: a name of lower-case letters, digits, '.', '-' and '_'")

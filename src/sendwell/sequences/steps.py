@@ -32,6 +32,7 @@ from sendwell.policy.windows import zone_for
 from sendwell.segments.expression import compile_segment
 from sendwell.sequences.base import ACTIVE, DONE, SequenceError, definition_of, insert_for, now_utc
 from sendwell.sequences.definition import Definition, parse_until, wait_delta
+from sendwell.sequences.notify import queue_notifications
 
 STEP_PAUSED = "step_paused"  # an enrollment waits: its mail step's spike alert paused the step
 METHOD = "sequence"  # the `method` of events a set step records
@@ -184,6 +185,17 @@ def _set_step(session: Session, *, definition: Definition, step: dict[str, Any],
     return _move(session, due, next_step=definition.after(step["id"]), now=now)
 
 
+def _notify_step(session: Session, *, sequence: Sequence, definition: Definition, step: dict[str, Any], due: Any,
+                 now: datetime) -> int:
+    """Queue a signed POST per due enrollment to the step's URL (the webhooks' outbox delivery), then move on."""
+    e = SequenceEnrollment
+    rows = session.execute(select(e.id, Contact.id, Contact.email).join(Contact, Contact.id == e.contact_id)
+                           .where(due)).all()
+    queue_notifications(session, sequence=sequence, step=step, rows=[(i, c, m) for i, c, m in rows], now=now)
+    _record_runs(session, due, step_id=step["id"], kind="notify", outcome=literal("queued"), now=now)
+    return _move(session, due, next_step=definition.after(step["id"]), now=now)
+
+
 def _mail_step(session: Session, *, settings: Settings, sequence: Sequence, definition: Definition,
                step: dict[str, Any], round_: int, due: Any, now: datetime, report: dict[str, Any]) -> int:
     """Plan one send per due enrollment into the step's campaign, with the campaigns' eligibility."""
@@ -284,6 +296,8 @@ def run_step(session: Session, *, settings: Settings, sequence: Sequence, defini
         moved = _wait_step(session, definition=definition, step=step, due=due, now=now)
     elif kind == "branch":
         moved = _branch_step(session, definition=definition, step=step, due=due, now=now)
+    elif kind == "notify":
+        moved = _notify_step(session, sequence=sequence, definition=definition, step=step, due=due, now=now)
     else:
         moved = _set_step(session, definition=definition, step=step, due=due, now=now)
     report["steps"][step_id] += moved
