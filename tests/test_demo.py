@@ -7,6 +7,7 @@ import json
 from click.testing import CliRunner
 
 from sendwell.cli.main import cli, register_commands
+from sendwell.demo.run import format_summary
 
 register_commands()
 
@@ -20,11 +21,12 @@ def test_demo_runs_the_mission(tmp_path) -> None:
     first, second = summary["campaigns"]
     assert first["states"]["sent"] > 100
     optout = summary["optout"]
-    # 6 one-click before the second campaign, then each web method once more (demo/optout.py);
-    # the ARF complaint adds one opt-out with method complaint.
+    # 6 one-click before the second campaign, then each web method once more (demo/optout.py),
+    # and one fair visitor after the sequence's thank-you (demo/sequence.py); the ARF complaint
+    # adds one opt-out with method complaint.
     insight = summary["insight"]
     # …and the badly targeted campaign's leavers unsubscribe on the page (the insight step).
-    assert summary["unsubscribed"] == {"one_click": 8, "page": 2 + insight["leavers"], "preference_center": 1,
+    assert summary["unsubscribed"] == {"one_click": 9, "page": 2 + insight["leavers"], "preference_center": 1,
                                        "complaint": 1}
     assert optout["resubscribed"] == 1 and optout["preferences_changed"] == 4
     assert sum(optout["reasons"].values()) == 11 and optout["reasons"]["too_many"] == 4
@@ -51,7 +53,8 @@ def test_demo_runs_the_mission(tmp_path) -> None:
     assert summary["mails_received"] == (delivered_first + second["states"]["sent"]
                                          + optout["thank_you_sent"] + optout["magic_links_sent"]
                                          + insight["sent"] + insight["thank_you_sent"]
-                                         + summary["hygiene"]["sent"])
+                                         + summary["hygiene"]["sent"]
+                                         + summary["sequence"]["sent"] + summary["sequence"]["thank_you_sent"])
     # Insight: the spike on the badly targeted campaign, what drove it, and the advice.
     assert insight["leavers"] >= 5 and insight["thank_you_sent"] == insight["leavers"]
     critical = [a for a in insight["alerts"] if a["severity"] == "critical"]
@@ -95,6 +98,19 @@ def test_demo_runs_the_mission(tmp_path) -> None:
     pass1, pass2 = hygiene["reports"]
     assert pass1["jobs"]["sunset"]["entered"] == 4 and pass2["jobs"]["sunset"]["sunset"] == 3
     assert pass2["jobs"]["sunset"]["kept"] == 1
+    # The ready-made trade-fair sequence over ten simulated days: everyone thanked, the one who
+    # unsubscribed after it gets no catalogue, those who clicked it become prospects and get the
+    # sample offer, the others end at the branch.
+    fair = summary["sequence"]
+    steps = {s["id"]: s for s in fair["steps"] if s["kind"] == "mail"}
+    assert list(steps) == ["thanks", "catalogue", "samples"] and fair["visitors"] > 5
+    assert (steps["thanks"]["sent"], steps["thanks"]["unsubscribed"]) == (fair["visitors"], 1)
+    assert (steps["catalogue"]["sent"], steps["catalogue"]["clicked"]) == (fair["visitors"] - 1, 4)
+    assert steps["samples"]["sent"] == fair["prospects"] == fair["clicked"] == 4
+    assert fair["exited"] == ["unsubscribed"] and fair["done"] == fair["visitors"] - 1
+    assert fair["sent"] == 2 * fair["visitors"] - 1 + 4 and fair["thank_you_sent"] == 1
+    shown = format_summary(summary)
+    assert "Sequence " in shown and f"catalogue    sent {fair['visitors'] - 1}, clicked 4, unsubscribed 0" in shown
 
 
 

@@ -34,6 +34,7 @@ from sendwell.demo.insight import format_insight, show_insight
 from sendwell.demo.optout import exercise_optout, format_optout
 from sendwell.demo.policy import format_policy, show_policy
 from sendwell.demo.seed import write_contacts_csv
+from sendwell.demo.sequence import finish_fair_sequence, format_sequence, start_fair_sequence
 from sendwell.demo.smtp_server import CaptureSMTPServer, free_port
 from sendwell.demo.warmup import show_warmup
 from sendwell.flows import start_sending
@@ -126,6 +127,7 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
             say("8. Frequency policy: a same-week extra note to a prospect just mailed and to a customer who paused")
             policy = show_policy(runtime, after_campaign_id=second["id"], say=say)
             api = api_demo(runtime, settings.base_url, optouts["addresses"][0], say)
+            fair = start_fair_sequence(runtime, smtp.messages, say)  # finished after hygiene: clicks need time
             insight = show_insight(runtime, smtp, send_campaign, say)
             insight["engagement"] = show_engagement_signals(runtime, smtp.messages, say)
         content = content_demo(runtime, [first["id"], second["id"]], say)
@@ -140,6 +142,7 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
         # Last, so its sunset suppressions change none of the steps above.
         with BackgroundServer(create_app(runtime, outbox=False), web_port):
             hygiene = show_hygiene(runtime, settings.base_url, smtp.messages, say)
+            sequence = finish_fair_sequence(runtime, fair, say)
         runtime.dispose()
         summary = {
             "data_dir": str(data_dir),
@@ -159,6 +162,7 @@ def run_demo(data_dir: Path, *, contacts: int = 1200, unsubscribes: int = 6, say
             "policy": policy,
             "audience": audience,
             "hygiene": hygiene,
+            "sequence": sequence,
             "domain": show_domain_check(settings, say),  # step 16, against its own DNS server
         }
         summary["warmup"] = show_warmup(settings, data_dir, say)  # after the counts above: it mails through its own relay
@@ -238,6 +242,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.extend(format_audience(summary["audience"]))
     if "hygiene" in summary:
         lines.extend(format_hygiene(summary["hygiene"]))
+    if "sequence" in summary:
+        lines.extend(format_sequence(summary["sequence"]))
     lines.append(f"Mails (.eml):  {summary['mails_dir']}")
     lines.append(f"Database:      {summary['database']}")
     lines.append(f"Open the web app on this data:  SENDWELL_DATA_DIR={summary['data_dir']} sendwell serve")
