@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.orm import Session
 
 from sendwell.config import Settings
 from sendwell.contacts.records import ensure_topic
 from sendwell.content.render import CompiledCampaign
 from sendwell.db.models import ArchivedCampaign, Campaign, CampaignKind, CampaignStatus, Send, SendState, Topic
-from sendwell.db.models import TransactionalConfirmation
+from sendwell.db.models import Sequence, SequenceStepCampaign, TransactionalConfirmation
 from sendwell.policy.caps import OVER_CAP_MODES
 from sendwell.segments.expression import compile_segment
 from sendwell.segments.service import expand_references
@@ -265,13 +265,35 @@ def transactional_confirmation(session: Session, *, campaign_id: int) -> Transac
     return session.get(TransactionalConfirmation, campaign_id)
 
 
-def recent_campaigns(session: Session, *, archived: bool = False, limit: int = 200) -> list[Campaign]:
-    """The newest campaigns, archived ones only or all but those."""
+def _not_a_step() -> ColumnElement[bool]:
+    """Not the campaign of a sequence's mail step: those carry a step's sends, nobody edits or sends them."""
+    return ~select(SequenceStepCampaign.id).where(SequenceStepCampaign.campaign_id == Campaign.id).exists()
+
+
+def recent_campaigns(session: Session, *, archived: bool = False, include_sequences: bool = False,
+                     limit: int = 200) -> list[Campaign]:
+    """The newest campaigns, archived ones only or all but those; sequence steps' only when asked."""
     is_set_aside = select(ArchivedCampaign.campaign_id).where(ArchivedCampaign.campaign_id == Campaign.id).exists()
-    return list(session.scalars(select(Campaign).where(is_set_aside if archived else ~is_set_aside)
-                                .order_by(Campaign.id.desc()).limit(limit)))
+    query = select(Campaign).where(is_set_aside if archived else ~is_set_aside)
+    if not include_sequences:
+        query = query.where(_not_a_step())
+    return list(session.scalars(query.order_by(Campaign.id.desc()).limit(limit)))
 
 
-def list_campaigns(session: Session, *, after: int = 0, limit: int = 50) -> list[Campaign]:
-    """Campaigns in id order after a cursor."""
-    return list(session.scalars(select(Campaign).where(Campaign.id > after).order_by(Campaign.id).limit(limit)))
+def list_campaigns(session: Session, *, after: int = 0, limit: int = 50,
+                   include_sequences: bool = False) -> list[Campaign]:
+    """Campaigns in id order after a cursor; sequence steps' only when asked."""
+    query = select(Campaign).where(Campaign.id > after)
+    if not include_sequences:
+        query = query.where(_not_a_step())
+    return list(session.scalars(query.order_by(Campaign.id).limit(limit)))
+
+
+def sequence_steps(session: Session, *, campaign_ids: list[int]) -> dict[int, dict[str, int | str]]:
+    """For the campaigns that carry a sequence's mail step: {campaign id: {sequence_id, sequence, step}}."""
+    rows = session.execute(
+        select(SequenceStepCampaign.campaign_id, Sequence.id, Sequence.name, SequenceStepCampaign.step_id)
+        .join(Sequence, Sequence.id == SequenceStepCampaign.sequence_id)
+        .where(SequenceStepCampaign.campaign_id.in_(campaign_ids)))
+    return {campaign_id: {"sequence_id": sequence_id, "sequence": name, "step": step}
+            for campaign_id, sequence_id, name, step in rows}

@@ -1,4 +1,4 @@
-"""`sendwell campaigns clone|rename|archive|delete`: the admin's campaign management on the command line."""
+"""`sendwell campaigns list|clone|rename|archive|delete`: the admin's campaign management on the command line."""
 
 from __future__ import annotations
 
@@ -9,11 +9,36 @@ from sendwell.campaigns.service import (
     archive_campaign,
     clone_campaign,
     delete_campaign,
+    recent_campaigns,
     rename_campaign,
+    sequence_steps,
 )
 from sendwell.cli.common import emit, fail, json_option
 from sendwell.cli.context import get_runtime
 from sendwell.db.session import transaction
+
+
+@click.command("list")
+@click.option("--archived", is_flag=True, help="The archived campaigns instead of the others.")
+@click.option("--include-sequences", is_flag=True, help="Also the campaigns of sequences' mail steps.")
+@json_option
+def campaigns_list(archived: bool, include_sequences: bool, as_json: bool) -> None:
+    """The newest campaigns first (200 at most); a sequence's step campaigns name their sequence and step."""
+    runtime = get_runtime()
+    with transaction(runtime.factory) as session:
+        rows = recent_campaigns(session, archived=archived, include_sequences=include_sequences)
+        steps = sequence_steps(session, campaign_ids=[c.id for c in rows])
+        listed = [{"id": c.id, "name": c.name, "kind": c.kind, "status": c.status, "created_at": c.created_at,
+                   "sequence": steps.get(c.id)} for c in rows]
+    if as_json:
+        emit(listed, as_json)
+        return
+    for c in listed:
+        step = c["sequence"]
+        where = f"  (sequence {step['sequence']!r} #{step['sequence_id']}, step {step['step']})" if step else ""
+        click.echo(f"{c['id']:>6}  {c['status']:<10} {c['kind']:<13} {c['name']}{where}")
+    if not listed:
+        click.echo("no campaigns")
 
 
 @click.command("clone")
@@ -80,4 +105,4 @@ def campaigns_delete(campaign_id: int, yes: bool, as_json: bool) -> None:
     emit({"id": campaign_id, "deleted": True}, as_json, f"campaign {campaign_id} deleted")
 
 
-COMMANDS = (campaigns_clone, campaigns_rename, campaigns_archive, campaigns_delete)
+COMMANDS = (campaigns_list, campaigns_clone, campaigns_rename, campaigns_archive, campaigns_delete)

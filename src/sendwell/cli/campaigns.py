@@ -360,5 +360,5 @@ for _action in ("pause", "resume", "unschedule", "cancel"):
 # The content checks are `campaigns` subcommands too; they live with the content adapter.
 campaigns.add_command(campaigns_lint)
 campaigns.add_command(campaigns_preview)
-for _command in MANAGE_COMMANDS:  # clone, rename, archive, delete
+for _command in MANAGE_COMMANDS:  # list, clone, rename, archive, delete
     campaigns.add_command(_command)

@@ -116,9 +116,13 @@ def router(admin: Admin) -> APIRouter:
     def campaigns(request: Request, user: Viewer = Depends(viewer)) -> Response:
         with transaction(runtime.factory) as db:
             archived = bool(request.query_params.get("archived"))  # the archive, or everything else
-            rows = campaign_service.recent_campaigns(db, archived=archived)
+            # A sequence's mail steps each carry a campaign of their own: listed only when asked.
+            sequences = bool(request.query_params.get("sequences"))
+            rows = campaign_service.recent_campaigns(db, archived=archived, include_sequences=sequences)
+            steps = campaign_service.sequence_steps(db, campaign_ids=[c.id for c in rows])
             db.expunge_all()
-        return admin.render(request, "campaigns.html", user, campaigns=rows, archived=archived)
+        return admin.render(request, "campaigns.html", user, campaigns=rows, archived=archived,
+                            sequences=sequences, steps=steps)
 
     @r.get("/new")
     def new_form(request: Request, user: Viewer = Depends(marketer)) -> Response:

@@ -43,6 +43,14 @@ class CampaignIn(BaseModel):
     kind: CampaignKind = CampaignKind.MARKETING
 
 
+class SequenceStepOut(BaseModel):
+    """The sequence and mail step whose mails a campaign carries (such campaigns are made by the sequence)."""
+
+    sequence_id: int
+    sequence: str
+    step: str
+
+
 class CampaignOut(BaseModel):
     id: int
     name: str
@@ -55,6 +63,7 @@ class CampaignOut(BaseModel):
     scheduled_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
+    sequence: SequenceStepOut | None = Field(default=None, description="the sequence mail step this campaign sends")
 
 
 class StatusOut(BaseModel):
@@ -159,12 +168,15 @@ def _finding(data: dict[str, Any]) -> FindingOut:
     return FindingOut(blocking=data["severity"] == "error", **data)
 
 
-def _out(session: Any, campaign: Campaign) -> CampaignOut:
+def _out(session: Any, campaign: Campaign, steps: dict[int, Any] | None = None) -> CampaignOut:
     topic = session.get(Topic, campaign.topic_id) if campaign.topic_id else None
+    if steps is None:
+        steps = campaign_service.sequence_steps(session, campaign_ids=[campaign.id])
+    step = steps.get(campaign.id)
     return CampaignOut(id=campaign.id, name=campaign.name, subject=campaign.subject, kind=campaign.kind,
                        status=campaign.status, segment=campaign.segment_expr, topic=topic.slug if topic else None,
                        created_at=campaign.created_at, scheduled_at=campaign.scheduled_at, started_at=campaign.started_at,
-                       finished_at=campaign.finished_at)
+                       finished_at=campaign.finished_at, sequence=SequenceStepOut(**step) if step else None)
 
 
 def _existing(session: Any, campaign_id: int) -> Campaign:
@@ -184,10 +196,15 @@ def router(runtime: Runtime, require: Any) -> APIRouter:
         return queue[0]
 
     @r.get("", response_model=Page[CampaignOut], dependencies=[require("campaigns:read")])
-    def list_campaigns(after: After = 0, limit: Limit = 50) -> Page[CampaignOut]:
+    def list_campaigns(
+        after: After = 0, limit: Limit = 50,
+        include_sequences: Annotated[bool, Query(description="also the campaigns of sequences' mail steps")] = False,
+    ) -> Page[CampaignOut]:
         with transaction(runtime.factory) as session:
-            rows = campaign_service.list_campaigns(session, after=after, limit=limit)
-            return page_of([_out(session, c) for c in rows], limit)
+            rows = campaign_service.list_campaigns(session, after=after, limit=limit,
+                                                   include_sequences=include_sequences)
+            steps = campaign_service.sequence_steps(session, campaign_ids=[c.id for c in rows])
+            return page_of([_out(session, c, steps) for c in rows], limit)
 
     @r.post("", status_code=201, response_model=CampaignOut, dependencies=[require("campaigns:write")])
     def create_campaign(body: CampaignIn) -> CampaignOut:
