@@ -77,7 +77,7 @@ def sequences_templates(as_json: bool) -> None:
     lines = []
     for template in out:
         lines += [f"{template['name']}: {template['title']}", f"    {template['description']}",
-                  "    values: " + ", ".join(f"{k}={'(required)' if v is None else v}"
+                  "    values: " + ", ".join(f"{k}={'(required)' if v is None else v if v != '' else '(empty)'}"
                                            for k, v in template["values"].items())]
     emit(out, as_json, "\n".join(lines))
 

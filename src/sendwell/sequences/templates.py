@@ -53,12 +53,12 @@ def load_template(name: str, values: dict[str, str] | None = None) -> dict[str, 
     given = dict(values or {})
     unknown = sorted(set(given) - set(defaults))
     if unknown:
-        raise DefinitionError(f"{', '.join(unknown)}: template {name} takes {', '.join(defaults)}")
+        raise DefinitionError(f"{', '.join(unknown)}: not a value of this template (it takes {', '.join(defaults)})")
     filled: dict[str, Any] = {}
     for key, default in defaults.items():
         value = given.get(key, default)
         if value is None or (default is None and str(value).strip() == ""):
-            raise DefinitionError(f"{key}: template {name} needs a value for it")
+            raise DefinitionError(f"{key}: this template needs a value for it")
         if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, str):
             try:
                 value = int(value)
