@@ -15,6 +15,7 @@ from html.parser import HTMLParser
 
 import pytest
 from fastapi.routing import APIRoute
+from sqlalchemy import select
 
 from sendwell.db.models import Campaign, Event, Reengagement, Send
 from sendwell.db.session import transaction
@@ -23,6 +24,7 @@ from sendwell.feedback.inbound import process_inbound
 from sendwell.flows import run_hygiene
 from sendwell.content.templates import create_template
 from sendwell.segments.service import create_segment
+from sendwell.sequences.service import create_sequence
 from sendwell.signup.service import create_form
 from tests.feedback.dmarc_reports import RUA, google
 from tests.feedback.factories import DOMAIN, dsn
@@ -34,7 +36,7 @@ from tests.web.admin.test_import_campaigns import upload, wizard_form
 # Words that are the same in every language: products, standards, formats and units.
 ALLOWED = frozenset("""
     Sendwell Gmail Google Microsoft Outlook Yahoo Apple iCloud QQ NetEase DKIM SPF DMARC SMTP SMTPS STARTTLS TLS
-    Jinja2 CSV XLSX API URL URLs MX PTR BIMI MTA-STS TLS-RPT VERP ARF DSN IMAP HTTP HTTPS HTML IP IPv4 IPv6 DNS TXT CNAME
+    Jinja2 CSV XLSX YAML API URL URLs MX PTR BIMI MTA-STS TLS-RPT VERP ARF DSN IMAP HTTP HTTPS HTML IP IPv4 IPv6 DNS TXT CNAME
     RFC ISO UTC ID GDPR CASL CAN-SPAM PECR B2B CRM ESP JSON htmx Message-ID List-Unsubscribe List-Unsubscribe-Post
     Reply-To Return-Path From To Subject Final-Recipient Feedback-Type rfc822 RSA SHA-256 PDF PNG SVG GIF JPEG
     MAIL FROM RCPT JPEG GIF
@@ -173,6 +175,11 @@ def seed(runtime) -> None:  # type: ignore[no-untyped-def]
         create_segment(s, name="欧洲买家", expression="region = eu")  # shown in attributes too: no English
         create_template(s, name="Fair follow-up", subject="Good to meet you", html="<p>Hello {{ contact.first_name }}</p>")
         create_form(s, name="广交会", fields=["company"], language="zh_Hans")
+        sequence = create_sequence(s, settings=runtime.settings, data={
+            "name": "广交会跟进", "trigger": {"kind": "stage_changed", "to": "prospect"},
+            "steps": [{"id": "thanks", "kind": "mail", "subject": "谢谢", "html": "<p>您好 {{ first_name }}</p>"},
+                      {"id": "wait-3d", "kind": "wait", "days": 3}]})
+        s.scalar(select(Campaign).where(Campaign.name == f"{sequence.name} · thanks")).status = "paused"
         s.add(Reengagement(contact_id=other.id, inactive_since=now - timedelta(days=200), entered_at=now))
     with transaction(runtime.factory) as s:
         run_hygiene(s, settings=runtime.settings, now=now, trigger="cli", dry_run=True)

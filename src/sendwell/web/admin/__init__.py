@@ -22,6 +22,7 @@ from sendwell.web.admin import (
     importing,
     insight_pages,
     segments,
+    sequences_page,
     session_routes,
     users,
 )
@@ -34,7 +35,7 @@ def mount_admin(app: FastAPI, runtime: Runtime) -> None:
     """Add the admin's routes, its static files and its two answers (sign in first; forbidden)."""
     admin = Admin(runtime)
     for module in (session_routes, dashboard, contacts, importing, campaigns, segments, insight_pages, hygiene_page,
-                   users, feedback_review, dmarc_page, domain, editor_pages, forms_page):
+                   users, feedback_review, dmarc_page, domain, editor_pages, forms_page, sequences_page):
         app.include_router(module.router(admin))
     app.mount("/admin/static", StaticFiles(directory=str(HERE / "static")), name="admin-static")
 

@@ -10,6 +10,7 @@ from starlette.routing import Mount
 
 from sendwell.runtime import Runtime
 from sendwell.web.api import (
+    api_events,
     campaign_manage,
     campaigns,
     contacts,
@@ -18,6 +19,7 @@ from sendwell.web.api import (
     feedback,
     reports,
     segments,
+    sequences,
     signups,
     suppressions,
     topics,
@@ -39,7 +41,7 @@ def create_api(runtime: Runtime, wake: Callable[[], None] = lambda: None) -> Fas
     install_problem_handlers(api)
     require = scope_guard(runtime)
     for module in (contacts, topics, segments, campaigns, campaign_manage, events, suppressions, reports, feedback,
-                   domain):
+                   domain, sequences, api_events):
         api.include_router(module.router(runtime, require))
     # `wake` nudges the outbox dispatcher of `sendwell serve` after a commit that queued work.
     api.include_router(webhooks.router(runtime, require, wake))

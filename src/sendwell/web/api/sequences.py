@@ -1,0 +1,281 @@
+"""/sequences: create, read, change, pause and resume lifecycle sequences; per-step report and dry run."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sendwell.campaigns.service import CampaignError
+from sendwell.content.render import TemplateError
+from sendwell.content.service import ComplianceError
+from sendwell.db.models import Sequence
+from sendwell.db.session import transaction
+from sendwell.runtime import Runtime
+from sendwell.sequences import service
+from sendwell.sequences.service import SequenceError
+from sendwell.sequences.definition import DefinitionError
+from sendwell.web.api.problems import ApiProblem, FieldError, invalid
+from sendwell.web.api.schemas import MAX_ID, NO_NUL, After, Limit, Page, bounded, page_of
+
+SequenceId = Annotated[int, Path(ge=1, le=MAX_ID)]
+StepId = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+Text = Annotated[str, Field(max_length=200, pattern=NO_NUL)]
+Body = Annotated[str, Field(max_length=200_000, pattern=NO_NUL)]
+Amount = Annotated[float, Field(ge=0, le=3650)]
+
+EXAMPLE = {
+    "name": "Canton Fair 2026 follow-up",
+    "trigger": {"kind": "tag_added", "tag": "fair-2026"},
+    "steps": [
+        {"id": "thanks", "kind": "mail", "subject": "Thank you for visiting us, {{ first_name }}",
+         "html": "<p>Dear {{ first_name }}, thank you for visiting our stand.</p>"},
+        {"id": "wait-3d", "kind": "wait", "days": 3},
+        {"id": "catalogue", "kind": "mail", "subject": "Our 2026 catalogue",
+         "html": "<p>Dear {{ first_name }}, here is our catalogue.</p>"},
+    ],
+    "exit": {"replied": True},
+    "reentry": "never",
+}
+
+
+class TriggerIn(BaseModel):
+    """What enrols a contact; each kind takes its own fields (docs/sequences.md)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    kind: Literal["contact_created", "tag_added", "stage_changed", "topic_subscribed", "signup_confirmed",
+                  "api_event"]
+    tag: Text | None = None
+    source: Text | None = None
+    to: Text | None = None
+    from_: Text | None = Field(default=None, alias="from")
+    topic: Text | None = None
+    form_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    name: Text | None = None
+
+
+class StepIn(BaseModel):
+    """One step: `mail`, `wait`, `branch` or `set`, with the fields of its kind."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    id: str = Field(max_length=100, pattern=NO_NUL, description="stable id: lower-case letters, digits, - and _")
+    kind: Literal["mail", "wait", "branch", "set"]
+    subject: Text | None = None
+    html: Body | None = None
+    text: Body | None = None
+    topic: Text | None = None
+    template_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    days: Amount | None = None
+    hours: Amount | None = None
+    minutes: Amount | None = None
+    until: Text | None = Field(default=None, description="a weekday and time in the contact's zone, e.g. `tue 09:30`")
+    if_: dict[Text, Annotated[str, Field(max_length=2000, pattern=NO_NUL)] | bool] | None = Field(
+        default=None, alias="if", max_length=1, description="`{clicked: STEP}`, `{opened: STEP}`, `{replied: true}` "
+                                                            "or `{segment: EXPRESSION}`")
+    then: Text | None = None
+    else_: Text | None = Field(default=None, alias="else")
+    stage: Text | None = None
+    tag: Text | None = None
+    field: Text | None = None
+    value: Annotated[str, Field(max_length=2000, pattern=NO_NUL)] | int | float | bool | None = None
+
+
+class ExitIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    replied: bool | None = None
+    stage_left: Text | None = None
+    goal: Annotated[str, Field(max_length=2000, pattern=NO_NUL)] | None = None
+
+
+class Reentry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    after_days: int = Field(ge=0, le=36500)
+
+
+class SequenceIn(BaseModel):
+    """A sequence's definition, as `sendwell sequences create` reads it from YAML or JSON."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE]})
+
+    name: str = bounded(200, min_length=1)
+    trigger: TriggerIn
+    steps: list[StepIn] = Field(min_length=1, max_length=100)
+    exit: ExitIn | None = None
+    reentry: Literal["never"] | Reentry = "never"
+
+    def definition(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
+class Created(BaseModel):
+    id: int
+
+
+class SequenceOut(BaseModel):
+    id: int
+    name: str
+    status: str = Field(description="`active` or `paused`")
+    version: int
+    trigger: dict[str, Any]
+    enrollments: dict[str, int] = Field(description="contacts per state: active, done, exited")
+
+
+class SequenceDetail(SequenceOut):
+    definition: dict[str, Any] = Field(description="the current version's definition")
+
+
+class StepReport(BaseModel):
+    """Runs and waits per step; mail steps add sent, distinct contacts per outcome and rates of sent."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    kind: str
+    runs: int
+    waited: int
+    paused: bool | None = None
+    sent: int | None = None
+
+
+class ReportOut(SequenceOut):
+    steps: list[StepReport]
+
+
+class WouldEnter(BaseModel):
+    id: int
+    email: str
+
+
+class DryRunOut(BaseModel):
+    id: int
+    as_of: str
+    would_enter: int
+    contacts: list[WouldEnter] = Field(description="the first 1,000 of them")
+
+
+class ResumedOut(BaseModel):
+    campaigns: list[int] = Field(description="the step's campaigns that send again")
+
+
+NOT_FOUND = {404: {"description": "no sequence has this id"}}
+REFUSED = {**NOT_FOUND, 409: {"description": "a sequence of this name exists, or the step never ran"},
+           422: {"description": "a field of the definition is invalid (the problem names it), or a mail step "
+                                "fails the compliance lint"}}
+
+
+def refused(exc: Exception) -> ApiProblem:
+    """The problem for a definition or a mail step the service refuses."""
+    if isinstance(exc, ComplianceError):
+        return ApiProblem(422, str(exc), kind="compliance", errors=[
+            FieldError(field=f.code, message=f.line()) for f in exc.report.errors])
+    if isinstance(exc, SequenceError):
+        return ApiProblem(409, str(exc), kind="conflict")
+    field, _, message = str(exc).partition(": ")
+    return invalid(field, message) if message else invalid("body", str(exc))
+
+
+REFUSALS = (DefinitionError, SequenceError, CampaignError, TemplateError, ComplianceError)
+
+
+def _found(session: Session, sequence_id: int) -> Sequence:
+    sequence = session.get(Sequence, sequence_id)
+    if sequence is None:
+        raise ApiProblem(404, f"no sequence with id {sequence_id}", kind="not-found")
+    return sequence
+
+
+def _out(session: Session, sequence: Sequence) -> SequenceOut:
+    return SequenceOut(**service.describe(session, sequence))
+
+
+def _detail(session: Session, sequence: Sequence) -> SequenceDetail:
+    return SequenceDetail(**service.describe(session, sequence), definition=dict(sequence.definition))
+
+
+def router(runtime: Runtime, require: Any) -> APIRouter:
+    r = APIRouter(prefix="/sequences", tags=["sequences"])
+    read, write = [require("sequences:read")], [require("sequences:write")]
+
+    @r.get("", response_model=Page[SequenceOut], dependencies=read)
+    def list_sequences(after: After = 0, limit: Limit = 50) -> Page[SequenceOut]:
+        with transaction(runtime.factory) as session:
+            rows = session.scalars(select(Sequence).where(Sequence.id > after).order_by(Sequence.id).limit(limit))
+            return page_of([_out(session, s) for s in rows], limit)
+
+    @r.post("", status_code=201, response_model=Created, dependencies=write, responses=REFUSED)
+    def create(body: SequenceIn) -> Created:
+        """Create a sequence; it enrols what happens from now on. Mail steps pass the campaigns' lint first."""
+        try:
+            with transaction(runtime.factory) as session:
+                return Created(id=service.create_sequence(session, settings=runtime.settings,
+                                                          data=body.definition()).id)
+        except REFUSALS as exc:
+            raise refused(exc) from None
+
+    @r.get("/{sequence_id}", response_model=SequenceDetail, dependencies=read, responses=NOT_FOUND)
+    def show(sequence_id: SequenceId) -> SequenceDetail:
+        with transaction(runtime.factory) as session:
+            return _detail(session, _found(session, sequence_id))
+
+    @r.put("/{sequence_id}", response_model=SequenceDetail, dependencies=write, responses=REFUSED)
+    def replace(sequence_id: SequenceId, body: SequenceIn) -> SequenceDetail:
+        """Store the definition as a new version; contacts on their way keep the version they entered."""
+        try:
+            with transaction(runtime.factory) as session:
+                _found(session, sequence_id)
+                sequence = service.update_sequence(session, settings=runtime.settings, sequence_id=sequence_id,
+                                                   data=body.definition())
+                return _detail(session, sequence)
+        except REFUSALS as exc:
+            raise refused(exc) from None
+
+    def status_route(action: str, status: str) -> None:
+        def handler(sequence_id: SequenceId) -> SequenceOut:
+            with transaction(runtime.factory) as session:
+                _found(session, sequence_id)
+                return _out(session, service.set_status(session, sequence_id=sequence_id, status=status))
+
+        handler.__doc__ = ("Pause: nobody enters and no step runs; contacts keep their place." if status == "paused"
+                           else "Resume a paused sequence.")
+        r.add_api_route(f"/{{sequence_id}}/{action}", handler, methods=["POST"], response_model=SequenceOut,
+                        dependencies=write, responses=NOT_FOUND,
+                        name=f"{action}_sequence")
+
+    status_route("pause", "paused")
+    status_route("resume", "active")
+
+    @r.post("/{sequence_id}/steps/{step_id}/resume", response_model=ResumedOut, dependencies=write,
+            responses=REFUSED)
+    def resume_step(sequence_id: SequenceId, step_id: StepId) -> ResumedOut:
+        """Resume a mail step an unsubscribe or complaint spike paused; its open alerts are resolved."""
+        try:
+            with transaction(runtime.factory) as session:
+                _found(session, sequence_id)
+                return ResumedOut(campaigns=service.resume_step(session, sequence_id=sequence_id, step_id=step_id))
+        except SequenceError as exc:
+            raise refused(exc) from None
+
+    @r.get("/{sequence_id}/report", response_model=ReportOut, dependencies=read,
+           responses=NOT_FOUND)
+    def report(sequence_id: SequenceId) -> ReportOut:
+        """Per step: runs, waits; mail steps: sent, opened, clicked, replied, unsubscribed, complained, bounced
+        (distinct contacts, machine opens and clicks not counted) and each as a rate of sent (null before any)."""
+        with transaction(runtime.factory) as session:
+            _found(session, sequence_id)
+            return ReportOut(**service.step_report(session, sequence_id=sequence_id))
+
+    @r.get("/{sequence_id}/dry-run", response_model=DryRunOut, dependencies=read, responses=NOT_FOUND)
+    def dry_run(sequence_id: SequenceId) -> DryRunOut:
+        """Who would enter now (the trigger's contacts since the last scan, as re-entry allows); writes nothing."""
+        with transaction(runtime.factory) as session:
+            _found(session, sequence_id)
+            return DryRunOut(**service.dry_run(session, sequence_id=sequence_id))
+
+    return r
