@@ -25,6 +25,7 @@ from sendwell.sequences.service import (
     dry_run,
     get_sequence,
     resume_step,
+    sender_domain_findings,
     set_status,
     step_report,
     update_sequence,
@@ -60,13 +61,13 @@ def sequences_create(file: Path | None, template: str | None, values: dict[str, 
         data = load_text(file.read_text(encoding="utf-8")) if file is not None else load_template(str(template), values)
         with transaction(runtime.factory) as session:
             sequence = create_sequence(session, settings=runtime.settings, data=data)
-            out = {"id": sequence.id}
+            out = {"id": sequence.id, "findings": sender_domain_findings(session, settings=runtime.settings)}
             name = sequence.name
     except (DefinitionError, SequenceError, CampaignError, TemplateError) as exc:
         fail(f"{source}: {exc}")
     except ComplianceError as exc:
         print_refusal(exc, as_json)
-    emit(out, as_json, f"created sequence {out['id']} ({name})")
+    emit(out, as_json, f"created sequence {out['id']} ({name})" + _domain_lines(out["findings"]))
 
 
 @sequences.command("templates")
@@ -159,13 +160,22 @@ def sequences_report(sequence_id: int, as_json: bool) -> None:
     emit(out, as_json, "\n".join(lines))
 
 
+def _domain_lines(findings: list[dict[str, Any]]) -> str:
+    """The sender-domain findings as warnings; a blocking one holds the mail steps until it is fixed."""
+    return "".join(f"\nwarning: {f['message']}" + (" Mail steps wait until this is fixed."
+                                                    if f["severity"] == "blocking" else "") for f in findings)
+
+
 def _status_command(name: str, status: str) -> None:
     @sequences.command(name)
     @click.argument("sequence_id", type=int)
     @json_option
     def command(sequence_id: int, as_json: bool) -> None:
-        out = _with_sequence(sequence_id, lambda s: describe(s, set_status(s, sequence_id=sequence_id, status=status)))
-        emit(out, as_json, f"sequence {sequence_id} is {out['status']}")
+        settings = get_runtime().settings  # before the transaction: a first get_runtime opens the database
+        out = _with_sequence(sequence_id, lambda s: {
+            **describe(s, set_status(s, sequence_id=sequence_id, status=status)),
+            "findings": sender_domain_findings(s, settings=settings) if status == "active" else []})
+        emit(out, as_json, f"sequence {sequence_id} is {out['status']}" + _domain_lines(out["findings"]))
 
     command.__doc__ = f"{name.capitalize()} a sequence (paused: nobody enters, no step runs)."
 

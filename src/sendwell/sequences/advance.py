@@ -27,6 +27,7 @@ from sendwell.policy.service import lock_planning
 from sendwell.segments.expression import compile_segment
 from sendwell.sequences.base import ACTIVE, DONE, EXITED, definition_of, now_utc
 from sendwell.sequences.enrolment import scan
+from sendwell.sequences.gate import LazyGate
 from sendwell.sequences.steps import run_step
 
 SKIP_EXITED = "sequence_exited"  # a step's mail not sent: the contact left the sequence before it went
@@ -83,6 +84,7 @@ def advance(session: Session, *, settings: Settings, now: datetime | None = None
     now = now or now_utc()
     lock_planning(session)
     report: dict[str, Any] = {"entered": 0, "exited": {}, "steps": defaultdict(int), "batches": []}
+    gate = LazyGate(session, settings, now)
     query = select(Sequence).where(Sequence.status == "active").order_by(Sequence.id)
     if sequence_ids is not None:
         query = query.where(Sequence.id.in_(sequence_ids))
@@ -101,7 +103,8 @@ def advance(session: Session, *, settings: Settings, now: datetime | None = None
                 due = and_(*_due(sequence.id, now), SequenceEnrollment.version == version,
                            SequenceEnrollment.step_id == step_id, SequenceEnrollment.round == round_)
                 moved += run_step(session, settings=settings, sequence=sequence, definition=definition,
-                                  version=version, step_id=step_id, round_=round_, due=due, now=now, report=report)
+                                  version=version, step_id=step_id, round_=round_, due=due, now=now, report=report,
+                                  gate=gate)
             if not moved:
                 break
         _finish(session, sequence_id=sequence.id, now=now)

@@ -18,13 +18,15 @@ from sendwell.sequences.advance import advance, advance_due
 from sendwell.sequences.base import SequenceError, get_sequence, now_utc
 from sendwell.sequences.definition import parse_definition
 from sendwell.sequences.enrolment import enrol_for_event, record_api_event
+from sendwell.sequences.gate import sender_domain_findings
 from sendwell.sequences.report import describe, dry_run, step_report
 from sendwell.sequences.steps import resume_step
 from sendwell.sequences.versions import check_templates, keep_version, lint_new_mail_steps, update_sequence
 
 __all__ = [
     "SequenceError", "advance", "advance_due", "create_sequence", "describe", "dry_run", "enrol_for_event",
-    "get_sequence", "record_api_event", "resume_step", "set_status", "step_report", "update_sequence",
+    "get_sequence", "record_api_event", "resume_step", "sender_domain_findings", "set_status", "step_report",
+    "update_sequence",
 ]
 STATUSES = ("active", "paused")
 

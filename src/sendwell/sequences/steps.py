@@ -32,6 +32,7 @@ from sendwell.policy.windows import zone_for
 from sendwell.segments.expression import compile_segment
 from sendwell.sequences.base import ACTIVE, DONE, SequenceError, definition_of, insert_for, now_utc
 from sendwell.sequences.definition import Definition, parse_until, wait_delta
+from sendwell.sequences.gate import SENDER_DOMAIN, LazyGate
 from sendwell.sequences.notify import queue_notifications
 
 STEP_PAUSED = "step_paused"  # an enrollment waits: its mail step's spike alert paused the step
@@ -197,9 +198,14 @@ def _notify_step(session: Session, *, sequence: Sequence, definition: Definition
 
 
 def _mail_step(session: Session, *, settings: Settings, sequence: Sequence, definition: Definition,
-               step: dict[str, Any], round_: int, due: Any, now: datetime, report: dict[str, Any]) -> int:
+               step: dict[str, Any], round_: int, due: Any, now: datetime, report: dict[str, Any],
+               gate: LazyGate | None) -> int:
     """Plan one send per due enrollment into the step's campaign, with the campaigns' eligibility."""
     e = SequenceEnrollment
+    if gate is not None and gate.holds():  # the sender domain is not ready: the mail waits, never skipped
+        session.execute(update(e).where(due).values(wait_reason=SENDER_DOMAIN)
+                        .execution_options(synchronize_session=False))
+        return 0
     campaign_id = step_campaign(session, settings=settings, sequence=sequence, step_id=step["id"], round_=round_)
     campaign = session.get(Campaign, campaign_id)
     assert campaign is not None
@@ -277,7 +283,8 @@ def resume_step(session: Session, *, sequence_id: int, step_id: str, now: dateti
 
 
 def run_step(session: Session, *, settings: Settings, sequence: Sequence, definition: Definition, version: int,
-             step_id: str, round_: int, due: Any, now: datetime, report: dict[str, Any]) -> int:
+             step_id: str, round_: int, due: Any, now: datetime, report: dict[str, Any],
+             gate: LazyGate | None = None) -> int:
     """Do one step for every enrollment due at it; returns how many moved on."""
     if version != sequence.version or step_id not in {s["id"] for s in definition.steps}:
         # Not placed on the current version (update_sequence places every active one): they finish.
@@ -290,7 +297,7 @@ def run_step(session: Session, *, settings: Settings, sequence: Sequence, defini
     kind = step["kind"]
     if kind == "mail":
         moved = _mail_step(session, settings=settings, sequence=sequence, definition=definition, step=step,
-                           round_=round_, due=due, now=now, report=report)
+                           round_=round_, due=due, now=now, report=report, gate=gate)
     elif kind == "wait":
         _record_runs(session, due, step_id=step_id, kind=kind, outcome=literal("waited"), now=now)
         moved = _wait_step(session, definition=definition, step=step, due=due, now=now)
