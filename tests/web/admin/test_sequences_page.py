@@ -158,6 +158,15 @@ def test_start_from_a_ready_made_sequence(as_role) -> None:
     assert made.status_code == 303, made.text
 
 
+def test_a_date_trigger_reads_in_words(as_role, runtime) -> None:
+    with transaction(runtime.factory) as s:
+        create_sequence(s, settings=runtime.settings, data={
+            "name": "Re-permission", "trigger": {"kind": "date", "field": "consent_expires_at", "days": -30},
+            "steps": [{"id": "mark", "kind": "set", "tag": "asked"}]})
+    assert "A date comes due · consent expires · 30 days before" in as_role("viewer").get("/admin/sequences").text
+    assert "日期到期 · 同意到期日 · 之前 30 天" in as_role("marketer", language="zh_Hans").get("/admin/sequences").text
+
+
 def test_the_pages_in_chinese(as_role) -> None:
     client = as_role("marketer", language="zh_Hans")
     path = create(client)

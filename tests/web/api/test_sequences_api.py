@@ -170,3 +170,15 @@ def test_put_stores_a_new_version(client, auth):
     assert answer.status_code == 200, answer.text
     assert (answer.json()["version"], answer.json()["definition"]["steps"][1]["days"]) == (2, 5)
     assert client.get(f"/api/v1/sequences/{sequence}", headers=auth("sequences:read")).json()["version"] == 2
+
+
+def test_every_trigger_and_step_kind_of_the_definition_is_accepted(client, auth):
+    data = {"name": "Re-permission", "trigger": {"kind": "date", "field": "consent_expires_at", "days": -30},
+            "steps": [{"id": "tell-crm", "kind": "notify", "url": "https://crm.example/hooks/sendwell",
+                       "event": "consent.lapsing"}, {"id": "mark", "kind": "set", "tag": "asked"}]}
+    sequence = create(client, auth, data)
+    shown = client.get(f"/api/v1/sequences/{sequence}", headers=auth("sequences:read")).json()
+    assert shown["trigger"] == data["trigger"] and shown["definition"]["steps"][0]["event"] == "consent.lapsing"
+    plain = dict(data, name="x", steps=[dict(data["steps"][0], url="http://crm.example/hook")])
+    assert_problem(client.post("/api/v1/sequences", json=plain, headers=auth("sequences:write")), 422,
+                   "steps[1] (tell-crm).url")

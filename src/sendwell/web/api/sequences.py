@@ -17,7 +17,7 @@ from sendwell.db.session import transaction
 from sendwell.runtime import Runtime
 from sendwell.sequences import service
 from sendwell.sequences.service import SequenceError
-from sendwell.sequences.definition import DefinitionError
+from sendwell.sequences.definition import STEP_KINDS, TRIGGERS, DefinitionError
 from sendwell.web.api.problems import ApiProblem, FieldError, invalid
 from sendwell.web.api.schemas import MAX_ID, NO_NUL, After, Limit, Page, bounded, page_of
 
@@ -47,8 +47,8 @@ class TriggerIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    kind: Literal["contact_created", "tag_added", "stage_changed", "topic_subscribed", "signup_confirmed",
-                  "api_event"]
+    # The kinds come from the definition's own table; parse_definition names a wrong one (`trigger.kind`).
+    kind: str = Field(max_length=50, json_schema_extra={"enum": list(TRIGGERS)})
     tag: Text | None = None
     source: Text | None = None
     to: Text | None = None
@@ -56,15 +56,18 @@ class TriggerIn(BaseModel):
     topic: Text | None = None
     form_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     name: Text | None = None
+    field: Text | None = Field(default=None, description="date: created_at, last_engaged_at, consent_expires_at "
+                                                         "or custom.NAME")
+    days: int | None = Field(default=None, ge=-36500, le=36500, description="date: days after it (before: negative)")
 
 
 class StepIn(BaseModel):
-    """One step: `mail`, `wait`, `branch` or `set`, with the fields of its kind."""
+    """One step: `mail`, `wait`, `branch`, `set` or `notify`, with the fields of its kind."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     id: str = Field(max_length=100, pattern=NO_NUL, description="stable id: lower-case letters, digits, - and _")
-    kind: Literal["mail", "wait", "branch", "set"]
+    kind: str = Field(max_length=50, json_schema_extra={"enum": list(STEP_KINDS)})
     subject: Text | None = None
     html: Body | None = None
     text: Body | None = None
@@ -83,6 +86,9 @@ class StepIn(BaseModel):
     tag: Text | None = None
     field: Text | None = None
     value: Annotated[str, Field(max_length=2000, pattern=NO_NUL)] | int | float | bool | None = None
+    url: Annotated[str, Field(max_length=2000, pattern=NO_NUL)] | None = Field(
+        default=None, description="notify: the https URL that gets the signed JSON")
+    event: Text | None = Field(default=None, description="notify: the event's name in the payload")
 
 
 class ExitIn(BaseModel):
