@@ -14,7 +14,7 @@ from sendwell.db.models import SequenceEnrollment, SequenceStepCampaign
 from sendwell.db.session import transaction
 from sendwell.sequences.definition import DefinitionError
 from sendwell.sequences.report import enrollments, step_runs
-from sendwell.sequences.service import SequenceError, describe, get_sequence, update_sequence
+from sendwell.sequences.service import SequenceError, describe, get_sequence, resume_step, update_sequence
 from sendwell.sequences.versions import versions
 from tests.policy.test_cli_policy import env, run  # noqa: F401 (env: a fixture)
 from tests.sequences.test_sequences import (  # noqa: F401 (fixtures pytest finds by name)
@@ -174,3 +174,13 @@ def test_cli_update_and_show_print_the_version(env, tmp_path) -> None:
     (tmp_path / "bad.json").write_text(json.dumps(edited))
     bad = run(env, "sequences", "update", str(sequence_id), str(tmp_path / "bad.json"), ok=False)
     assert bad.exit_code == 1 and "wait-3d" in bad.output
+
+
+def test_resume_step_names_a_campaign_the_versions_share_once(runtime) -> None:
+    sequence_id = _create(runtime, FIVE)
+    edited = copy.deepcopy(FIVE)
+    edited["steps"][4]["subject"] = "Free samples for your showroom"
+    _edit(runtime, sequence_id, edited)
+    with transaction(runtime.factory) as s:
+        assert len(resume_step(s, sequence_id=sequence_id, step_id="thanks")) == 1  # kept by version 2
+        assert len(resume_step(s, sequence_id=sequence_id, step_id="samples")) == 2  # one campaign per version

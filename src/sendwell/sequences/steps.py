@@ -268,8 +268,8 @@ def _step_paused(session: Session, campaign: Campaign) -> bool:
 
 def resume_step(session: Session, *, sequence_id: int, step_id: str, now: datetime | None = None) -> list[int]:
     """Resume a paused mail step: its open spike alerts are resolved and its campaigns send again."""
-    ids = list(session.scalars(select(SequenceStepCampaign.campaign_id).where(
-        SequenceStepCampaign.sequence_id == sequence_id, SequenceStepCampaign.step_id == step_id)))
+    ids = list(dict.fromkeys(session.scalars(select(SequenceStepCampaign.campaign_id).where(  # versions share some
+        SequenceStepCampaign.sequence_id == sequence_id, SequenceStepCampaign.step_id == step_id))))
     if not ids:
         raise SequenceError(f"sequence {sequence_id} has no mail step {step_id!r} that ran")
     for campaign_id in ids:
