@@ -164,6 +164,7 @@ SERIAL_MODULES = frozenset({
     "tests/reliability/test_send_wait.py",
     "tests/reliability/test_smtp_faults.py",
     "tests/reliability/test_unsubscribe_load.py",
+    "tests/sequences/test_crash.py",
     "tests/worker/test_serve.py",
     "tests/worker/test_processes.py",
     "tests/worker/test_workers.py",
