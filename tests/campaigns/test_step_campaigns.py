@@ -8,7 +8,12 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from sendwell.campaigns.service import create_campaign, list_campaigns, recent_campaigns, sequence_steps
+from sendwell.campaigns.service import (
+    create_campaign,
+    list_campaigns,
+    recent_campaigns,
+    sequence_steps,
+)
 from sendwell.cli.main import cli, register_commands
 from sendwell.db.session import transaction
 from sendwell.delivery.dkim import generate_private_key

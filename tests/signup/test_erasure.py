@@ -17,7 +17,14 @@ from sendwell.db.session import transaction
 from sendwell.signup import service
 from sendwell.signup.mail import confirmation_url
 from tests.conftest import TEST_PEPPER, TEST_SECRET
-from tests.web.admin.conftest import app, as_role, dkim_key_file, make_user, new_client, page_csrf  # noqa: F401
+from tests.web.admin.conftest import (  # noqa: F401
+    app,
+    as_role,
+    dkim_key_file,
+    make_user,
+    new_client,
+    page_csrf,
+)
 
 register_commands()
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0"
