@@ -14,10 +14,12 @@ from sendwell.db.session import transaction
 from sendwell.runtime import Runtime
 from sendwell.sequences.report import enrollments, step_runs
 from sendwell.sequences.service import advance, create_sequence, sender_domain_findings
-from tests.deliverability.conftest import dns, keys  # noqa: F401 (fixtures pytest finds by name)
+from tests.deliverability.conftest import dns, keys
 from tests.deliverability.test_gate import runtime_for
-from tests.dnsserver import dns_zones, free_port, needs_nsd  # noqa: F401 (dns_zones: a fixture)
+from tests.dnsserver import dns_zones, free_port, needs_nsd
 from tests.helpers import make_contact
+
+__all__ = ["dns", "dns_zones", "keys"]  # fixtures pytest finds by name
 
 pytestmark = [pytest.mark.slow, needs_nsd]
 

@@ -17,13 +17,15 @@ from sendwell.sequences.definition import DefinitionError, parse_definition
 from sendwell.sequences.report import enrollments, step_runs
 from sendwell.sequences.service import advance
 from tests.helpers import WebhookReceiver
-from tests.sequences.test_sequences import (  # noqa: F401 (fixtures pytest finds by name)
+from tests.sequences.test_sequences import (
     _advance,
     _create,
     _tagged,
     dkim_key,
     runtime,
 )
+
+__all__ = ["dkim_key", "runtime"]  # fixtures pytest finds by name
 
 SECRET = "crm-shared-secret"  # a plain string keys as its bytes
 

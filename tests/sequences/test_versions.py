@@ -16,8 +16,8 @@ from sendwell.sequences.definition import DefinitionError
 from sendwell.sequences.report import enrollments, step_runs
 from sendwell.sequences.service import SequenceError, describe, get_sequence, resume_step, update_sequence
 from sendwell.sequences.versions import versions
-from tests.policy.test_cli_policy import env, run  # noqa: F401 (env: a fixture)
-from tests.sequences.test_sequences import (  # noqa: F401 (fixtures pytest finds by name)
+from tests.policy.test_cli_policy import env, run
+from tests.sequences.test_sequences import (
     _advance,
     _create,
     _deliver,
@@ -26,6 +26,8 @@ from tests.sequences.test_sequences import (  # noqa: F401 (fixtures pytest find
     runtime,
     smtp_runtime,
 )
+
+__all__ = ["dkim_key", "env", "runtime", "smtp_runtime"]  # fixtures pytest finds by name
 
 FIVE = {
     "name": "Fair follow-up in five steps",
