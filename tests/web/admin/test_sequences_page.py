@@ -1,11 +1,13 @@
-"""The Sequences pages: list with per-step summary, create from pasted YAML, the report and alerts, pause and
-resume, a paused step's resume, the dry run, the edit form, CSRF and roles, and the Chinese pages."""
+"""The Sequences pages: list with per-step summary, create from pasted YAML, the report and alerts, why people
+left each step and the step advice, pause and resume, a paused step's resume, the dry run, the edit form, CSRF
+and roles, and the Chinese pages."""
 
 from __future__ import annotations
 
 import dataclasses
 import html
 
+import httpx
 import pytest
 import yaml
 from sqlalchemy import select
@@ -16,9 +18,12 @@ from sendwell.insight.alerts import Thresholds, check_campaign
 from sendwell.optout.service import unsubscribe_contact
 from sendwell.sequences.service import advance, create_sequence
 from tests.helpers import make_contact, run_once
+from tests.insight.test_sequence_steps import _leave
 from tests.web.admin.conftest import PASSWORD, page_csrf
 from tests.web.admin.test_axe import axe_violations, serve_axe
 from tests.web.admin.test_browser import SHOTS, chromium, site  # noqa: F401 (fixtures)
+from tests.web.admin.test_zh_complete import page_runs
+from tests.web.api.test_sequences_api import left_at_two_steps
 
 FAIR = """\
 name: Canton Fair follow-up
@@ -53,12 +58,38 @@ def test_create_from_yaml_then_list_and_report(as_role, runtime) -> None:
     assert "The sequence is created." in page and "Canton Fair follow-up" in page
     assert 'Tag added · tag <span translate="no">fair-2026</span>' in page
     assert "<th scope=\"col\">Unsubscribed</th>" in page and "tag: fair-2026" in page  # report table, definition
+    assert "Nobody who left this sequence has answered the survey yet." in page and "No advice for now" in page
     with transaction(runtime.factory) as s:
         make_contact(s, tags=["fair-2026"])
         advance(s, settings=runtime.settings)
     listed = client.get("/admin/sequences").text
     assert f'href="{path}"' in listed and "0 sent" in listed
     assert ">1</td>" in listed  # enrolled
+
+
+def left_section(page: str) -> str:
+    return page.split('aria-labelledby="left-h"')[1].split("</section>")[0]
+
+
+def test_why_people_left_each_step_and_the_step_advice(as_role, runtime, smtp_server) -> None:
+    client = as_role("viewer")
+    path = f"/admin/sequences/{left_at_two_steps(runtime, smtp_server, client)}"
+    left = left_section(client.get(path).text)
+    assert "Why people left, per step" in left
+    # The reasons given, in the survey's order, as columns; the mail steps in order as rows.
+    assert ('<th scope="col">Not relevant</th><th scope="col">Too many emails</th>'
+            '<th scope="col">My situation changed</th><th scope="col">All answers</th>') in left
+    assert '<th scope="row" translate="no">thanks</th><td>1</td><td>3</td><td>0</td><td>4</td>' in left
+    assert '<th scope="row" translate="no">catalogue</th><td>0</td><td>0</td><td>1</td><td>1</td>' in left
+    assert ("<li><strong>Leave more time before step “thanks”</strong> — 3 of 3 people who left this sequence "
+            "because of too many emails left at step “thanks”. Leave more time before it, or leave it out.</li>") in left
+    assert "No advice for now" not in left and "Nobody who left" not in left
+
+    chinese = left_section(as_role("marketer", language="zh_Hans").get(path).text)
+    assert "各步骤的退订原因" in chinese and '<th scope="col">邮件太多</th>' in chinese
+    assert ("<strong>在步骤“thanks”之前留出更多时间</strong> — 因邮件太多而退出此序列的 3 人中，有 3 人在步骤“thanks”"
+            "退订。请在它之前留出更多时间，或去掉这一步。") in chinese
+    assert page_runs(chinese) == {"thanks"}  # the step's id is the operator's own word
 
 
 def test_a_bad_definition_names_the_field_and_keeps_the_text(as_role) -> None:
@@ -174,6 +205,7 @@ def test_the_pages_in_chinese(as_role) -> None:
     assert "序列" in listed and "New sequence" not in listed and "No sequences yet." not in listed
     page = client.get(path).text
     assert "已退订" in page and "Pause sequence" not in page and "Step" not in page.split("<main")[1]
+    assert "还没有人填写问卷" in page and "暂无建议" in page and page_runs(left_section(page)) == set()
 
 
 @pytest.mark.browser
@@ -185,11 +217,15 @@ def test_the_pages_in_a_browser(chromium, site, runtime, make_user, smtp_server)
         create_sequence(s, settings=runtime.settings, data={
             "name": "Quote requested", "trigger": {"kind": "api_event", "name": "quote_requested"},
             "steps": [{"id": "quote", "kind": "mail", "subject": "Your quote", "html": "<p>Dear {{ first_name }}</p>"}]})
-        ids = [make_contact(s, tags=["fair-2026"]).id for _ in range(12)]
+        contacts = [make_contact(s, tags=["fair-2026"]) for _ in range(12)]
+        ids, emails = [c.id for c in contacts], [c.email for c in contacts]
     with transaction(runtime.factory) as s:
         report = advance(s, settings=runtime.settings)
     for campaign_id in {c for c, _ in report["batches"]}:
         run_once(runtime, campaign_id)
+    with httpx.Client(base_url=site) as web:  # leave through the mail's link and answer the survey
+        for email, reason in zip(emails[5:9], ("too_many", "too_many", "too_many", "not_relevant"), strict=True):
+            _leave(web, smtp_server, email, "Thank you for visiting", reason)
     with transaction(runtime.factory) as s:
         step = s.scalar(select(Campaign.id).where(Campaign.name == "Canton Fair follow-up · thanks"))
         for contact_id in ids[:5]:

@@ -1,9 +1,11 @@
 """/api/v1/sequences and /api/v1/api-events: scopes, the definition's errors by field, pause and resume,
-the per-step report, the dry run, and a named event that enrols a contact on the next scan."""
+the per-step report with why people left each step and the step advice, the dry run, and a named event that
+enrols a contact on the next scan."""
 
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
@@ -12,6 +14,8 @@ from sendwell.db.models import Campaign, Event
 from sendwell.db.session import transaction
 from sendwell.sequences.service import advance
 from tests.helpers import make_contact
+from tests.insight.test_sequence_steps import THREE_DAYS, _leave
+from tests.sequences.test_sequences import _advance, _create, _deliver, _tagged
 from tests.web.api.conftest import assert_problem
 
 QUOTE = {
@@ -34,6 +38,21 @@ def client(client, runtime):
     """A privacy notice, so the mail steps pass the compliance lint as a campaign would."""
     runtime.replace_settings(runtime.settings.replace(privacy_url="https://bright-lighting.example/privacy"))
     return client
+
+
+def left_at_two_steps(runtime, smtp_server, web) -> int:
+    """Trade fair follow-up: of five who got the thanks mail three left it for too many emails and one as not
+    relevant; the fifth left the catalogue three days on as their situation changed. Mail goes to a real SMTP
+    server; people leave through the List-Unsubscribe link of their mail and answer the survey on `web`."""
+    runtime.replace_settings(runtime.settings.replace(smtp_url=smtp_server.url))
+    sequence_id = _create(runtime)
+    people = [_tagged(runtime, stage="new_lead")[1] for _ in range(5)]  # a lead's cap lets the catalogue go
+    _deliver(runtime, _advance(runtime))
+    for address, reason in zip(people, ("too_many", "too_many", "too_many", "not_relevant"), strict=False):
+        _leave(web, smtp_server, address, "Thank you for visiting", reason)
+    _deliver(runtime, _advance(runtime, now=datetime.now(UTC) + THREE_DAYS))
+    _leave(web, smtp_server, people[4], "Our catalogue", "situation_changed")
+    return sequence_id
 
 
 def create(client, auth, data=QUOTE) -> int:
@@ -121,6 +140,20 @@ def test_a_named_event_enrols_the_contact_on_the_next_scan(client, auth, runtime
     assert (thanks["id"], thanks["kind"], thanks["runs"], thanks["paused"], thanks["sent"]) == (
         "thanks", "mail", 1, False, 0)
     assert thanks["opened_rate"] is None and report["steps"][1]["sent"] is None
+    assert (report["reasons"], report["recommendations"]) == ({}, [])
+
+
+def test_the_report_counts_why_people_left_each_step_and_gives_the_step_advice(client, auth, runtime,
+                                                                               smtp_server):
+    sequence = left_at_two_steps(runtime, smtp_server, client)
+    report = client.get(f"/api/v1/sequences/{sequence}/report", headers=auth("sequences:read")).json()
+    assert report["reasons"] == {"catalogue": {"situation_changed": 1},
+                                 "thanks": {"not_relevant": 1, "too_many": 3}}
+    assert report["recommendations"] == [{
+        "code": "sequence_step_wait", "step": "thanks", "title": "Leave more time before step “thanks”",
+        "why": "3 of 3 people who left this sequence because of too many emails left at step “thanks”. "
+               "Leave more time before it, or leave it out.",
+        "evidence": {"step": "thanks", "wait": None, "answers": 3, "of": 3}}]
 
 
 def test_an_unknown_contact_is_404_naming_the_field(client, auth):
@@ -156,6 +189,12 @@ def test_the_openapi_document_describes_sequences_and_api_events(client):
     assert {"201", "409", "422"} <= set(create_op["responses"])
     assert spec["components"]["schemas"]["SequenceIn"]["examples"][0]["trigger"]["kind"] == "tag_added"
     assert "202" in spec["paths"]["/api-events"]["post"]["responses"]
+    schemas = spec["components"]["schemas"]
+    reasons = schemas["SequenceReportOut"]["properties"]["reasons"]["additionalProperties"]
+    assert set(reasons["propertyNames"]["enum"]) == {"not_relevant", "too_many", "never_signed_up",
+                                                      "situation_changed", "other"}
+    assert schemas["SequenceReportOut"]["properties"]["recommendations"]["items"]["$ref"].endswith("/StepAdvice")
+    assert {"code", "step", "title", "why", "evidence"} <= set(schemas["StepAdvice"]["properties"])
     for path in ("/sequences/{sequence_id}", "/sequences/{sequence_id}/report", "/sequences/{sequence_id}/dry-run",
                  "/sequences/{sequence_id}/pause", "/sequences/{sequence_id}/steps/{step_id}/resume"):
         assert path in spec["paths"]

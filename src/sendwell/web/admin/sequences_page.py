@@ -18,6 +18,8 @@ from sendwell.content.render import TemplateError
 from sendwell.content.service import ComplianceError
 from sendwell.db.models import Sequence
 from sendwell.db.session import transaction
+from sendwell.insight.rates import REASONS
+from sendwell.insight.sequence_steps import reasons_by_step, step_recommendations
 from sendwell.sequences import service
 from sendwell.sequences.definition import DefinitionError, load_text
 from sendwell.web.admin.pages import Admin, Viewer
@@ -67,6 +69,16 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
     mails = [s for s in report["steps"] if s["kind"] == "mail"]
     return {**report, "enrolled": sum(counts.values()), "active": counts.get("active", 0), "mails": mails,
             "paused_steps": [s["id"] for s in mails if s["held"]]}
+
+
+def leavers(db: Session, *, sequence_id: int, steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """Survey answers per mail step (the reasons given as columns, in the survey's order) and the step advice."""
+    by_step = reasons_by_step(db, sequence_id=sequence_id)
+    order = [s["id"] for s in steps if s["kind"] == "mail"]
+    order += [step_id for step_id in by_step if step_id not in order]  # a step only an earlier version had
+    return {"codes": [c for c in REASONS if any(c in counts for counts in by_step.values())],
+            "rows": [{"id": step_id, "counts": by_step.get(step_id, {})} for step_id in order],
+            "advice": [r.as_dict() for r in step_recommendations(db, sequence_id=sequence_id)]}
 
 
 def router(admin: Admin) -> APIRouter:
@@ -127,9 +139,13 @@ def router(admin: Admin) -> APIRouter:
     @r.get("/{sequence_id}")
     def detail(request: Request, sequence_id: int, user: Viewer = Depends(viewer)) -> Response:
         done = next((k for k in ("created", "saved", "paused", "resumed", "step") if k in request.query_params), "")
-        return sequence_page(request, user, sequence_id, "sequences_detail.html", lambda db, sequence: {
-            "seq": summary(service.step_report(db, sequence_id=sequence.id)), "done": done,
-            "definition": as_yaml(dict(sequence.definition)), "step": request.query_params.get("step", "")})
+        def read(db: Session, sequence: Sequence) -> dict[str, Any]:
+            seq = summary(service.step_report(db, sequence_id=sequence.id))
+            return {"seq": seq, "done": done, "definition": as_yaml(dict(sequence.definition)),
+                    "step": request.query_params.get("step", ""),
+                    "left": leavers(db, sequence_id=sequence.id, steps=seq["steps"])}
+
+        return sequence_page(request, user, sequence_id, "sequences_detail.html", read)
 
     @r.get("/{sequence_id}/dry-run")
     def dry_run(request: Request, sequence_id: int, user: Viewer = Depends(viewer)) -> Response:

@@ -14,6 +14,8 @@ from sendwell.content.render import TemplateError
 from sendwell.content.service import ComplianceError
 from sendwell.db.models import Sequence
 from sendwell.db.session import transaction
+from sendwell.insight.rates import REASONS
+from sendwell.insight.sequence_steps import reasons_by_step, step_recommendations
 from sendwell.runtime import Runtime
 from sendwell.sequences import service
 from sendwell.sequences.service import SequenceError
@@ -150,8 +152,22 @@ class StepReport(BaseModel):
     sent: int | None = None
 
 
-class ReportOut(SequenceOut):
+class StepAdvice(BaseModel):
+    """What to change in the sequence, naming the step, with the numbers that justify it (English text)."""
+
+    code: str = Field(description="the kind of advice: `sequence_step_wait`, `sequence_step_relevance`, "
+                                  "`sequence_step_unsubscribes` or `sequence_step_over_cap`")
+    step: str | None = Field(description="the id of the step it names")
+    title: str
+    why: str
+    evidence: dict[str, Any] = Field(description="the figures behind it, by name")
+
+
+class SequenceReportOut(SequenceOut):
     steps: list[StepReport]
+    reasons: dict[str, dict[Literal[REASONS], int]] = Field(  # type: ignore[valid-type]
+        description="per mail step id (any version): people who left from its mail, counted by their survey answer")
+    recommendations: list[StepAdvice]
 
 
 class WouldEnter(BaseModel):
@@ -268,14 +284,18 @@ def router(runtime: Runtime, require: Any) -> APIRouter:
         except SequenceError as exc:
             raise refused(exc) from None
 
-    @r.get("/{sequence_id}/report", response_model=ReportOut, dependencies=read,
+    @r.get("/{sequence_id}/report", response_model=SequenceReportOut, dependencies=read,
            responses=NOT_FOUND)
-    def report(sequence_id: SequenceId) -> ReportOut:
+    def report(sequence_id: SequenceId) -> SequenceReportOut:
         """Per step: runs, waits; mail steps: sent, opened, clicked, replied, unsubscribed, complained, bounced
-        (distinct contacts, machine opens and clicks not counted) and each as a rate of sent (null before any)."""
+        (distinct contacts, machine opens and clicks not counted) and each as a rate of sent (null before any);
+        then the survey answers of people who left, per step, and the advice that names a step."""
         with transaction(runtime.factory) as session:
             _found(session, sequence_id)
-            return ReportOut(**service.step_report(session, sequence_id=sequence_id))
+            advice = [StepAdvice(code=r.code, step=r.evidence.get("step"), title=r.title, why=r.why,
+                                 evidence=r.evidence) for r in step_recommendations(session, sequence_id=sequence_id)]
+            return SequenceReportOut(**service.step_report(session, sequence_id=sequence_id),
+                             reasons=reasons_by_step(session, sequence_id=sequence_id), recommendations=advice)
 
     @r.get("/{sequence_id}/dry-run", response_model=DryRunOut, dependencies=read, responses=NOT_FOUND)
     def dry_run(sequence_id: SequenceId) -> DryRunOut:
