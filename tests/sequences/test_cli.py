@@ -47,11 +47,18 @@ def test_create_dry_run_run_and_report(env, tmp_path) -> None:
     again = json.loads(run(env, "sequences", "run", "--as-of", "2099-01-01", "--json").output)
     assert (again["entered"], again["steps"], again["queued"]) == (0, {"catalogue": 2}, 1)
 
+    listed = json.loads(run(env, "sequences", "list", "--json").output)["sequences"]
+    assert [(q["id"], q["name"], q["status"], q["enrollments"]) for q in listed] == [
+        (sequence_id, "Fair 2026 follow-up", "active", {"active": 1, "done": 1})]
+    assert f"{sequence_id}  Fair 2026 follow-up (active, version 1) — contact_created source=fair" in run(
+        env, "sequences", "list").output
+
     report = json.loads(run(env, "sequences", "report", str(sequence_id), "--json").output)
     assert [(s["id"], s["runs"], s["waited"]) for s in report["steps"]] == [
         ("thanks", 2, 0), ("wait-3d", 2, 0), ("catalogue", 2, 1)]
     assert "thanks [mail] runs 2" in run(env, "sequences", "report", str(sequence_id)).output
 
+    assert "nobody enters and no step runs" in run(env, "sequences", "pause", "--help").output
     assert "is paused" in run(env, "sequences", "pause", str(sequence_id)).output
     assert json.loads(run(env, "sequences", "run", "--json").output)["steps"] == {}
     assert "is active" in run(env, "sequences", "resume", str(sequence_id)).output

@@ -24,6 +24,7 @@ from sendwell.sequences.service import (
     describe,
     dry_run,
     get_sequence,
+    list_sequences,
     resume_step,
     sender_domain_findings,
     set_status,
@@ -166,8 +167,8 @@ def _domain_lines(findings: list[dict[str, Any]]) -> str:
                                                     if f["severity"] == "blocking" else "") for f in findings)
 
 
-def _status_command(name: str, status: str) -> None:
-    @sequences.command(name)
+def _status_command(name: str, status: str, help_text: str) -> None:
+    @sequences.command(name, help=help_text)
     @click.argument("sequence_id", type=int)
     @json_option
     def command(sequence_id: int, as_json: bool) -> None:
@@ -177,11 +178,27 @@ def _status_command(name: str, status: str) -> None:
             "findings": sender_domain_findings(s, settings=settings) if status == "active" else []})
         emit(out, as_json, f"sequence {sequence_id} is {out['status']}" + _domain_lines(out["findings"]))
 
-    command.__doc__ = f"{name.capitalize()} a sequence (paused: nobody enters, no step runs)."
+
+_status_command("pause", "paused", "Pause a sequence: nobody enters and no step runs; contacts keep their place.")
+_status_command("resume", "active", "Resume a paused sequence; prints the sender-domain findings that hold mail steps.")
 
 
-_status_command("pause", "paused")
-_status_command("resume", "active")
+@sequences.command("list")
+@json_option
+def sequences_list(as_json: bool) -> None:
+    """Every sequence: id, name, status, version, trigger and enrollments by state."""
+    with transaction(get_runtime().factory) as session:
+        out = {"sequences": [describe(session, q) for q in list_sequences(session)]}
+    lines = [f"{q['id']:>4}  {q['name']} ({q['status']}, version {q['version']}) — {_trigger_words(q['trigger'])}; "
+             f"enrollments {q['enrollments'] or 'none'}" for q in out["sequences"]]
+    emit(out, as_json, "\n".join(lines) or "no sequences yet: sendwell sequences create FILE (or --template NAME)")
+
+
+def _trigger_words(trigger: dict[str, Any] | None) -> str:
+    """`tag_added tag=fair-2026`: the trigger's kind and its settings."""
+    trigger = dict(trigger or {})
+    kind = trigger.pop("kind", "?")
+    return " ".join([kind, *(f"{k}={v}" for k, v in trigger.items())])
 
 
 @sequences.command("resume-step")

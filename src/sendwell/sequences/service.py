@@ -25,8 +25,8 @@ from sendwell.sequences.versions import check_templates, keep_version, lint_new_
 
 __all__ = [
     "SequenceError", "advance", "advance_due", "create_sequence", "describe", "dry_run", "enrol_for_event",
-    "get_sequence", "record_api_event", "resume_step", "sender_domain_findings", "set_status", "step_report",
-    "update_sequence",
+    "get_sequence", "list_sequences", "record_api_event", "resume_step", "sender_domain_findings", "set_status",
+    "step_report", "update_sequence",
 ]
 STATUSES = ("active", "paused")
 
@@ -54,6 +54,12 @@ def create_sequence(session: Session, *, settings: Settings, data: dict[str, Any
     lint_new_mail_steps(session, settings=settings, sequence=sequence,
                         step_ids=[s["id"] for s in definition.steps if s["kind"] == "mail"])
     return sequence
+
+
+def list_sequences(session: Session, *, after: int = 0, limit: int | None = None) -> list[Sequence]:
+    """Sequences in id order, from after `after`, at most `limit` of them."""
+    query = select(Sequence).where(Sequence.id > after).order_by(Sequence.id)
+    return list(session.scalars(query if limit is None else query.limit(limit)))
 
 
 def set_status(session: Session, *, sequence_id: int, status: str) -> Sequence:

@@ -10,7 +10,6 @@ from urllib.parse import quote
 import yaml
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sendwell.campaigns.service import CampaignError
@@ -22,6 +21,7 @@ from sendwell.insight.rates import REASONS
 from sendwell.insight.sequence_steps import reasons_by_step, step_recommendations
 from sendwell.sequences import service
 from sendwell.sequences.definition import DefinitionError, load_text
+from sendwell.sequences.templates import list_templates, load_template
 from sendwell.web.admin.pages import Admin, Viewer
 
 REFUSALS = (DefinitionError, service.SequenceError, CampaignError, TemplateError, ComplianceError)
@@ -41,19 +41,8 @@ def as_yaml(definition: dict[str, Any]) -> str:
     return yaml.dump(definition, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
 
 
-def ready_made() -> list[dict[str, Any]]:
-    """The ready-made sequences (name, title, description, values with defaults); none where the module is absent."""
-    try:
-        from sendwell.sequences.templates import list_templates
-    except ImportError:
-        return []
-    return list_templates()
-
-
 def from_template(name: str, values: dict[str, str]) -> tuple[str, str | None]:
     """A ready-made sequence's definition as YAML with these values, or "" and why it cannot be filled in yet."""
-    from sendwell.sequences.templates import load_template
-
     try:
         return as_yaml(load_template(name, values)), None
     except DefinitionError as exc:
@@ -99,12 +88,12 @@ def router(admin: Admin) -> APIRouter:
     def sequences(request: Request, user: Viewer = Depends(viewer)) -> Response:
         with transaction(runtime.factory) as db:
             rows = [summary(service.step_report(db, sequence_id=s.id))
-                    for s in db.scalars(select(Sequence).order_by(Sequence.id))]
+                    for s in service.list_sequences(db)]
         return admin.render(request, "sequences.html", user, sequences=rows)
 
     @r.get("/new")
     def new(request: Request, user: Viewer = Depends(viewer)) -> Response:
-        made = ready_made()
+        made = list_templates()
         query = request.query_params
         chosen = next((t for t in made if t["name"] == query.get("template")), None)
         text, missing = "", None
@@ -123,7 +112,7 @@ def router(admin: Admin) -> APIRouter:
                 sequence_id = service.create_sequence(db, settings=runtime.settings, data=load_text(text)).id
         except REFUSALS as exc:
             return edit_form(request, user, template="sequences_new.html", status=400, error=exc, text=text,
-                             templates=ready_made(), chosen=None, missing=None)
+                             templates=list_templates(), chosen=None, missing=None)
         return RedirectResponse(f"/admin/sequences/{sequence_id}?created=1", status_code=303)
 
     def sequence_page(request: Request, user: Viewer, sequence_id: int, template: str,

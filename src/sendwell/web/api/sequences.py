@@ -6,7 +6,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sendwell.campaigns.service import CampaignError
@@ -228,7 +227,7 @@ def router(runtime: Runtime, require: Any) -> APIRouter:
     @r.get("", response_model=Page[SequenceOut], dependencies=read)
     def list_sequences(after: After = 0, limit: Limit = 50) -> Page[SequenceOut]:
         with transaction(runtime.factory) as session:
-            rows = session.scalars(select(Sequence).where(Sequence.id > after).order_by(Sequence.id).limit(limit))
+            rows = service.list_sequences(session, after=after, limit=limit)
             return page_of([_out(session, s) for s in rows], limit)
 
     @r.post("", status_code=201, response_model=Created, dependencies=write, responses=REFUSED)
