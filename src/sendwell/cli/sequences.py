@@ -143,7 +143,7 @@ def sequences_report(sequence_id: int, as_json: bool) -> None:
     out = _with_sequence(sequence_id, lambda s: {
         **step_report(s, sequence_id=sequence_id), "reasons": reasons_by_step(s, sequence_id=sequence_id),
         "recommendations": [r.as_dict() for r in step_recommendations(s, sequence_id=sequence_id)]})
-    lines = [f"{out['name']} ({out['status']}, version {out['version']}): {out['enrollments']}"]
+    lines = [_heading(out)]
     for step in out["steps"]:
         line = f"  {step['id']} [{step['kind']}] runs {step['runs']}, waited {step['waited']}"
         if step["kind"] == "mail":
@@ -190,8 +190,17 @@ def sequences_list(as_json: bool) -> None:
     with transaction(get_runtime().factory) as session:
         out = {"sequences": [describe(session, q) for q in list_sequences(session)]}
     lines = [f"{q['id']:>4}  {q['name']} ({q['status']}, version {q['version']}) — {_trigger_words(q['trigger'])}; "
-             f"enrollments {q['enrollments'] or 'none'}" for q in out["sequences"]]
+             f"{_enrolled(q['enrollments'])}" for q in out["sequences"]]
     emit(out, as_json, "\n".join(lines) or "no sequences yet: sendwell sequences create FILE (or --template NAME)")
+
+
+def _enrolled(counts: dict[str, int]) -> str:
+    """`active 3, done 12, exited 1`, or that nobody has entered yet."""
+    return ", ".join(f"{state} {n}" for state, n in sorted(counts.items())) or "nobody entered yet"
+
+
+def _heading(sequence: dict[str, Any]) -> str:
+    return f"{sequence['name']} ({sequence['status']}, version {sequence['version']}): {_enrolled(sequence['enrollments'])}"
 
 
 def _trigger_words(trigger: dict[str, Any] | None) -> str:
@@ -226,4 +235,4 @@ def sequences_dry_run(sequence_id: int, as_json: bool) -> None:
 def sequences_show(sequence_id: int, as_json: bool) -> None:
     """A sequence's status, version, trigger and enrollments by state."""
     out = _with_sequence(sequence_id, lambda s: describe(s, get_sequence(s, sequence_id=sequence_id)))
-    emit(out, as_json, f"{out['name']} ({out['status']}, version {out['version']}): {out['enrollments']}")
+    emit(out, as_json, _heading(out))
