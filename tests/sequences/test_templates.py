@@ -12,11 +12,12 @@ from sqlalchemy import select
 from sendwell.content.service import lint_campaign
 from sendwell.db.models import Consent, Send
 from sendwell.db.session import transaction
+from sendwell.i18n import translations
 from sendwell.optout.service import unsubscribe_contact
 from sendwell.sequences.definition import DefinitionError, parse_definition
 from sendwell.sequences.report import due_campaigns, enrollments, step_runs
 from sendwell.sequences.service import advance, create_sequence
-from sendwell.sequences.templates import list_templates, load_template
+from sendwell.sequences.templates import list_templates, load_template, value_problems
 from tests.helpers import make_contact, run_once
 from tests.policy.test_cli_policy import env, run
 from tests.sequences.test_sequences import dkim_key, runtime, smtp_runtime
@@ -35,6 +36,29 @@ def test_four_ready_made_sequences_are_listed_with_their_values() -> None:
     assert [t["name"] for t in listed] == NAMES
     assert all(t["title"] and t["description"] for t in listed)
     assert listed[1]["values"]["confirm_url"] is listed[3]["values"]["catalogue_url"] is None  # must be set
+
+
+def test_every_value_has_a_label_and_a_help_and_every_text_reads_in_chinese() -> None:
+    zh = translations("zh_Hans", "admin")
+    for template in list_templates():
+        assert [f["key"] for f in template["fields"]] == list(template["values"])
+        texts = [template["title"], template["description"]]
+        for field in template["fields"]:
+            assert field["label"] != field["key"] and field["help"].endswith(".")
+            assert field["required"] is (template["values"][field["key"]] is None)
+            texts += [field["label"], field["help"]]
+        untranslated = [text for text in texts if zh.gettext(text) == text]
+        assert untranslated == [], template["name"]
+    fair = {f["key"]: f for f in list_templates()[3]["fields"]}
+    assert fair["catalogue_url"]["label"] == "Catalogue link" and fair["catalogue_url"]["required"]
+    assert not fair["fair"]["required"] and fair["fair"]["default"] == "the fair"
+
+
+def test_value_problems_name_what_is_missing_or_not_a_number() -> None:
+    assert value_problems("trade-fair") == {"catalogue_url": "this template needs a value for it"}
+    assert value_problems("trade-fair", {"catalogue_url": "https://bright-lighting.example/c"}) == {}
+    assert value_problems("re-permission", {"confirm_url": " ", "days": "soon"}) == {
+        "confirm_url": "this template needs a value for it", "days": "a whole number, such as -30"}
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import re
 
 import httpx
 import pytest
@@ -178,7 +179,10 @@ def test_start_from_a_ready_made_sequence(as_role) -> None:
     names = [t["name"] for t in templates.list_templates()]
     assert names and all(f'value="{n}"' in client.get("/admin/sequences/new").text for n in names)
     chosen = client.get("/admin/sequences/new?template=trade-fair").text
-    assert "Fill in the values first:" in chosen and "catalogue_url" in chosen
+    assert "<h2>Trade-fair follow-up</h2>" in chosen and "Thanks the buyers you met at your stand" in chosen
+    assert 'Catalogue link <span class="muted">(required)</span></label>' in chosen
+    assert "Where the catalogue link in the second mail goes" in chosen and "<code>catalogue_url</code>" not in chosen
+    assert "Fill in the values first: Catalogue link (this template needs a value for it)" in chosen
     filled = client.get("/admin/sequences/new", params={
         "template": "trade-fair", "value.catalogue_url": "https://bright-lighting.example/catalogue",
         "value.fair": "the Canton Fair"}).text
@@ -187,6 +191,29 @@ def test_start_from_a_ready_made_sequence(as_role) -> None:
     made = client.post("/admin/sequences", data={"csrf_token": page_csrf(client, "/admin/sequences/new"),
                                                  "definition": html.unescape(text)}, follow_redirects=False)
     assert made.status_code == 303, made.text
+
+
+LABELS = {"customer-onboarding": ["序列名称", "结束时添加的标签"], "re-permission": ["何时征求", "确认页面"],
+          "signup-welcome": ["注册表单"], "trade-fair": ["所见买家的标签", "邮件中的展会名称", "产品目录链接"]}
+
+
+@pytest.mark.parametrize("name", sorted(LABELS))
+def test_a_ready_made_sequence_reads_in_chinese(as_role, name: str) -> None:
+    client = as_role("marketer", language="zh_Hans")
+    page = client.get("/admin/sequences/new", params={"template": name, "value.days": "soon"}).text
+    card = page.split(f'<input type="hidden" name="template" value="{name}">')[1].split("</form>")[0]
+    assert page_runs(card) == set(), card  # title, description, labels, help and the refusal all in Chinese
+    assert all(f"{label}</label>" in card or f"{label} <span" in card for label in LABELS[name])
+    raw_key = re.compile(r">\s*(name|tag|fair|catalogue_url|confirm_url|days|form_id)\s*<")
+    assert "<code>" not in card and not raw_key.search(card)  # no value labelled by its key
+    picker = page.split('<select id="template"')[1].split("</select>")[0]
+    assert "展会跟进" in picker and "新客户引导" in picker and page_runs(picker) == set()
+    if name == "trade-fair":
+        assert "<h2>展会跟进</h2>" in card and "三天后发送产品目录" in card
+        assert '产品目录链接 <span class="muted">(必填)</span></label>' in card
+        assert "请先填写以下值： 产品目录链接 (此模板需要填写这一项)</p>" in card
+    if name == "re-permission":
+        assert "何时征求 (需为整数，例如 -30)；确认页面 (此模板需要填写这一项)</p>" in card
 
 
 def test_a_date_trigger_reads_in_words(as_role, runtime) -> None:

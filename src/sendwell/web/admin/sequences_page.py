@@ -21,7 +21,7 @@ from sendwell.insight.rates import REASONS
 from sendwell.insight.sequence_steps import reasons_by_step, step_recommendations
 from sendwell.sequences import service
 from sendwell.sequences.definition import DefinitionError, load_text
-from sendwell.sequences.templates import list_templates, load_template
+from sendwell.sequences.templates import list_templates, load_template, value_problems
 from sendwell.web.admin.pages import Admin, Viewer
 
 REFUSALS = (DefinitionError, service.SequenceError, CampaignError, TemplateError, ComplianceError)
@@ -41,12 +41,12 @@ def as_yaml(definition: dict[str, Any]) -> str:
     return yaml.dump(definition, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
 
 
-def from_template(name: str, values: dict[str, str]) -> tuple[str, str | None]:
-    """A ready-made sequence's definition as YAML with these values, or "" and why it cannot be filled in yet."""
+def from_template(name: str, values: dict[str, str]) -> str:
+    """A ready-made sequence's definition as YAML with these values, or "" while a value is missing or wrong."""
     try:
-        return as_yaml(load_template(name, values)), None
-    except DefinitionError as exc:
-        return "", str(exc)
+        return as_yaml(load_template(name, values))
+    except DefinitionError:
+        return ""
 
 
 def summary(report: dict[str, Any]) -> dict[str, Any]:
@@ -99,8 +99,12 @@ def router(admin: Admin) -> APIRouter:
         text, missing = "", None
         if chosen:
             given = {k: str(query[f"value.{k}"])[:2000] for k in chosen["values"] if f"value.{k}" in query}
-            chosen = {**chosen, "values": {k: given.get(k, "" if v is None else v) for k, v in chosen["values"].items()}}
-            text, missing = from_template(chosen["name"], given)
+            problems = value_problems(chosen["name"], given)
+            chosen = {**chosen, "fields": [
+                {**f, "value": given.get(f["key"], "" if f["default"] is None else f["default"]),
+                 "problem": problems.get(f["key"])} for f in chosen["fields"]]}
+            text = from_template(chosen["name"], given)
+            missing = [f for f in chosen["fields"] if f["problem"]] or None
         return edit_form(request, user, template="sequences_new.html", templates=made, chosen=chosen, text=text,
                          missing=missing)
 
