@@ -1,4 +1,4 @@
-"""The step runners: mail, wait, branch and set, each in bulk for every enrollment due at one step."""
+"""The step runners: mail, wait, branch, set and notify, each in bulk for every enrollment due at one step."""
 
 from __future__ import annotations
 
@@ -72,7 +72,6 @@ def step_campaign(session: Session, *, settings: Settings, sequence: Sequence, s
         campaign.status, campaign.finished_at = CampaignStatus.SENDING.value, None
         campaign.delivered_rolled_up_at = None  # the insight roll-up counts its deliveries again (replacing)
     return found
-
 
 
 def _record_runs(session: Session, due: Any, *, step_id: str, kind: str, outcome: Any, now: datetime,
