@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
+from sendwell.access.service import create_token
 from sendwell.db.models import DomainCheck, Send
 from sendwell.db.session import transaction
 from sendwell.runtime import Runtime
 from sendwell.sequences.report import enrollments, step_runs
 from sendwell.sequences.service import advance, create_sequence, sender_domain_findings
+from sendwell.web.app import create_app
 from tests.deliverability.conftest import dns, keys
 from tests.deliverability.test_gate import runtime_for
 from tests.dnsserver import dns_zones, free_port, needs_nsd
 from tests.helpers import make_contact
+
+with warnings.catch_warnings():  # as tests/web/api/conftest.py: starlette's notice about httpx
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
 
 __all__ = ["dns", "dns_zones", "keys"]  # fixtures pytest finds by name
 
@@ -108,5 +115,26 @@ def test_capture_mode_skips_the_check(tmp_path: Path, db_url: str, dns: str, key
         assert len(_advance(rt)["batches"]) == 1 and _sends(rt) == 1
         with transaction(rt.factory) as s:
             assert s.scalar(select(func.count()).select_from(DomainCheck)) == 0  # nothing was asked
+    finally:
+        rt.dispose()
+
+
+def test_the_api_reports_the_findings_on_create_and_on_resume(tmp_path: Path, db_url: str, dns: str,
+                                                              keys: Any) -> None:
+    rt = runtime_for(tmp_path, db_url, dns, keys, "nothing.example")
+    try:
+        with transaction(rt.factory) as s:
+            token = {"Authorization": f"Bearer {create_token(s, name='crm', scopes=['sequences:write']).secret}"}
+        with TestClient(create_app(rt, outbox=False)) as client:
+            created = client.post("/api/v1/sequences", json=WELCOME, headers=token)
+            assert created.status_code == 201, created.text
+            blocking = {f["code"] for f in created.json()["findings"] if f["severity"] == "blocking"}
+            assert "sender-domain-spf-missing" in blocking
+            sequence_id = created.json()["id"]
+            paused = client.post(f"/api/v1/sequences/{sequence_id}/pause", headers=token).json()
+            assert (paused["status"], paused["findings"]) == ("paused", [])
+            resumed = client.post(f"/api/v1/sequences/{sequence_id}/resume", headers=token).json()
+            assert resumed["status"] == "active"
+            assert any("Publish:" in f["message"] for f in resumed["findings"] if f["severity"] == "blocking")
     finally:
         rt.dispose()

@@ -25,12 +25,10 @@ from sendwell.db.models import (
 from sendwell.db.session import transaction
 from sendwell.policy.service import lock_planning
 from sendwell.segments.expression import compile_segment
-from sendwell.sequences.base import ACTIVE, DONE, EXITED, definition_of, now_utc
+from sendwell.sequences.base import ACTIVE, DONE, EXITED, SKIP_EXITED, definition_of, now_utc
 from sendwell.sequences.enrolment import scan
 from sendwell.sequences.gate import LazyGate
 from sendwell.sequences.steps import run_step
-
-SKIP_EXITED = "sequence_exited"  # a step's mail not sent: the contact left the sequence before it went
 
 
 def apply_exits(session: Session, *, sequence: Sequence, now: datetime) -> dict[str, int]:
@@ -70,7 +68,6 @@ def apply_exits(session: Session, *, sequence: Sequence, now: datetime) -> dict[
         if leaving:
             counts[reason] = len(leaving)
     return counts
-
 
 
 def advance(session: Session, *, settings: Settings, now: datetime | None = None,

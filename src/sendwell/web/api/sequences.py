@@ -121,8 +121,17 @@ class SequenceIn(BaseModel):
         return self.model_dump(by_alias=True, exclude_none=True)
 
 
+class DomainFinding(BaseModel):
+    code: str = Field(examples=["sender-domain-spf-missing"])
+    severity: Literal["blocking", "warning"] = Field(
+        description="`blocking` holds the sequence's mail steps (they wait, never skipped) until it is fixed")
+    message: str = Field(description="what is wrong, and the record to publish")
+
+
 class Created(BaseModel):
     id: int
+    findings: list[DomainFinding] = Field(default_factory=list,
+                                          description="the sender domain's SPF, DKIM and DMARC findings")
 
 
 class SequenceOut(BaseModel):
@@ -132,6 +141,11 @@ class SequenceOut(BaseModel):
     version: int
     trigger: dict[str, Any]
     enrollments: dict[str, int] = Field(description="contacts per state: active, done, exited")
+
+
+class StatusOut(SequenceOut):
+    findings: list[DomainFinding] = Field(default_factory=list,
+                                          description="on resume, the sender domain's findings (as on create)")
 
 
 class SequenceDetail(SequenceOut):
@@ -235,8 +249,8 @@ def router(runtime: Runtime, require: Any) -> APIRouter:
         """Create a sequence; it enrols what happens from now on. Mail steps pass the campaigns' lint first."""
         try:
             with transaction(runtime.factory) as session:
-                return Created(id=service.create_sequence(session, settings=runtime.settings,
-                                                          data=body.definition()).id)
+                created = service.create_sequence(session, settings=runtime.settings, data=body.definition())
+                return Created(id=created.id, findings=_findings(session))
         except REFUSALS as exc:
             raise refused(exc) from None
 
@@ -257,15 +271,20 @@ def router(runtime: Runtime, require: Any) -> APIRouter:
         except REFUSALS as exc:
             raise refused(exc) from None
 
+    def _findings(session: Session) -> list[DomainFinding]:
+        return [DomainFinding(**f) for f in service.sender_domain_findings(session, settings=runtime.settings)]
+
     def status_route(action: str, status: str) -> None:
-        def handler(sequence_id: SequenceId) -> SequenceOut:
+        def handler(sequence_id: SequenceId) -> StatusOut:
             with transaction(runtime.factory) as session:
                 _found(session, sequence_id)
-                return _out(session, service.set_status(session, sequence_id=sequence_id, status=status))
+                sequence = service.set_status(session, sequence_id=sequence_id, status=status)
+                return StatusOut(**_out(session, sequence).model_dump(),
+                                 findings=_findings(session) if status == "active" else [])
 
         handler.__doc__ = ("Pause: nobody enters and no step runs; contacts keep their place." if status == "paused"
                            else "Resume a paused sequence.")
-        r.add_api_route(f"/{{sequence_id}}/{action}", handler, methods=["POST"], response_model=SequenceOut,
+        r.add_api_route(f"/{{sequence_id}}/{action}", handler, methods=["POST"], response_model=StatusOut,
                         dependencies=write, responses=NOT_FOUND,
                         name=f"{action}_sequence")
 
