@@ -21,6 +21,7 @@ from sendwell.sequences.service import step_report
 from tests.conftest import TEST_PEPPER, TEST_SECRET
 from tests.optout.conftest import web
 from tests.sequences.test_sequences import (
+    FAIR,
     _advance,
     _create,
     _deliver,
@@ -80,6 +81,19 @@ def test_leavers_at_the_catalogue_step_are_named_with_the_wait_before_it(smtp_ru
                                   "of the sequence's other mail steps (4.8%, 1 of 21)")
 
 
+def test_the_advice_fits_where_the_step_stands(smtp_runtime, smtp_server, web) -> None:
+    # The catalogue right after the thanks, no wait between: more time before it, or not at all.
+    sequence_id = _create(smtp_runtime, {**FAIR, "name": "Two at once", "steps": [FAIR["steps"][0], FAIR["steps"][2]]})
+    people = _people(smtp_runtime, 3)
+    _deliver(smtp_runtime, _advance(smtp_runtime))
+    _deliver(smtp_runtime, _advance(smtp_runtime))
+    for address in people:
+        _leave(web, smtp_server, address, "Our catalogue", "too_many")
+    (advice,) = _recommendations(smtp_runtime, sequence_id)
+    assert advice["why"] == ("3 of 3 people who left this sequence because of too many emails left at step "
+                             "“catalogue”. Leave more time before it, or leave it out.")
+
+
 def test_two_answers_or_two_waits_are_no_advice_and_a_third_is(smtp_runtime, smtp_server, web) -> None:
     sequence_id = _create(smtp_runtime)
     leavers = _people(smtp_runtime, 2)
@@ -135,5 +149,6 @@ def test_the_report_shows_the_steps_alert_reasons_and_advice(smtp_runtime, smtp_
 
     text = CliRunner().invoke(cli, ["sequences", "report", str(sequence_id)], env=env, catch_exceptions=False).output
     assert "critical alert since" in text and "reasons: too_many 3" in text
-    # No wait before the first step: the advice is to leave more time, not to lengthen a wait.
-    assert "→ Leave more time before step “thanks”: 3 of 3 people" in text and "Leave more time before it" in text
+    # The first mail: nothing of the sequence comes before it, the person's other mails do.
+    assert "→ Leave more time before step “thanks”: 3 of 3 people" in text
+    assert "Start the sequence with a wait, or lower the frequency cap of their stage." in text

@@ -38,6 +38,9 @@ LEAVE_MORE_TIME_WHY_WAIT = N_("%(count)s of %(total)s people who left this seque
                               "left at step “%(step)s”. Lengthen the wait “%(wait)s” before it.")
 LEAVE_MORE_TIME_WHY = N_("%(count)s of %(total)s people who left this sequence because of too many emails left "
                          "at step “%(step)s”. Leave more time before it, or leave it out.")
+LEAVE_MORE_TIME_WHY_FIRST = N_("%(count)s of %(total)s people who left this sequence because of too many emails "
+                               "left at its first mail, step “%(step)s”: they get your other mails too. Start the "
+                               "sequence with a wait, or lower the frequency cap of their stage.")
 STEP_NOT_RELEVANT = N_("Review who reaches step “%(step)s”")
 STEP_NOT_RELEVANT_WHY = N_("%(count)s of %(total)s people who left this sequence as “not relevant to my business” "
                            "left at step “%(step)s”. Review its content, or add a branch so only those it fits "
@@ -80,7 +83,9 @@ def step_recommendations(session: Session, *, sequence_id: int) -> list[Recommen
     if hit:
         step_id, count, total = hit
         wait = _wait_before(steps, step_id)
+        first = next(s["id"] for s in steps if s["kind"] == "mail") == step_id and not wait
         why = (message(LEAVE_MORE_TIME_WHY_WAIT, count=count, total=total, step=step_id, wait=wait) if wait
+               else message(LEAVE_MORE_TIME_WHY_FIRST, count=count, total=total, step=step_id) if first
                else message(LEAVE_MORE_TIME_WHY, count=count, total=total, step=step_id))
         out.append(Recommendation.of("sequence_step_wait", message(LEAVE_MORE_TIME, step=step_id), why,
                                      {"step": step_id, "wait": wait, "answers": count, "of": total}))

@@ -82,14 +82,16 @@ def test_why_people_left_each_step_and_the_step_advice(as_role, runtime, smtp_se
             '<th scope="col">My situation changed</th><th scope="col">All answers</th>') in left
     assert '<th scope="row" translate="no">thanks</th><td>1</td><td>3</td><td>0</td><td>4</td>' in left
     assert '<th scope="row" translate="no">catalogue</th><td>0</td><td>0</td><td>1</td><td>1</td>' in left
+    # "thanks" is the first mail: nothing of the sequence comes before it, the person's other mails do.
     assert ("<li><strong>Leave more time before step “thanks”</strong> — 3 of 3 people who left this sequence "
-            "because of too many emails left at step “thanks”. Leave more time before it, or leave it out.</li>") in left
+            "because of too many emails left at its first mail, step “thanks”: they get your other mails too. "
+            "Start the sequence with a wait, or lower the frequency cap of their stage.</li>") in left
     assert "No advice for now" not in left and "Nobody who left" not in left
 
     chinese = left_section(as_role("marketer", language="zh_Hans").get(path).text)
     assert "各步骤的退订原因" in chinese and '<th scope="col">邮件太多</th>' in chinese
-    assert ("<strong>在步骤“thanks”之前留出更多时间</strong> — 因邮件太多而退出此序列的 3 人中，有 3 人在步骤“thanks”"
-            "退订。请在它之前留出更多时间，或去掉这一步。") in chinese
+    assert ("<strong>在步骤“thanks”之前留出更多时间</strong> — 因邮件太多而退出此序列的 3 人中，有 3 人在第一封邮件"
+            "（步骤“thanks”）就退订了：他们还会收到您的其他邮件。请让序列以等待步骤开始，或降低其阶段的发送频率上限。") in chinese
     assert page_runs(chinese) == {"thanks"}  # the step's id is the operator's own word
 
 

@@ -151,8 +151,9 @@ def test_the_report_counts_why_people_left_each_step_and_gives_the_step_advice(c
                                  "thanks": {"not_relevant": 1, "too_many": 3}}
     assert report["recommendations"] == [{
         "code": "sequence_step_wait", "step": "thanks", "title": "Leave more time before step “thanks”",
-        "why": "3 of 3 people who left this sequence because of too many emails left at step “thanks”. "
-               "Leave more time before it, or leave it out.",
+        "why": "3 of 3 people who left this sequence because of too many emails left at its first mail, "
+               "step “thanks”: they get your other mails too. Start the sequence with a wait, or lower the "
+               "frequency cap of their stage.",
         "evidence": {"step": "thanks", "wait": None, "answers": 3, "of": 3}}]
 
 
