@@ -19,11 +19,11 @@ from sendwell.optout.service import unsubscribe_contact
 from sendwell.runtime import Runtime
 from sendwell.sequences.service import advance, create_sequence
 from sendwell.signup import service
-from sendwell.web.app import create_app
-from sendwell.web.server import BackgroundServer
 from tests.conftest import make_settings
 from tests.helpers import run_once
-from tests.signup.test_flow import BROWSER, SCANNER, sign_up
+from tests.signup.test_flow import SCANNER, sign_up, web
+
+__all__ = ["web"]  # the signup tests' uvicorn client, on this file's runtime
 
 WELCOME = {
     "name": "Website welcome",
@@ -39,7 +39,8 @@ WELCOME = {
 
 
 @pytest.fixture
-def runtime(tmp_path, db_url, smtp_server):
+def mail_runtime(tmp_path, db_url, smtp_server):
+    """The signup tests' runtime, with the DKIM key and privacy notice a mail step's lint asks for."""
     key = tmp_path / "dkim.pem"
     key.write_bytes(generate_private_key("ed25519"))
     rt = Runtime(make_settings(tmp_path / "data", database_url=db_url, smtp_url=smtp_server.url,
@@ -50,10 +51,12 @@ def runtime(tmp_path, db_url, smtp_server):
 
 
 @pytest.fixture
-def web(runtime, unused_port):
-    with BackgroundServer(create_app(runtime, outbox=False), unused_port) as srv:
-        with httpx.Client(base_url=srv.url, timeout=30, headers={"user-agent": BROWSER}) as client:
-            yield client
+def welcome_form(mail_runtime) -> int:
+    """A website signup form and the welcome sequence its confirmed signups enter."""
+    with transaction(mail_runtime.factory) as session:
+        form_id = service.create_form(session, name="Website", fields=["first_name"], topics=[], language="en").id
+        create_sequence(session, settings=mail_runtime.settings, data=WELCOME)
+    return form_id
 
 
 def _confirm(runtime, web, smtp_server, form_id: int, address: str) -> None:
@@ -80,26 +83,21 @@ def _step(runtime, smtp_server, now: datetime) -> list[tuple[str, str]]:
             for m in smtp_server.messages[before:]]
 
 
-def test_signup_confirmed_by_a_person_gets_the_welcome_then_step_two_three_days_later(runtime, web, smtp_server):
-    with transaction(runtime.factory) as session:
-        form_id = service.create_form(session, name="Website", fields=["first_name"], topics=[], language="en").id
-        create_sequence(session, settings=runtime.settings, data=WELCOME)
-    _confirm(runtime, web, smtp_server, form_id, "anna@importer.example")
+def test_signup_confirmed_by_a_person_gets_the_welcome_then_step_two_three_days_later(mail_runtime, web, smtp_server,
+                                                                                     welcome_form):
+    _confirm(mail_runtime, web, smtp_server, welcome_form, "anna@importer.example")
     now = datetime.now(timezone.utc)
-    assert _step(runtime, smtp_server, now) == [("anna@importer.example", "Welcome, Anna")]
-    assert _step(runtime, smtp_server, now + timedelta(days=1)) == []
-    assert _step(runtime, smtp_server, now + timedelta(days=3, minutes=5)) == [
+    assert _step(mail_runtime, smtp_server, now) == [("anna@importer.example", "Welcome, Anna")]
+    assert _step(mail_runtime, smtp_server, now + timedelta(days=1)) == []
+    assert _step(mail_runtime, smtp_server, now + timedelta(days=3, minutes=5)) == [
         ("anna@importer.example", "Our product range")]
 
 
-def test_an_unsubscribe_after_the_welcome_means_no_step_two(runtime, web, smtp_server):
-    with transaction(runtime.factory) as session:
-        form_id = service.create_form(session, name="Website", fields=["first_name"], topics=[], language="en").id
-        create_sequence(session, settings=runtime.settings, data=WELCOME)
-    _confirm(runtime, web, smtp_server, form_id, "ben@importer.example")
+def test_an_unsubscribe_after_the_welcome_means_no_step_two(mail_runtime, web, smtp_server, welcome_form):
+    _confirm(mail_runtime, web, smtp_server, welcome_form, "ben@importer.example")
     now = datetime.now(timezone.utc)
-    assert [r for r, _ in _step(runtime, smtp_server, now)] == ["ben@importer.example"]
-    with transaction(runtime.factory) as session:
+    assert [r for r, _ in _step(mail_runtime, smtp_server, now)] == ["ben@importer.example"]
+    with transaction(mail_runtime.factory) as session:
         contact_id = session.scalar(select(Contact.id).where(Contact.email == "ben@importer.example"))
         unsubscribe_contact(session, contact_id=contact_id, method="one_click")
-    assert _step(runtime, smtp_server, now + timedelta(days=3, minutes=5)) == []
+    assert _step(mail_runtime, smtp_server, now + timedelta(days=3, minutes=5)) == []

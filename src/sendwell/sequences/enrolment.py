@@ -140,27 +140,26 @@ def _date_contacts(session: Session, sequence: Sequence, trigger: dict[str, Any]
     else:
         column = getattr(Contact, field)
         query = select(Contact.id).where(column > low, column <= high).order_by(Contact.id)
-    return list(dict.fromkeys(session.scalars(query)))
+    return list(session.scalars(query))  # a contact with two consents may come twice: scan and enrol dedupe
 
 
 def scan(session: Session, *, sequence: Sequence, now: datetime, dry_run: bool = False) -> list[int]:
     """Enrol the contacts the trigger names since the high-water marks, then move the marks on."""
-    trigger = definition_of(sequence).trigger
-    if trigger["kind"] == "date":
-        due = _date_contacts(session, sequence, trigger, now)
-        if dry_run:
-            return due
-        entered = enrol(session, sequence=sequence, contact_ids=due, now=now)
-        sequence.dates_seen_until = max(now, sequence.dates_seen_until or now)
-        session.flush()
-        return entered
-    upto_event = session.scalar(select(func.max(Event.id))) or 0
-    upto_contact = session.scalar(select(func.max(Contact.id))) or 0
-    contacts = _trigger_contacts(session, sequence, definition_of(sequence), upto_event, upto_contact)
+    definition = definition_of(sequence)
+    by_date = definition.trigger["kind"] == "date"
+    if by_date:
+        contacts = _date_contacts(session, sequence, definition.trigger, now)
+    else:
+        upto_event = session.scalar(select(func.max(Event.id))) or 0
+        upto_contact = session.scalar(select(func.max(Contact.id))) or 0
+        contacts = _trigger_contacts(session, sequence, definition, upto_event, upto_contact)
     if dry_run:
         return list(dict.fromkeys(contacts))
     entered = enrol(session, sequence=sequence, contact_ids=contacts, now=now)
-    sequence.events_seen, sequence.contacts_seen = upto_event, upto_contact
+    if by_date:
+        sequence.dates_seen_until = max(now, sequence.dates_seen_until or now)
+    else:
+        sequence.events_seen, sequence.contacts_seen = upto_event, upto_contact
     session.flush()
     return entered
 
